@@ -1,0 +1,12 @@
+"""pplc: a probabilistic-programming compiler: `.ppl` models -> JAX log densities -> NUTS."""
+
+import jax as _jax
+
+# Stan computes in 64-bit; some conformance models fail in 32-bit (LANGUAGE.md).
+_jax.config.update("jax_enable_x64", True)
+
+__version__ = "0.1.0"
+
+from pplc.model import ConditionedModel, Model, compile  # noqa: E402
+
+__all__ = ["compile", "Model", "ConditionedModel", "__version__"]

@@ -1,0 +1,223 @@
+"""Data binding: JSON -> checked NumPy arrays, refused before anything is compiled.
+
+Data arrive as a JSON object of name -> number, nested lists, or null (a missing entry).
+Every name must be known to the model, every declared `data` name must be supplied
+(unless it is the target of a `~`, in which case leaving it out makes it latent), and each
+value must agree with its declaration's type and shape. Integer scalars are *sizes*: they
+fix shapes and loop ranges, so they are compile-time constants; every other value is a
+runtime argument of the compiled program, so new data of the same shapes never recompile.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from pplc.errors import Diagnostics, PplcError, Source, Span, did_you_mean, error
+from pplc.frontend import ast
+from pplc.backends.evaluate import Evaluator, shape_text
+from pplc.ir.graph import Graph, Kind
+
+
+@dataclass(frozen=True)
+class BoundData:
+    """Checked data: `sizes` (int scalars, static) and `arrays` (runtime arguments)."""
+
+    sizes: dict[str, int]
+    arrays: dict[str, np.ndarray]
+    source: Source | None
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.sizes) | set(self.arrays)
+
+    def env(self) -> dict[str, Any]:
+        return {**self.arrays, **self.sizes}
+
+
+def load_json(path: str | Path) -> tuple[dict, Source]:
+    """Read a data file; syntax errors are reported as DATA.json:LINE:COL: error: ..."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise error(f"cannot read data file '{path}': {exc.strerror or exc}") from None
+    return parse_json(text, str(path))
+
+
+def parse_json(text: str, path: str = "<data>") -> tuple[dict, Source]:
+    source = Source(path, text)
+    try:
+        raw = json.loads(text, parse_constant=_json_constant)
+    except json.JSONDecodeError as exc:
+        raise error(f"invalid JSON: {exc.msg}", source, Span.point(exc.lineno, exc.colno)) \
+            from None
+    if not isinstance(raw, dict):
+        raise error("the data file must hold a JSON object of name -> value", source,
+                    Span.point(1, 1))
+    return raw, source
+
+
+def _json_constant(name: str) -> float:
+    return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
+
+
+def key_span(source: Source | None, name: str) -> Span | None:
+    """Where `"name":` stands in the data file, for diagnostics about that entry."""
+    if source is None:
+        return None
+    match = re.search(r'"' + re.escape(name) + r'"\s*:', source.text)
+    if not match:
+        return None
+    line = source.text.count("\n", 0, match.start()) + 1
+    column = match.start() - (source.text.rfind("\n", 0, match.start()) + 1) + 1
+    return Span(line, column, line, column + len(name) + 2)
+
+
+def bind_data(graph: Graph, raw: Mapping[str, Any], source: Source | None = None) -> BoundData:
+    """Check `raw` against the model's declarations; return the data split by role."""
+    diags = Diagnostics()
+    known = {v.name for v in graph.variables() if v.kind in
+             (Kind.DATA, Kind.OBSERVED, Kind.LATENT)}
+    for name in raw:
+        if name not in known:
+            hint = did_you_mean(name, known)
+            if name in graph and graph[name].kind is Kind.DETERMINISTIC:
+                message = f"'{name}' is computed by the model ('='); it cannot be supplied"
+            else:
+                message = f"unknown data name '{name}': the model has no data or '~' " \
+                          "variable of that name"
+            diags.add(message, source, key_span(source, name), hint=hint)
+    for variable in graph.of_kind(Kind.DATA):
+        if variable.name not in raw:
+            diags.add(f"data '{variable.name}' is declared but not supplied"
+                      + (f" in {source.path}" if source else ""), graph.source, variable.span)
+    diags.raise_if_any()
+
+    sizes: dict[str, int] = {}
+    arrays: dict[str, np.ndarray] = {}
+    # Declarations are checked in dependency order: shapes are expressions of earlier sizes.
+    for variable in graph.variables():
+        if variable.name not in raw:
+            continue
+        try:
+            value = _to_array(raw[variable.name], variable.name, source)
+            declared = variable.declared_type
+            if declared is not None:
+                value = _check_declared(value, declared, variable.name, graph,
+                                        {**arrays, **sizes})
+            if value.ndim == 0 and np.issubdtype(value.dtype, np.integer) \
+                    and declared is not None and declared.base == "int":
+                sizes[variable.name] = int(value)
+            else:
+                arrays[variable.name] = value
+        except PplcError as exc:
+            diags.extend(exc)
+    diags.raise_if_any()
+    return BoundData(sizes, arrays, source)
+
+
+def _to_array(value, name: str, source: Source | None) -> np.ndarray:
+    """Nested lists -> an array; null -> NaN; ragged or non-numeric lists are refused."""
+    span = key_span(source, name)
+
+    def shape_of(v, path):
+        if isinstance(v, list):
+            if not v:
+                return (0,)
+            inner = [shape_of(x, path + (i,)) for i, x in enumerate(v)]
+            if any(s != inner[0] for s in inner):
+                raise error(f"data '{name}' is a ragged array: its rows have different lengths",
+                            source, span)
+            return (len(v),) + inner[0]
+        if v is None or isinstance(v, (bool, int, float)):
+            return ()
+        where = "".join(f"[{i}]" for i in path)
+        raise error(f"data '{name}{where}' is not a number: {json.dumps(v)[:40]}", source, span)
+
+    shape_of(value, ())
+
+    def flat(v):
+        if isinstance(v, list):
+            for x in v:
+                yield from flat(x)
+        else:
+            yield v
+
+    items = list(flat(value))
+    missing = [i for i, x in enumerate(items) if x is None]
+    numbers = [math.nan if x is None else x for x in items]
+    integral = all(isinstance(x, (bool, int)) for x in items) and not missing
+    array = np.array(numbers, dtype=np.int64 if integral else np.float64)
+    array = array.reshape(shape_of(value, ()))
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        index = np.argwhere(np.isnan(array))[0] if array.ndim else ()
+        where = "[" + ", ".join(str(int(i)) for i in index) + "]" if array.ndim else ""
+        raise error(f"data '{name}{where}' is missing (null or NaN); missing data are not "
+                    "supported yet by this version of pplc", source, span)
+    return array
+
+
+def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Graph,
+                    env: dict) -> np.ndarray:
+    """Type and shape of a supplied value against its declaration."""
+    evaluate = Evaluator(graph.source, graph.functions, {})
+    expected = []
+    for size in declared.shape:
+        try:
+            n = evaluate(size, env)
+        except KeyError:
+            n = None
+        if not isinstance(n, (int, np.integer)):
+            raise error("a size in a type must be an int data value or a number",
+                        graph.source, size.span)
+        expected.append(int(n))
+    expected = tuple(expected)
+    if value.shape != expected:
+        raise error(f"data '{name}' has shape {shape_text(value.shape)}, but its declaration "
+                    f"says {ast.type_to_source(declared)} = {shape_text(expected)}",
+                    graph.source, declared.span)
+    if declared.base == "int":
+        if value.dtype.kind == "f":
+            if not np.all(np.isfinite(value)) or not np.all(value == np.round(value)):
+                bad = _first(value != np.round(value))
+                raise error(f"data '{name}{bad}' must be an integer (declared "
+                            f"{ast.type_to_source(declared)})", graph.source, declared.span)
+            value = value.astype(np.int64)
+    else:
+        value = value.astype(np.float64)
+    lower, upper = {"positive": (0, None), "unit": (0, 1)}.get(declared.base, (None, None))
+    strict = declared.base in ("positive", "unit")
+    for bound in declared.bounds:
+        bound_value = evaluate(bound.value, env)
+        if bound.name == "lower":
+            lower = bound_value
+        else:
+            upper = bound_value
+    if lower is not None:
+        bad = value <= lower if strict else value < lower
+        _refuse_outside(bad, value, name, declared, graph)
+    if upper is not None:
+        bad = value >= upper if strict else value > upper
+        _refuse_outside(bad, value, name, declared, graph)
+    return value
+
+
+def _refuse_outside(bad, value, name, declared, graph):
+    if np.any(bad):
+        example = value[tuple(np.argwhere(bad)[0])] if value.ndim else value
+        raise error(f"data '{name}{_first(bad)}' = {example:g} is outside its declared type "
+                    f"{ast.type_to_source(declared)}", graph.source, declared.span)
+
+
+def _first(mask: np.ndarray) -> str:
+    if mask.ndim == 0:
+        return ""
+    index = np.argwhere(mask)[0]
+    return "[" + ",".join(str(int(i)) for i in index) + "]"

@@ -1,0 +1,228 @@
+"""Expressions -> JAX values, and pieces over plates -> vectorized JAX computations.
+
+Lowering is tracing: the log density is a Python function that walks the IR and evaluates
+expressions with jax.numpy; `jax.jit` traces it once into one XLA program. A piece inside
+loops is evaluated for one index tuple and vectorized over its plates with nested
+`jax.vmap`, so the traced program's size does not depend on the data's size, and
+indexing through integer data (`alpha[g[n]]`) becomes a single gather.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pplc.errors import Source, error
+from pplc.frontend import ast
+from pplc.frontend.check import CONSTANTS
+from pplc.backends.functions import FUNCTIONS
+
+Env = Mapping[str, Any]
+
+_BINARY: dict[str, Callable] = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": jnp.true_divide,
+    "//": jnp.floor_divide, "%": jnp.remainder, "@": jnp.matmul, "**": jnp.power,
+}
+_COMPARE: dict[str, Callable] = {
+    "==": jnp.equal, "!=": jnp.not_equal, "<": jnp.less, "<=": jnp.less_equal,
+    ">": jnp.greater, ">=": jnp.greater_equal,
+}
+
+
+def is_static(value) -> bool:
+    """A value known while tracing (a Python number, or a NumPy array of data)."""
+    return isinstance(value, (int, float, bool, np.ndarray, np.number, np.bool_))
+
+
+class Evaluator:
+    """Evaluates expressions in an environment of names -> values.
+
+    `functions` holds the model's `def`s, `externs` the Python callables bound to its
+    `extern def`s. Errors that JAX raises while tracing (shapes that do not broadcast,
+    too many indices) become diagnostics at the expression's span.
+    """
+
+    def __init__(self, source: Source, functions: Mapping[str, ast.FunctionDef],
+                 externs: Mapping[str, Callable]):
+        self.source = source
+        self.functions = functions
+        self.externs = externs
+
+    # ---------------------------------------------------------------- expressions
+    def __call__(self, expr, env: Env):
+        method = getattr(self, "_" + type(expr).__name__)
+        return method(expr, env)
+
+    def _Number(self, e: ast.Number, env):
+        return e.value
+
+    def _Name(self, e: ast.Name, env):
+        if e.id in env:
+            return env[e.id]
+        return CONSTANTS[e.id]
+
+    def _ListExpr(self, e: ast.ListExpr, env):
+        items = [self(i, env) for i in e.items]
+        if all(is_static(i) for i in items):
+            return np.stack(np.broadcast_arrays(*[np.asarray(i) for i in items]))
+        return self._jax(e, lambda: jnp.stack(jnp.broadcast_arrays(*items)))
+
+    def _BinOp(self, e: ast.BinOp, env):
+        left, right = self(e.left, env), self(e.right, env)
+        if e.op == "/" and isinstance(left, int) and isinstance(right, int):
+            return left / right
+        return self._jax(e, lambda: _BINARY[e.op](left, right))
+
+    def _UnaryOp(self, e: ast.UnaryOp, env):
+        value = self(e.operand, env)
+        if e.op == "-":
+            return -value if isinstance(value, (int, float)) else self._jax(e, lambda: -value)
+        if e.op == "+":
+            return value
+        if isinstance(value, bool):
+            return not value
+        return self._jax(e, lambda: jnp.logical_not(value))
+
+    def _Compare(self, e: ast.Compare, env):
+        left, right = self(e.left, env), self(e.right, env)
+        if isinstance(left, (int, float)) and isinstance(right, (int, float)):
+            return bool(_COMPARE[e.op](left, right))
+        return self._jax(e, lambda: _COMPARE[e.op](left, right))
+
+    def _BoolOp(self, e: ast.BoolOp, env):
+        left = self(e.left, env)
+        if isinstance(left, bool):  # short-circuit on values known while tracing
+            if (e.op == "and" and not left) or (e.op == "or" and left):
+                return left
+            return self(e.right, env)
+        right = self(e.right, env)
+        fn = jnp.logical_and if e.op == "and" else jnp.logical_or
+        return self._jax(e, lambda: fn(left, right))
+
+    def _IfExp(self, e: ast.IfExp, env):
+        test = self(e.test, env)
+        if isinstance(test, (bool, np.bool_)):
+            return self(e.body, env) if test else self(e.orelse, env)
+        body, orelse = self(e.body, env), self(e.orelse, env)
+        return self._jax(e, lambda: jnp.where(test, body, orelse))
+
+    def _Index(self, e: ast.Index, env):
+        value = self(e.value, env)
+        index = tuple(self._subscript(i, env) for i in e.indices)
+        shape = np.shape(value)
+        if len(index) > len(shape):
+            raise error(f"too many indices: {len(index)} for a value of shape "
+                        f"{_shape_text(shape)}", self.source, e.span)
+        for position, (i, size) in enumerate(zip(index, shape)):
+            if isinstance(i, (int, np.integer)) and not -size <= i < size:
+                raise error(f"index {i} is out of range for axis {position} of size {size}",
+                            self.source, e.indices[position].span)
+            if not isinstance(i, slice) and jnp.issubdtype(jnp.result_type(i), jnp.floating):
+                raise error("an index must be an integer", self.source,
+                            e.indices[position].span)
+        if is_static(value) and all(isinstance(i, (int, slice, np.integer, np.ndarray))
+                                    for i in index):
+            return np.asarray(value)[index]
+        return self._jax(e, lambda: jnp.asarray(value)[index])
+
+    def _subscript(self, s, env):
+        if isinstance(s, ast.Slice):
+            bounds = []
+            for b in (s.start, s.stop):
+                value = None if b is None else self(b, env)
+                if value is not None and not isinstance(value, (int, np.integer)):
+                    raise error("slice bounds must be integers known when the model is "
+                                "compiled (data sizes, numbers)", self.source, b.span)
+                bounds.append(None if value is None else int(value))
+            return slice(*bounds)
+        value = self(s, env)
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            return int(value)
+        return value
+
+    def _Call(self, e: ast.Call, env):
+        args = [self(a, env) for a in e.args]
+        if e.func in self.functions:
+            fn = self.functions[e.func]
+            local = dict(zip(fn.params, args))
+            for assign in fn.body:
+                local[assign.name] = self(assign.value, local)
+            return self(fn.result, local)
+        if e.func in self.externs:
+            return self._jax(e, lambda: self.externs[e.func](*args))
+        return self._jax(e, lambda: FUNCTIONS[e.func](*args))
+
+    def _jax(self, e, thunk):
+        """Run a JAX operation; a shape or type error becomes a diagnostic at `e`."""
+        try:
+            return thunk()
+        except (TypeError, ValueError, IndexError) as exc:
+            raise error(_clean(exc), self.source, e.span) from None
+
+
+def _clean(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[0].lower() + text[1:] if text else text
+
+
+def _shape_text(shape) -> str:
+    return "()" if not shape else "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+shape_text = _shape_text
+
+
+# ---------------------------------------------------------------- plates
+
+def plate_ranges(plates, evaluate: Evaluator, env: Env) -> list[range]:
+    """The concrete ranges of a piece's loops; bounds must be known when compiling."""
+    ranges = []
+    for plate in plates:
+        bounds = []
+        for bound in (plate.start, plate.stop):
+            if bound is None:
+                bounds.append(0)
+                continue
+            value = evaluate(bound, env)
+            if isinstance(value, np.ndarray) and value.ndim == 0 \
+                    and np.issubdtype(value.dtype, np.integer):
+                value = int(value)
+            if not isinstance(value, (int, np.integer)):
+                raise error("loop bounds must be integers known when the model is compiled "
+                            "(int data or numbers)", evaluate.source, bound.span)
+            bounds.append(int(value))
+        ranges.append(range(*bounds))
+    return ranges
+
+
+def over_plates(fn: Callable[[Env], Any], plates, ranges: list[range], env: Env):
+    """fn evaluated at every index tuple of the plates: outputs get the plates' leading axes.
+
+    Nested `jax.vmap`, outermost plate first, so `fn` sees scalar loop indices.
+    """
+    if not plates:
+        return fn(env)
+
+    def at(index_values):
+        local = dict(env)
+        for plate, i in zip(plates, index_values):
+            local[plate.index] = i
+        return fn(local)
+
+    vectorized = at
+    for depth in reversed(range(len(plates))):
+        vectorized = _vmap_axis(vectorized, depth, len(plates))
+    indices = [jnp.arange(r.start, r.stop) for r in ranges]
+    return vectorized(indices)
+
+
+def _vmap_axis(fn, depth, count):
+    def wrapped(index_values):
+        axes = [None] * count
+        axes[depth] = 0
+        return jax.vmap(lambda *iv: fn(list(iv)), in_axes=tuple(axes))(*index_values)
+    return lambda index_values: wrapped(index_values)

@@ -1,0 +1,71 @@
+"""The language's built-in functions (LANGUAGE.md, "Functions"), implemented with jax.numpy.
+
+Names and meanings follow NumPy; elementwise functions broadcast. Sizes given to `zeros`
+and `ones` must be known when the model is compiled (data sizes), as JAX needs static
+shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jsp
+
+
+def _reduce_or_elementwise(reduce, pairwise):
+    def fn(*args):
+        if len(args) == 1:
+            return reduce(jnp.asarray(args[0]))
+        out = args[0]
+        for a in args[1:]:
+            out = pairwise(out, a)
+        return out
+    return fn
+
+
+def _sizes(*args):
+    shape = []
+    for a in args:
+        try:
+            shape.append(int(a))
+        except (TypeError, jax.errors.ConcretizationTypeError):
+            raise ValueError("sizes given to zeros/ones must be data sizes known when the "
+                             "model is compiled") from None
+    return tuple(shape)
+
+
+def _length(x):
+    x = jnp.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("len() of a scalar")
+    return x.shape[0]
+
+
+def _concat(*args):
+    return jnp.concatenate([jnp.atleast_1d(jnp.asarray(a)) for a in args])
+
+
+def _stack(*args):
+    if len(args) == 1:
+        return jnp.asarray(args[0])
+    return jnp.stack(jnp.broadcast_arrays(*args))
+
+
+FUNCTIONS: dict[str, Callable] = {
+    "exp": jnp.exp, "log": jnp.log, "log10": jnp.log10, "log1p": jnp.log1p,
+    "expm1": jnp.expm1, "sqrt": jnp.sqrt, "abs": jnp.abs, "sin": jnp.sin, "cos": jnp.cos,
+    "tan": jnp.tan, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "logit": jsp.logit,
+    "softplus": jax.nn.softplus, "erf": jsp.erf, "lgamma": jsp.gammaln,
+    "digamma": jsp.digamma, "Phi": jsp.ndtr, "floor": jnp.floor, "pow": jnp.power,
+    "min": _reduce_or_elementwise(jnp.min, jnp.minimum),
+    "max": _reduce_or_elementwise(jnp.max, jnp.maximum),
+    "sum": jnp.sum, "mean": jnp.mean, "prod": jnp.prod, "logsumexp": jsp.logsumexp,
+    "dot": jnp.dot, "softmax": jax.nn.softmax, "log_softmax": jax.nn.log_softmax,
+    "cumsum": jnp.cumsum, "zeros": lambda *n: jnp.zeros(_sizes(*n)),
+    "ones": lambda *n: jnp.ones(_sizes(*n)), "len": _length, "concat": _concat,
+    "stack": _stack, "transpose": jnp.transpose, "diag": jnp.diag,
+    "cholesky": jnp.linalg.cholesky, "solve": jnp.linalg.solve, "inv": jnp.linalg.inv,
+    "det": jnp.linalg.det,
+}

@@ -1,0 +1,125 @@
+"""Diagnostics: every mistake a user can make is reported with a source location.
+
+A user error is a `Diagnostic` (file, span, message, optional hint) and is raised as
+`PplcError`, which carries one or more diagnostics. The CLI catches `PplcError` and
+prints each diagnostic the way compilers do::
+
+    eight_schools.ppl:9:25: error: unknown name 'sigmaa'; did you mean 'sigma'?
+        y[j] ~ Normal(theta[j], sigmaa[j])
+                                ^^^^^^
+
+A bug in pplc itself raises `InternalError` instead (stanc3's ICE): it is never shown
+with a caret, because the user did nothing wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open region of a source text, 1-based lines and columns (as editors count)."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @staticmethod
+    def point(line: int, column: int) -> "Span":
+        return Span(line, column, line, column + 1)
+
+    def merge(self, other: "Span") -> "Span":
+        start = min((self.line, self.column), (other.line, other.column))
+        end = max((self.end_line, self.end_column), (other.end_line, other.end_column))
+        return Span(start[0], start[1], end[0], end[1])
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named text: a model file, or a data file (for JSON syntax errors)."""
+
+    path: str
+    text: str
+
+    def line(self, number: int) -> str:
+        lines = self.text.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    source: Source | None = None
+    span: Span | None = None
+    hint: str | None = None
+    severity: str = "error"
+
+    def render(self) -> str:
+        """`FILE:LINE:COL: error: message`, then the source line and a caret under the span."""
+        if self.source is None or self.span is None:
+            where = f"{self.source.path}: " if self.source is not None else ""
+            head = f"{where}{self.severity}: {self.message}"
+            return head + (f"\n  hint: {self.hint}" if self.hint else "")
+        span = self.span
+        head = f"{self.source.path}:{span.line}:{span.column}: {self.severity}: {self.message}"
+        text = self.source.line(span.line).expandtabs(1)
+        if span.end_line == span.line:
+            width = max(1, span.end_column - span.column)
+        else:
+            width = max(1, len(text) - span.column + 1)
+        caret = " " * (span.column - 1) + "^" * width
+        out = [head, "    " + text, "    " + caret]
+        if self.hint:
+            out.append(f"  hint: {self.hint}")
+        return "\n".join(out)
+
+
+class PplcError(Exception):
+    """A mistake in a user's model, data or options; carries one or more diagnostics."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic]):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+    def render(self) -> str:
+        return "\n".join(d.render() for d in self.diagnostics)
+
+
+class InternalError(Exception):
+    """A bug in pplc, not in the user's model: reported as such, never with a caret."""
+
+
+def error(message: str, source: Source | None = None, span: Span | None = None,
+          hint: str | None = None) -> PplcError:
+    """Shorthand: `raise error("...", source, span)`."""
+    return PplcError(Diagnostic(message, source, span, hint))
+
+
+@dataclass
+class Diagnostics:
+    """Collects diagnostics so that one run reports every independent mistake (mypy's Errors)."""
+
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(self, message: str, source: Source | None = None, span: Span | None = None,
+            hint: str | None = None) -> None:
+        self.items.append(Diagnostic(message, source, span, hint))
+
+    def extend(self, err: PplcError) -> None:
+        self.items.extend(err.diagnostics)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise PplcError(self.items)
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str | None:
+    """A hint naming the closest known name, or None when nothing is close."""
+    close = difflib.get_close_matches(name, sorted(set(known)), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else None

@@ -1,0 +1,381 @@
+"""Source text -> AST, with lark (LALR(1) and an indenter, as Python's own grammar is read).
+
+The Transformer only builds frozen AST nodes with spans; all checks run afterwards
+(lark wraps exceptions raised in callbacks in `VisitError`). Syntax errors are turned into
+diagnostics that say what was found and, where it helps, what was expected.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.indenter import DedentError, Indenter
+
+from pplc.errors import PplcError, Source, Span, error
+from pplc.frontend import ast
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+
+class _Indenter(Indenter):
+    NL_type = "_NEWLINE"
+    OPEN_PAREN_types = ["LPAR", "LSQB"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark(_GRAMMAR.read_text(), parser="lalr", postlex=_Indenter(),
+                propagate_positions=True, maybe_placeholders=True)
+
+
+def _span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _tspan(token: Token) -> Span:
+    return Span(token.line, token.column, token.end_line, token.end_column)
+
+
+def _number(text: str) -> int | float:
+    if any(c in text for c in ".eE"):
+        return float(text)
+    return int(text)
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, source: Source):
+        super().__init__()
+        self.source = source
+
+    # ---- statements
+    def start(self, meta, items):
+        return ast.Program(tuple(i for i in items if i is not None), self.source)
+
+    def data_decl(self, meta, items):
+        name, type_ = items
+        return ast.DataDecl(str(name), type_, _span(meta), _tspan(name))
+
+    def sample(self, meta, items):
+        target, type_, dist = items
+        return ast.Sample(target, type_, dist, (), _span(meta))
+
+    def assign(self, meta, items):
+        target, value = items
+        return ast.Assign(target, value, _span(meta))
+
+    def factor(self, meta, items):
+        return ast.Factor(items[0], _span(meta))
+
+    def extern_def(self, meta, items):
+        name, _lpar, params, _rpar = items
+        return ast.ExternDef(str(name), tuple(params or ()), _span(meta), _tspan(name))
+
+    def decorator(self, meta, items):
+        return items[0]
+
+    def decorated(self, meta, items):
+        *decorators, sample = items
+        return ast.Sample(sample.target, sample.type, sample.distribution,
+                          tuple(str(d) for d in decorators), sample.span)
+
+    def for_statement(self, meta, items):
+        var, range_name, lpar, arguments, rpar, body = items
+        header = Span(meta.line, meta.column, rpar.end_line, rpar.end_column + 1)
+        return _ForHeader(var, range_name, arguments, body, header)
+
+    def block(self, meta, items):
+        return tuple(items)
+
+    def def_statement(self, meta, items):
+        name, _lpar, params, rpar, (body, result) = items
+        header = Span(meta.line, meta.column, rpar.end_line, rpar.end_column + 1)
+        return ast.FunctionDef(str(name), tuple(params or ()), body, result, header,
+                               _tspan(name))
+
+    def def_block(self, meta, items):
+        return tuple(items[:-1]), items[-1]
+
+    def local_assign(self, meta, items):
+        name, value = items
+        return ast.LocalAssign(str(name), value, _span(meta))
+
+    def return_statement(self, meta, items):
+        return items[0]
+
+    def params(self, meta, items):
+        return tuple(str(p) for p in items if p is not None)
+
+    def target(self, meta, items):
+        name, _l, subscripts, _r = items
+        return ast.Target(str(name), subscripts, _span(meta), _tspan(name))
+
+    def type(self, meta, items):
+        name, *parts = items
+        shape = tuple(e for kind, value in parts if kind == "shape" for e in value)
+        bounds = tuple(k for kind, value in parts if kind == "bounds" for k in value)
+        return ast.Type(str(name), shape, bounds, _span(meta))
+
+    def type_bounds_part(self, meta, items):
+        return ("bounds", items[1])
+
+    def type_shape_part(self, meta, items):
+        return ("shape", items[1])
+
+    def type_bounds(self, meta, items):
+        return tuple(i for i in items if i is not None)
+
+    # ---- expressions
+    def number(self, meta, items):
+        return ast.Number(_number(str(items[0])), _span(meta))
+
+    def name(self, meta, items):
+        return ast.Name(str(items[0]), _span(meta))
+
+    def paren(self, meta, items):
+        return items[1]
+
+    def list_expr(self, meta, items):
+        return ast.ListExpr(tuple(i for i in items[1:-1] if i is not None), _span(meta))
+
+    def if_expr(self, meta, items):
+        body, test, orelse = items
+        return ast.IfExp(test, body, orelse, _span(meta))
+
+    def or_expr(self, meta, items):
+        return ast.BoolOp("or", items[0], items[1], _span(meta))
+
+    def and_expr(self, meta, items):
+        return ast.BoolOp("and", items[0], items[1], _span(meta))
+
+    def not_expr(self, meta, items):
+        return ast.UnaryOp("not", items[0], _span(meta))
+
+    def compare(self, meta, items):
+        left, op, right = items
+        return ast.Compare(str(op), left, right, _span(meta))
+
+    def binary(self, meta, items):
+        left, op, right = items
+        return ast.BinOp(str(op), left, right, _span(meta))
+
+    def unary(self, meta, items):
+        op, operand = items
+        if op == "-" and isinstance(operand, ast.Number):
+            return ast.Number(-operand.value, _span(meta))
+        return ast.UnaryOp(str(op), operand, _span(meta))
+
+    def index(self, meta, items):
+        value, _l, subscripts, _r = items
+        return ast.Index(value, subscripts, _span(meta))
+
+    def call(self, meta, items):
+        name, _l, arguments, _r = items
+        arguments = arguments or ()
+        args = tuple(a for a in arguments if not isinstance(a, ast.Keyword))
+        keywords = tuple(a for a in arguments if isinstance(a, ast.Keyword))
+        return _CallParts(str(name), args, keywords, arguments, _span(meta), _tspan(name))
+
+    def subscripts(self, meta, items):
+        return tuple(i for i in items if i is not None)
+
+    def slice(self, meta, items):
+        start, stop = items
+        return ast.Slice(start, stop, _span(meta))
+
+    def arguments(self, meta, items):
+        return tuple(i for i in items if i is not None)
+
+    def keyword(self, meta, items):
+        name, value = items
+        return ast.Keyword(str(name), value, _span(meta))
+
+
+class _CallParts(ast.Call):
+    """A call as parsed, remembering argument order so that `f(a=1, 2)` can be refused."""
+
+    def __init__(self, func, args, keywords, ordered, span, func_span):
+        super().__init__(func, args, keywords, span, func_span)
+        object.__setattr__(self, "ordered", ordered)
+
+
+class _ForHeader:
+    """Carries a `for` loop from the transformer to `_finish`, which checks `range(...)`."""
+
+    def __init__(self, var, range_name, arguments, body, span):
+        self.var, self.range_name, self.arguments, self.body, self.span = (
+            var, range_name, arguments, body, span)
+
+
+def parse(text: str, path: str = "<model>") -> ast.Program:
+    """Parse a model's text into an AST; raise PplcError with a located diagnostic on error."""
+    source = Source(path, text if text.endswith("\n") else text + "\n")
+    try:
+        tree = _parser().parse(source.text)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, source) from None
+    except DedentError as exc:
+        raise error(f"inconsistent indentation: {exc}", source) from None
+    program = _ToAst(source).transform(tree)
+    return _finish(program, source)
+
+
+def parse_file(path: str | Path) -> ast.Program:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise error(f"cannot read model file '{path}': {exc.strerror or exc}") from None
+    return parse(text, str(path))
+
+
+# ---------------------------------------------------------------- post-parse shaping
+
+def _finish(program: ast.Program, source: Source) -> ast.Program:
+    """Replace the parser's helper objects with AST nodes, checking forms lark accepts loosely."""
+
+    def statement(s):
+        if isinstance(s, _ForHeader):
+            if str(s.range_name) != "range":
+                raise error(f"a loop must run over range(...), not '{s.range_name}'", source,
+                            _tspan(s.range_name),
+                            hint="write `for i in range(N):` or `for i in range(a, b):`")
+            args = [expr(a) for a in (s.arguments or ())]
+            if any(isinstance(a, ast.Keyword) for a in args) or not 1 <= len(args) <= 2:
+                raise error("range takes one or two positional arguments: range(stop) or "
+                            "range(start, stop)", source, s.span)
+            start, stop = (None, args[0]) if len(args) == 1 else args
+            return ast.For(str(s.var), start, stop, tuple(statement(b) for b in s.body),
+                           s.span, _tspan(s.var))
+        if isinstance(s, ast.Sample):
+            return ast.Sample(target(s.target), s.type and type_(s.type), expr(s.distribution),
+                              s.decorators, s.span)
+        if isinstance(s, ast.Assign):
+            return ast.Assign(target(s.target), expr(s.value), s.span)
+        if isinstance(s, ast.Factor):
+            return ast.Factor(expr(s.expr), s.span)
+        if isinstance(s, ast.DataDecl):
+            return ast.DataDecl(s.name, type_(s.type), s.span, s.name_span)
+        if isinstance(s, ast.FunctionDef):
+            body = tuple(ast.LocalAssign(b.name, expr(b.value), b.span) for b in s.body)
+            return ast.FunctionDef(s.name, s.params, body, expr(s.result), s.span, s.name_span)
+        return s
+
+    def target(t: ast.Target) -> ast.Target:
+        if t.indices is None:
+            return t
+        return ast.Target(t.name, tuple(expr(i) for i in t.indices), t.span, t.name_span)
+
+    def type_(t: ast.Type) -> ast.Type:
+        return ast.Type(t.base, tuple(expr(e) for e in t.shape),
+                        tuple(ast.Keyword(k.name, expr(k.value), k.span) for k in t.bounds),
+                        t.span)
+
+    def expr(e):
+        if isinstance(e, _CallParts):
+            seen_keyword = False
+            for a in e.ordered:
+                if isinstance(a, ast.Keyword):
+                    seen_keyword = True
+                elif seen_keyword:
+                    raise error("positional argument follows keyword argument", source, a.span)
+            return ast.Call(e.func, tuple(expr(a) for a in e.args),
+                            tuple(ast.Keyword(k.name, expr(k.value), k.span) for k in e.keywords),
+                            e.span, e.func_span)
+        if isinstance(e, ast.Index):
+            return ast.Index(expr(e.value), tuple(expr(i) for i in e.indices), e.span)
+        if isinstance(e, ast.Slice):
+            return ast.Slice(e.start and expr(e.start), e.stop and expr(e.stop), e.span)
+        if isinstance(e, ast.BinOp):
+            return ast.BinOp(e.op, expr(e.left), expr(e.right), e.span)
+        if isinstance(e, ast.Compare):
+            return ast.Compare(e.op, expr(e.left), expr(e.right), e.span)
+        if isinstance(e, ast.BoolOp):
+            return ast.BoolOp(e.op, expr(e.left), expr(e.right), e.span)
+        if isinstance(e, ast.UnaryOp):
+            return ast.UnaryOp(e.op, expr(e.operand), e.span)
+        if isinstance(e, ast.IfExp):
+            return ast.IfExp(expr(e.test), expr(e.body), expr(e.orelse), e.span)
+        if isinstance(e, ast.ListExpr):
+            return ast.ListExpr(tuple(expr(i) for i in e.items), e.span)
+        if isinstance(e, ast.Keyword):
+            return ast.Keyword(e.name, expr(e.value), e.span)
+        return e
+
+    return ast.Program(tuple(statement(s) for s in program.statements), source)
+
+
+# ---------------------------------------------------------------- syntax errors
+
+_TOKEN_WORDS = {
+    "_NEWLINE": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
+    "NAME": "a name", "NUMBER": "a number", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['",
+    "RSQB": "']'", "COLON": "':'", "COMMA": "','", "EQUAL": "'='", "TILDE": "'~'",
+    "ADD_OP": "'+' or '-'", "MUL_OP": "an operator", "POW": "'**'", "COMPARE": "a comparison",
+    "$END": "end of file", "AT": "'@'", "DOT": "'.'",
+}
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "_NEWLINE":
+        return "end of line"
+    if token.type == "$END":
+        return "end of file"
+    if token.type == "_INDENT":
+        return "unexpected indentation"
+    if token.type == "_DEDENT":
+        return "end of block"
+    return f"'{token}'"
+
+
+def _syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
+    if isinstance(exc, UnexpectedCharacters):
+        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+        return error(f"unexpected character '{char}'", source,
+                     Span.point(exc.line, exc.column))
+    if isinstance(exc, UnexpectedEOF):
+        lines = source.text.rstrip("\n").splitlines() or [""]
+        return error("unexpected end of file", source,
+                     Span.point(len(lines), len(lines[-1]) + 1))
+    assert isinstance(exc, UnexpectedToken)
+    token = exc.token
+    expected = sorted(_TOKEN_WORDS.get(t, f"'{t}'" if len(t) < 3 else t.lower())
+                      for t in exc.expected if not t.startswith("__"))
+    if token.type == "_INDENT":
+        return error("unexpected indentation", source, Span.point(token.line, 1),
+                     hint="only the body of a `for` or `def` is indented")
+    if token.type == "_NEWLINE" or token.type == "$END":
+        # Point just past the end of the offending line, where something is missing.
+        line = token.line if token.type == "_NEWLINE" else max(1, token.line)
+        prev = exc.token_history[-1] if getattr(exc, "token_history", None) else None
+        if prev is not None:
+            line, col = prev.end_line, prev.end_column
+        else:
+            col = len(source.line(line)) + 1
+        message = "unexpected end of line"
+        hint = None
+        if "':'" in expected or "COLON" in exc.expected:
+            hint = "a `for` or `def` header ends with ':'"
+        elif expected:
+            hint = "expected " + _join(expected)
+        return error(message, source, Span.point(line, col), hint=hint)
+    span = _tspan(token)
+    message = f"unexpected {_describe_token(token)}"
+    hint = "expected " + _join(expected) if 0 < len(expected) <= 6 else None
+    if token.type == "EQUAL" and "TILDE" in exc.expected:
+        hint = "a comparison is written '=='"
+    return error(message, source, span, hint=hint)
+
+
+def _join(words: list[str]) -> str:
+    words = list(dict.fromkeys(words))
+    if len(words) <= 2:
+        return " or ".join(words)
+    return ", ".join(words[:-1]) + " or " + words[-1]

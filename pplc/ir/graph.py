@@ -1,0 +1,136 @@
+"""The graph IR: one node per model variable, edges for dependencies, plates as attributes.
+
+A model is a set of declarations, so its meaning is a directed acyclic graph: each variable
+(data, latent, observed, deterministic) and each `factor` is one node; an edge u -> v says
+that v's definition reads u. A variable defined piecewise (`x[0] ~ ...`, then `x[t] ~ ...`
+in a loop) is still one node with several `Piece`s, and a loop over N is a `Plate` of its
+piece, never N nodes: the IR's size does not grow with the data.
+
+Node attributes are frozen values (`Variable`), so a pass may start from `graph.copy()`
+and replace nodes without touching the graph it was given.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+import networkx as nx
+
+from pplc.errors import Source, Span
+from pplc.frontend import ast
+
+
+class Kind(str, enum.Enum):
+    DATA = "data"                    # supplied, with no distribution
+    LATENT = "latent"                # ~, not supplied: sampled
+    OBSERVED = "observed"            # ~, supplied: conditions the model
+    DETERMINISTIC = "deterministic"  # =, recorded with the draws
+    FACTOR = "factor"                # a term added to the log density
+
+
+@dataclass(frozen=True)
+class Plate:
+    """`for index in range(start, stop)`: the piece holds for every value of `index`."""
+
+    index: str
+    start: ast.Expr | None
+    stop: ast.Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One statement defining a variable, or part of it.
+
+    `indices` is the left side's subscript (`theta[j]` -> (j,)), None for the whole
+    variable. Exactly one of `distribution` (for `~`) and `value` (for `=` and `factor`)
+    is set.
+    """
+
+    plates: tuple[Plate, ...]
+    indices: tuple[ast.Expr | ast.Slice, ...] | None
+    distribution: ast.Call | None
+    value: ast.Expr | None
+    span: Span
+    decorators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    kind: Kind
+    pieces: tuple[Piece, ...]
+    declared_type: ast.Type | None
+    span: Span
+    recursive: bool = False      # a piece reads an earlier element of the variable itself
+
+    @property
+    def plates(self) -> tuple[Plate, ...]:
+        """The plates of all pieces, outermost first, without repeats."""
+        seen: dict[str, Plate] = {}
+        for piece in self.pieces:
+            for plate in piece.plates:
+                seen.setdefault(plate.index, plate)
+        return tuple(seen.values())
+
+    @property
+    def stochastic(self) -> bool:
+        return self.kind in (Kind.LATENT, Kind.OBSERVED)
+
+
+@dataclass
+class Graph:
+    """A model as a DAG of `Variable`s, plus what its expressions may call."""
+
+    dag: nx.DiGraph
+    source: Source
+    functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
+    externs: dict[str, ast.ExternDef] = field(default_factory=dict)
+
+    def copy(self) -> "Graph":
+        return Graph(self.dag.copy(), self.source, dict(self.functions), dict(self.externs))
+
+    def __getitem__(self, name: str) -> Variable:
+        return self.dag.nodes[name]["variable"]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.dag
+
+    def variables(self) -> Iterator[Variable]:
+        """Every node, in a topological order that keeps source order where it is free."""
+        for name in self.order():
+            yield self[name]
+
+    def order(self) -> list[str]:
+        """An evaluation order of the values; ties keep the order of the source lines."""
+        line = {n: (self[n].span.line, self[n].span.column) for n in self.dag}
+        return list(nx.lexicographical_topological_sort(self.value_dag(),
+                                                        key=lambda n: (line[n], n)))
+
+    def value_dag(self) -> nx.DiGraph:
+        """Only the edges a value needs (edge attribute `value`); the order of evaluation.
+
+        All edges (`dag`) are the model's dependencies, for pictures and passes; a `~`
+        variable's density needs its parents but its value mostly does not (see
+        `build._value_reads`), so `dag` itself may have cycles through observed or latent
+        nodes while `value_dag` has none.
+        """
+        return nx.subgraph_view(self.dag, filter_edge=lambda u, v: self.dag.edges[u, v]["value"])
+
+    def of_kind(self, *kinds: Kind) -> list[Variable]:
+        return [v for v in self.variables() if v.kind in kinds]
+
+    def parents(self, name: str) -> list[str]:
+        return sorted(self.dag.predecessors(name))
+
+    def with_variable(self, variable: Variable) -> "Graph":
+        """A copy of the graph with one node's attributes replaced (edges unchanged)."""
+        graph = self.copy()
+        graph.dag.nodes[variable.name]["variable"] = variable
+        return graph
+
+
+def set_kind(variable: Variable, kind: Kind) -> Variable:
+    return replace(variable, kind=kind)

@@ -1,0 +1,106 @@
+"""The pipeline as Python objects: source -> AST -> IR -> passes -> JAX backend.
+
+    model = pplc.compile("eight_schools.ppl")
+    posterior = model.condition({"J": 8, "y": [...], "sigma": [...]})
+    posterior.log_density({"mu": 0.0, "tau": 1.0, "theta": np.zeros(8)})
+
+A `Model` is a checked graph without data; `condition` binds data (checked before
+anything is compiled), decides which `~` variables are observed, and lowers the model.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pplc.backends.data import BoundData, bind_data, load_json
+from pplc.backends.lower import LoweredModel, lower
+from pplc.errors import Source
+from pplc.frontend import ast
+from pplc.frontend.check import Definitions, check_program
+from pplc.frontend.parser import parse, parse_file
+from pplc.ir.build import build_graph
+from pplc.ir.graph import Graph
+from pplc.passes.pipeline import run_passes
+
+
+def compile(path_or_source: str | Path, externs: Mapping[str, Callable] | None = None
+            ) -> "Model":
+    """Parse and check a model given as a file path or as source text."""
+    text = str(path_or_source)
+    if isinstance(path_or_source, Path) or ("\n" not in text and text.endswith(".ppl")):
+        program = parse_file(path_or_source)
+    else:
+        program = parse(text)
+    return Model(program, dict(externs or {}))
+
+
+class Model:
+    """A checked model without data."""
+
+    def __init__(self, program: ast.Program, externs: dict[str, Callable]):
+        self.program = program
+        self.definitions: Definitions = check_program(program)
+        self.externs = externs
+        self.graph: Graph = build_graph(program, None, self.definitions)
+
+    @property
+    def source(self) -> Source:
+        return self.program.source
+
+    def condition(self, data: Mapping[str, Any] | str | Path,
+                  data_source: Source | None = None) -> "ConditionedModel":
+        """Bind data (a dict, or a path to a JSON file) and lower the model."""
+        if isinstance(data, (str, Path)):
+            data, data_source = load_json(data)
+        graph = build_graph(self.program, set(data), self.definitions)
+        bound = bind_data(graph, data, data_source)
+        graph = run_passes(graph)
+        return ConditionedModel(lower(graph, bound, self.externs))
+
+
+class ConditionedModel:
+    """A model with its data: log densities as plain JAX functions, and sampling."""
+
+    def __init__(self, lowered: LoweredModel):
+        self.lowered = lowered
+        self.data = lowered.runtime_data()
+
+    @property
+    def graph(self) -> Graph:
+        return self.lowered.graph
+
+    @property
+    def dim(self) -> int:
+        return self.lowered.dim
+
+    @property
+    def param_names(self) -> list[str]:
+        return self.lowered.param_names
+
+    def unconstrained_log_density(self, u) -> jax.Array:
+        """log p at a flat unconstrained vector, log-Jacobians included (jit/grad-able)."""
+        return self.lowered.log_density(jnp.asarray(u), self.data)
+
+    def log_density(self, params: Mapping[str, Any]) -> jax.Array:
+        """log p(params, data) at constrained latent values, without the Jacobian terms."""
+        u = self.unconstrain(params)
+        env, log_jacobian = self.lowered._values(u, self.data)
+        return self.lowered.log_density(u, self.data) - log_jacobian
+
+    def constrain(self, u) -> dict[str, jax.Array]:
+        return self.lowered.constrain(jnp.asarray(u), self.data)
+
+    def unconstrain(self, params: Mapping[str, Any]) -> jax.Array:
+        return self.lowered.unconstrain(params, self.data)
+
+    @functools.cached_property
+    def value_and_grad(self) -> Callable:
+        """jit(value_and_grad(log density)) with the data as a runtime argument."""
+        fn = jax.jit(jax.value_and_grad(self.lowered.log_density))
+        return lambda u: fn(jnp.asarray(u), self.data)

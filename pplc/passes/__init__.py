@@ -1,0 +1,1 @@
+"""Optimization passes: pure functions Graph -> Graph, one file a pass."""
