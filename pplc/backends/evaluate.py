@@ -170,7 +170,7 @@ def _clean(exc: Exception) -> str:
 
 
 def _shape_text(shape) -> str:
-    return "()" if not shape else "(" + ", ".join(str(s) for s in shape) + ")"
+    return str(tuple(int(s) for s in shape))
 
 
 shape_text = _shape_text

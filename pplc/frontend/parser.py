@@ -349,7 +349,9 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
     expected = sorted(_TOKEN_WORDS.get(t, f"'{t}'" if len(t) < 3 else t.lower())
                       for t in exc.expected if not t.startswith("__"))
     if token.type == "_INDENT":
-        return error("unexpected indentation", source, Span.point(token.line, 1),
+        line = token.end_line or token.line
+        return error("unexpected indentation", source,
+                     Span(line, 1, line, max(2, token.end_column or 2)),
                      hint="only the body of a `for` or `def` is indented")
     if token.type == "_NEWLINE" or token.type == "$END":
         # Point just past the end of the offending line, where something is missing.

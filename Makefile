@@ -1,0 +1,47 @@
+# Quick start: `make demo` runs a real model end to end, `make test` runs the tests.
+# Each target sets up what it needs: the virtualenv, the package, and graphviz's `dot`.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: demo test test-fast bench clean dot
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@ $(STAMP)
+
+# graphviz's `dot` binary (for model pictures), installed with apt-get when missing and root.
+dot:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null) \
+	      || echo "warning: could not install graphviz; model pictures will be unavailable"; \
+	  else echo "warning: graphviz 'dot' is missing; install it for model pictures"; fi; }
+
+demo: $(STAMP) dot
+	$(BIN)/pplc sample examples/linear_regression/model.ppl \
+	  --data examples/linear_regression/data.json \
+	  --summary out/linear_regression_summary.json --output out/linear_regression.nc --force
+
+test: $(TEST_STAMP) dot
+	$(BIN)/python -m pytest -n 2 -q
+
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+bench: $(TEST_STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,208 @@
+"""The `pplc` command.
+
+    pplc check  MODEL.ppl [--data DATA.json]
+    pplc ir     MODEL.ppl [--data DATA.json]
+    pplc sample MODEL.ppl --data DATA.json [--chains 4] [--warmup 1000] [--draws 1000]
+                [--seed 0] [--summary OUT.json] [--output OUT.nc]
+
+A mistake in a model, its data or the options prints `FILE:LINE:COL: error: ...` with the
+source line and a caret, and exits with status 1; never a traceback. Any other exception
+is a bug in pplc, reported as such (status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from pplc.errors import InternalError, PplcError, error
+
+EXIT_USER_ERROR = 1
+EXIT_INTERNAL_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is a PplcError like every other user mistake."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        raise error(f"{message}", hint=f"see '{self.prog} --help'")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, "
+                                         f"got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pplc", description="A probabilistic-programming compiler.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    check = sub.add_parser("check", help="check a model (and its data) without sampling")
+    check.add_argument("model")
+    check.add_argument("--data", help="a JSON file of data")
+
+    ir = sub.add_parser("ir", help="print the model's graph IR")
+    ir.add_argument("model")
+    ir.add_argument("--data", help="a JSON file of data (decides observed vs latent)")
+
+    sample = sub.add_parser("sample", help="draw from the posterior with NUTS")
+    sample.add_argument("model")
+    sample.add_argument("--data", required=True, help="a JSON file of data")
+    sample.add_argument("--chains", type=_positive_int, default=4)
+    sample.add_argument("--warmup", type=_nonnegative_int, default=1000)
+    sample.add_argument("--draws", type=_positive_int, default=1000)
+    sample.add_argument("--seed", type=_nonnegative_int, default=0)
+    sample.add_argument("--max-tree-depth", type=_positive_int, default=10)
+    sample.add_argument("--target-accept", type=_probability, default=0.8)
+    sample.add_argument("--chain-method", choices=["auto", "vectorized", "sequential"],
+                        default="auto")
+    sample.add_argument("--summary", help="write the summary JSON here")
+    sample.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.version:
+            from pplc import __version__
+            print(f"pplc {__version__}")
+            return 0
+        if args.command is None:
+            raise error("no command given", hint="commands: check, ir, sample "
+                                                "(see 'pplc --help')")
+        return _COMMANDS[args.command](args)
+    except PplcError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InternalError as exc:
+        _internal(exc)
+        return EXIT_INTERNAL_ERROR
+    except Exception as exc:  # noqa: BLE001 - anything else is a pplc bug
+        _internal(exc)
+        return EXIT_INTERNAL_ERROR
+
+
+def _internal(exc: BaseException) -> None:
+    print(f"internal error: {type(exc).__name__}: {exc}\n"
+          "This is a bug in pplc, not in your model. Please report it with the model and "
+          "data that caused it (set PPLC_TRACEBACK=1 for details).", file=sys.stderr)
+    if os.environ.get("PPLC_TRACEBACK"):
+        import traceback
+        traceback.print_exception(exc)
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _load(args):
+    import pplc
+
+    return pplc.compile(Path(args.model))
+
+
+def cmd_check(args) -> int:
+    model = _load(args)
+    if args.data:
+        conditioned = model.condition(args.data)
+        graph = conditioned.graph
+        print(f"{args.model}: ok with {args.data}: {conditioned.dim} unconstrained "
+              f"parameters")
+    else:
+        graph = model.graph
+        print(f"{args.model}: ok")
+    from pplc.ir.graph import Kind
+    for kind in (Kind.LATENT, Kind.OBSERVED, Kind.DETERMINISTIC):
+        names = [v.name for v in graph.of_kind(kind)]
+        if names:
+            print(f"  {kind.value}: {', '.join(names)}")
+    return 0
+
+
+def cmd_ir(args) -> int:
+    from pplc.ir.printer import format_graph
+
+    model = _load(args)
+    graph = model.condition(args.data).graph if args.data else model.graph
+    print(format_graph(graph), end="")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    started = time.perf_counter()
+    for path in (args.summary, args.output):
+        if path and Path(path).is_dir():
+            raise error(f"output path '{path}' is a folder")
+    model = _load(args)
+    conditioned = model.condition(args.data)
+    frontend_seconds = time.perf_counter() - started
+    from pplc.inference.progress import ProgressBar
+    with ProgressBar(enabled=not args.quiet) as progress:
+        posterior = conditioned.sample(
+            chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
+            max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
+            chain_method=args.chain_method, progress=progress)
+    posterior.compile_seconds += frontend_seconds
+    from pplc.inference.report import print_summary
+    summary = posterior.summary()
+    print_summary(summary, posterior, title=f"{Path(args.model).name}: {args.chains} chains x "
+                                            f"{args.draws} draws")
+    if args.summary:
+        from pplc.inference.summary import summary_json, write_json
+        write_json(args.summary, summary_json(summary, posterior.divergences,
+                                              posterior.n_grad_evals,
+                                              posterior.compile_seconds,
+                                              posterior.sampling_seconds))
+        print(f"summary written to {args.summary}")
+    if args.output:
+        from pplc.inference.summary import write_netcdf
+        write_netcdf(args.output, posterior.to_arviz())
+        print(f"draws written to {args.output}")
+    return 0
+
+
+_COMMANDS = {"check": cmd_check, "ir": cmd_ir, "sample": cmd_sample}
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

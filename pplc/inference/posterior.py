@@ -1,0 +1,61 @@
+"""The result of sampling: draws in the user's parameterization, sampler statistics, timings.
+
+Draws are kept as a dict name -> array (chain, draw, *shape) of constrained values, for
+latents and for the deterministics that change from draw to draw; the rest (summary,
+ArviZ container, files) is derived from them on demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from pplc.inference import summary as _summary
+
+
+@dataclass
+class Posterior:
+    draws: dict[str, np.ndarray]                 # name -> (chain, draw, *shape)
+    sample_stats: dict[str, np.ndarray]          # lp, diverging, tree_depth, ... (chain, draw)
+    n_grad_evals: int
+    compile_seconds: float
+    sampling_seconds: float
+    observed_data: dict[str, np.ndarray] = field(default_factory=dict)
+    dims: dict[str, list[str]] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_chains(self) -> int:
+        return next(iter(self.draws.values())).shape[0] if self.draws else 0
+
+    @property
+    def num_draws(self) -> int:
+        return next(iter(self.draws.values())).shape[1] if self.draws else 0
+
+    @property
+    def divergences(self) -> int:
+        diverging = self.sample_stats.get("diverging")
+        return int(np.sum(diverging)) if diverging is not None else 0
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per element: mean, sd, q5, q50, q95, r_hat, ess_bulk, ess_tail."""
+        return _summary.summarize(self.draws)
+
+    def summary_json(self, **extra: Any) -> dict:
+        return _summary.summary_json(self.summary(), self.divergences, self.n_grad_evals,
+                                     self.compile_seconds, self.sampling_seconds, **extra)
+
+    def to_arviz(self):
+        """ArviZ's container (InferenceData, or DataTree for ArviZ >= 1)."""
+        return _summary.to_inference_data(self.draws, self.sample_stats, self.observed_data,
+                                          self.dims, self.attrs)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.draws[name]
+
+    def __repr__(self) -> str:
+        names = ", ".join(self.draws)
+        return (f"Posterior({self.num_chains} chains x {self.num_draws} draws: {names}; "
+                f"{self.divergences} divergences)")
