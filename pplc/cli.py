@@ -3,7 +3,7 @@
     pplc check  MODEL.ppl [--data DATA.json]
     pplc ir     MODEL.ppl [--data DATA.json]
     pplc sample MODEL.ppl --data DATA.json [--chains 4] [--warmup 1000] [--draws 1000]
-                [--seed 0] [--summary OUT.json] [--output OUT.nc]
+                [--seed 0] [--summary OUT.json] [--output OUT.nc] [--force]
 
 A mistake in a model, its data or the options prints `FILE:LINE:COL: error: ...` with the
 source line and a caret, and exits with status 1; never a traceback. Any other exception
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                         default="auto")
     sample.add_argument("--summary", help="write the summary JSON here")
     sample.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
+    sample.add_argument("--force", action="store_true",
+                        help="overwrite existing --summary / --output files")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -169,6 +171,8 @@ def cmd_sample(args) -> int:
     for path in (args.summary, args.output):
         if path and Path(path).is_dir():
             raise error(f"output path '{path}' is a folder")
+        if path and Path(path).exists() and not args.force:
+            raise error(f"'{path}' already exists", hint="pass --force to overwrite it")
     model = _load(args)
     conditioned = model.condition(args.data)
     frontend_seconds = time.perf_counter() - started

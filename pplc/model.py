@@ -11,6 +11,7 @@ anything is compiled), decides which `~` variables are observed, and lowers the 
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -20,13 +21,23 @@ import numpy as np
 
 from pplc.backends.data import BoundData, bind_data, load_json
 from pplc.backends.lower import LoweredModel, lower
+from pplc import __version__
 from pplc.errors import Source
 from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program
 from pplc.frontend.parser import parse, parse_file
 from pplc.ir.build import build_graph
 from pplc.ir.graph import Graph
+from pplc.inference.initialize import initial_positions
+from pplc.inference.mcmc import sample_nuts
+from pplc.inference.posterior import Posterior
+from pplc.ir.graph import Kind
 from pplc.passes.pipeline import run_passes
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _constrain_all(constrain, flat, data):
+    return jax.lax.map(lambda u: constrain(u, data), flat, batch_size=256)
 
 
 def compile(path_or_source: str | Path, externs: Mapping[str, Callable] | None = None
@@ -70,6 +81,8 @@ class ConditionedModel:
     def __init__(self, lowered: LoweredModel):
         self.lowered = lowered
         self.data = lowered.runtime_data()
+        # One function object for the model's lifetime: compiled samplers are cached on it.
+        self._log_density = lowered.log_density
 
     @property
     def graph(self) -> Graph:
@@ -98,6 +111,46 @@ class ConditionedModel:
 
     def unconstrain(self, params: Mapping[str, Any]) -> jax.Array:
         return self.lowered.unconstrain(params, self.data)
+
+    def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
+               *, max_tree_depth: int = 10, target_accept: float = 0.8,
+               chain_method: str = "auto", progress: Callable | None = None) -> Posterior:
+        """Draw from the posterior with NUTS (Stan's warmup: step size and diagonal metric).
+
+        Initial points are uniform(-2, 2) on the unconstrained space, as in Stan. Draws come
+        back in the user's parameterization, deterministics included.
+        """
+        started = time.perf_counter()
+        key = jax.random.PRNGKey(seed)
+        init_key, run_key = jax.random.split(key)
+        log_density = self._log_density
+        init = initial_positions(log_density, self.data, self.dim, chains, init_key)
+        result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
+                             num_samples=draws, max_tree_depth=max_tree_depth,
+                             target_accept=target_accept, chain_method=chain_method,
+                             progress=progress)
+        values = self._constrain_draws(result.positions)
+        setup = time.perf_counter() - started - result.warmup_seconds \
+            - result.sampling_seconds
+        stats = dict(result.stats)
+        return Posterior(
+            draws=values, sample_stats=stats, n_grad_evals=result.n_grad_evals,
+            compile_seconds=setup,
+            sampling_seconds=result.warmup_seconds + result.sampling_seconds,
+            observed_data={v.name: np.asarray(self.lowered.data.arrays.get(
+                v.name, self.lowered.data.sizes.get(v.name)))
+                for v in self.graph.of_kind(Kind.OBSERVED)},
+            attrs={"inference_library": "pplc", "inference_library_version": __version__,
+                   "num_warmup": warmup, "seed": seed},
+        )
+
+    def _constrain_draws(self, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """(chain, draw, dim) unconstrained -> name -> (chain, draw, *shape) constrained."""
+        chains, n, dim = positions.shape
+        flat = jnp.asarray(positions.reshape(chains * n, dim))
+        values = _constrain_all(self.lowered.constrain, flat, self.data)
+        return {name: np.asarray(v).reshape((chains, n) + v.shape[1:])
+                for name, v in values.items()}
 
     @functools.cached_property
     def value_and_grad(self) -> Callable:

@@ -22,9 +22,12 @@ def _fmt(x, digits=3) -> str:
 
 def print_summary(summary: Mapping[str, Mapping[str, float]], posterior, title: str = "",
                   console: Console | None = None, max_rows: int = 60) -> None:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # a pipe or a file: do not squeeze the table into 80 columns
+            console = Console(width=140)
     table = Table(title=title or None, show_edge=False, header_style="bold")
-    table.add_column("parameter", justify="left")
+    table.add_column("parameter", justify="left", no_wrap=True)
     for column in ("mean", "sd", "5%", "50%", "95%", "r_hat", "ess_bulk", "ess_tail"):
         table.add_column(column, justify="right")
     rows = list(summary.items())
