@@ -1,0 +1,136 @@
+"""The real `pplc` command in a subprocess: outputs, files, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "linear_regression"
+
+
+def pplc(*args, cwd=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "pplc.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def test_check_reports_roles():
+    result = pplc("check", EXAMPLE / "model.ppl", "--data", EXAMPLE / "data.json")
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert "latent: alpha, beta, sigma" in result.stdout
+    assert "observed: y" in result.stdout
+
+
+def test_ir_prints_one_node_per_variable_with_plates(tmp_path):
+    model = tmp_path / "m.ppl"
+    model.write_text("data J: int\ndata y: real[J]\nmu ~ Normal(0, 5)\n"
+                     "for j in range(J):\n    theta[j] ~ Normal(mu, 1)\n"
+                     "    y[j] ~ Normal(theta[j], 1)\n")
+    result = pplc("ir", model)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("4 nodes, 4 edges")  # J->y, J->theta, mu->theta, theta->y
+    assert any(l.startswith("latent        theta    <- J, mu") for l in lines)
+    assert "theta[j] ~ Normal(mu, 1)    for j in range(J)" in result.stdout
+
+
+def test_sample_writes_summary_and_netcdf(tmp_path):
+    summary, draws = tmp_path / "s.json", tmp_path / "d.nc"
+    result = pplc("sample", EXAMPLE / "model.ppl", "--data", EXAMPLE / "data.json",
+                  "--chains", 2, "--warmup", 200, "--draws", 200, "--seed", 1,
+                  "--summary", summary, "--output", draws)
+    assert result.returncode == 0, result.stderr
+    assert "r_hat" in result.stdout and "beta[2]" in result.stdout
+    doc = json.loads(summary.read_text())
+    assert set(doc) >= {"parameters", "divergences", "n_grad_evals", "compile_seconds",
+                        "sampling_seconds"}
+    assert list(doc["parameters"]) == ["alpha", "beta[0]", "beta[1]", "beta[2]", "sigma"]
+    for stats in doc["parameters"].values():
+        assert set(stats) == {"mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk",
+                              "ess_tail"}
+    assert isinstance(doc["divergences"], int) and doc["n_grad_evals"] > 0
+    # The true slope is 2.0 (simulate.py); 200 x 2 draws put it well inside 5%-95%.
+    assert doc["parameters"]["beta[0]"]["q5"] < 2.0 < doc["parameters"]["beta[0]"]["q95"] + 0.2
+    import arviz as az
+    idata = az.from_netcdf(draws)
+    assert idata.posterior["beta"].shape[:2] == (2, 200)
+    assert "diverging" in idata.sample_stats
+
+
+def test_same_seed_same_summary(tmp_path):
+    docs = []
+    for name in ("a.json", "b.json"):
+        result = pplc("sample", EXAMPLE / "model.ppl", "--data", EXAMPLE / "data.json",
+                      "--chains", 2, "--warmup", 100, "--draws", 100, "--seed", 7,
+                      "--summary", tmp_path / name, "--quiet")
+        assert result.returncode == 0, result.stderr
+        docs.append(json.loads((tmp_path / name).read_text())["parameters"])
+    assert docs[0] == docs[1]
+
+
+def test_refuses_to_overwrite_without_force(tmp_path):
+    out = tmp_path / "s.json"
+    out.write_text("{}")
+    result = pplc("sample", EXAMPLE / "model.ppl", "--data", EXAMPLE / "data.json",
+                  "--summary", out)
+    assert result.returncode == 1
+    assert "already exists" in result.stderr and "--force" in result.stderr
+    assert out.read_text() == "{}"
+
+
+def test_model_error_exit_code_and_no_traceback(tmp_path):
+    model = tmp_path / "bad.ppl"
+    model.write_text("mu ~ Normal(0, 1)\nx ~ Normal(mu, sigmaa)\n")
+    result = pplc("check", model)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{model}:2:16: error: unknown name 'sigmaa'")
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_data_is_refused_before_sampling(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text('{"N": 3, "K": 3, "X": [[1, 2, 3]], "y": [1, 2, 3]}')
+    result = pplc("sample", EXAMPLE / "model.ppl", "--data", data)
+    assert result.returncode == 1
+    assert "data 'X' has shape (1, 3), but its declaration says real[N, K] = (3, 3)" \
+        in result.stderr
+    assert "warmup" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["sample", "m.ppl"], "the following arguments are required: --data"),
+    (["sample", "m.ppl", "--data", "d.json", "--chains", "0"], "expected a number >= 1"),
+    (["sample", "m.ppl", "--data", "d.json", "--target-accept", "2"], "strictly between"),
+    (["frobnicate"], "invalid choice"),
+    ([], "no command given"),
+])
+def test_bad_options(args, message):
+    result = pplc(*args)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_files_are_user_errors(tmp_path):
+    result = pplc("check", tmp_path / "nope.ppl")
+    assert result.returncode == 1
+    assert "cannot read model file" in result.stderr
+    result = pplc("check", EXAMPLE / "model.ppl", "--data", tmp_path / "nope.json")
+    assert result.returncode == 1
+    assert "cannot read data file" in result.stderr
+
+
+def test_internal_errors_are_labelled_as_bugs():
+    """Any exception that is not a user mistake says it is a bug in pplc, with no traceback."""
+    code = ("import pplc.cli as c\n"
+            "def boom(args): raise RuntimeError('kaboom')\n"
+            "c._COMMANDS['check'] = boom\n"
+            "raise SystemExit(c.main(['check', 'x.ppl']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "internal error: RuntimeError: kaboom" in result.stderr
+    assert "bug in pplc" in result.stderr and "Traceback" not in result.stderr
