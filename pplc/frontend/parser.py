@@ -168,8 +168,6 @@ class _ToAst(Transformer):
 
     def unary(self, meta, items):
         op, operand = items
-        if op == "-" and isinstance(operand, ast.Number):
-            return ast.Number(-operand.value, _span(meta))
         return ast.UnaryOp(str(op), operand, _span(meta))
 
     def index(self, meta, items):
