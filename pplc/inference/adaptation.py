@@ -1,0 +1,341 @@
+"""Stan's warmup: dual-averaging step size and a windowed diagonal metric.
+
+Why Stan's scheme: it is what users compare against, and its parts are each well founded.
+  * Step size: Nesterov dual averaging of log(eps) towards a target mean acceptance
+    statistic (Hoffman & Gelman 2014, section 3.2), with Stan's constants gamma = 0.05,
+    t0 = 10, kappa = 0.75 and mu = log(10 * eps0). The final step size is the iterate
+    average exp(log_step_size_avg), which is less noisy than the last iterate.
+  * Initial step size: Stan's heuristic doubles or halves eps until one leapfrog step from
+    the current point crosses an acceptance of 0.8 (`base_hmc::init_stepsize`).
+  * Metric: the inverse mass matrix is the regularized sample variance of the draws of a
+    "slow" window, (n / (n + 5)) * var + 1e-3 * (5 / (n + 5)), which shrinks towards a
+    small multiple of the identity when n is small (Stan's `var_adaptation`).
+  * Windows: an initial fast window of 75 iterations (step size only, while the chain
+    finds the typical set), slow windows of 25, 50, 100, ... (the last one stretched to the
+    terminal window), and a terminal fast window of 50 (Stan's `windowed_adaptation`). If
+    num_warmup < 20 only the step size is adapted; if 75 + 25 + 50 does not fit, the windows
+    are 15% / 75% / 10% of num_warmup. After each metric update the step size is searched
+    again and the dual averaging restarts, because the scale of the problem has changed.
+
+The schedule is precomputed in Python as per-iteration flags (`warmup_schedule`), so that a
+whole chunk of warmup runs as one `lax.scan` with no Python in the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from pplc.inference.integrator import (
+    IntegratorState,
+    LogDensityAndGrad,
+    energy,
+    sample_momentum,
+    velocity_verlet,
+)
+from pplc.inference.nuts import NUTSInfo, NUTSState
+from pplc.inference.nuts import init as nuts_init
+
+Array = jax.Array
+
+
+# ----------------------------------------------------------------------------- step size
+
+
+class DualAveragingState(NamedTuple):
+    """Nesterov dual averaging of x = log(eps) (Hoffman & Gelman 2014, eq. 6)."""
+
+    log_step_size: Array  # x_t, the step size used during warmup
+    log_step_size_avg: Array  # x_bar_t, the step size kept after warmup
+    gradient_avg: Array  # H_bar_t (Stan's s_bar)
+    count: Array  # t
+    mu: Array  # shrinkage point, log(10 * eps0)
+
+
+def dual_averaging_init(step_size: Array) -> DualAveragingState:
+    """Restart at `step_size`: mu = log(10 * eps), counters at zero.
+
+    x_bar starts at log(eps) rather than Stan's 0; the first update gives it weight
+    1^-kappa = 1, so this only matters when there is no warmup at all, where it makes the
+    sampling step size the heuristic one.
+    """
+    log_eps = jnp.log(step_size)
+    zero = jnp.zeros_like(log_eps)
+    return DualAveragingState(log_eps, log_eps, zero, zero, jnp.log(10.0) + log_eps)
+
+
+def dual_averaging_update(
+    state: DualAveragingState,
+    accept_stat: Array,
+    target: float = 0.8,
+    gamma: float = 0.05,
+    t0: float = 10.0,
+    kappa: float = 0.75,
+) -> DualAveragingState:
+    """One step of Stan's `stepsize_adaptation::learn_stepsize`."""
+    accept_stat = jnp.minimum(jnp.where(jnp.isnan(accept_stat), 0.0, accept_stat), 1.0)
+    t = state.count + 1.0
+    eta = 1.0 / (t + t0)
+    h_bar = (1.0 - eta) * state.gradient_avg + eta * (target - accept_stat)  # H_bar_t
+    x = state.mu - h_bar * jnp.sqrt(t) / gamma  # x_t = mu - sqrt(t)/gamma * H_bar_t
+    x_eta = t ** (-kappa)
+    x_bar = (1.0 - x_eta) * state.log_step_size_avg + x_eta * x  # x_bar_t
+    return DualAveragingState(x, x_bar, h_bar, t, state.mu)
+
+
+def find_reasonable_step_size(
+    rng_key: Array,
+    state: NUTSState,
+    step_size: Array,
+    inverse_mass_matrix: Array,
+    logdensity_and_grad: LogDensityAndGrad,
+    active: Array = True,
+    max_iterations: int = 100,
+) -> tuple[Array, Array]:
+    """Stan's heuristic: double (or halve) eps until one leapfrog step crosses acceptance 0.8.
+
+    Each trial draws a fresh momentum, as Stan does. The first trial only sets the
+    direction. It runs as a `while_loop` that does nothing when `active` is False, so that
+    calling it on every warmup iteration costs nothing on the iterations that do not need
+    it, even under `vmap` (a `lax.cond` would run both branches there).
+
+    Returns:
+        (step_size, number of gradient evaluations spent)
+    """
+    step = velocity_verlet(logdensity_and_grad)
+    dtype = state.position.dtype
+    log_target = jnp.log(jnp.asarray(0.8, dtype))
+    start = (jnp.int32(0), jnp.asarray(step_size, dtype), jnp.asarray(1.0, dtype), jnp.array(False))
+
+    def cond(carry):
+        i, eps, _, done = carry
+        return active & ~done & (i < max_iterations)
+
+    def body(carry):
+        i, eps, direction, _ = carry
+        momentum = sample_momentum(jax.random.fold_in(rng_key, i), state.position, inverse_mass_matrix)
+        point = IntegratorState(state.position, momentum, state.logdensity, state.logdensity_grad)
+        h0 = energy(point, inverse_mass_matrix)
+        h = energy(step(point, eps, inverse_mass_matrix), inverse_mass_matrix)
+        delta_h = h0 - jnp.where(jnp.isnan(h), jnp.inf, h)
+        first = i == 0
+        direction = jnp.where(first, jnp.where(delta_h > log_target, 1.0, -1.0), direction)
+        keep_going = jnp.where(direction > 0, delta_h > log_target, delta_h < log_target)
+        move = ~first & keep_going
+        new_eps = jnp.where(move, jnp.where(direction > 0, 2.0 * eps, 0.5 * eps), eps)
+        out_of_range = (new_eps > 1e7) | (new_eps < 1e-12)
+        done = (~first & ~keep_going) | out_of_range
+        return i + 1, jnp.clip(new_eps, 1e-12, 1e7), direction, done
+
+    n, eps, _, _ = lax.while_loop(cond, body, start)
+    return eps, n
+
+
+# ----------------------------------------------------------------------------- metric
+
+
+class WelfordState(NamedTuple):
+    """Running mean and sum of squared deviations (Welford 1962), one per coordinate."""
+
+    count: Array
+    mean: Array
+    m2: Array
+
+
+def welford_init(dim: int, dtype=jnp.float64) -> WelfordState:
+    return WelfordState(jnp.zeros((), dtype), jnp.zeros(dim, dtype), jnp.zeros(dim, dtype))
+
+
+def welford_update(state: WelfordState, x: Array) -> WelfordState:
+    count = state.count + 1.0
+    delta = x - state.mean
+    mean = state.mean + delta / count
+    return WelfordState(count, mean, state.m2 + delta * (x - mean))
+
+
+def regularized_variance(state: WelfordState) -> Array:
+    """Stan's (n / (n + 5)) * var + 1e-3 * (5 / (n + 5)): shrink towards 1e-3 * I for small n."""
+    n = state.count
+    var = state.m2 / jnp.maximum(n - 1.0, 1.0)
+    return (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+def warmup_schedule(
+    num_warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per warmup iteration: (draw goes into the metric estimate, a slow window ends here).
+
+    A line-by-line port of Stan's `windowed_adaptation` counters, so that window edges
+    match Stan's exactly; for num_warmup = 1000 the slow windows are 75-99, 100-149,
+    150-249, 250-449 and 450-949.
+    """
+    in_window = np.zeros(num_warmup, dtype=bool)
+    window_end = np.zeros(num_warmup, dtype=bool)
+    if num_warmup < 20:  # Stan: no metric estimation for num_warmup < 20
+        return in_window, window_end
+    if init_buffer + base_window + term_buffer > num_warmup:
+        init_buffer = int(0.15 * num_warmup)
+        term_buffer = int(0.1 * num_warmup)
+        base_window = num_warmup - (init_buffer + term_buffer)
+    last = num_warmup - term_buffer - 1
+    window_size = base_window
+    next_window = init_buffer + window_size - 1
+    for counter in range(num_warmup):
+        in_window[counter] = init_buffer <= counter < num_warmup - term_buffer
+        if counter == next_window:
+            window_end[counter] = True
+            if next_window != last:  # compute_next_window
+                window_size *= 2
+                next_window = counter + window_size
+                if next_window != last and next_window + 2 * window_size >= num_warmup - term_buffer:
+                    next_window = last
+    return in_window, window_end
+
+
+# ----------------------------------------------------------------------------- one iteration
+
+
+class AdaptationState(NamedTuple):
+    dual: DualAveragingState
+    welford: WelfordState
+    inverse_mass_matrix: Array
+
+
+class ChainState(NamedTuple):
+    """Everything one chain carries from iteration to iteration, warmup and sampling alike."""
+
+    nuts: NUTSState
+    adaptation: AdaptationState
+    rng_key: Array  # the chain's key; iteration t uses fold_in(rng_key, t)
+    n_extra_grads: Array  # gradient evaluations spent by step-size searches
+
+
+class ScheduleRow(NamedTuple):
+    """What iteration `iteration` does; one row per iteration, stacked into arrays for scan."""
+
+    iteration: Array  # global index, so the random stream does not depend on chunking
+    active: Array  # False on padding iterations of the last chunk
+    reinit: Array  # search the step size and restart dual averaging before the transition
+    adapt: Array  # warmup: use and update the dual-averaging step size
+    in_window: Array  # add the new draw to the variance estimate
+    window_end: Array  # set the metric from the estimate and restart it
+
+
+def initial_chain_state(positions: np.ndarray, rng_keys: Array) -> ChainState:
+    """Host-built states for chains at `positions` (chains, dim): unit metric, eps = 1.
+
+    The log density and gradient are left as placeholders: the first iteration's `reinit`
+    evaluates them inside the compiled program, which avoids compiling a separate init.
+    """
+    positions = np.asarray(positions)
+    n, dim = positions.shape
+    f = lambda *shape: np.zeros((n, *shape), positions.dtype)  # noqa: E731
+    log_eps = f()
+    dual = DualAveragingState(log_eps, log_eps, f(), f(), log_eps + np.log(10.0))
+    adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim)), np.ones((n, dim), positions.dtype))
+    nuts_state = NUTSState(positions, f(), f(dim))
+    return ChainState(nuts_state, adaptation, rng_keys, np.zeros(n, np.int32))
+
+
+def build_adaptive_step(
+    kernel: Callable, logdensity_and_grad: LogDensityAndGrad, target_accept: float = 0.8
+) -> Callable[[ChainState, ScheduleRow], tuple[ChainState, tuple]]:
+    """`step(chain_state, row) -> (chain_state, (position, info, step_size))` for `lax.scan`.
+
+    The same step serves warmup (row.adapt) and sampling (step size exp(x_bar), metric
+    frozen), so the NUTS kernel is compiled once for both phases.
+    """
+
+    def transition(carry):
+        state, key, eps, inv_mass, _ = carry
+        new_state, info = kernel(key, state, eps, inv_mass)
+        return new_state, key, eps, inv_mass, info
+
+    def step(cs: ChainState, row: ScheduleRow):
+        ad = cs.adaptation
+        key = jax.random.fold_in(cs.rng_key, row.iteration)
+        k_search, k_nuts = jax.random.split(key)
+        dtype = cs.nuts.position.dtype
+
+        # Step-size search: at the start, and after every metric update (Stan does it right
+        # after the update, at the same point, so doing it here before the next transition
+        # is the same computation). At the start the log density and gradient are evaluated
+        # here too, so that a chain state can be built on the host without a compiled init.
+        reinit = row.reinit & row.active
+        nuts_state = lax.while_loop(
+            lambda c: c[0],
+            lambda c: (jnp.array(False), nuts_init(c[1].position, logdensity_and_grad)),
+            (reinit, cs.nuts),
+        )[1]
+        eps0 = jnp.exp(ad.dual.log_step_size)
+        eps_found, n_search = find_reasonable_step_size(
+            k_search, nuts_state, eps0, ad.inverse_mass_matrix, logdensity_and_grad, active=reinit
+        )
+        n_search = n_search + reinit.astype(jnp.int32)
+        dual = jax.tree.map(
+            lambda a, b: jnp.where(reinit, a, b), dual_averaging_init(eps_found), ad.dual
+        )
+        eps = jnp.exp(jnp.where(row.adapt, dual.log_step_size, dual.log_step_size_avg))
+
+        # The transition, skipped on padding iterations (a while_loop of 0 or 1 trips
+        # rather than lax.cond, which vmap would turn into "run both").
+        zero = jnp.zeros((), dtype)
+        no_info = NUTSInfo(jnp.array(False), jnp.int32(0), jnp.int32(0), zero, zero)
+        carry0 = (nuts_state, k_nuts, eps, ad.inverse_mass_matrix, no_info)
+        _, out = lax.while_loop(
+            lambda c: c[0], lambda c: (jnp.array(False), transition(c[1])), (row.active, carry0)
+        )
+        new_nuts, _, _, _, info = out
+
+        # Adaptation updates (Stan's adapt_diag_e_nuts::transition order).
+        adapt = row.adapt & row.active
+        dual_new = dual_averaging_update(dual, info.acceptance_rate, target_accept)
+        dual = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), dual_new, dual)
+        welford = jax.tree.map(
+            lambda a, b: jnp.where(row.in_window & adapt, a, b),
+            welford_update(ad.welford, new_nuts.position),
+            ad.welford,
+        )
+        end = row.window_end & adapt
+        inv_mass = jnp.where(end, regularized_variance(welford), ad.inverse_mass_matrix)
+        welford = jax.tree.map(
+            lambda a, b: jnp.where(end, a, b), welford_init(inv_mass.shape[0], dtype), welford
+        )
+        new_cs = ChainState(
+            new_nuts,
+            AdaptationState(dual, welford, inv_mass),
+            cs.rng_key,
+            cs.n_extra_grads + n_search,
+        )
+        return new_cs, (new_nuts, info, eps)
+
+    return step
+
+
+def build_schedule(num_warmup: int, num_samples: int) -> ScheduleRow:
+    """The whole run's schedule as numpy arrays (warmup rows, then sampling rows)."""
+    in_window, window_end = warmup_schedule(num_warmup)
+    n = num_warmup + num_samples
+    reinit = np.zeros(n, dtype=bool)
+    reinit[0] = n > 0
+    # After each metric update. Stan's schedule never ends a slow window on the last warmup
+    # iteration (the terminal window is at least 2 long), so nothing spills into sampling.
+    reinit[1:num_warmup] |= window_end[:-1]
+    adapt = np.zeros(n, dtype=bool)
+    adapt[:num_warmup] = True
+    pad = np.zeros(num_samples, dtype=bool)
+    return ScheduleRow(
+        iteration=np.arange(n, dtype=np.int32),
+        active=np.ones(n, dtype=bool),
+        reinit=reinit[:n],
+        adapt=adapt,
+        in_window=np.concatenate([in_window, pad]),
+        window_end=np.concatenate([window_end, pad]),
+    )

@@ -1,0 +1,286 @@
+"""Run NUTS chains with Stan's warmup, compiled end to end, and collect draws and stats.
+
+Why compiled chunks: a gradient of a small model costs 0.05-5 us inside a compiled loop but
+10-170 us when called from Python (docs/PERFORMANCE.md), so every iteration runs inside one
+XLA program: a `lax.scan` over `chunk_size` iterations of (warmup-or-sampling step). Python
+only loops over chunks, to report progress. The chunk program is compiled once ahead of
+time per (log density, shapes, settings) and cached (`_cache.py`), and `data` is one of its
+runtime arguments, never a baked-in constant; so a new seed, a new number of draws or new
+data of the same shapes compile nothing. Warmup and sampling share the program: a
+per-iteration schedule row says what to adapt (`adaptation.build_schedule`), and the last,
+partial chunk of each phase is padded with inactive rows, which cost nothing.
+
+Chain methods, all producing the same draws for a given seed (each chain's random stream is
+fold_in(split(rng_key)[c], iteration), whatever the method or chunking):
+  * "vectorized": `vmap` over chains, one program call per chunk. NUTS chains then run in
+    lockstep: every chain waits for the longest trajectory of the batch, and batched
+    gathers are slow on XLA:CPU.
+  * "sequential": the unbatched program, called chain after chain.
+  * "parallel": the unbatched program called from one Python thread per core; XLA releases
+    the GIL while it runs, so two chains really run at once on two cores.
+  * "auto": chosen by the measurements below.
+
+Measured on this 2-core CPU (jax 0.10.2, float64, 4 chains x (1000 warmup + 1000 draws),
+seed 0, warm: compile excluded, seconds of warmup + sampling;
+`tests/inference/bench_chain_method.py`). The machine was shared with other jobs during
+some runs, so single figures are noisy by +-30%:
+
+    model                                       vectorized  sequential  parallel (2 threads)
+    eight schools noncentered (10-d, ~71k grads)     0.16        0.23        0.22
+    logistic, 5000 rows x 5 + 50 intercepts          14.1        10.9        10.0
+      same, 300 + 300, CPU otherwise idle            5.12        3.71        1.97
+
+Vectorized loses on the expensive model (lockstep waits for the longest trajectory, and a
+batched gather costs more than 4 single ones on XLA:CPU) and wins only where the whole run
+takes a fraction of a second. Threads give 1.9x on two idle cores (process CPU time equal
+to sequential's, wall time halved); with another job holding a core, one 1000 + 1000 run
+of the logistic model took 13.0 s threaded against 9.5 s sequential.
+
+Default ("auto"): "parallel" when there are several chains and more than one CPU core,
+else "sequential": it halves the wall time of the runs that matter (expensive gradients)
+when the cores are free, at the risk shown above on a contended machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from pplc.inference import _cache
+from pplc.inference.adaptation import (
+    ChainState,
+    ScheduleRow,
+    build_adaptive_step,
+    build_schedule,
+    initial_chain_state,
+)
+from pplc.inference.nuts import build_kernel
+
+Array = jax.Array
+ProgressFn = Callable[[str, int, int, int], None]
+
+CHAIN_METHODS = ("vectorized", "sequential", "parallel", "auto")
+DEFAULT_CHUNK_SIZE = 100
+STAT_NAMES = ("lp", "diverging", "tree_depth", "n_steps", "acceptance_rate", "energy", "step_size")
+
+
+class MCMCResult(NamedTuple):
+    """Draws on the unconstrained space and per-draw sampler statistics.
+
+    positions: (num_chains, num_samples, dim); stats: each (num_chains, num_samples);
+    n_grad_evals: gradient evaluations over all chains, warmup and step-size searches
+    included; compile_seconds: trace + lower + XLA compile of the chunk program (0.0 when
+    it came from the cache).
+    """
+
+    positions: np.ndarray
+    stats: dict[str, np.ndarray]
+    step_size: np.ndarray
+    inverse_mass_matrix: np.ndarray
+    n_grad_evals: int
+    compile_seconds: float
+    warmup_seconds: float
+    sampling_seconds: float
+    num_warmup_divergences: int
+
+
+def _auto_method(num_chains: int) -> str:
+    """See the module docstring for the measurements behind this choice."""
+    if num_chains > 1 and (os.cpu_count() or 1) > 1:
+        return "parallel"
+    return "sequential"
+
+
+def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: float, batched: bool):
+    """The function compiled per chunk: (chain state(s), schedule chunk, data) -> (state, outputs)."""
+
+    def run_chain(cs: ChainState, rows: ScheduleRow, data: Any):
+        logdensity_and_grad = jax.value_and_grad(lambda x: logdensity_fn(x, data))
+        kernel = build_kernel(logdensity_and_grad, max_tree_depth=max_tree_depth)
+        step = build_adaptive_step(kernel, logdensity_and_grad, target_accept)
+
+        def body(cs, row):
+            cs, (nuts_state, info, eps) = step(cs, row)
+            stats = (
+                nuts_state.logdensity,
+                info.is_divergent,
+                info.tree_depth,
+                info.num_steps,
+                info.acceptance_rate,
+                info.energy,
+                eps,
+            )
+            return cs, (nuts_state.position, stats)
+
+        return lax.scan(body, cs, rows)
+
+    if batched:
+        return jax.vmap(run_chain, in_axes=(0, None, None))
+    return run_chain
+
+
+def _padded_chunks(rows: ScheduleRow, start: int, stop: int, chunk: int) -> list[tuple[ScheduleRow, int]]:
+    """Split rows[start:stop] into chunks of exactly `chunk` rows, padding the last one."""
+    out = []
+    for lo in range(start, stop, chunk):
+        hi = min(lo + chunk, stop)
+        part = jax.tree.map(lambda a: a[lo:hi], rows)
+        pad = chunk - (hi - lo)
+        if pad:
+            part = jax.tree.map(lambda a: np.concatenate([a, np.zeros(pad, a.dtype)]), part)
+        out.append((part, hi - lo))
+    return out
+
+
+def _runtime_data(data: Any) -> Any:
+    """Data as committed device arrays with strong dtypes, so shapes alone key the cache."""
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x)), data)
+
+
+def sample_nuts(
+    logdensity_fn: Callable[[Array, Any], Array],
+    data: Any,
+    init_positions: Any,
+    rng_key: Array,
+    *,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    max_tree_depth: int = 10,
+    target_accept: float = 0.8,
+    chain_method: str = "auto",
+    progress: ProgressFn | None = None,
+    chunk_size: int | None = None,
+) -> MCMCResult:
+    """Sample with NUTS and Stan's windowed warmup, one chain per row of `init_positions`.
+
+    Parameters:
+        logdensity_fn: pure, traceable `(position, data) -> scalar`, not jitted.
+        data: pytree of arrays, passed to the compiled program at run time.
+        init_positions: (num_chains, dim) starting points on the unconstrained space.
+        rng_key: a JAX key; chain c uses `jax.random.split(rng_key, num_chains)[c]`.
+        chain_method: "vectorized", "sequential", "parallel" or "auto".
+        progress: called as `progress(phase, done, total, divergences)` after each chunk,
+            phase "warmup" or "sampling", counts summed over chains.
+        chunk_size: iterations per compiled call (static; default 100).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, numpy as np
+        >>> f = lambda x, data: -0.5 * jnp.sum((x - data["mu"]) ** 2)
+        >>> r = sample_nuts(f, {"mu": np.zeros(2)}, np.zeros((2, 2)), jax.random.key(0),
+        ...                 num_warmup=100, num_samples=100)
+        >>> r.positions.shape
+        (2, 100, 2)
+    """
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, not {chain_method!r}")
+    positions0 = np.asarray(init_positions)
+    if positions0.ndim != 2:
+        raise ValueError("init_positions must have shape (num_chains, dim)")
+    if not np.issubdtype(positions0.dtype, np.floating):
+        positions0 = positions0.astype(jnp.result_type(float))
+    num_chains, dim = positions0.shape
+    method = _auto_method(num_chains) if chain_method == "auto" else chain_method
+    chunk = int(chunk_size or DEFAULT_CHUNK_SIZE)
+    data = _runtime_data(data)
+    keys = jax.random.split(rng_key, num_chains)
+    states = initial_chain_state(positions0, keys)
+    rows = build_schedule(num_warmup, num_samples)
+    batched = method == "vectorized"
+
+    static = ("nuts-chunk", int(max_tree_depth), float(target_accept), batched, chunk)
+    one = states if batched else jax.tree.map(lambda a: a[0], states)
+    example_rows = _padded_chunks(rows, 0, 1, chunk)[0][0] if len(rows.iteration) else None
+    if example_rows is None:  # nothing to do
+        example_rows = jax.tree.map(lambda a: np.zeros(chunk, a.dtype), rows)
+    program, compile_seconds = _cache.compiled(
+        logdensity_fn,
+        static,
+        lambda: _chunk_program(logdensity_fn, max_tree_depth, target_accept, batched),
+        one,
+        example_rows,
+        data,
+    )
+
+    positions = np.zeros((num_chains, num_samples, dim), positions0.dtype)
+    stats = {name: np.zeros((num_chains, num_samples), dt) for name, dt in zip(
+        STAT_NAMES, (positions0.dtype, bool, np.int32, np.int32, positions0.dtype, positions0.dtype, positions0.dtype))}
+    counters = {"n_steps": 0, "divergences": 0, "warmup_divergences": 0}
+
+    def run_phase(phase: str, start: int, stop: int, chain_states: list) -> list:
+        chunks = _padded_chunks(rows, start, stop, chunk)
+        total = (stop - start) * num_chains
+        done = 0
+        counters["divergences"] = 0
+        def call(s, part):
+            return jax.block_until_ready(program(s, part, data))
+
+        pool = ThreadPoolExecutor(max_workers=min(num_chains, os.cpu_count() or 1)) if method == "parallel" else None
+        try:
+            lo = 0  # first draw of this chunk within the phase
+            for part, n_real in chunks:
+                if pool is None:
+                    results = [call(s, part) for s in chain_states]
+                else:
+                    futures = [pool.submit(call, s, part) for s in chain_states]
+                    results = [f.result() for f in futures]
+                chain_states = [r[0] for r in results]
+                for c, (_, (pos, st)) in enumerate(results):
+                    st = [np.asarray(x)[..., :n_real] for x in st]
+                    n_steps = st[3].sum()
+                    div = int(st[1].sum())
+                    counters["n_steps"] += int(n_steps)
+                    counters["divergences"] += div
+                    if phase == "sampling":
+                        hi = lo + n_real
+                        if batched:
+                            positions[:, lo:hi] = np.asarray(pos)[:, :n_real]
+                            for name, x in zip(STAT_NAMES, st):
+                                stats[name][:, lo:hi] = x
+                        else:
+                            positions[c, lo:hi] = np.asarray(pos)[:n_real]
+                            for name, x in zip(STAT_NAMES, st):
+                                stats[name][c, lo:hi] = x
+                lo += n_real
+                done += n_real * num_chains
+                if progress is not None:
+                    progress(phase, done, total, counters["divergences"])
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        return chain_states
+
+    chain_states = [states] if batched else [jax.tree.map(lambda a, c=c: a[c], states) for c in range(num_chains)]
+    t0 = time.perf_counter()
+    chain_states = run_phase("warmup", 0, num_warmup, chain_states)
+    t1 = time.perf_counter()
+    warmup_divergences = counters["divergences"]
+    chain_states = run_phase("sampling", num_warmup, num_warmup + num_samples, chain_states)
+    t2 = time.perf_counter()
+
+    if batched:
+        final = chain_states[0]
+    else:
+        final = chain_states[0]._replace(
+            adaptation=jax.tree.map(lambda *xs: np.stack(xs), *[s.adaptation for s in chain_states]),
+            n_extra_grads=np.stack([s.n_extra_grads for s in chain_states]),
+        )
+    step_size = np.exp(np.asarray(final.adaptation.dual.log_step_size_avg))
+    n_extra = int(np.asarray(final.n_extra_grads).sum())
+    return MCMCResult(
+        positions=positions,
+        stats=stats,
+        step_size=step_size,
+        inverse_mass_matrix=np.asarray(final.adaptation.inverse_mass_matrix),
+        n_grad_evals=counters["n_steps"] + n_extra,
+        compile_seconds=compile_seconds,
+        warmup_seconds=t1 - t0,
+        sampling_seconds=t2 - t1,
+        num_warmup_divergences=warmup_divergences,
+    )
