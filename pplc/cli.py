@@ -64,6 +64,35 @@ def _probability(text: str) -> float:
     return value
 
 
+def _add_extern(parser) -> None:
+    parser.add_argument("--extern", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
+                        help="bind `extern def NAME` to a JAX-traceable Python function "
+                             "(repeatable)")
+
+
+def _externs(specs: Sequence[str]) -> dict:
+    """--extern f=package.module:function -> {"f": function}."""
+    import importlib
+
+    externs = {}
+    for spec in specs:
+        name, _, target = spec.partition("=")
+        module_name, _, attribute = target.partition(":")
+        if not name or not module_name or not attribute:
+            raise error(f"bad --extern '{spec}'", hint="write --extern NAME=package.module:function")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise error(f"--extern {name}: cannot import module '{module_name}': {exc}",
+                        hint="the module must be importable (on PYTHONPATH)") from None
+        try:
+            externs[name] = getattr(module, attribute)
+        except AttributeError:
+            raise error(f"--extern {name}: module '{module_name}' has no attribute "
+                        f"'{attribute}'") from None
+    return externs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pplc", description="A probabilistic-programming compiler.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -72,14 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check a model (and its data) without sampling")
     check.add_argument("model")
     check.add_argument("--data", help="a JSON file of data")
+    _add_extern(check)
 
     ir = sub.add_parser("ir", help="print the model's graph IR")
     ir.add_argument("model")
     ir.add_argument("--data", help="a JSON file of data (decides observed vs latent)")
+    _add_extern(ir)
 
     sample = sub.add_parser("sample", help="draw from the posterior with NUTS")
     sample.add_argument("model")
     sample.add_argument("--data", required=True, help="a JSON file of data")
+    _add_extern(sample)
     sample.add_argument("--chains", type=_positive_int, default=4)
     sample.add_argument("--warmup", type=_nonnegative_int, default=1000)
     sample.add_argument("--draws", type=_positive_int, default=1000)
@@ -136,7 +168,7 @@ def _internal(exc: BaseException) -> None:
 def _load(args):
     import pplc
 
-    return pplc.compile(Path(args.model))
+    return pplc.compile(Path(args.model), externs=_externs(args.extern))
 
 
 def cmd_check(args) -> int:
@@ -147,6 +179,7 @@ def cmd_check(args) -> int:
         print(f"{args.model}: ok with {args.data}: {conditioned.dim} unconstrained "
               f"parameters")
     else:
+        model._check_externs()
         graph = model.graph
         print(f"{args.model}: ok")
     from pplc.ir.graph import Kind

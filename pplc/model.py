@@ -22,7 +22,7 @@ import numpy as np
 from pplc.backends.data import BoundData, bind_data, load_json
 from pplc.backends.lower import LoweredModel, lower
 from pplc import __version__
-from pplc.errors import Source
+from pplc.errors import Diagnostics, Source, did_you_mean
 from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program
 from pplc.frontend.parser import parse, parse_file
@@ -64,9 +64,30 @@ class Model:
     def source(self) -> Source:
         return self.program.source
 
+    def _check_externs(self) -> None:
+        """Every `extern def` has a Python callable, and every callable an `extern def`."""
+        diags = Diagnostics()
+        for name, extern in self.definitions.externs.items():
+            fn = self.externs.get(name)
+            if fn is None:
+                diags.add(f"extern function '{name}' is not bound to a Python function",
+                          self.source, extern.span,
+                          hint=f"pass externs={{'{name}': fn}} to pplc.compile, or "
+                               f"--extern {name}=package.module:function on the command line")
+            elif not callable(fn):
+                diags.add(f"the binding of extern function '{name}' is not callable",
+                          self.source, extern.span)
+        for name in self.externs:
+            if name not in self.definitions.externs:
+                diags.add(f"a binding was given for '{name}', but the model has no "
+                          f"'extern def {name}(...)'", self.source,
+                          hint=did_you_mean(name, self.definitions.externs))
+        diags.raise_if_any()
+
     def condition(self, data: Mapping[str, Any] | str | Path,
                   data_source: Source | None = None) -> "ConditionedModel":
         """Bind data (a dict, or a path to a JSON file) and lower the model."""
+        self._check_externs()
         if isinstance(data, (str, Path)):
             data, data_source = load_json(data)
         graph = build_graph(self.program, set(data), self.definitions)

@@ -28,6 +28,7 @@ from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges, shape_t
 from pplc.backends.transforms import transform_for
 from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
+from pplc.frontend.ast import to_source
 from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
@@ -367,6 +368,7 @@ class _Analysis:
         self._check_coverage()
         self._check_supports()
         self._check_log_prob_shapes()
+        self._check_data_indices()
         order = graph.order()
         layout, offset = [], 0
         for name in order:
@@ -647,3 +649,45 @@ class _Analysis:
                     raise error(f"{piece.distribution.func}(...) has shape {shape_text(batch)}, "
                                 f"but {what} has shape {shape_text(element)}", self.source,
                                 piece.distribution.span)
+
+    def _check_data_indices(self) -> None:
+        """Integer data used as an index (`alpha[g[n]]`) must be in range, checked now.
+
+        JAX clamps an out-of-range gather index silently, so 1-based group codes would
+        give a wrong posterior without a word; here they are an error before compiling.
+        """
+        for variable in self.graph.variables():
+            for i, piece in enumerate(variable.pieces):
+                exprs = [e for e in (piece.distribution, piece.value) if e is not None]
+                for expr in exprs:
+                    for node in ast.walk(expr):
+                        if isinstance(node, ast.Index) and isinstance(node.value, ast.Name):
+                            self._check_index(variable, i, piece, node)
+
+    def _check_index(self, variable, i, piece, node: ast.Index) -> None:
+        target = node.value.id
+        shape = self.shapes.get(target)
+        if shape is None:
+            return
+        loop_vars = {p.index for p in piece.plates}
+        info = self.pieces[(variable.name, i)]
+        for axis, sub in enumerate(node.indices):
+            if isinstance(sub, ast.Slice) or axis >= len(shape):
+                continue
+            reads = {n.id for n in ast.names_in(sub)}
+            data_arrays = [r for r in reads if r in self.data.arrays]
+            if not data_arrays or not reads <= loop_vars | set(self.static):
+                continue
+            values = np.asarray(over_plates(lambda env: jnp.asarray(self.evaluate(sub, env)),
+                                            piece.plates, info.ranges, self.static))
+            if not np.issubdtype(values.dtype, np.integer) or values.size == 0:
+                continue
+            size = shape[axis]
+            bad = (values < 0) | (values >= size)
+            if bad.any():
+                value = int(values[bad].flat[0])
+                raise error(f"index {to_source(sub)} = {value} is out of range for axis {axis} "
+                            f"of '{target}', which has {size} elements (valid: 0 to {size - 1})",
+                            self.source, sub.span,
+                            hint="indices are 0-based; if the codes in your data start at 1, "
+                                 "subtract 1 from them")
