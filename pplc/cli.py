@@ -118,13 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_nonnegative_int, default=0)
     sample.add_argument("--max-tree-depth", type=_positive_int, default=10)
     sample.add_argument("--target-accept", type=_probability, default=0.8)
-    sample.add_argument("--chain-method", choices=["auto", "vectorized", "sequential"],
+    sample.add_argument("--chain-method", choices=["auto", "vectorized", "sequential", "parallel"],
                         default="auto")
     sample.add_argument("--summary", help="write the summary JSON here")
     sample.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
     sample.add_argument("--force", action="store_true",
                         help="overwrite existing --summary / --output files")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
+    sample.add_argument("--no-cache", action="store_true",
+                        help="do not use the persistent compilation cache")
     return parser
 
 
@@ -201,6 +203,9 @@ def cmd_ir(args) -> int:
 
 def cmd_sample(args) -> int:
     started = time.perf_counter()
+    if not args.no_cache:
+        from pplc.cache import enable_compilation_cache
+        enable_compilation_cache()
     for path in (args.summary, args.output):
         if path and Path(path).is_dir():
             raise error(f"output path '{path}' is a folder")

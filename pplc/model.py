@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends.data import BoundData, bind_data, load_json
-from pplc.backends.lower import LoweredModel, lower
+from pplc.backends.data import bind_data, load_json
+from pplc.backends.analysis import lower
+from pplc.backends.lower import LoweredModel
 from pplc import __version__
 from pplc.errors import Diagnostics, Source, did_you_mean
 from pplc.frontend import ast
@@ -90,7 +91,8 @@ class Model:
         self._check_externs()
         if isinstance(data, (str, Path)):
             data, data_source = load_json(data)
-        graph = build_graph(self.program, set(data), self.definitions)
+        supplied = {name for name, value in data.items() if value is not None}
+        graph = build_graph(self.program, supplied, self.definitions)
         bound = bind_data(graph, data, data_source)
         graph = run_passes(graph)
         return ConditionedModel(lower(graph, bound, self.externs))
@@ -161,6 +163,9 @@ class ConditionedModel:
             observed_data={v.name: np.asarray(self.lowered.data.arrays.get(
                 v.name, self.lowered.data.sizes.get(v.name)))
                 for v in self.graph.of_kind(Kind.OBSERVED)},
+            labels={name: self.lowered.element_names(name)
+                    for name in self.lowered.data.missing},
+            dims={name: [f"{name}_missing"] for name in self.lowered.data.missing},
             attrs={"inference_library": "pplc", "inference_library_version": __version__,
                    "num_warmup": warmup, "seed": seed},
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,6 +32,7 @@ class BoundData:
     sizes: dict[str, int]
     arrays: dict[str, np.ndarray]
     source: Source | None
+    missing: dict[str, np.ndarray] = field(default_factory=dict)  # name -> bool mask of NaNs
 
     @property
     def names(self) -> set[str]:
@@ -102,12 +103,16 @@ def bind_data(graph: Graph, raw: Mapping[str, Any], source: Source | None = None
 
     sizes: dict[str, int] = {}
     arrays: dict[str, np.ndarray] = {}
+    missing: dict[str, np.ndarray] = {}
     # Declarations are checked in dependency order: shapes are expressions of earlier sizes.
     for variable in graph.variables():
-        if variable.name not in raw:
+        if variable.name not in raw or variable.kind is Kind.LATENT:
             continue
         try:
-            value = _to_array(raw[variable.name], variable.name, source)
+            value = _to_array(raw[variable.name], variable.name, source,
+                              allow_missing=variable.kind is Kind.OBSERVED)
+            if value.dtype.kind == "f" and np.isnan(value).any():
+                missing[variable.name] = np.isnan(value)
             declared = variable.declared_type
             if declared is not None:
                 value = _check_declared(value, declared, variable.name, graph,
@@ -120,11 +125,16 @@ def bind_data(graph: Graph, raw: Mapping[str, Any], source: Source | None = None
         except PplcError as exc:
             diags.extend(exc)
     diags.raise_if_any()
-    return BoundData(sizes, arrays, source)
+    return BoundData(sizes, arrays, source, missing)
 
 
-def _to_array(value, name: str, source: Source | None) -> np.ndarray:
-    """Nested lists -> an array; null -> NaN; ragged or non-numeric lists are refused."""
+def _to_array(value, name: str, source: Source | None, allow_missing: bool = False
+              ) -> np.ndarray:
+    """Nested lists -> an array; null -> NaN; ragged or non-numeric lists are refused.
+
+    Missing entries (null or NaN) are allowed only in the target of a `~`, whose missing
+    entries become latent (imputed); anywhere else nothing could fill them in.
+    """
     span = key_span(source, name)
 
     def shape_of(v, path):
@@ -156,11 +166,13 @@ def _to_array(value, name: str, source: Source | None) -> np.ndarray:
     integral = all(isinstance(x, (bool, int)) for x in items) and not missing
     array = np.array(numbers, dtype=np.int64 if integral else np.float64)
     array = array.reshape(shape_of(value, ()))
-    if array.dtype.kind == "f" and np.isnan(array).any():
+    if array.dtype.kind == "f" and np.isnan(array).any() and not allow_missing:
         index = np.argwhere(np.isnan(array))[0] if array.ndim else ()
-        where = "[" + ", ".join(str(int(i)) for i in index) + "]" if array.ndim else ""
-        raise error(f"data '{name}{where}' is missing (null or NaN); missing data are not "
-                    "supported yet by this version of pplc", source, span)
+        where = "[" + ",".join(str(int(i)) for i in index) + "]" if array.ndim else ""
+        raise error(f"data '{name}{where}' is missing (null or NaN), but '{name}' has no "
+                    "distribution ('~') that could fill it in", source, span,
+                    hint="only entries of a variable on the left of '~' may be missing; "
+                         "they are then imputed")
     return array
 
 
@@ -183,13 +195,16 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
         raise error(f"data '{name}' has shape {shape_text(value.shape)}, but its declaration "
                     f"says {ast.type_to_source(declared)} = {shape_text(expected)}",
                     graph.source, declared.span)
+    present = ~np.isnan(value) if value.dtype.kind == "f" else np.ones(value.shape, bool)
     if declared.base == "int":
         if value.dtype.kind == "f":
-            if not np.all(np.isfinite(value)) or not np.all(value == np.round(value)):
-                bad = _first(value != np.round(value))
+            if not np.all(np.isfinite(value[present])) or \
+                    not np.all(value[present] == np.round(value[present])):
+                bad = _first(present & (value != np.round(value)))
                 raise error(f"data '{name}{bad}' must be an integer (declared "
                             f"{ast.type_to_source(declared)})", graph.source, declared.span)
-            value = value.astype(np.int64)
+            if present.all():
+                value = value.astype(np.int64)
     else:
         value = value.astype(np.float64)
     lower, upper = {"positive": (0, None), "unit": (0, 1)}.get(declared.base, (None, None))
@@ -201,10 +216,10 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
         else:
             upper = bound_value
     if lower is not None:
-        bad = value <= lower if strict else value < lower
+        bad = present & (value <= lower if strict else value < lower)
         _refuse_outside(bad, value, name, declared, graph)
     if upper is not None:
-        bad = value >= upper if strict else value > upper
+        bad = present & (value >= upper if strict else value > upper)
         _refuse_outside(bad, value, name, declared, graph)
     return value
 

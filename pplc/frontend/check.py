@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from pplc.errors import Diagnostics, PplcError, Source, Span, did_you_mean
+from pplc.errors import Diagnostics, Span, did_you_mean
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, FUNCTIONS, bind_arguments
 

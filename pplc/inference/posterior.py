@@ -8,7 +8,7 @@ ArviZ container, files) is derived from them on demand.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +25,7 @@ class Posterior:
     observed_data: dict[str, np.ndarray] = field(default_factory=dict)
     dims: dict[str, list[str]] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
+    labels: dict[str, list[str]] = field(default_factory=dict)  # element names, where not C order
 
     @property
     def num_chains(self) -> int:
@@ -41,7 +42,7 @@ class Posterior:
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per element: mean, sd, q5, q50, q95, r_hat, ess_bulk, ess_tail."""
-        return _summary.summarize(self.draws)
+        return _summary.summarize(self.draws, self.labels)
 
     def summary_json(self, **extra: Any) -> dict:
         return _summary.summary_json(self.summary(), self.divergences, self.n_grad_evals,

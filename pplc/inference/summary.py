@@ -61,8 +61,13 @@ def to_inference_data(posterior: Mapping[str, np.ndarray],
     return idata
 
 
-def summarize(posterior: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Per-element statistics of draws shaped (chain, draw, *shape)."""
+def summarize(posterior: Mapping[str, np.ndarray],
+              labels: Mapping[str, list[str]] | None = None) -> dict[str, dict[str, float]]:
+    """Per-element statistics of draws shaped (chain, draw, *shape).
+
+    `labels` names the elements of variables whose elements are not simply indexed in C
+    order (the imputed entries of a partly observed variable: `y[3]`, `y[7]`)."""
+    labels = labels or {}
     import xarray as xr
 
     az = _arviz()
@@ -81,7 +86,8 @@ def summarize(posterior: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]
         q5, q50, q95 = np.quantile(pooled, [0.05, 0.5, 0.95], axis=0)
         mean = pooled.mean(axis=0)
         sd = pooled.std(axis=0, ddof=1) if pooled.shape[0] > 1 else np.full(mean.shape, np.nan)
-        for k, element in enumerate(element_names(name, shape)):
+        names = labels.get(name) or element_names(name, shape)
+        for k, element in enumerate(names):
             out[element] = {
                 "mean": _num(mean[k]), "sd": _num(sd[k]), "q5": _num(q5[k]),
                 "q50": _num(q50[k]), "q95": _num(q95[k]), "r_hat": _num(r_hat[k]),

@@ -1,0 +1,431 @@
+"""Analysis of a conditioned model, once, with the data's sizes in hand.
+
+Shapes of every variable (declared, or inferred by abstract evaluation with
+`jax.eval_shape`), the elements each piece defines (each element of a latent or
+deterministic exactly once), constraints, and checks that need the data (index data in
+range, distribution shapes matching their variables). The result is a `LoweredModel`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pplc.backends.data import BoundData
+from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges, shape_text
+from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo, _SUPPORT_BOUNDS, \
+    _TYPE_BOUNDS
+from pplc.errors import Diagnostics, PplcError, error
+from pplc.frontend import ast
+from pplc.frontend.ast import to_source
+from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.ir.graph import Graph, Kind, Piece, Variable
+
+
+def lower(graph: Graph, data: BoundData, externs: Mapping[str, Callable] | None = None
+          ) -> LoweredModel:
+    """Analyse a conditioned model: shapes, coverage, layout. Raises PplcError on mistakes."""
+    return _Analysis(graph, data, dict(externs or {})).run()
+
+
+class _Analysis:
+    def __init__(self, graph: Graph, data: BoundData, externs: dict):
+        self.graph = graph
+        self.data = data
+        self.externs = externs
+        self.source = graph.source
+        self.evaluate = Evaluator(graph.source, graph.functions, externs)
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.dtypes: dict[str, Any] = {}
+        self.pieces: dict[tuple[str, int], PieceInfo] = {}
+        self.static: Env = dict(data.sizes)   # known concrete values (sizes, data arrays)
+
+    def run(self) -> LoweredModel:
+        graph = self.graph
+        self.static.update(self.data.arrays)
+        for name, value in self.data.arrays.items():
+            self.shapes[name] = value.shape
+            self.dtypes[name] = value.dtype
+        for name in self.data.sizes:
+            self.shapes[name] = ()
+            self.dtypes[name] = np.int64
+        diags = Diagnostics()
+        for variable in graph.variables():
+            for i, piece in enumerate(variable.pieces):
+                try:
+                    self.pieces[(variable.name, i)] = self._piece_info(variable, piece)
+                except PplcError as exc:
+                    diags.extend(exc)
+            if variable.kind is Kind.LATENT:
+                for piece in variable.pieces:
+                    info = DISTRIBUTIONS[piece.distribution.func]
+                    if info.discrete:
+                        diags.add(f"'{variable.name}' is a latent discrete variable "
+                                  f"({piece.distribution.func}), which this version of pplc "
+                                  "cannot sample", self.source, piece.span,
+                                  hint=f"supply '{variable.name}' in the data, or use a "
+                                       "continuous distribution")
+                        break
+                if variable.declared_type is not None and variable.declared_type.base == "int":
+                    diags.add(f"latent '{variable.name}' cannot have type int", self.source,
+                              variable.declared_type.span)
+        diags.raise_if_any()
+        self._infer_shapes()
+        self._check_coverage()
+        self._check_supports()
+        self._check_log_prob_shapes()
+        self._check_data_indices()
+        order = graph.order()
+        self._check_imputable()
+        layout, offset = [], 0
+        for name in order:
+            if graph[name].kind is Kind.LATENT:
+                layout.append(Block(name, self.shapes[name], offset))
+                offset += layout[-1].size
+            elif name in self.data.missing:
+                count = int(self.data.missing[name].sum())
+                layout.append(Block(name, (count,), offset, imputed=True))
+                offset += count
+        data_only = self._data_only_deterministics(order)
+        return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, layout,
+                            self.pieces, self.externs, data_only)
+
+    def _check_imputable(self) -> None:
+        """Missing entries become latent: they must be continuous and have a distribution."""
+        for name, mask in self.data.missing.items():
+            variable = self.graph[name]
+            for piece in variable.pieces:
+                if DISTRIBUTIONS[piece.distribution.func].discrete:
+                    raise error(f"'{name}' has missing entries, which would be latent discrete "
+                                f"values ({piece.distribution.func}); this version of pplc "
+                                "cannot impute discrete values", self.source, piece.span)
+            covered = np.zeros(mask.shape, bool)
+            for i, piece in enumerate(variable.pieces):
+                if piece.indices is None:
+                    covered[...] = True
+                    continue
+                arrays = self._index_arrays(variable, i, piece)
+                covered[tuple(a.ravel() for a in arrays)] = True
+            orphan = mask & ~covered
+            if orphan.any():
+                where = ",".join(str(int(i)) for i in np.argwhere(orphan)[0])
+                raise error(f"data '{name}[{where}]' is missing, but no '~' statement covers "
+                            "that entry, so nothing could fill it in", self.source,
+                            variable.span)
+
+    def _data_only_deterministics(self, order) -> list[str]:
+        depends: dict[str, bool] = {}
+        for name in order:
+            variable = self.graph[name]
+            parents = self.graph.parents(name)
+            random = variable.kind is Kind.LATENT or name in self.data.missing \
+                or any(depends.get(p, False) for p in parents)
+            depends[name] = random
+        # A recursion may read later nodes only through the full graph; be safe with cycles.
+        return [n for n in order if self.graph[n].kind is Kind.DETERMINISTIC
+                and not depends[n] and not self.graph[n].recursive]
+
+    def _piece_info(self, variable: Variable, piece: Piece) -> PieceInfo:
+        ranges = plate_ranges(piece.plates, self.evaluate, self.static)
+        positional: tuple[str, ...] = ()
+        if piece.distribution is not None:
+            info = DISTRIBUTIONS[piece.distribution.func]
+            positional, _ = bind_arguments(info, len(piece.distribution.args),
+                                           [k.name for k in piece.distribution.keywords])
+        recursive = variable.kind is Kind.DETERMINISTIC and any(
+            n.id == variable.name for e in ([piece.value] if piece.value else [])
+            for n in ast.names_in(e))
+        if recursive and not piece.plates:
+            raise error(f"'{variable.name}' is defined in terms of itself outside a loop",
+                        self.source, piece.span)
+        for index in piece.indices or ():
+            if isinstance(index, ast.Slice):
+                raise error("a slice on the left of '~' or '=' is not supported yet by this "
+                            "version of pplc; define the elements in a loop", self.source,
+                            index.span)
+        return PieceInfo(ranges, positional, recursive)
+
+    # ------------------------------------------------------------ shapes
+    def _abstract_env(self) -> tuple[Env, Env]:
+        static = dict(self.data.sizes)
+        arrays = {n: jax.ShapeDtypeStruct(self.shapes[n], self.dtypes[n]) for n in self.shapes
+                  if n not in static}
+        return static, arrays
+
+    def _eval_shape(self, fn: Callable[[Env], Any]):
+        static, arrays = self._abstract_env()
+        return jax.eval_shape(lambda a: fn({**static, **a}), arrays)
+
+    def _infer_shapes(self) -> None:
+        pending = [v for v in self.graph.variables() if v.name not in self.shapes
+                   and v.kind is not Kind.FACTOR]
+        while pending:
+            progress = False
+            for variable in list(pending):
+                reads = set(self.graph.parents(variable.name))
+                if any(r not in self.shapes for r in reads):
+                    continue
+                self._infer_shape(variable)
+                pending.remove(variable)
+                progress = True
+            if not progress:
+                variable = pending[0]
+                waiting = sorted(r for r in self.graph.parents(variable.name)
+                                 if r not in self.shapes)
+                raise error(f"cannot infer the shape of '{variable.name}': it depends on "
+                            f"{', '.join(repr(w) for w in waiting)}, whose shapes depend on "
+                            f"it", self.source, variable.span,
+                            hint=f"declare its type, e.g. {variable.name}: real[N] ~ ...")
+
+    def _infer_shape(self, variable: Variable) -> None:
+        name = variable.name
+        declared = variable.declared_type
+        if variable.kind is Kind.OBSERVED:
+            raise error(f"internal: observed '{name}' without data", self.source, variable.span)
+        if declared is not None:
+            shape = []
+            for size in declared.shape:
+                n = self.evaluate(size, self.static)
+                if not isinstance(n, (int, np.integer)):
+                    raise error("a size in a type must be an int data value or a number",
+                                self.source, size.span)
+                shape.append(int(n))
+            self.shapes[name] = tuple(shape)
+            self.dtypes[name] = jnp.float64
+            return
+        if all(p.indices is None for p in variable.pieces):
+            piece = variable.pieces[0]
+            result = self._traced(piece, lambda env: self._piece_value(variable, 0, piece, env))
+            self.shapes[name] = tuple(result.shape)
+            self.dtypes[name] = jnp.float64 if variable.kind is Kind.LATENT else result.dtype
+            return
+        # Defined element by element: leading axes from the subscripts' ranges, trailing
+        # axes from the elements' own shape.
+        leading = self._extent(variable)
+        element, dtype = None, None
+        for i, piece in enumerate(variable.pieces):
+            if self.pieces[(name, i)].recursive:
+                continue
+            info = self.pieces[(name, i)]
+            result = self._traced(piece, lambda env, i=i, piece=piece: over_plates(
+                lambda local: self._piece_value(variable, i, piece, local),
+                piece.plates, info.ranges, env))
+            shape = tuple(result.shape[len(piece.plates):])
+            dtype = result.dtype if dtype is None else jnp.result_type(dtype, result.dtype)
+            if element is not None and shape != element:
+                raise error(f"the elements of '{name}' have shape {shape_text(shape)} here but "
+                            f"{shape_text(element)} elsewhere", self.source, piece.span)
+            element = shape
+        if element is None:
+            raise error(f"cannot infer the element shape of '{name}'", self.source,
+                        variable.span, hint=f"declare its type, e.g. {name}: real[N] ~ ...")
+        self.shapes[name] = tuple(leading) + element
+        self.dtypes[name] = jnp.float64 if variable.kind is Kind.LATENT else dtype
+
+    def _piece_value(self, variable, i, piece, env):
+        """The value a piece defines: a deterministic's value, or a `~`'s batch shape."""
+        if piece.value is not None:
+            return jnp.asarray(self.evaluate(piece.value, env))
+        params = {}
+        info = self.pieces[(variable.name, i)]
+        for p, a in zip(info.positional, piece.distribution.args):
+            params[p] = self.evaluate(a, env)
+        for k in piece.distribution.keywords:
+            params[k.name] = self.evaluate(k.value, env)
+        shapes = [jnp.shape(v) for v in params.values()]
+        try:
+            shape = jnp.broadcast_shapes(*shapes) if shapes else ()
+        except ValueError:
+            raise error(f"the arguments of {piece.distribution.func} have shapes "
+                        f"{', '.join(shape_text(s) for s in shapes)}, which do not broadcast",
+                        self.source, piece.distribution.span) from None
+        return jnp.zeros(shape)
+
+    def _traced(self, piece: Piece, fn):
+        try:
+            return self._eval_shape(fn)
+        except PplcError:
+            raise
+        except (TypeError, ValueError, IndexError) as exc:
+            raise error(str(exc).splitlines()[0], self.source, piece.span) from None
+
+    def _index_arrays(self, variable: Variable, i: int, piece: Piece) -> list[np.ndarray]:
+        """The concrete subscripts of a piece at every loop index (for shapes, coverage)."""
+        info = self.pieces[(variable.name, i)]
+        for index in piece.indices:
+            reads = {n.id for n in ast.names_in(index)} - {p.index for p in piece.plates}
+            unknown = [r for r in reads if r not in self.static]
+            if unknown:
+                raise error(f"a subscript on the left side may only use loop variables and "
+                            f"data, not '{unknown[0]}'", self.source, index.span)
+        try:
+            values = over_plates(lambda env: tuple(
+                jnp.asarray(self.evaluate(e, env)) for e in piece.indices),
+                piece.plates, info.ranges, self.static)
+        except PplcError:
+            raise
+        out = []
+        for index, value in zip(piece.indices, values):
+            value = np.asarray(value)
+            if value.shape != tuple(len(r) for r in info.ranges):
+                raise error("a subscript on the left side must be one integer per element",
+                            self.source, index.span)
+            if not np.issubdtype(value.dtype, np.integer):
+                raise error("a subscript must be an integer", self.source, index.span)
+            if value.size and value.min() < 0:
+                raise error(f"subscript {int(value.min())} is negative", self.source,
+                            index.span, hint="indices start at 0 and cannot be negative here")
+            out.append(value)
+        return out
+
+    def _extent(self, variable: Variable) -> list[int]:
+        extent: list[int] | None = None
+        for i, piece in enumerate(variable.pieces):
+            arrays = self._index_arrays(variable, i, piece)
+            if extent is None:
+                extent = [0] * len(arrays)
+            if len(arrays) != len(extent):
+                raise error(f"'{variable.name}' is indexed with {len(arrays)} subscripts here "
+                            f"but {len(extent)} elsewhere", self.source, piece.span)
+            for d, a in enumerate(arrays):
+                if a.size:
+                    extent[d] = max(extent[d], int(a.max()) + 1)
+        return extent or []
+
+    def _check_coverage(self) -> None:
+        """Each element of a latent or deterministic is defined exactly once."""
+        for variable in self.graph.variables():
+            if variable.kind is Kind.FACTOR or all(p.indices is None for p in variable.pieces):
+                continue
+            shape = self.shapes[variable.name]
+            first: np.ndarray | None = None
+            owner = None
+            for i, piece in enumerate(variable.pieces):
+                arrays = self._index_arrays(variable, i, piece)
+                leading = shape[:len(arrays)]
+                if first is None:
+                    first = np.full(leading, -1)
+                    owner = np.full(leading, -1)
+                flat = tuple(a.ravel() for a in arrays)
+                for d, (a, n) in enumerate(zip(flat, leading)):
+                    if a.size and a.max() >= n:
+                        raise error(f"subscript {int(a.max())} is out of range for "
+                                    f"'{variable.name}' of shape {shape_text(shape)}",
+                                    self.source, piece.indices[d].span)
+                counts = np.zeros(leading, int)
+                np.add.at(counts, flat, 1)
+                twice = (counts > 1) | ((counts > 0) & (owner >= 0))
+                if twice.any():
+                    where = tuple(int(x) for x in np.argwhere(twice)[0])
+                    other = owner[where] if owner[where] >= 0 else i
+                    other_line = variable.pieces[other].span.line
+                    element = f"{variable.name}[{','.join(map(str, where))}]"
+                    where_text = "also on line " + str(other_line) if other != i \
+                        else "more than once by this statement"
+                    raise error(f"element {element} is defined {where_text}", self.source,
+                                piece.span,
+                                hint="each element has exactly one definition")
+                owner[counts > 0] = i
+            if variable.kind in (Kind.LATENT, Kind.DETERMINISTIC) and (owner < 0).any():
+                where = tuple(int(x) for x in np.argwhere(owner < 0)[0])
+                raise error(f"element {variable.name}[{','.join(map(str, where))}] is never "
+                            "defined", self.source, variable.span,
+                            hint="every element of a latent or deterministic array needs a "
+                                 "definition")
+
+    def _check_supports(self) -> None:
+        for variable in self.graph.of_kind(Kind.LATENT):
+            bounded = []
+            for piece in variable.pieces:
+                support = DISTRIBUTIONS[piece.distribution.func].support
+                bounded.append((support.kind not in ("real",),
+                                support.kind in ("unit", "interval")))
+            if len(set(bounded)) > 1:
+                raise error(f"the pieces of '{variable.name}' have different supports",
+                            self.source, variable.pieces[1].span,
+                            hint="give every element of a latent array the same kind of "
+                                 "distribution support")
+            declared = variable.declared_type
+            if declared is None or declared.base not in _TYPE_BOUNDS:
+                continue
+            support = DISTRIBUTIONS[variable.pieces[0].distribution.func].support
+            kind = support.kind
+            if kind in _SUPPORT_BOUNDS and not declared.bounds:
+                s_lower, s_upper = _SUPPORT_BOUNDS[kind]
+                t_lower, t_upper = _TYPE_BOUNDS[declared.base]
+                wider = (s_lower is not None and (t_lower is None or t_lower < s_lower)) or \
+                        (s_upper is not None and (t_upper is None or t_upper > s_upper))
+                if wider:
+                    raise error(f"type '{declared.base}' is wider than the support of "
+                                f"{variable.pieces[0].distribution.func} ({kind})",
+                                self.source, declared.span,
+                                hint="leave the type out to use the support, or narrow it")
+
+    def _check_log_prob_shapes(self) -> None:
+        """A `~` whose arguments broadcast beyond the variable's shape is a mistake."""
+        for variable in self.graph.variables():
+            if not variable.stochastic:
+                continue
+            shape = self.shapes[variable.name]
+            for i, piece in enumerate(variable.pieces):
+                info = self.pieces[(variable.name, i)]
+                result = self._traced(piece, lambda env, i=i, piece=piece: over_plates(
+                    lambda local: self._piece_value(variable, i, piece, local),
+                    piece.plates, info.ranges, env))
+                batch = tuple(result.shape[len(piece.plates):])
+                element = shape if piece.indices is None else shape[len(piece.indices):]
+                try:
+                    joint = jnp.broadcast_shapes(batch, element)
+                except ValueError:
+                    joint = None
+                if joint != tuple(element):
+                    what = variable.name if piece.indices is None else "each element of " \
+                        + variable.name
+                    raise error(f"{piece.distribution.func}(...) has shape {shape_text(batch)}, "
+                                f"but {what} has shape {shape_text(element)}", self.source,
+                                piece.distribution.span)
+
+    def _check_data_indices(self) -> None:
+        """Integer data used as an index (`alpha[g[n]]`) must be in range, checked now.
+
+        JAX clamps an out-of-range gather index silently, so 1-based group codes would
+        give a wrong posterior without a word; here they are an error before compiling.
+        """
+        for variable in self.graph.variables():
+            for i, piece in enumerate(variable.pieces):
+                exprs = [e for e in (piece.distribution, piece.value) if e is not None]
+                for expr in exprs:
+                    for node in ast.walk(expr):
+                        if isinstance(node, ast.Index) and isinstance(node.value, ast.Name):
+                            self._check_index(variable, i, piece, node)
+
+    def _check_index(self, variable, i, piece, node: ast.Index) -> None:
+        target = node.value.id
+        shape = self.shapes.get(target)
+        if shape is None:
+            return
+        loop_vars = {p.index for p in piece.plates}
+        info = self.pieces[(variable.name, i)]
+        for axis, sub in enumerate(node.indices):
+            if isinstance(sub, ast.Slice) or axis >= len(shape):
+                continue
+            reads = {n.id for n in ast.names_in(sub)}
+            data_arrays = [r for r in reads if r in self.data.arrays]
+            if not data_arrays or not reads <= loop_vars | set(self.static):
+                continue
+            values = np.asarray(over_plates(lambda env: jnp.asarray(self.evaluate(sub, env)),
+                                            piece.plates, info.ranges, self.static))
+            if not np.issubdtype(values.dtype, np.integer) or values.size == 0:
+                continue
+            size = shape[axis]
+            bad = (values < 0) | (values >= size)
+            if bad.any():
+                value = int(values[bad].flat[0])
+                raise error(f"index {to_source(sub)} = {value} is out of range for axis {axis} "
+                            f"of '{target}', which has {size} elements (valid: 0 to {size - 1})",
+                            self.source, sub.span,
+                            hint="indices are 0-based; if the codes in your data start at 1, "
+                                 "subtract 1 from them")
