@@ -2,6 +2,7 @@
 
     pplc check  MODEL.ppl [--data DATA.json]
     pplc ir     MODEL.ppl [--data DATA.json]
+    pplc graph  MODEL.ppl [--data DATA.json] -o model.svg|png|pdf|dot
     pplc sample MODEL.ppl --data DATA.json [--chains 4] [--warmup 1000] [--draws 1000]
                 [--seed 0] [--summary OUT.json] [--output OUT.nc] [--force]
 
@@ -108,6 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("--data", help="a JSON file of data (decides observed vs latent)")
     _add_extern(ir)
 
+    graph = sub.add_parser("graph", help="draw the model as a PGM picture (graphviz)")
+    graph.add_argument("model")
+    graph.add_argument("--data", help="a JSON file of data (sizes on plates, observed "
+                                      "vs latent)")
+    graph.add_argument("-o", "--output", required=True,
+                       help="the picture: .svg, .png, .pdf, or .dot for the DOT source")
+    _add_extern(graph)
+
     sample = sub.add_parser("sample", help="draw from the posterior with NUTS")
     sample.add_argument("model")
     sample.add_argument("--data", required=True, help="a JSON file of data")
@@ -201,6 +210,20 @@ def cmd_ir(args) -> int:
     return 0
 
 
+def cmd_graph(args) -> int:
+    from pplc.ir.graphviz import render
+
+    model = _load(args)
+    if args.data:
+        conditioned = model.condition(args.data)
+        graph, sizes = conditioned.graph, dict(conditioned.lowered.data.sizes)
+    else:
+        graph, sizes = model.graph, None
+    path = render(graph, args.output, sizes=sizes)
+    print(f"picture written to {path}")
+    return 0
+
+
 def cmd_sample(args) -> int:
     started = time.perf_counter()
     if not args.no_cache:
@@ -239,7 +262,7 @@ def cmd_sample(args) -> int:
     return 0
 
 
-_COMMANDS = {"check": cmd_check, "ir": cmd_ir, "sample": cmd_sample}
+_COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd_sample}
 
 
 def entry_point() -> None:

@@ -134,3 +134,13 @@ def test_internal_errors_are_labelled_as_bugs():
     assert result.returncode == 2
     assert "internal error: RuntimeError: kaboom" in result.stderr
     assert "bug in pplc" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_graph_renders_a_picture_with_the_real_dot(tmp_path):
+    out = tmp_path / "model.svg"
+    result = pplc("graph", EXAMPLE / "model.ppl", "--data", EXAMPLE / "data.json", "-o", out)
+    assert result.returncode == 0, result.stderr
+    svg = out.read_text()
+    assert "<svg" in svg and "beta" in svg and "sigma" in svg
+    result = pplc("graph", EXAMPLE / "model.ppl", "-o", tmp_path / "model.jpeg")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
