@@ -224,8 +224,27 @@ def cmd_graph(args) -> int:
     return 0
 
 
+def _import_in_background(*modules: str) -> None:
+    """Start importing slow modules (ArviZ: ~2 s) on a thread while XLA compiles.
+
+    XLA compilation releases the GIL, so the import overlaps it; a later `import` of the
+    same module simply waits for this one to finish (Python's import lock).
+    """
+    import importlib
+    import threading
+
+    def run():
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # noqa: BLE001 - the real import later reports any problem
+                pass
+    threading.Thread(target=run, daemon=True).start()
+
+
 def cmd_sample(args) -> int:
     started = time.perf_counter()
+    _import_in_background("arviz")
     if not args.no_cache:
         from pplc.cache import enable_compilation_cache
         enable_compilation_cache()
