@@ -30,9 +30,7 @@ dot:
 	  else echo "warning: graphviz 'dot' is missing; install it for model pictures"; fi; }
 
 demo: $(STAMP) dot
-	$(BIN)/pplc sample examples/linear_regression/model.ppl \
-	  --data examples/linear_regression/data.json \
-	  --summary out/linear_regression_summary.json --output out/linear_regression.nc --force
+	$(BIN)/python examples/supernova/demo.py out
 
 test: $(TEST_STAMP) dot
 	$(BIN)/python -m pytest -n 2 -q

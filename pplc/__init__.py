@@ -7,6 +7,7 @@ _jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
+from pplc.errors import PplcError  # noqa: E402
 from pplc.model import ConditionedModel, Model, compile  # noqa: E402
 
-__all__ = ["compile", "Model", "ConditionedModel", "__version__"]
+__all__ = ["compile", "Model", "ConditionedModel", "PplcError", "__version__"]

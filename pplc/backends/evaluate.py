@@ -19,6 +19,7 @@ import numpy as np
 from pplc.errors import Source, error
 from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
+from pplc.backends import special
 from pplc.backends.functions import FUNCTIONS
 
 Env = Mapping[str, Any]
@@ -145,16 +146,30 @@ class Evaluator:
         return value
 
     def _Call(self, e: ast.Call, env):
+        if e.func in ast.SPECIAL_FORMS:
+            fn = self.callable(e.args[0].name)
+            args = [jnp.asarray(self(a, env), jnp.float64) for a in e.args[1:]]
+            form = special.integrate if e.func == "integrate" else special.ode
+            return self._jax(e, lambda: form(fn, *args))
         args = [self(a, env) for a in e.args]
-        if e.func in self.functions:
-            fn = self.functions[e.func]
+        if e.func in self.functions or e.func in self.externs:
+            fn = self.callable(e.func)
+            return self._jax(e, lambda: fn(*args)) if e.func in self.externs else fn(*args)
+        return self._jax(e, lambda: FUNCTIONS[e.func](*args))
+
+    def callable(self, name: str) -> Callable:
+        """A model `def` (evaluated in its own scope) or an extern, as a Python function."""
+        if name in self.externs:
+            return self.externs[name]
+        fn = self.functions[name]
+
+        def call(*args):
             local = dict(zip(fn.params, args))
             for assign in fn.body:
                 local[assign.name] = self(assign.value, local)
-            return self(fn.result, local)
-        if e.func in self.externs:
-            return self._jax(e, lambda: self.externs[e.func](*args))
-        return self._jax(e, lambda: FUNCTIONS[e.func](*args))
+            result = self(fn.result, local)
+            return jnp.asarray(result) if isinstance(result, np.ndarray) else result
+        return call
 
     def _jax(self, e, thunk):
         """Run a JAX operation; a shape or type error becomes a diagnostic at `e`."""

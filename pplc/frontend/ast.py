@@ -41,6 +41,14 @@ class Index:
 
 
 @dataclass(frozen=True)
+class FunctionRef:
+    """A function passed by name to a special form: the `f` of `integrate(f, a, b)`."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
 class Keyword:
     name: str
     value: "Expr"
@@ -101,7 +109,11 @@ class ListExpr:
     span: Span
 
 
-Expr = Union[Number, Name, Index, Call, BinOp, UnaryOp, Compare, BoolOp, IfExp, ListExpr]
+Expr = Union[Number, Name, Index, Call, BinOp, UnaryOp, Compare, BoolOp, IfExp, ListExpr,
+             FunctionRef]
+
+# Calls whose first argument is a function, passed by name.
+SPECIAL_FORMS = ("integrate", "ode")
 
 # ---------------------------------------------------------------- statements
 
@@ -267,8 +279,8 @@ def _unparse(node: object) -> tuple[str, int]:
         text = repr(value) if not isinstance(value, float) or not value.is_integer() \
             else f"{value:.1f}"
         return text, (_PRECEDENCE["unary"] if value < 0 else 99)
-    if isinstance(node, Name):
-        return node.id, 99
+    if isinstance(node, (Name, FunctionRef)):
+        return (node.id if isinstance(node, Name) else node.name), 99
     if isinstance(node, Slice):
         return (f"{to_source(node.start) if node.start else ''}:"
                 f"{to_source(node.stop) if node.stop else ''}"), 99

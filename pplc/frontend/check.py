@@ -20,7 +20,9 @@ TYPES = {"real", "int", "positive", "unit", "simplex", "ordered", "positive_orde
          "corr_cholesky", "cov"}
 SUPPORTED_TYPES = {"real", "int", "positive", "unit"}
 DECORATORS = {"centered", "noncentered"}
-SPECIAL_FORMS = {"integrate", "ode"}
+SPECIAL_FORMS = set(ast.SPECIAL_FORMS)
+# Special forms: (arguments before the function's extra args, arguments f takes before them).
+_SPECIAL_ARITY = {"integrate": (3, 1), "ode": (4, 2)}  # integrate(f, a, b, ...): f(x, ...)
 
 
 @dataclass
@@ -271,8 +273,7 @@ def _check_call(call, defs, source, diags):
                   hint="a distribution goes on the right of '~': x ~ " + name + "(...)")
         return
     if name in SPECIAL_FORMS:
-        diags.add(f"'{name}' is not supported yet by this version of pplc", source,
-                  call.func_span)
+        _check_special_form(call, defs, source, diags)
         return
     if call.keywords:
         diags.add(f"function '{name}' takes no keyword arguments", source, call.keywords[0].span)
@@ -294,6 +295,37 @@ def _check_call(call, defs, source, diags):
                                                  else f"{low} to {high}")
         diags.add(f"'{name}' takes {expected} argument{'s' if expected != '1' else ''}, "
                   f"{n} given", source, call.span)
+
+
+def _check_special_form(call, defs, source, diags):
+    """integrate(f, a, b, args...) and ode(f, y0, t0, ts, args...): f is a def or extern."""
+    fixed, own = _SPECIAL_ARITY[call.func]
+    usage = {"integrate": "integrate(f, a, b, args...)",
+             "ode": "ode(f, y0, t0, ts, args...)"}[call.func]
+    if call.keywords:
+        diags.add(f"'{call.func}' takes no keyword arguments", source, call.keywords[0].span)
+    if len(call.args) < fixed:
+        diags.add(f"'{call.func}' needs at least {fixed} arguments: {usage}", source, call.span)
+        return
+    fn = call.args[0]
+    if not isinstance(fn, ast.FunctionRef):
+        diags.add(f"the first argument of '{call.func}' must be the name of a function "
+                  "(a def or an extern def)", source, fn.span, hint=usage)
+        return
+    if fn.name in defs.functions:
+        params = len(defs.functions[fn.name].params)
+    elif fn.name in defs.externs:
+        params = len(defs.externs[fn.name].params)
+    else:
+        diags.add(f"unknown function '{fn.name}'", source, fn.span,
+                  hint=did_you_mean(fn.name, defs.callables()) or
+                  f"define it with `def {fn.name}(...):` or `extern def {fn.name}(...)`")
+        return
+    expected = own + len(call.args) - fixed
+    if params != expected:
+        what = "(x, args...)" if call.func == "integrate" else "(t, y, args...)"
+        diags.add(f"'{fn.name}' takes {params} parameters, but {call.func} calls it with "
+                  f"{expected}: f{what}", source, fn.span)
 
 
 def _check_function(fn, defs, source, diags):

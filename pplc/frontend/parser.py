@@ -284,7 +284,10 @@ def _finish(program: ast.Program, source: Source) -> ast.Program:
                     seen_keyword = True
                 elif seen_keyword:
                     raise error("positional argument follows keyword argument", source, a.span)
-            return ast.Call(e.func, tuple(expr(a) for a in e.args),
+            args = tuple(expr(a) for a in e.args)
+            if e.func in ast.SPECIAL_FORMS and args and isinstance(args[0], ast.Name):
+                args = (ast.FunctionRef(args[0].id, args[0].span),) + args[1:]
+            return ast.Call(e.func, args,
                             tuple(ast.Keyword(k.name, expr(k.value), k.span) for k in e.keywords),
                             e.span, e.func_span)
         if isinstance(e, ast.Index):
