@@ -14,10 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pplc.backends import distributions as dists
 from pplc.backends.data import BoundData
+from pplc.backends.transforms import VECTOR_KINDS, transform_for
 from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges, shape_text
-from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo, _SUPPORT_BOUNDS, \
-    _TYPE_BOUNDS
+from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo
 from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
@@ -42,6 +43,7 @@ class _Analysis:
         self.dtypes: dict[str, Any] = {}
         self.pieces: dict[tuple[str, int], PieceInfo] = {}
         self.static: Env = dict(data.sizes)   # known concrete values (sizes, data arrays)
+        self.kinds: dict[str, str] = {}       # latent -> constraint kind (transforms.py)
 
     def run(self) -> LoweredModel:
         graph = self.graph
@@ -83,7 +85,11 @@ class _Analysis:
         layout, offset = [], 0
         for name in order:
             if graph[name].kind is Kind.LATENT:
-                layout.append(Block(name, self.shapes[name], offset))
+                kind = self.kinds[name]
+                shape = self.shapes[name]
+                free = shape if kind == "interval" else \
+                    transform_for(kind).unconstrained_shape(shape)
+                layout.append(Block(name, shape, offset, free_shape=tuple(free)))
                 offset += layout[-1].size
             elif name in self.data.missing:
                 count = int(self.data.missing[name].sum())
@@ -91,7 +97,7 @@ class _Analysis:
                 offset += count
         data_only = self._data_only_deterministics(order)
         return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, layout,
-                            self.pieces, self.externs, data_only)
+                            self.pieces, self.externs, data_only, self.kinds)
 
     def _check_imputable(self) -> None:
         """Missing entries become latent: they must be continuous and have a distribution."""
@@ -193,6 +199,11 @@ class _Analysis:
                     raise error("a size in a type must be an int data value or a number",
                                 self.source, size.span)
                 shape.append(int(n))
+            if declared.base in ("corr_cholesky", "cov"):
+                if len(shape) != 1:
+                    raise error(f"{declared.base}[K] takes one size: the matrix is K x K",
+                                self.source, declared.span)
+                shape = shape * 2
             self.shapes[name] = tuple(shape)
             self.dtypes[name] = jnp.float64
             return
@@ -235,14 +246,14 @@ class _Analysis:
             params[p] = self.evaluate(a, env)
         for k in piece.distribution.keywords:
             params[k.name] = self.evaluate(k.value, env)
-        shapes = [jnp.shape(v) for v in params.values()]
         try:
-            shape = jnp.broadcast_shapes(*shapes) if shapes else ()
+            batch, event = dists.get(piece.distribution.func).shapes(**params)
         except ValueError:
+            shapes = [jnp.shape(v) for v in params.values()]
             raise error(f"the arguments of {piece.distribution.func} have shapes "
-                        f"{', '.join(shape_text(s) for s in shapes)}, which do not broadcast",
-                        self.source, piece.distribution.span) from None
-        return jnp.zeros(shape)
+                        f"{', '.join(shape_text(s) for s in shapes)}, which do not fit "
+                        "together", self.source, piece.distribution.span) from None
+        return jnp.zeros(tuple(batch) + tuple(event))
 
     def _traced(self, piece: Piece, fn):
         try:
@@ -337,32 +348,27 @@ class _Analysis:
                                  "definition")
 
     def _check_supports(self) -> None:
+        """Pieces agree on a support, and an explicit type lies inside it (Stan's rule:
+        a type may narrow the support, never widen it)."""
         for variable in self.graph.of_kind(Kind.LATENT):
-            bounded = []
-            for piece in variable.pieces:
-                support = DISTRIBUTIONS[piece.distribution.func].support
-                bounded.append((support.kind not in ("real",),
-                                support.kind in ("unit", "interval")))
-            if len(set(bounded)) > 1:
+            supports = [DISTRIBUTIONS[p.distribution.func].support for p in variable.pieces]
+            if len({s.kind for s in supports}) > 1:
                 raise error(f"the pieces of '{variable.name}' have different supports",
                             self.source, variable.pieces[1].span,
                             hint="give every element of a latent array the same kind of "
                                  "distribution support")
+            support = supports[0]
             declared = variable.declared_type
-            if declared is None or declared.base not in _TYPE_BOUNDS:
-                continue
-            support = DISTRIBUTIONS[variable.pieces[0].distribution.func].support
-            kind = support.kind
-            if kind in _SUPPORT_BOUNDS and not declared.bounds:
-                s_lower, s_upper = _SUPPORT_BOUNDS[kind]
-                t_lower, t_upper = _TYPE_BOUNDS[declared.base]
-                wider = (s_lower is not None and (t_lower is None or t_lower < s_lower)) or \
-                        (s_upper is not None and (t_upper is None or t_upper > s_upper))
-                if wider:
-                    raise error(f"type '{declared.base}' is wider than the support of "
-                                f"{variable.pieces[0].distribution.func} ({kind})",
-                                self.source, declared.span,
-                                hint="leave the type out to use the support, or narrow it")
+            func = variable.pieces[0].distribution.func
+            if declared is not None and not _type_within(declared, support, self.evaluate,
+                                                         self.static):
+                raise error(f"type '{ast.type_to_source(declared)}' is wider than, or not "
+                            f"inside, the support of {func} ({_describe_support(support)})",
+                            self.source, declared.span,
+                            hint="leave the type out to use the support, or narrow it")
+            self.kinds[variable.name] = (
+                declared.base if declared is not None and declared.base in VECTOR_KINDS
+                else support.kind if support.kind in VECTOR_KINDS else "interval")
 
     def _check_log_prob_shapes(self) -> None:
         """A `~` whose arguments broadcast beyond the variable's shape is a mistake."""
@@ -429,3 +435,60 @@ class _Analysis:
                             self.source, sub.span,
                             hint="indices are 0-based; if the codes in your data start at 1, "
                                  "subtract 1 from them")
+
+
+# ---------------------------------------------------------------- types within supports
+
+# Which sets contain which: a type may name any subset of its distribution's support.
+_WITHIN = {
+    "real": {"real", "positive", "unit", "simplex", "ordered", "positive_ordered",
+             "corr_cholesky", "cov", "interval"},
+    "positive": {"positive", "unit", "simplex", "positive_ordered"},
+    "unit": {"unit", "simplex"},
+    "simplex": {"simplex"},
+    "corr_cholesky": {"corr_cholesky"},
+}
+_KIND_BOUNDS = {"real": (None, None), "positive": (0.0, None), "unit": (0.0, 1.0)}
+
+
+def _describe_support(support) -> str:
+    return support.kind if support.kind != "interval" else \
+        f"interval from {support.lower} to {support.upper}"
+
+
+def _type_within(declared: ast.Type, support, evaluate, static) -> bool:
+    """Is the declared type a subset of the support? Bounds known only at run time
+    (expressions of other variables) are given the benefit of the doubt, as in Stan."""
+    if declared.base == "int":
+        return True  # refused elsewhere with its own message
+    base = declared.base
+    if declared.bounds:
+        lower, upper = _KIND_BOUNDS.get(base, (None, None))
+        for bound in declared.bounds:
+            try:
+                value = evaluate(bound.value, static)
+            except (KeyError, PplcError):
+                return True
+            if not isinstance(value, (int, float)):
+                return True
+            if bound.name == "lower":
+                lower = value if lower is None else max(lower, value)
+            else:
+                upper = value if upper is None else min(upper, value)
+        base = "bounded"
+    else:
+        lower, upper = _KIND_BOUNDS.get(base, (None, None))
+    if support.kind == "interval":
+        if base not in ("real", "positive", "unit", "bounded"):
+            return base in _WITHIN["positive"]  # simplex etc.: leave to the density
+        low, high = support.lower, support.upper
+        if not all(isinstance(b, (int, float)) for b in (low, high)):
+            return True
+        return lower is not None and upper is not None and lower >= low and upper <= high
+    if support.kind in _KIND_BOUNDS:
+        s_low, s_high = _KIND_BOUNDS[support.kind]
+        if base in ("real", "positive", "unit", "bounded"):
+            return (s_low is None or (lower is not None and lower >= s_low)) and \
+                   (s_high is None or (upper is not None and upper <= s_high))
+        return base in _WITHIN[support.kind]
+    return base in _WITHIN.get(support.kind, {support.kind})

@@ -43,10 +43,15 @@ class Block:
     shape: tuple[int, ...]
     offset: int
     imputed: bool = False   # the missing entries of an observed variable, not a latent
+    free_shape: tuple[int, ...] | None = None  # unconstrained shape, if not `shape`
+
+    @property
+    def unconstrained_shape(self) -> tuple[int, ...]:
+        return self.shape if self.free_shape is None else self.free_shape
 
     @property
     def size(self) -> int:
-        return math.prod(self.shape)
+        return math.prod(self.unconstrained_shape)
 
 
 @dataclass
@@ -69,6 +74,7 @@ class LoweredModel:
     pieces: dict[tuple[str, int], PieceInfo]
     externs: Mapping[str, Callable] = field(default_factory=dict)
     data_only: list[str] = field(default_factory=list)   # deterministics of data alone
+    kinds: dict[str, str] = field(default_factory=dict)   # latent -> constraint kind
 
     # ------------------------------------------------------------ public surface
     @property
@@ -129,8 +135,7 @@ class LoweredModel:
             if variable.kind is Kind.LATENT or name in self.data.missing:
                 block = self._block(name)
                 x = jnp.broadcast_to(jnp.asarray(values[name], jnp.float64), block.shape)
-                lower, upper = self._block_bounds(variable, block, env)
-                parts.append(jnp.ravel(transform_for("interval", lower, upper).inverse(x)))
+                parts.append(jnp.ravel(self._transform(variable, block, env).inverse(x)))
                 env[name] = self._with_imputed(name, env, x) if block.imputed else x
             elif variable.kind is Kind.DETERMINISTIC and name not in data:
                 env[name] = self._deterministic(variable, env)
@@ -166,15 +171,24 @@ class LoweredModel:
             variable = self.graph[name]
             if variable.kind is Kind.LATENT or name in self.data.missing:
                 block = self._block(name)
-                u_block = jnp.reshape(u[block.offset:block.offset + block.size], block.shape)
-                lower, upper = self._block_bounds(variable, block, env)
-                transform = transform_for("interval", lower, upper)
+                u_block = jnp.reshape(u[block.offset:block.offset + block.size],
+                                      block.unconstrained_shape)
+                transform = self._transform(variable, block, env)
                 x = transform.forward(u_block)
                 env[name] = self._with_imputed(name, env, x) if block.imputed else x
                 log_jacobian = log_jacobian + jnp.sum(transform.log_abs_det_jacobian(u_block))
             elif variable.kind is Kind.DETERMINISTIC and name not in data:
                 env[name] = self._deterministic(variable, env)
         return env, log_jacobian
+
+    def _transform(self, variable: Variable, block: Block, env: Env):
+        """The constraint transform of a block: a vector kind (simplex, ...) or an interval
+        whose bounds may move with other variables."""
+        kind = self.kinds.get(variable.name, "interval")
+        if kind != "interval" and not block.imputed:
+            return transform_for(kind)
+        lower, upper = self._block_bounds(variable, block, env)
+        return transform_for("interval", lower, upper)
 
     def _block_bounds(self, variable: Variable, block: Block, env: Env):
         """The support bounds of a block: the whole latent's, or at the imputed entries."""

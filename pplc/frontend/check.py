@@ -18,7 +18,7 @@ from pplc.frontend.library import DISTRIBUTIONS, FUNCTIONS, bind_arguments
 CONSTANTS = {"inf": float("inf"), "pi": 3.141592653589793}
 TYPES = {"real", "int", "positive", "unit", "simplex", "ordered", "positive_ordered",
          "corr_cholesky", "cov"}
-SUPPORTED_TYPES = {"real", "int", "positive", "unit"}
+SUPPORTED_TYPES = TYPES
 DECORATORS = {"centered", "noncentered"}
 SPECIAL_FORMS = set(ast.SPECIAL_FORMS)
 # Special forms: (arguments before the function's extra args, arguments f takes before them).

@@ -6,7 +6,38 @@ parameters follow NumPyro/SciPy: positional in the order of its first signature,
 keyword; where it has several signatures (`probs | logits`) exactly one is given.
 
 The support says where a variable with this distribution lives; the JAX backend turns it
-into a constraint transform. Bounds name a parameter (`"low"`) or are numbers.
+into a constraint transform. Bounds name a parameter (`"low"`), are numbers, or are an
+`AxisLength` (a static count read off a parameter's shape, never its values).
+
+Support kinds (`SUPPORT_KINDS`); for `event_ndim > 0` the kind describes one whole event:
+
+* "real": unconstrained reals; with event_ndim 1 (MultivariateNormal) a real vector.
+* "positive": x >= 0 (the density may vanish at 0, where log_prob is then -inf).
+* "unit": the closed interval [0, 1].
+* "interval": [lower, upper], either bound possibly None (one-sided).
+* "nonnegative_int": counts 0, 1, 2, ...
+* "boolean": 0 or 1.
+* "int_interval": integers lower..upper inclusive (Binomial: 0..total_count; Categorical:
+  0..K-1 and OrderedLogistic: 0..len(cutpoints), their upper bound an `AxisLength`).
+* "nonnegative_int_vector": a vector of counts (Multinomial; they sum to total_count).
+* "simplex": a vector of nonnegative entries summing to 1 (Dirichlet).
+* "corr_cholesky": a lower-triangular matrix with positive diagonal and unit-norm rows,
+  the Cholesky factor of a correlation matrix (LKJCholesky).
+
+Event shapes. `DistributionInfo.event_ndim` is the number of trailing axes of a value that
+form one draw: 0 for scalar distributions, 1 for Dirichlet, Multinomial and
+MultivariateNormal, 2 for LKJCholesky. Categorical and OrderedLogistic have event_ndim 0:
+their value is a scalar category even though `probs`/`logits`/`cutpoints` carry a trailing
+category axis (which is therefore not a batch axis).
+
+Static parameters (`static_params`) must be Python ints known at compile time, because
+they fix a shape: LKJCholesky's `dim`.
+
+Wrappers. `Truncated(DIST, lower=a, upper=b)` has `wrapper=True`: its first argument `dist`
+is itself a distribution call (checked against this catalogue), not a value, and either
+bound may be left out. Its support follows the inner distribution (`truncated_support`):
+"interval" (continuous) or "int_interval" (discrete) between the given bounds, a missing
+bound being the inner support's own.
 """
 
 from __future__ import annotations
@@ -16,12 +47,22 @@ from typing import Sequence
 
 
 @dataclass(frozen=True)
+class AxisLength:
+    """A bound read off a parameter's shape: len(last axis of the first of `params` that is
+    given) + `offset`. Categorical's upper bound is K - 1 with K = probs.shape[-1]."""
+
+    params: tuple[str, ...]
+    offset: int = 0
+
+
+@dataclass(frozen=True)
 class Support:
-    """Where a distribution's values live: `kind` in SUPPORT_KINDS, bounds as parameter names or numbers."""
+    """Where a distribution's values live: `kind` in SUPPORT_KINDS, bounds as parameter
+    names, numbers or an `AxisLength`."""
 
     kind: str
-    lower: str | float | None = None
-    upper: str | float | None = None
+    lower: str | float | AxisLength | None = None
+    upper: str | float | AxisLength | None = None
 
 
 REAL = Support("real")
@@ -31,7 +72,7 @@ NONNEGATIVE_INT = Support("nonnegative_int")
 BOOLEAN = Support("boolean")
 
 SUPPORT_KINDS = ("real", "positive", "unit", "interval", "nonnegative_int", "boolean",
-                 "int_interval")
+                 "int_interval", "nonnegative_int_vector", "simplex", "corr_cholesky")
 
 
 @dataclass(frozen=True)
@@ -40,6 +81,9 @@ class DistributionInfo:
     signatures: tuple[tuple[str, ...], ...]  # each one accepted set of parameter names, in order
     support: Support
     discrete: bool = False
+    event_ndim: int = 0  # trailing value axes forming one draw (module docstring)
+    static_params: tuple[str, ...] = ()  # must be Python ints at compile time
+    wrapper: bool = False  # first parameter `dist` is a distribution call (Truncated)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -50,8 +94,10 @@ class DistributionInfo:
 
 
 def _dist(name: str, *signatures: tuple[str, ...], support: Support,
-          discrete: bool = False) -> DistributionInfo:
-    return DistributionInfo(name, tuple(signatures), support, discrete)
+          discrete: bool = False, event_ndim: int = 0, static_params: tuple[str, ...] = (),
+          wrapper: bool = False) -> DistributionInfo:
+    return DistributionInfo(name, tuple(signatures), support, discrete, event_ndim,
+                            static_params, wrapper)
 
 
 DISTRIBUTIONS: dict[str, DistributionInfo] = {d.name: d for d in [
@@ -69,7 +115,45 @@ DISTRIBUTIONS: dict[str, DistributionInfo] = {d.name: d for d in [
     _dist("Bernoulli", ("probs",), ("logits",), support=BOOLEAN, discrete=True),
     _dist("Binomial", ("total_count", "probs"), ("total_count", "logits"),
           support=Support("int_interval", 0.0, "total_count"), discrete=True),
+    _dist("HalfStudentT", ("df", "scale"), support=POSITIVE),
+    _dist("Laplace", ("loc", "scale"), support=REAL),
+    _dist("Logistic", ("loc", "scale"), support=REAL),
+    _dist("InverseGamma", ("concentration", "scale"), support=POSITIVE),
+    _dist("Weibull", ("scale", "concentration"), support=POSITIVE),
+    _dist("ChiSquared", ("df",), support=POSITIVE),
+    # NumPyro's NegativeBinomial2: mean `mean`, variance mean + mean^2 / concentration.
+    _dist("NegativeBinomial", ("mean", "concentration"), support=NONNEGATIVE_INT,
+          discrete=True),
+    _dist("BetaBinomial", ("concentration1", "concentration0", "total_count"),
+          support=Support("int_interval", 0.0, "total_count"), discrete=True),
+    # Scalar values 0..K-1; the last axis of probs/logits is the category axis.
+    _dist("Categorical", ("probs",), ("logits",),
+          support=Support("int_interval", 0.0, AxisLength(("probs", "logits"), -1)),
+          discrete=True),
+    # Scalar values 0..len(cutpoints); the last axis of cutpoints is not a batch axis.
+    _dist("OrderedLogistic", ("predictor", "cutpoints"),
+          support=Support("int_interval", 0.0, AxisLength(("cutpoints",), 0)),
+          discrete=True),
+    _dist("Dirichlet", ("concentration",), support=Support("simplex"), event_ndim=1),
+    _dist("Multinomial", ("total_count", "probs"), support=Support("nonnegative_int_vector"),
+          discrete=True, event_ndim=1),
+    _dist("MultivariateNormal", ("loc", "cov"), ("loc", "scale_tril"), support=REAL,
+          event_ndim=1),
+    _dist("LKJCholesky", ("dim", "concentration"), support=Support("corr_cholesky"),
+          event_ndim=2, static_params=("dim",)),
+    # Longest signature first: it gives the positional order (dist, lower, upper).
+    _dist("Truncated", ("dist", "lower", "upper"), ("dist", "lower"), ("dist", "upper"),
+          ("dist",), support=Support("interval", "lower", "upper"), wrapper=True),
 ]}
+
+
+def truncated_support(inner: DistributionInfo) -> Support:
+    """The support of `Truncated(inner, lower=..., upper=...)`: between the bounds, an
+    "interval" for a continuous `inner`, an "int_interval" for a discrete one. The backend's
+    `truncated` fills a bound left out with the inner support's own bound."""
+    if inner.wrapper or inner.event_ndim != 0:
+        raise ValueError(f"only scalar distributions can be truncated, not {inner.name}")
+    return Support("int_interval" if inner.discrete else "interval", "lower", "upper")
 
 
 def bind_arguments(info: DistributionInfo, num_positional: int,
