@@ -18,7 +18,7 @@ from pplc.backends import distributions as dists
 from pplc.backends.data import BoundData
 from pplc.backends.transforms import VECTOR_KINDS, transform_for
 from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges, shape_text
-from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo
+from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo, call_params, is_discrete
 from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
@@ -63,8 +63,7 @@ class _Analysis:
                     diags.extend(exc)
             if variable.kind is Kind.LATENT:
                 for piece in variable.pieces:
-                    info = DISTRIBUTIONS[piece.distribution.func]
-                    if info.discrete:
+                    if is_discrete(piece.distribution):
                         diags.add(f"'{variable.name}' is a latent discrete variable "
                                   f"({piece.distribution.func}), which this version of pplc "
                                   "cannot sample", self.source, piece.span,
@@ -104,7 +103,7 @@ class _Analysis:
         for name, mask in self.data.missing.items():
             variable = self.graph[name]
             for piece in variable.pieces:
-                if DISTRIBUTIONS[piece.distribution.func].discrete:
+                if is_discrete(piece.distribution):
                     raise error(f"'{name}' has missing entries, which would be latent discrete "
                                 f"values ({piece.distribution.func}); this version of pplc "
                                 "cannot impute discrete values", self.source, piece.span)
@@ -240,12 +239,7 @@ class _Analysis:
         """The value a piece defines: a deterministic's value, or a `~`'s batch shape."""
         if piece.value is not None:
             return jnp.asarray(self.evaluate(piece.value, env))
-        params = {}
-        info = self.pieces[(variable.name, i)]
-        for p, a in zip(info.positional, piece.distribution.args):
-            params[p] = self.evaluate(a, env)
-        for k in piece.distribution.keywords:
-            params[k.name] = self.evaluate(k.value, env)
+        params = call_params(self.evaluate, piece.distribution, env)
         try:
             batch, event = dists.get(piece.distribution.func).shapes(**params)
         except ValueError:

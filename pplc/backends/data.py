@@ -191,6 +191,8 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
                         graph.source, size.span)
         expected.append(int(n))
     expected = tuple(expected)
+    if declared.base in ("corr_cholesky", "cov") and len(expected) == 1:
+        expected = expected * 2  # corr_cholesky[K] and cov[K] are K x K
     if value.shape != expected:
         raise error(f"data '{name}' has shape {shape_text(value.shape)}, but its declaration "
                     f"says {ast.type_to_source(declared)} = {shape_text(expected)}",
@@ -221,6 +223,12 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
     if upper is not None:
         bad = present & (value >= upper if strict else value > upper)
         _refuse_outside(bad, value, name, declared, graph)
+    if declared.base in _STRUCTURE_CHECKS and present.all():
+        problem = _STRUCTURE_CHECKS[declared.base](value)
+        if problem:
+            raise error(f"data '{name}' does not satisfy its type "
+                        f"{ast.type_to_source(declared)}: {problem}", graph.source,
+                        declared.span)
     return value
 
 
@@ -236,3 +244,52 @@ def _first(mask: np.ndarray) -> str:
         return ""
     index = np.argwhere(mask)[0]
     return "[" + ",".join(str(int(i)) for i in index) + "]"
+
+
+# Tolerance for sums and symmetry of supplied data: well above float64 rounding of values
+# typed into a JSON file, well below any real mistake.
+_TOL = 1e-8
+
+
+def _simplex(x: np.ndarray) -> str | None:
+    if np.any(x < 0):
+        return "an entry is negative"
+    sums = x.sum(axis=-1)
+    if np.any(np.abs(sums - 1) > _TOL * x.shape[-1]):
+        return f"its last axis sums to {np.ravel(sums)[np.argmax(np.abs(np.ravel(sums) - 1))]:g}, not 1"
+    return None
+
+
+def _ordered(x: np.ndarray, positive: bool = False) -> str | None:
+    if positive and np.any(x <= 0):
+        return "an entry is not positive"
+    if np.any(np.diff(x, axis=-1) <= 0):
+        return "its last axis is not strictly increasing"
+    return None
+
+
+def _corr_cholesky(x: np.ndarray) -> str | None:
+    if np.any(np.triu(x, 1) != 0):
+        return "it is not lower triangular"
+    if np.any(np.diagonal(x, axis1=-2, axis2=-1) <= 0):
+        return "its diagonal is not positive"
+    if np.any(np.abs(np.sum(x ** 2, axis=-1) - 1) > _TOL * x.shape[-1]):
+        return "its rows do not have unit length"
+    return None
+
+
+def _cov(x: np.ndarray) -> str | None:
+    if np.any(np.abs(x - np.swapaxes(x, -1, -2)) > _TOL * (1 + np.abs(x))):
+        return "it is not symmetric"
+    try:
+        np.linalg.cholesky(x)
+    except np.linalg.LinAlgError:
+        return "it is not positive definite"
+    return None
+
+
+_STRUCTURE_CHECKS = {
+    "simplex": _simplex, "ordered": _ordered,
+    "positive_ordered": lambda x: _ordered(x, positive=True),
+    "corr_cholesky": _corr_cholesky, "cov": _cov,
+}

@@ -25,7 +25,7 @@ from pplc.backends.data import BoundData
 from pplc.backends.evaluate import Evaluator, over_plates
 from pplc.backends.transforms import transform_for
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS
+from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 Env = dict[str, Any]
@@ -216,11 +216,7 @@ class LoweredModel:
         return total
 
     def _params(self, variable: Variable, i: int, call: ast.Call, env: Env) -> dict:
-        info = self.pieces[(variable.name, i)]
-        evaluate = self._evaluate
-        params = {p: evaluate(a, env) for p, a in zip(info.positional, call.args)}
-        params.update({k.name: evaluate(k.value, env) for k in call.keywords})
-        return params
+        return call_params(self._evaluate, call, env)
 
     def _piece_log_prob(self, variable: Variable, i: int, piece: Piece, env: Env):
         info = self.pieces[(variable.name, i)]
@@ -339,6 +335,34 @@ class LoweredModel:
         first = info.ranges[0]
         array, _ = jax.lax.scan(step, array, jnp.arange(first.start, first.stop))
         return array
+
+
+def call_params(evaluate: Evaluator, call: ast.Call, env: Env) -> dict:
+    """A distribution call's arguments by parameter name, evaluated.
+
+    A wrapper's `dist` argument (`Truncated(Normal(mu, 1), lower=0)`) becomes the pair
+    (inner name, inner parameters), the form the backend's wrappers take.
+    """
+    info = DISTRIBUTIONS[call.func]
+    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
+    named = list(zip(positional, call.args)) + [(k.name, k.value) for k in call.keywords]
+    params = {}
+    for name, arg in named:
+        if info.wrapper and name == "dist":
+            params[name] = (arg.func, call_params(evaluate, arg, env))
+        else:
+            params[name] = evaluate(arg, env)
+    return params
+
+
+def is_discrete(call: ast.Call) -> bool:
+    """Whether a distribution call draws integers (looking inside wrappers)."""
+    info = DISTRIBUTIONS[call.func]
+    if info.wrapper:
+        inner = call.args[0] if call.args else next(k.value for k in call.keywords
+                                                    if k.name == "dist")
+        return is_discrete(inner)
+    return info.discrete
 
 
 def _combine(bounds: list, shape) -> Any:

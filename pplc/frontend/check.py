@@ -223,7 +223,7 @@ def _check_type(type_, scope, defs, source, diags):
             _check_expr(size, scope, defs, source, diags)
 
 
-def _check_distribution(expr, scope, defs, source, diags):
+def _check_distribution(expr, scope, defs, source, diags, *, inner=False):
     if not isinstance(expr, ast.Call):
         diags.add("the right side of '~' must be a distribution, such as Normal(0, 1)",
                   source, expr.span)
@@ -239,11 +239,23 @@ def _check_distribution(expr, scope, defs, source, diags):
         return
     info = DISTRIBUTIONS[expr.func]
     try:
-        bind_arguments(info, len(expr.args), [k.name for k in expr.keywords])
+        positional, _ = bind_arguments(info, len(expr.args), [k.name for k in expr.keywords])
     except ValueError as exc:
         diags.add(str(exc), source, expr.span)
-    for arg in expr.args + tuple(k.value for k in expr.keywords):
-        _check_expr(arg, scope, defs, source, diags)
+        positional = ()
+    named = list(zip(positional, expr.args)) + [(k.name, k.value) for k in expr.keywords]
+    for param, arg in named:
+        if info.wrapper and param == "dist":
+            if inner:
+                diags.add(f"{expr.func} cannot wrap another {expr.func}", source, expr.span)
+            elif isinstance(arg, ast.Call) and arg.func in DISTRIBUTIONS \
+                    and DISTRIBUTIONS[arg.func].event_ndim > 0:
+                diags.add(f"{expr.func} applies to distributions of scalars, not to "
+                          f"{arg.func}", source, arg.span)
+            else:
+                _check_distribution(arg, scope, defs, source, diags, inner=True)
+        else:
+            _check_expr(arg, scope, defs, source, diags)
 
 
 def _check_expr(expr, scope, defs, source, diags, *, local_names=None):
