@@ -217,7 +217,7 @@ class _Analysis:
         leading = self._extent(variable)
         element, dtype = None, None
         for i, piece in enumerate(variable.pieces):
-            if self.pieces[(name, i)].recursive:
+            if _reads_itself(name, piece):  # x[t] ~ Normal(phi * x[t - 1], s): shape elsewhere
                 continue
             info = self.pieces[(name, i)]
             result = self._traced(piece, lambda env, i=i, piece=piece: over_plates(
@@ -429,6 +429,11 @@ class _Analysis:
                             self.source, sub.span,
                             hint="indices are 0-based; if the codes in your data start at 1, "
                                  "subtract 1 from them")
+
+
+def _reads_itself(name: str, piece: Piece) -> bool:
+    exprs = [e for e in (piece.distribution, piece.value) if e is not None]
+    return any(n.id == name for e in exprs for n in ast.names_in(e))
 
 
 # ---------------------------------------------------------------- types within supports

@@ -76,7 +76,28 @@ class Evaluator:
         left, right = self(e.left, env), self(e.right, env)
         if e.op == "/" and isinstance(left, int) and isinstance(right, int):
             return left / right
+        self._check_shapes(e, np.shape(left), np.shape(right))
         return self._jax(e, lambda: _BINARY[e.op](left, right))
+
+    def _check_shapes(self, e: ast.BinOp, a: tuple, b: tuple) -> None:
+        """NumPy's rules, with an error that names both shapes (stanc3-style)."""
+        if e.op == "@":
+            if not a or not b:
+                raise error(f"'@' needs arrays, not a scalar: shapes {_shape_text(a)} and "
+                            f"{_shape_text(b)}", self.source, e.span, hint="use '*' for scalars")
+            inner_a, inner_b = a[-1], (b[0] if len(b) == 1 else b[-2])
+            if inner_a != inner_b:
+                raise error(f"matrix product of shapes {_shape_text(a)} and {_shape_text(b)}: "
+                            f"the inner sizes {inner_a} and {inner_b} differ", self.source,
+                            e.span)
+            return
+        try:
+            np.broadcast_shapes(a, b)
+        except ValueError:
+            raise error(f"shapes {_shape_text(a)} and {_shape_text(b)} do not broadcast for "
+                        f"'{e.op}'", self.source, e.span,
+                        hint="operations broadcast like NumPy: trailing sizes must be equal "
+                             "or 1") from None
 
     def _UnaryOp(self, e: ast.UnaryOp, env):
         value = self(e.operand, env)
