@@ -5,6 +5,8 @@
     pplc graph  MODEL.ppl [--data DATA.json] -o model.svg|png|pdf|dot
     pplc sample MODEL.ppl --data DATA.json [--chains 4] [--warmup 1000] [--draws 1000]
                 [--seed 0] [--summary OUT.json] [--output OUT.nc] [--force]
+    pplc fit    MODEL.ppl --data DATA.json --method advi|fullrank|map|laplace
+                [--draws 1000] [--seed 0] [--summary OUT.json] [--output OUT.nc]
 
 A mistake in a model, its data or the options prints `FILE:LINE:COL: error: ...` with the
 source line and a caret, and exits with status 1; never a traceback. Any other exception
@@ -116,6 +118,25 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-o", "--output", required=True,
                        help="the picture: .svg, .png, .pdf, or .dot for the DOT source")
     _add_extern(graph)
+
+    fit = sub.add_parser("fit", help="approximate the posterior: ADVI, full-rank ADVI, MAP, "
+                                     "Laplace")
+    fit.add_argument("model")
+    fit.add_argument("--data", required=True, help="a JSON file of data")
+    fit.add_argument("--method", choices=["advi", "fullrank", "map", "laplace"],
+                     default="advi")
+    fit.add_argument("--draws", type=_positive_int, default=1000,
+                     help="draws from the approximation (not for map)")
+    fit.add_argument("--seed", type=_nonnegative_int, default=0)
+    fit.add_argument("--max-iterations", type=_positive_int, default=None)
+    fit.add_argument("--summary", help="write the summary JSON here")
+    fit.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
+    fit.add_argument("--force", action="store_true",
+                     help="overwrite existing --summary / --output files")
+    fit.add_argument("--quiet", action="store_true")
+    fit.add_argument("--no-cache", action="store_true",
+                     help="do not use the persistent compilation cache")
+    _add_extern(fit)
 
     sample = sub.add_parser("sample", help="draw from the posterior with NUTS")
     sample.add_argument("model")
@@ -242,7 +263,8 @@ def _import_in_background(*modules: str) -> None:
     threading.Thread(target=run, daemon=True).start()
 
 
-def cmd_sample(args) -> int:
+def _prepare_run(args):
+    """Shared start of `sample` and `fit`: cache, output checks, model and data."""
     started = time.perf_counter()
     _import_in_background("arviz")
     if not args.no_cache:
@@ -253,9 +275,21 @@ def cmd_sample(args) -> int:
             raise error(f"output path '{path}' is a folder")
         if path and Path(path).exists() and not args.force:
             raise error(f"'{path}' already exists", hint="pass --force to overwrite it")
-    model = _load(args)
-    conditioned = model.condition(args.data)
-    frontend_seconds = time.perf_counter() - started
+    conditioned = _load(args).condition(args.data)
+    return conditioned, time.perf_counter() - started
+
+
+def cmd_fit(args) -> int:
+    conditioned, frontend_seconds = _prepare_run(args)
+    posterior = conditioned.fit(method=args.method, draws=args.draws, seed=args.seed,
+                                max_iterations=args.max_iterations)
+    posterior.compile_seconds += frontend_seconds
+    what = "the mode" if args.method == "map" else f"{posterior.num_draws} draws"
+    return _report(args, posterior, f"{Path(args.model).name}: {args.method}, {what}")
+
+
+def cmd_sample(args) -> int:
+    conditioned, frontend_seconds = _prepare_run(args)
     from pplc.inference.progress import ProgressBar
     with ProgressBar(enabled=not args.quiet) as progress:
         posterior = conditioned.sample(
@@ -263,10 +297,15 @@ def cmd_sample(args) -> int:
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
             chain_method=args.chain_method, progress=progress)
     posterior.compile_seconds += frontend_seconds
+    return _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
+                                    f"{args.draws} draws")
+
+
+def _report(args, posterior, title: str) -> int:
+    """Print the summary table and write the requested files."""
     from pplc.inference.report import print_summary
     summary = posterior.summary()
-    print_summary(summary, posterior, title=f"{Path(args.model).name}: {args.chains} chains x "
-                                            f"{args.draws} draws")
+    print_summary(summary, posterior, title=title)
     if args.summary:
         from pplc.inference.summary import summary_json, write_json
         write_json(args.summary, summary_json(summary, posterior.divergences,
@@ -281,7 +320,8 @@ def cmd_sample(args) -> int:
     return 0
 
 
-_COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd_sample}
+_COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd_sample,
+             "fit": cmd_fit}
 
 
 def entry_point() -> None:

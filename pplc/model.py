@@ -23,7 +23,7 @@ from pplc.backends.data import bind_data, load_json
 from pplc.backends.analysis import lower
 from pplc.backends.lower import LoweredModel
 from pplc import __version__
-from pplc.errors import Diagnostics, Source, did_you_mean
+from pplc.errors import Diagnostics, Source, did_you_mean, error
 from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program
 from pplc.frontend.parser import parse, parse_file
@@ -152,14 +152,66 @@ class ConditionedModel:
                              num_samples=draws, max_tree_depth=max_tree_depth,
                              target_accept=target_accept, chain_method=chain_method,
                              progress=progress)
-        values = self._constrain_draws(result.positions)
         setup = time.perf_counter() - started - result.warmup_seconds \
             - result.sampling_seconds
-        stats = dict(result.stats)
+        return self._posterior(result.positions, dict(result.stats), result.n_grad_evals,
+                               setup, result.warmup_seconds + result.sampling_seconds,
+                               {"inference_method": "nuts", "num_warmup": warmup,
+                                "seed": seed})
+
+    def fit(self, method: str = "advi", draws: int = 1000, seed: int = 0, *,
+            max_iterations: int | None = None, progress: Callable | None = None) -> Posterior:
+        """Approximate the posterior: "advi" (mean-field), "fullrank", "map" or "laplace".
+
+        ADVI and the full-rank variant are Stan's (Gaussian on the unconstrained space,
+        convergence by relative ELBO change); "map" is the mode on the unconstrained space
+        (the density includes the log-Jacobian, as Stan's `jacobian=true`), returned as a
+        single draw; "laplace" draws from the Gaussian at that mode with the inverse
+        Hessian as covariance. The result has one chain, in the same format as `sample`.
+        """
+        from pplc.inference.advi import fit_advi
+        from pplc.inference.laplace import laplace
+        from pplc.inference.optimize import find_map
+
+        methods = ("advi", "fullrank", "map", "laplace")
+        if method not in methods:
+            raise error(f"unknown method '{method}'", hint="methods: " + ", ".join(methods))
+        started = time.perf_counter()
+        init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
+        init = initial_positions(self._log_density, self.data, self.dim, 1, init_key)[0]
+        if method in ("advi", "fullrank"):
+            options = {} if max_iterations is None else {"max_iterations": max_iterations}
+            result = fit_advi(self._log_density, self.data, init, run_key,
+                              method="meanfield" if method == "advi" else "fullrank",
+                              num_draws=draws, progress=progress, **options)
+            positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
+            attrs = {"iterations": result.iterations, "converged": int(result.converged)}
+        else:
+            options = {} if max_iterations is None else {"max_iterations": max_iterations}
+            mode = find_map(self._log_density, self.data, init, **options)
+            if not mode.converged:
+                import warnings
+                warnings.warn(f"the optimizer stopped after {mode.iterations} iterations "
+                              f"without converging (gradient norm {mode.grad_norm:.3g})",
+                              RuntimeWarning, stacklevel=2)
+            n_grad, seconds = int(mode.iterations), mode.seconds
+            attrs = {"iterations": int(mode.iterations), "converged": int(mode.converged),
+                     "log_density_at_mode": float(mode.logdensity)}
+            if method == "map":
+                positions = np.asarray(mode.position)[None, :]
+            else:
+                approx = laplace(self._log_density, self.data, mode, run_key, num_draws=draws)
+                positions = approx.draws
+        setup = time.perf_counter() - started - seconds
+        return self._posterior(np.asarray(positions)[None], {}, n_grad, setup, seconds,
+                               {"inference_method": method, "seed": seed, **attrs})
+
+    def _posterior(self, positions, stats, n_grad_evals, compile_seconds, seconds,
+                   attrs) -> Posterior:
         return Posterior(
-            draws=values, sample_stats=stats, n_grad_evals=result.n_grad_evals,
-            compile_seconds=setup,
-            sampling_seconds=result.warmup_seconds + result.sampling_seconds,
+            draws=self._constrain_draws(positions), sample_stats=stats,
+            n_grad_evals=n_grad_evals, compile_seconds=compile_seconds,
+            sampling_seconds=seconds,
             observed_data={v.name: np.asarray(self.lowered.data.arrays.get(
                 v.name, self.lowered.data.sizes.get(v.name)))
                 for v in self.graph.of_kind(Kind.OBSERVED)},
@@ -167,7 +219,7 @@ class ConditionedModel:
                     for name in self.lowered.data.missing},
             dims={name: [f"{name}_missing"] for name in self.lowered.data.missing},
             attrs={"inference_library": "pplc", "inference_library_version": __version__,
-                   "num_warmup": warmup, "seed": seed},
+                   **attrs},
         )
 
     def _constrain_draws(self, positions: np.ndarray) -> dict[str, np.ndarray]:
