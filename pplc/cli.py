@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "Laplace")
     fit.add_argument("model")
     fit.add_argument("--data", required=True, help="a JSON file of data")
-    fit.add_argument("--method", choices=["advi", "fullrank", "map", "laplace"],
+    fit.add_argument("--method", choices=["advi", "fullrank", "map", "laplace", "pathfinder"],
                      default="advi")
     fit.add_argument("--draws", type=_positive_int, default=1000,
                      help="draws from the approximation (not for map)")
@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--target-accept", type=_probability, default=0.8)
     sample.add_argument("--chain-method", choices=["auto", "vectorized", "sequential", "parallel"],
                         default="auto")
+    sample.add_argument("--init", choices=["uniform", "pathfinder"], default="uniform",
+                        help="starting points: uniform(-2, 2) on the unconstrained space "
+                             "(Stan's), or draws from multi-path Pathfinder")
     sample.add_argument("--summary", help="write the summary JSON here")
     sample.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
     sample.add_argument("--force", action="store_true",
@@ -295,7 +298,7 @@ def cmd_sample(args) -> int:
         posterior = conditioned.sample(
             chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
-            chain_method=args.chain_method, progress=progress)
+            chain_method=args.chain_method, init=args.init, progress=progress)
     posterior.compile_seconds += frontend_seconds
     return _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
                                     f"{args.draws} draws")
