@@ -67,6 +67,12 @@ def _probability(text: str) -> float:
     return value
 
 
+def _add_passes(parser) -> None:
+    parser.add_argument("--no-pass", action="append", default=[], metavar="NAME",
+                        help="turn an optimization pass off (repeatable), e.g. "
+                             "--no-pass reparameterize")
+
+
 def _add_extern(parser) -> None:
     parser.add_argument("--extern", action="append", default=[], metavar="NAME=MODULE:FUNCTION",
                         help="bind `extern def NAME` to a JAX-traceable Python function "
@@ -104,12 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="check a model (and its data) without sampling")
     check.add_argument("model")
     check.add_argument("--data", help="a JSON file of data")
+    check.add_argument("--pedantic", action="store_true",
+                       help="also warn about likely modelling mistakes (Stan's pedantic mode "
+                            "and more)")
     _add_extern(check)
+    _add_passes(check)
 
     ir = sub.add_parser("ir", help="print the model's graph IR")
     ir.add_argument("model")
     ir.add_argument("--data", help="a JSON file of data (decides observed vs latent)")
     _add_extern(ir)
+    _add_passes(ir)
 
     graph = sub.add_parser("graph", help="draw the model as a PGM picture (graphviz)")
     graph.add_argument("model")
@@ -117,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "vs latent)")
     graph.add_argument("-o", "--output", required=True,
                        help="the picture: .svg, .png, .pdf, or .dot for the DOT source")
+    graph.add_argument("--after", metavar="PASS",
+                       help="draw the graph after this pass (needs --data)")
     _add_extern(graph)
+    _add_passes(graph)
 
     fit = sub.add_parser("fit", help="approximate the posterior: ADVI, full-rank ADVI, MAP, "
                                      "Laplace")
@@ -137,11 +151,19 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--no-cache", action="store_true",
                      help="do not use the persistent compilation cache")
     _add_extern(fit)
+    _add_passes(fit)
+
+    explain = sub.add_parser("explain", help="say what each optimization pass decided")
+    explain.add_argument("model")
+    explain.add_argument("--data", required=True, help="a JSON file of data")
+    _add_extern(explain)
+    _add_passes(explain)
 
     sample = sub.add_parser("sample", help="draw from the posterior with NUTS")
     sample.add_argument("model")
     sample.add_argument("--data", required=True, help="a JSON file of data")
     _add_extern(sample)
+    _add_passes(sample)
     sample.add_argument("--chains", type=_positive_int, default=4)
     sample.add_argument("--warmup", type=_nonnegative_int, default=1000)
     sample.add_argument("--draws", type=_positive_int, default=1000)
@@ -209,7 +231,7 @@ def _load(args):
 def cmd_check(args) -> int:
     model = _load(args)
     if args.data:
-        conditioned = model.condition(args.data)
+        conditioned = _condition(model, args)
         graph = conditioned.graph
         print(f"{args.model}: ok with {args.data}: {conditioned.dim} unconstrained "
               f"parameters")
@@ -219,9 +241,16 @@ def cmd_check(args) -> int:
         print(f"{args.model}: ok")
     from pplc.ir.graph import Kind
     for kind in (Kind.LATENT, Kind.OBSERVED, Kind.DETERMINISTIC):
-        names = [v.name for v in graph.of_kind(kind)]
+        names = [v.name for v in graph.of_kind(kind) if not v.internal]
         if names:
             print(f"  {kind.value}: {', '.join(names)}")
+    if args.pedantic:
+        from pplc.ir.pedantic import pedantic
+        as_written = conditioned.unoptimized_graph if args.data else model.graph
+        warnings = pedantic(as_written)
+        for warning in warnings:
+            print(warning.render(), file=sys.stderr)
+        print(f"{len(warnings)} pedantic warning{'s' if len(warnings) != 1 else ''}")
     return 0
 
 
@@ -229,8 +258,24 @@ def cmd_ir(args) -> int:
     from pplc.ir.printer import format_graph
 
     model = _load(args)
-    graph = model.condition(args.data).graph if args.data else model.graph
+    graph = _condition(model, args).graph if args.data else model.graph
     print(format_graph(graph), end="")
+    return 0
+
+
+def _condition(model, args):
+    return model.condition(args.data, disabled_passes=tuple(args.no_pass))
+
+
+def cmd_explain(args) -> int:
+    conditioned = _condition(_load(args), args)
+    notes = conditioned.graph.notes
+    for note in notes:
+        print(f"{conditioned.graph.source.path}:{note.span.line}:{note.span.column}: "
+              f"{note.message}    [{note.pass_name}]")
+    if not notes:
+        print(f"{args.model}: no pass changed anything"
+              + (f" (off: {', '.join(args.no_pass)})" if args.no_pass else ""))
     return 0
 
 
@@ -238,9 +283,14 @@ def cmd_graph(args) -> int:
     from pplc.ir.graphviz import render
 
     model = _load(args)
+    if args.after and not args.data:
+        raise error("--after needs --data: the passes decide from the data")
     if args.data:
-        conditioned = model.condition(args.data)
+        conditioned = _condition(model, args)
         graph, sizes = conditioned.graph, dict(conditioned.lowered.data.sizes)
+        if args.after:
+            from pplc.passes.pipeline import run_passes
+            graph = run_passes(conditioned.unoptimized_graph, args.no_pass, until=args.after)
     else:
         graph, sizes = model.graph, None
     path = render(graph, args.output, sizes=sizes)
@@ -278,7 +328,7 @@ def _prepare_run(args):
             raise error(f"output path '{path}' is a folder")
         if path and Path(path).exists() and not args.force:
             raise error(f"'{path}' already exists", hint="pass --force to overwrite it")
-    conditioned = _load(args).condition(args.data)
+    conditioned = _condition(_load(args), args)
     return conditioned, time.perf_counter() - started
 
 
@@ -324,7 +374,7 @@ def _report(args, posterior, title: str) -> int:
 
 
 _COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd_sample,
-             "fit": cmd_fit}
+             "fit": cmd_fit, "explain": cmd_explain}
 
 
 def entry_point() -> None:

@@ -86,16 +86,22 @@ class Model:
         diags.raise_if_any()
 
     def condition(self, data: Mapping[str, Any] | str | Path,
-                  data_source: Source | None = None) -> "ConditionedModel":
-        """Bind data (a dict, or a path to a JSON file) and lower the model."""
+                  data_source: Source | None = None, *, disabled_passes: tuple[str, ...] = ()
+                  ) -> "ConditionedModel":
+        """Bind data (a dict, or a path to a JSON file), run the passes, lower the model.
+
+        `disabled_passes` turns passes off by name (for comparison and benchmarks)."""
         self._check_externs()
         if isinstance(data, (str, Path)):
             data, data_source = load_json(data)
         supplied = {name for name, value in data.items() if value is not None}
         graph = build_graph(self.program, supplied, self.definitions)
         bound = bind_data(graph, data, data_source)
-        graph = run_passes(graph)
-        return ConditionedModel(lower(graph, bound, self.externs))
+        graph.data = {**bound.sizes, **bound.arrays}
+        optimized = run_passes(graph, disabled_passes)
+        conditioned = ConditionedModel(lower(optimized, bound, self.externs))
+        conditioned.unoptimized_graph = graph
+        return conditioned
 
 
 class ConditionedModel:

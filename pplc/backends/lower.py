@@ -88,7 +88,8 @@ class LoweredModel:
     @property
     def recorded_names(self) -> list[str]:
         """Latents, imputed entries and the deterministics that change from draw to draw."""
-        return [n for n in self.order if self.graph[n].kind is Kind.LATENT
+        return [n for n in self.order if (self.graph[n].kind is Kind.LATENT
+                                          and not self.graph[n].internal)
                 or n in self.data.missing
                 or (self.graph[n].kind is Kind.DETERMINISTIC and n not in self.data_only)]
 

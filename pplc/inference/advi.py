@@ -63,7 +63,6 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax import lax
 
 from pplc.errors import error
@@ -74,6 +73,11 @@ ProgressFn = Callable[[str, int, int, int], None]
 
 METHODS = ("meanfield", "fullrank")
 ETA_CANDIDATES = (100.0, 10.0, 1.0, 0.1, 0.01)  # Stan's eta sequence
+TAU = 1.0  # Stan's tau in the step size
+POST_FACTOR = 0.1  # Stan's weight of the new g^2 in s_t
+AVG_POWER = 4.0  # iterate-averaging weights grow like t^AVG_POWER
+EXTRA_FRACTION = 0.5
+EXTRA_POWER = 0.0
 
 
 class ADVIState(NamedTuple):
@@ -143,7 +147,7 @@ def init(position: Array, method: str = "meanfield") -> ADVIState:
     mu = jnp.asarray(position)
     dim = mu.shape[0]
     rho = jnp.zeros(dim, mu.dtype) if method == "meanfield" else jnp.zeros((dim, dim), mu.dtype)
-    return ADVIState(mu, rho, optax.scale_by_adam().init((mu, rho)))
+    return ADVIState(mu, rho, _init_opt(mu, rho))
 
 
 def elbo_estimate(logdensity: Callable[[Array], Array], method: str, mu: Array, rho: Array,
@@ -157,9 +161,20 @@ def elbo_estimate(logdensity: Callable[[Array], Array], method: str, mu: Array, 
     return mean_lp + entropy(method, rho)
 
 
+class StepState(NamedTuple):
+    """Stan's step-size sequence state: t (steps taken) and s, the running mean of g^2."""
+
+    count: Array
+    sq_grad: tuple
+
+
+def _init_opt(mu: Array, rho: Array) -> StepState:
+    return StepState(jnp.zeros((), jnp.int32), (jnp.zeros_like(mu), jnp.zeros_like(rho)))
+
+
 def build_step(logdensity: Callable[[Array], Array], method: str, grad_samples: int = 1):
-    """`step(rng_key, state, eta) -> (state, info)`: one Adam step on the reparameterized ELBO."""
-    adam = optax.scale_by_adam()
+    """`step(rng_key, state, eta) -> (state, info)`: one step of Stan's stochastic gradient
+    ascent on the reparameterized ELBO (module docstring)."""
 
     def neg_elbo(params, eps):
         mu, rho = params
@@ -171,11 +186,17 @@ def build_step(logdensity: Callable[[Array], Array], method: str, grad_samples: 
         params = (state.mu, state.rho)
         loss, grads = jax.value_and_grad(neg_elbo)(params, eps)
         ok = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in grads]))
-        direction, opt_state = adam.update(grads, state.opt_state)
-        t = opt_state.count.astype(state.mu.dtype)  # t = 1, 2, ... after the update
-        step_size = eta * t ** -0.5  # Stan's eta * t^(-1/2)
-        mu, rho = optax.apply_updates(params, jax.tree.map(lambda d: -step_size * d, direction))
-        new = ADVIState(mu, rho, opt_state)
+        count = state.opt_state.count + 1
+        first = count == 1
+        # s_1 = g_1^2; s_t = 0.1 g_t^2 + 0.9 s_{t-1} (Stan's pre/post factors)
+        sq = jax.tree.map(lambda s, g: jnp.where(first, g * g, POST_FACTOR * g * g
+                                                 + (1.0 - POST_FACTOR) * s),
+                          state.opt_state.sq_grad, grads)
+        t = count.astype(state.mu.dtype)
+        scale = eta * t ** -0.5  # Stan's eta / sqrt(t)
+        mu, rho = jax.tree.map(lambda x, g, s: x - scale * g / (TAU + jnp.sqrt(s)),
+                               params, grads, sq)
+        new = ADVIState(mu, rho, StepState(count, sq))
         new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)  # skip a bad step
         return new, ADVIInfo(-loss, ~ok)
 
@@ -192,11 +213,14 @@ def sample(rng_key: Array, state: ADVIState, num_draws: int, method: str) -> Arr
 
 def _chunk_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo_samples: int,
                    length: int, average: bool):
-    """(state, avg, eta, key, n_active, data) -> (state, avg, elbo, n_skipped): `length`
-    steps, of which the first n_active act (the last chunk before max_iterations is
-    partial), then an ELBO estimate at the reported parameters (avg, or the iterate)."""
+    """(state, avg, eta, key, n_active, power, data) -> (state, avg, elbo, n_skipped):
+    `length` steps, of which the first n_active act (the last chunk before max_iterations
+    is partial), then an ELBO estimate at the reported parameters (avg, or the iterate).
+    avg = (mu, rho, n): the average of the n iterates since it was (re)started, weights
+    growing like their index^power."""
 
-    def run(state: ADVIState, avg: tuple, eta: Array, key: Array, n_active: Array, data: Any):
+    def run(state: ADVIState, avg: tuple, eta: Array, key: Array, n_active: Array,
+            power: Array, data: Any):
         logdensity = lambda x: logdensity_fn(x, data)
         step = build_step(logdensity, method, grad_samples)
         step_key, elbo_key = jax.random.split(key)
@@ -206,14 +230,17 @@ def _chunk_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo
             new, info = step(jax.random.fold_in(step_key, i), state, eta)
             active = i < n_active
             new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
-            # avg_t = avg_{t-1} + w_t (x_t - avg_{t-1}), w_t = 2 / (t + 1): weights prop. to t
-            t = new.opt_state.count.astype(new.mu.dtype)
-            w = jnp.where(active & ~info.skipped, 2.0 / (t + 1.0), 0.0)
-            avg = jax.tree.map(lambda m, x: m + w * (x - m), avg, (new.mu, new.rho))
+            # avg_n = avg_{n-1} + w_n (x_n - avg_{n-1}), w_n = (k + 1) / (n + k): weights
+            # growing like n^k (module docstring); w_1 = 1 starts the average afresh
+            m_mu, m_rho, n = avg
+            use = active & ~info.skipped
+            n = n + use.astype(n.dtype)
+            w = jnp.where(use, (power + 1.0) / (n + power), 0.0)
+            avg = (m_mu + w * (new.mu - m_mu), m_rho + w * (new.rho - m_rho), n)
             return (new, avg), active & info.skipped
 
         (state, avg), skipped = lax.scan(body, (state, avg), jnp.arange(length))
-        mu, rho = avg if average else (state.mu, state.rho)
+        mu, rho = avg[:2] if average else (state.mu, state.rho)
         elbo = elbo_estimate(logdensity, method, mu, rho, elbo_key, elbo_samples)
         return state, avg, elbo, jnp.sum(skipped)
 
@@ -223,8 +250,8 @@ def _chunk_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo
 def _adapt_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo_samples: int,
                    adapt_iter: int, average: bool):
     """Every eta candidate from the same state and the same key, in one vmap."""
-    run = _chunk_program(logdensity_fn, method, grad_samples, elbo_samples, adapt_iter, average)
-    return jax.vmap(run, in_axes=(None, None, 0, None, None, None))
+    run = _chunk_program(logdensity_fn, method, grad_samples, elbo_samples, adapt_iter, False)
+    return jax.vmap(run, in_axes=(None, None, 0, None, None, None, None))
 
 
 def _init_program(logdensity_fn: Callable, method: str, elbo_samples: int, num_draws: int):
@@ -305,7 +332,8 @@ def fit_advi(
     start = time.perf_counter()
     compile_seconds = 0.0
     state0 = jax.device_put(init(position, method))
-    avg0 = (state0.mu, state0.rho)
+    avg0 = (state0.mu, state0.rho, jnp.zeros((), dtype))
+    power = np.asarray(AVG_POWER, dtype)
     average = bool(average_iterates)
     init_key, adapt_key, run_key, draw_key = jax.random.split(rng_key, 4)
     n_active_full = np.asarray(eval_elbo, np.int32)
@@ -335,9 +363,9 @@ def fit_advi(
             ("advi-adapt", method, grad_samples, elbo_samples, adapt_iter, average),
             lambda: _adapt_program(logdensity_fn, method, grad_samples, elbo_samples, adapt_iter,
                                    average),
-            state0, avg0, etas, adapt_key, np.asarray(adapt_iter, np.int32), data)
+            state0, avg0, etas, adapt_key, np.asarray(adapt_iter, np.int32), power, data)
         _, _, elbos, _ = adapt(state0, avg0, etas, adapt_key, np.asarray(adapt_iter, np.int32),
-                               data)
+                               power, data)
         elbos = np.asarray(elbos)
         n_grad_evals += len(etas) * adapt_iter * grad_samples
         if progress is not None:
@@ -359,18 +387,19 @@ def fit_advi(
         ("advi-chunk", method, grad_samples, elbo_samples, eval_elbo, average),
         lambda: _chunk_program(logdensity_fn, method, grad_samples, elbo_samples, eval_elbo,
                                average),
-        state0, avg0, np.asarray(eta, dtype), run_key, n_active_full, data)
+        state0, avg0, np.asarray(eta, dtype), run_key, n_active_full, power, data)
 
     cb_size = max(int(0.1 * max_iterations / eval_elbo), 2)  # Stan's circular buffer size
     rel_changes: list[float] = []
     trace: list[float] = []
     state, avg, elbo_prev = state0, avg0, float(elbo_init)
     iterations, converged, k = 0, False, 0
+    stop_at = max_iterations
     eta_arr = np.asarray(eta, dtype)
-    while iterations < max_iterations:
-        n_active = min(eval_elbo, max_iterations - iterations)
+    while iterations < stop_at:
+        n_active = min(eval_elbo, stop_at - iterations)
         state, avg, elbo, skipped = chunk(state, avg, eta_arr, jax.random.fold_in(run_key, k),
-                                          np.asarray(n_active, np.int32), data)
+                                          np.asarray(n_active, np.int32), power, data)
         elbo, k = float(elbo), k + 1
         iterations += n_active
         num_skipped += int(skipped)
@@ -383,11 +412,17 @@ def fit_advi(
                 f"every one of {elbo_samples} draws from the approximation has a log "
                 "density that is not finite", hint="try a smaller learning_rate")
         trace.append(elbo)
+        if converged:
+            continue  # the averaging phase
         rel_changes = (rel_changes + [_relative_change(elbo_prev, elbo)])[-cb_size:]
         elbo_prev = elbo
         if np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj:
             converged = True
-            break
+            extra = int(EXTRA_FRACTION * iterations) // eval_elbo * eval_elbo if average else 0
+            stop_at = min(iterations + extra, max_iterations)
+            if extra:
+                avg = (avg[0], avg[1], jnp.zeros((), dtype))
+                power = np.asarray(EXTRA_POWER, dtype)
 
     if average:
         state = state._replace(mu=avg[0], rho=avg[1])

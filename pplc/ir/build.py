@@ -57,27 +57,48 @@ def build_graph(program: ast.Program, supplied: Iterable[str] | None = None,
         span = decl.name_span if decl else (defs.sampled.get(name) or
                                             defs.assigned[name])[0].target.name_span
         own = tuple(pieces.get(name, ()))
-        recursive = any(name in _reads(p) for p in own)
+        recursive = any(name in reads_of(p) for p in own)
         dag.add_node(name, variable=Variable(name, kind, own, declared, span, recursive))
     for name, piece in factors:
         dag.add_node(name, variable=Variable(name, Kind.FACTOR, (piece,), None, piece.span))
 
-    for name in dag.nodes:
-        variable: Variable = dag.nodes[name]["variable"]
-        reads: set[str] = set()
-        for piece in variable.pieces:
-            reads |= _reads(piece)
-        value_reads = _value_reads(variable) if variable.stochastic else reads
-        if variable.declared_type is not None:
-            type_reads = _names(_type_exprs(variable.declared_type))
-            reads |= type_reads
-            value_reads |= type_reads
-        for parent in sorted(reads - {name}):
-            dag.add_edge(parent, name, value=parent in value_reads)
+    for name in list(dag.nodes):
+        add_edges(dag, dag.nodes[name]["variable"])
 
     graph = Graph(dag, source, dict(defs.functions), dict(defs.externs))
     _refuse_cycles(graph)
     return graph
+
+
+def add_edges(dag: nx.DiGraph, variable: Variable) -> None:
+    """Edges from everything `variable` reads to it; `value` marks those its value needs."""
+    reads: set[str] = set()
+    for piece in variable.pieces:
+        reads |= reads_of(piece)
+    value_reads = _value_reads(variable) if variable.stochastic else reads
+    if variable.declared_type is not None:
+        type_reads = _names(_type_exprs(variable.declared_type))
+        reads |= type_reads
+        value_reads |= type_reads
+    for parent in sorted(reads - {variable.name}):
+        dag.add_edge(parent, variable.name, value=parent in value_reads)
+
+
+def replace_variables(graph: Graph, variables: list[Variable]) -> Graph:
+    """A copy of `graph` with these nodes added or replaced and their in-edges re-derived.
+
+    The building block of rewriting passes: edges always follow from the pieces, so a pass
+    only says what the new variables are.
+    """
+    new = graph.copy()
+    for variable in variables:
+        if variable.name in new.dag:
+            new.dag.remove_edges_from(list(new.dag.in_edges(variable.name)))
+        new.dag.add_node(variable.name, variable=variable)
+    for variable in variables:
+        add_edges(new.dag, variable)
+    _refuse_cycles(new)
+    return new
 
 
 def _first_line(name: str, defs: Definitions) -> int:
@@ -94,7 +115,7 @@ def _names(exprs) -> set[str]:
     return {n.id for e in exprs if e is not None for n in ast.names_in(e)} - set(CONSTANTS)
 
 
-def _reads(piece: Piece) -> set[str]:
+def reads_of(piece: Piece) -> set[str]:
     """The variables a piece reads: arguments, values, subscripts and loop bounds."""
     exprs: list = list(piece.indices or ())
     if piece.distribution is not None:

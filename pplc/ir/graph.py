@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from typing import Iterator
+from typing import Any, Iterator
 
 import networkx as nx
 
@@ -65,6 +65,7 @@ class Variable:
     declared_type: ast.Type | None
     span: Span
     recursive: bool = False      # a piece reads an earlier element of the variable itself
+    internal: bool = False       # made by a pass (e.g. a noncentered variable's raw draws)
 
     @property
     def plates(self) -> tuple[Plate, ...]:
@@ -80,17 +81,38 @@ class Variable:
         return self.kind in (Kind.LATENT, Kind.OBSERVED)
 
 
+@dataclass(frozen=True)
+class Note:
+    """A decision a pass made, for `pplc explain`: where, which pass, and why."""
+
+    pass_name: str
+    span: Span
+    message: str
+
+
 @dataclass
 class Graph:
-    """A model as a DAG of `Variable`s, plus what its expressions may call."""
+    """A model as a DAG of `Variable`s, plus what its expressions may call.
+
+    `data` holds the conditioning data (names -> NumPy values) once a model is conditioned,
+    for passes whose decisions depend on it; `notes` accumulates the passes' decisions.
+    """
 
     dag: nx.DiGraph
     source: Source
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
     externs: dict[str, ast.ExternDef] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[Note, ...] = ()
 
     def copy(self) -> "Graph":
-        return Graph(self.dag.copy(), self.source, dict(self.functions), dict(self.externs))
+        return Graph(self.dag.copy(), self.source, dict(self.functions), dict(self.externs),
+                     dict(self.data), self.notes)
+
+    def with_notes(self, *notes: Note) -> "Graph":
+        graph = self.copy()
+        graph.notes = self.notes + notes
+        return graph
 
     def __getitem__(self, name: str) -> Variable:
         return self.dag.nodes[name]["variable"]

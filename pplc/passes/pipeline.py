@@ -1,24 +1,43 @@
 """The pass pipeline: a list of (name, pass) folded over the graph, in a fixed order.
 
-Each pass is a pure function Graph -> Graph. The list is empty in the walking skeleton;
-plate vectorization, automatic reparameterization and discrete marginalization arrive as
-their own files here, each with a comment on why it stands where it does.
+Each pass is a pure function Graph -> Graph that records its decisions as `graph.notes`
+(shown by `pplc explain`). Plates need no pass of their own: the JAX backend lowers every
+loop as one vectorized operation (see backends/evaluate.py), so the IR stays one node per
+variable whatever the data size.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from pplc.errors import did_you_mean, error
 from pplc.ir.graph import Graph
+from pplc.passes.reparameterize import reparameterize
 
 Pass = Callable[[Graph], Graph]
 
-PASSES: list[tuple[str, Pass]] = []
+PASSES: list[tuple[str, Pass]] = [
+    # Needs the data (observation counts and scales), so it runs on the conditioned graph.
+    ("reparameterize", reparameterize),
+]
 
 
-def run_passes(graph: Graph, disabled: Iterable[str] = ()) -> Graph:
+def check_pass_names(names: Iterable[str]) -> None:
+    known = [name for name, _ in PASSES]
+    for name in names:
+        if name not in known:
+            raise error(f"unknown pass '{name}'",
+                        hint=did_you_mean(name, known) or "passes: " + ", ".join(known))
+
+
+def run_passes(graph: Graph, disabled: Iterable[str] = (), until: str | None = None
+               ) -> Graph:
+    """Fold the enabled passes over the graph; `until` stops after the named pass."""
     disabled = set(disabled)
+    check_pass_names(disabled | ({until} if until else set()))
     for name, fn in PASSES:
         if name not in disabled:
             graph = fn(graph)
+        if name == until:
+            break
     return graph

@@ -1,0 +1,349 @@
+"""Automatic reparameterization of hierarchical location-scale latents.
+
+    theta ~ Normal(mu, tau)   ==>   theta_std ~ Normal(0, 1);  theta = mu + tau * theta_std
+
+(the noncentered form; Papaspiliopoulos, Roberts and Skold 2007; Gorinova, Moore and
+Hoffman 2020). Which form samples better depends on the data: when each element of theta
+is weakly informed by the data relative to its prior scale, the posterior has a funnel in
+(theta, tau) and the noncentered form removes it; when the data pin theta down, the
+centered form is the well-conditioned one and the noncentered form creates the funnel.
+
+The choice per variable compares the precision the data give an element of theta with
+the precision its prior gives it (Betancourt and Girolami 2015, section 4):
+
+    r = n * (prior scale / observation scale)^2
+
+n is the number of observations that inform each element (observed descendants per
+element), the scales are typical values (a data value's mean magnitude, a latent's prior
+median). r < 1: the prior dominates, noncenter; r >= 1: keep centered. `@centered` and
+`@noncentered` on the statement override the choice. Families: Normal, StudentT, Cauchy,
+Laplace, Logistic (theta = loc + scale * z) and LogNormal (theta = exp(loc + scale * z)).
+Draws are reported in the user's parameterization: theta becomes a recorded deterministic
+and theta_std is internal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import networkx as nx
+import numpy as np
+
+from pplc.frontend import ast
+from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.ir.build import replace_variables
+from pplc.ir.graph import Graph, Kind, Note, Piece, Variable
+
+NAME = "reparameterize"
+FAMILIES = {"Normal", "StudentT", "Cauchy", "Laplace", "Logistic", "LogNormal"}
+
+def reparameterize(graph: Graph) -> Graph:
+    """Noncenter the hierarchical location-scale latents whose data are weak (see above)."""
+    notes: list[Note] = []
+    rewritten: list[Variable] = []
+    for variable in graph.of_kind(Kind.LATENT):
+        family = _family(graph, variable)
+        if family is None:
+            continue
+        choice, reason = _choose(graph, variable)
+        piece = variable.pieces[0]
+        notes.append(Note(NAME, piece.span, f"{variable.name}: {choice} — {reason}"))
+        if choice == "noncentered":
+            rewritten.extend(_noncenter(graph, variable))
+    if not rewritten:
+        return graph.with_notes(*notes) if notes else graph
+    return replace_variables(graph, rewritten).with_notes(*notes)
+
+
+# ---------------------------------------------------------------- which variables
+
+
+def _arguments(call: ast.Call) -> dict[str, ast.Expr]:
+    info = DISTRIBUTIONS[call.func]
+    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
+    named = dict(zip(positional, call.args))
+    named.update({k.name: k.value for k in call.keywords})
+    return named
+
+
+def _family(graph: Graph, variable: Variable) -> str | None:
+    """The location-scale family of a latent whose loc or scale depends on latents."""
+    if variable.internal or variable.recursive:
+        return None
+    declared = variable.declared_type
+    if declared is not None and (declared.base != "real" or declared.bounds):
+        return None  # a narrowed support would not survive the affine map
+    funcs = {p.distribution.func for p in variable.pieces}
+    if len(funcs) != 1 or not funcs <= FAMILIES:
+        return None
+    for piece in variable.pieces:
+        if variable.name in {n.id for n in ast.names_in(piece.distribution)}:
+            return None  # x[t] ~ Normal(phi * x[t - 1], s): an autoregression, left alone
+    random = _random_names(graph)
+    reads = {n.id for p in variable.pieces for arg in (_arguments(p.distribution)["loc"],
+                                                        _arguments(p.distribution)["scale"])
+             for n in ast.names_in(arg)}
+    return funcs.pop() if reads & random else None
+
+
+def _random_names(graph: Graph) -> set[str]:
+    """Latents and whatever depends on them."""
+    latents = {v.name for v in graph.of_kind(Kind.LATENT)}
+    out = set(latents)
+    for name in latents:
+        out |= nx.descendants(graph.dag, name)
+    return out
+
+
+# ---------------------------------------------------------------- the decision
+
+
+def _choose(graph: Graph, variable: Variable) -> tuple[str, str]:
+    decorators = {d for p in variable.pieces for d in p.decorators}
+    if "noncentered" in decorators:
+        return "noncentered", "as written (@noncentered)"
+    if "centered" in decorators:
+        return "centered", "as written (@centered)"
+    arguments = _arguments(variable.pieces[0].distribution)
+    prior_scale = _typical(graph, arguments["scale"])
+    size = _size(graph, variable)
+    observed = _observations(graph, variable.name)
+    if size is None or not observed:
+        if not observed:
+            return "noncentered", "no observation informs it directly: the prior dominates"
+        return "noncentered", "its size is unknown before the data; the default is noncentered"
+    count = sum(n for n, _ in observed) / size
+    obs_scales = [s for _, s in observed if s is not None]
+    obs_scale = float(np.mean(obs_scales)) if obs_scales else None
+    per = f"{count:g} observation{'s' if count != 1 else ''} per element"
+    scale_text = ast.to_source(arguments["scale"])
+    if prior_scale is None or obs_scale is None:
+        choice = "noncentered" if count < 5 else "centered"
+        return choice, (f"{per} (scales not known before sampling: "
+                        f"{'few' if count < 5 else 'many'} observations)")
+    ratio = count * (prior_scale / obs_scale) ** 2
+    if ratio < 1:
+        return "noncentered", (f"prior scale {scale_text} (about {prior_scale:.3g}) dominates "
+                               f"the {per} of scale about {obs_scale:.3g} "
+                               f"(information ratio {ratio:.2g} < 1)")
+    return "centered", (f"the {per} of scale about {obs_scale:.3g} outweigh the prior scale "
+                        f"{scale_text} (about {prior_scale:.3g}; information ratio {ratio:.3g})")
+
+
+def _size(graph: Graph, variable: Variable) -> int | None:
+    """Number of elements of a latent, from its declared shape or its loops."""
+    if variable.declared_type is not None and variable.declared_type.shape:
+        sizes = [_static(graph, s) for s in variable.declared_type.shape]
+        return None if None in sizes else int(np.prod(sizes))
+    total = 0
+    for piece in variable.pieces:
+        if piece.indices is None and not piece.plates:
+            shape = _typical_shape(graph, piece.distribution)
+            return None if shape is None else int(np.prod(shape))
+        count = 1
+        for plate in piece.plates:
+            start = 0 if plate.start is None else _static(graph, plate.start)
+            stop = _static(graph, plate.stop)
+            if start is None or stop is None:
+                return None
+            count *= max(0, stop - start)
+        total += count
+    return total
+
+
+def _typical_shape(graph: Graph, call: ast.Call) -> tuple | None:
+    shapes = []
+    for arg in _arguments(call).values():
+        shape = _shape(graph, arg)
+        if shape is None:
+            return None
+        shapes.append(shape)
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        return None
+
+
+def _shape(graph: Graph, expr) -> tuple | None:
+    if isinstance(expr, ast.Number):
+        return ()
+    if isinstance(expr, ast.Name):
+        if expr.id in graph.data:
+            return np.shape(graph.data[expr.id])
+        variable = graph[expr.id] if expr.id in graph else None
+        if variable is not None and variable.kind is Kind.LATENT and not any(
+                p.indices for p in variable.pieces):
+            declared = variable.declared_type
+            if declared is None:
+                return _typical_shape(graph, variable.pieces[0].distribution)
+            sizes = [_static(graph, s) for s in declared.shape]
+            return None if None in sizes else tuple(sizes)
+        return None
+    if isinstance(expr, (ast.BinOp, ast.Compare)):
+        left, right = _shape(graph, expr.left), _shape(graph, expr.right)
+        if left is None or right is None:
+            return None
+        try:
+            return np.broadcast_shapes(left, right)
+        except ValueError:
+            return None
+    if isinstance(expr, ast.UnaryOp):
+        return _shape(graph, expr.operand)
+    return None
+
+
+def _observations(graph: Graph, name: str) -> list[tuple[int, float | None]]:
+    """(number of observed elements, their typical scale) for each observed descendant
+    reached through deterministics."""
+    out = []
+    frontier, seen = [name], {name}
+    while frontier:
+        current = frontier.pop()
+        for child in graph.dag.successors(current):
+            if child in seen:
+                continue
+            seen.add(child)
+            variable = graph[child]
+            if variable.kind is Kind.DETERMINISTIC:
+                frontier.append(child)
+            elif variable.kind is Kind.OBSERVED and child in graph.data:
+                count = int(np.size(graph.data[child]))
+                out.append((count, _observation_scale(graph, variable)))
+    return out
+
+
+def _observation_scale(graph: Graph, variable: Variable) -> float | None:
+    """How precisely one observation pins down its location (in the location's units)."""
+    call = variable.pieces[0].distribution
+    if call.func in FAMILIES or call.func in ("HalfNormal",):
+        return _typical(graph, _arguments(call).get("scale"))
+    if call.func in ("Bernoulli", "Binomial"):
+        return 2.0  # Fisher information about a logit is p (1 - p) <= 1/4
+    if call.func == "Poisson":
+        return 1.0  # about a log rate: information = rate; unit rate as the typical case
+    return None
+
+
+def _static(graph: Graph, expr) -> int | None:
+    value = _typical(graph, expr, exact=True)
+    return None if value is None else int(round(value))
+
+
+def _typical(graph: Graph, expr, exact: bool = False) -> float | None:
+    """A typical magnitude of an expression: data by their mean magnitude, latents by their
+    prior's median; None when it cannot tell."""
+    if expr is None:
+        return None
+    if isinstance(expr, ast.Number):
+        return float(abs(expr.value))
+    if isinstance(expr, ast.Name):
+        if expr.id in graph.data:
+            value = np.asarray(graph.data[expr.id], dtype=float)
+            return float(value) if value.ndim == 0 else (
+                None if exact else float(np.mean(np.abs(value))))
+        if exact or expr.id not in graph:
+            return None
+        return _prior_median(graph, graph[expr.id])
+    if exact:
+        if isinstance(expr, ast.BinOp) and expr.op in ("+", "-", "*", "//"):
+            left, right = _typical(graph, expr.left, True), _typical(graph, expr.right, True)
+            if left is None or right is None:
+                return None
+            return {"+": left + right, "-": left - right, "*": left * right,
+                    "//": left // right if right else None}[expr.op]
+        return None
+    if isinstance(expr, ast.Index):
+        return _typical(graph, expr.value)
+    if isinstance(expr, ast.BinOp):
+        left, right = _typical(graph, expr.left), _typical(graph, expr.right)
+        if left is None or right is None:
+            return None
+        if expr.op in ("+", "-"):
+            return max(left, right)
+        if expr.op in ("*", "@"):
+            return left * right
+        if expr.op == "/":
+            return left / right if right else None
+        if expr.op == "**":
+            return left ** right
+        return None
+    if isinstance(expr, ast.UnaryOp):
+        return _typical(graph, expr.operand)
+    if isinstance(expr, ast.Call):
+        inner = [_typical(graph, a) for a in expr.args]
+        if len(inner) == 1 and inner[0] is not None:
+            fn = {"exp": math.exp, "sqrt": math.sqrt, "abs": abs}.get(expr.func)
+            return fn(inner[0]) if fn else None
+    return None
+
+
+def _prior_median(graph: Graph, variable: Variable) -> float | None:
+    if variable.kind is Kind.DETERMINISTIC and len(variable.pieces) == 1:
+        return _typical(graph, variable.pieces[0].value)
+    if variable.kind is not Kind.LATENT:
+        return None
+    call = variable.pieces[0].distribution
+    args = _arguments(call)
+    if call.func in ("HalfNormal", "HalfCauchy", "HalfStudentT"):
+        scale = _typical(graph, args["scale"])
+        return None if scale is None else scale * {"HalfNormal": 0.674, "HalfCauchy": 1.0,
+                                                   "HalfStudentT": 0.8}[call.func]
+    if call.func == "Exponential":
+        rate = _typical(graph, args.get("rate"))
+        return None if not rate else math.log(2) / rate
+    if call.func == "LogNormal":
+        loc = args["loc"]
+        value = -_typical(graph, loc.operand) if isinstance(loc, ast.UnaryOp) \
+            and loc.op == "-" else _typical(graph, loc)
+        return None if value is None else math.exp(value)
+    if call.func == "Gamma":
+        a, b = _typical(graph, args.get("concentration")), _typical(graph, args.get("rate"))
+        return None if not a or not b else a / b
+    if call.func == "InverseGamma":
+        a, b = _typical(graph, args.get("concentration")), _typical(graph, args.get("scale"))
+        return None if not a or not b or a <= 1 else b / (a - 1)
+    if call.func == "Uniform":
+        low, high = _typical(graph, args.get("low")), _typical(graph, args.get("high"))
+        return None if low is None or high is None else (low + high) / 2
+    if call.func in FAMILIES:
+        return _typical(graph, args.get("loc"))
+    return None
+
+
+# ---------------------------------------------------------------- the rewrite
+
+
+def _noncenter(graph: Graph, variable: Variable) -> list[Variable]:
+    """theta ~ F(loc, scale) -> theta_std ~ F(0, 1) (internal); theta = loc + scale * theta_std."""
+    raw_name = f"{variable.name}_std"
+    while raw_name in graph:
+        raw_name += "_"
+    raw_pieces, det_pieces = [], []
+    for piece in variable.pieces:
+        call = piece.distribution
+        args = _arguments(call)
+        loc, scale = args["loc"], args["scale"]
+        span = call.span
+        zero = ast.Number(0.0, span)
+        # The standard draws keep the shape loc and scale broadcast to (0 * loc + 0 * scale).
+        shaped_zero = ast.BinOp("+", ast.BinOp("*", zero, loc, span),
+                                ast.BinOp("*", zero, scale, span), span)
+        keywords = [ast.Keyword("loc", shaped_zero, span),
+                    ast.Keyword("scale", ast.Number(1.0, span), span)]
+        if "df" in args:
+            keywords.insert(0, ast.Keyword("df", args["df"], span))
+        standard = ast.Call(call.func if call.func != "LogNormal" else "Normal", (),
+                            tuple(keywords), span, call.func_span)
+        raw_pieces.append(replace(piece, distribution=standard, decorators=()))
+        reference = ast.Name(raw_name, span) if piece.indices is None else \
+            ast.Index(ast.Name(raw_name, span), piece.indices, span)
+        value = ast.BinOp("+", loc, ast.BinOp("*", scale, reference, span), span)
+        if call.func == "LogNormal":
+            value = ast.Call("exp", (value,), (), span, span)
+        det_pieces.append(Piece(piece.plates, piece.indices, None, value, piece.span))
+    raw = Variable(raw_name, Kind.LATENT, tuple(raw_pieces), variable.declared_type,
+                   variable.span, internal=True)
+    deterministic = Variable(variable.name, Kind.DETERMINISTIC, tuple(det_pieces), None,
+                             variable.span)
+    return [raw, deterministic]
