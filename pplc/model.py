@@ -98,6 +98,9 @@ class Model:
         graph = build_graph(self.program, supplied, self.definitions)
         bound = bind_data(graph, data, data_source)
         graph.data = {**bound.sizes, **bound.arrays}
+        # Mistakes are found on the model as written, so diagnostics point at the user's
+        # own statements; the passes then work on a model known to be sound.
+        lower(graph, bound, self.externs)
         optimized = run_passes(graph, disabled_passes)
         conditioned = ConditionedModel(lower(optimized, bound, self.externs))
         conditioned.unoptimized_graph = graph

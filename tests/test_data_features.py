@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 import pplc
+from pplc.ir.graph import Kind
 from pplc.errors import PplcError
 
 NORMAL = """\
@@ -72,7 +73,7 @@ def test_missing_discrete_entries_are_refused():
 
 def test_a_scalar_supplied_as_null_is_latent():
     model = pplc.compile("mu ~ Normal(0, 1)\nx ~ Normal(mu, 1)\n").condition({"x": None})
-    assert sorted(model.lowered.latent_names) == ["mu", "x"]
+    assert [v.name for v in model.unoptimized_graph.of_kind(Kind.LATENT)] == ["mu", "x"]
 
 
 HIERARCHICAL = """\

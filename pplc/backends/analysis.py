@@ -178,6 +178,15 @@ class _Analysis:
                 progress = True
             if not progress:
                 variable = pending[0]
+                cycle = _cycle_through(self.graph, variable.name)
+                if cycle:
+                    chain = " -> ".join(cycle + [cycle[0]])
+                    raise error(f"these variables depend on each other in a cycle: {chain}",
+                                self.source, self.graph[cycle[0]].span,
+                                hint="a model is a directed acyclic graph; a variable may "
+                                     "read only earlier elements of itself, and a cycle "
+                                     "through data is allowed only when elements depend on "
+                                     "earlier ones (declare the shape with a type then)")
                 waiting = sorted(r for r in self.graph.parents(variable.name)
                                  if r not in self.shapes)
                 raise error(f"cannot infer the shape of '{variable.name}': it depends on "
@@ -245,8 +254,8 @@ class _Analysis:
         except ValueError:
             shapes = [jnp.shape(v) for v in params.values()]
             raise error(f"the arguments of {piece.distribution.func} have shapes "
-                        f"{', '.join(shape_text(s) for s in shapes)}, which do not fit "
-                        "together", self.source, piece.distribution.span) from None
+                        f"{', '.join(shape_text(s) for s in shapes)}, which do not "
+                        "broadcast", self.source, piece.distribution.span) from None
         return jnp.zeros(tuple(batch) + tuple(event))
 
     def _traced(self, piece: Piece, fn):
@@ -429,6 +438,22 @@ class _Analysis:
                             self.source, sub.span,
                             hint="indices are 0-based; if the codes in your data start at 1, "
                                  "subtract 1 from them")
+
+
+def _cycle_through(graph: Graph, name: str) -> list[str]:
+    """A dependency cycle through `name`, starting at its earliest line, or []."""
+    import networkx as nx
+
+    try:
+        edges = nx.find_cycle(graph.dag, source=name)
+    except nx.NetworkXNoCycle:
+        return []
+    names = [u for u, _ in edges]
+    if len(names) < 2:
+        return []
+    first = min(names, key=lambda n: (graph[n].span.line, graph[n].span.column))
+    start = names.index(first)
+    return names[start:] + names[:start]
 
 
 def _reads_itself(name: str, piece: Piece) -> bool:

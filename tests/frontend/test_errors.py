@@ -91,7 +91,7 @@ MODEL_ERRORS = [
     ("element-never-defined", "x[0] ~ Normal(0, 1)\nx[2] ~ Normal(0, 1)\n", {}, 1, 1,
      "element x[1] is never defined", None),
     ("type-wider-than-support", "tau: real ~ HalfNormal(1)\n", {}, 1, 6,
-     "type 'real' is wider than the support of HalfNormal", None),
+     "type 'real' is wider than, or not inside, the support of HalfNormal (positive)", None),
     ("too-many-indices", "data N: int\nmu: real[N] ~ Normal(0, 1)\nx = mu[0, 1]\n",
      {"N": 2}, 3, 5, "too many indices: 2 for a value of shape (2,)", None),
     ("constant-index-out-of-range", "data N: int\nmu: real[N] ~ Normal(0, 1)\nx = mu[5]\n",

@@ -125,7 +125,7 @@ def test_observed_or_latent_is_decided_by_the_data():
     model = pplc.compile(source)
     assert model.condition({"x": 1.0}).graph["x"].kind is Kind.OBSERVED
     prior = model.condition({})
-    assert prior.graph["x"].kind is Kind.LATENT and prior.dim == 2
+    assert prior.unoptimized_graph["x"].kind is Kind.LATENT and prior.dim == 2
 
 
 def test_printer_shows_kinds_parents_and_plates():
