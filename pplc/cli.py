@@ -185,7 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Python warnings as one plain line, without the source line they came from."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+    warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
         if args.version:

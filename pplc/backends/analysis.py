@@ -206,6 +206,9 @@ class _Analysis:
                 if not isinstance(n, (int, np.integer)):
                     raise error("a size in a type must be an int data value or a number",
                                 self.source, size.span)
+                if int(n) < 0:
+                    raise error(f"size {to_source(size)} = {int(n)} is negative", self.source,
+                                size.span)
                 shape.append(int(n))
             if declared.base in ("corr_cholesky", "cov"):
                 if len(shape) != 1:
@@ -422,8 +425,10 @@ class _Analysis:
             if isinstance(sub, ast.Slice) or axis >= len(shape):
                 continue
             reads = {n.id for n in ast.names_in(sub)}
-            data_arrays = [r for r in reads if r in self.data.arrays]
-            if not data_arrays or not reads <= loop_vars | set(self.static):
+            # Subscripts computed from loop variables and data are known now: check them all
+            # (JAX would clamp an out-of-range gather silently).
+            if not reads & (loop_vars | set(self.data.arrays)) \
+                    or not reads <= loop_vars | set(self.static):
                 continue
             values = np.asarray(over_plates(lambda env: jnp.asarray(self.evaluate(sub, env)),
                                             piece.plates, info.ranges, self.static))
@@ -433,11 +438,13 @@ class _Analysis:
             bad = (values < 0) | (values >= size)
             if bad.any():
                 value = int(values[bad].flat[0])
+                from_data = any(r in self.data.arrays for r in reads)
                 raise error(f"index {to_source(sub)} = {value} is out of range for axis {axis} "
                             f"of '{target}', which has {size} elements (valid: 0 to {size - 1})",
                             self.source, sub.span,
                             hint="indices are 0-based; if the codes in your data start at 1, "
-                                 "subtract 1 from them")
+                                 "subtract 1 from them" if from_data else
+                                 "check the loop's range against the size of the array")
 
 
 def _cycle_through(graph: Graph, name: str) -> list[str]:

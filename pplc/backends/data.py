@@ -189,6 +189,9 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
         if not isinstance(n, (int, np.integer)):
             raise error("a size in a type must be an int data value or a number",
                         graph.source, size.span)
+        if int(n) < 0:
+            raise error(f"size {ast.to_source(size)} = {int(n)} is negative", graph.source,
+                        size.span)
         expected.append(int(n))
     expected = tuple(expected)
     if declared.base in ("corr_cholesky", "cov") and len(expected) == 1:

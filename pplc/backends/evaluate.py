@@ -169,7 +169,10 @@ class Evaluator:
     def _Call(self, e: ast.Call, env):
         if e.func in ast.SPECIAL_FORMS:
             fn = self.callable(e.args[0].name)
-            args = [jnp.asarray(self(a, env), jnp.float64) for a in e.args[1:]]
+            # Values known while tracing (numbers, `inf`) stay Python/NumPy values: under jit
+            # jnp.asarray would stage them, and integrate must see an infinite limit itself.
+            args = [self(a, env) for a in e.args[1:]]
+            args = [a if is_static(a) else jnp.asarray(a, jnp.float64) for a in args]
             form = special.integrate if e.func == "integrate" else special.ode
             return self._jax(e, lambda: form(fn, *args))
         args = [self(a, env) for a in e.args]
@@ -223,7 +226,10 @@ def plate_ranges(plates, evaluate: Evaluator, env: Env) -> list[range]:
             if bound is None:
                 bounds.append(0)
                 continue
-            value = evaluate(bound, env)
+            try:
+                value = evaluate(bound, env)
+            except KeyError:  # a latent or deterministic: not known when compiling
+                value = None
             if isinstance(value, np.ndarray) and value.ndim == 0 \
                     and np.issubdtype(value.dtype, np.integer):
                 value = int(value)

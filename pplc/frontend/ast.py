@@ -153,6 +153,7 @@ class Sample:
     distribution: Expr  # a Call of a distribution (checked)
     decorators: tuple[str, ...]
     span: Span
+    decorator_spans: tuple[Span, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -176,9 +176,10 @@ def _check_statement(statement, loops, defs, source, diags):
         if statement.type is not None:
             _check_type(statement.type, scope, defs, source, diags)
         _check_distribution(statement.distribution, scope, defs, source, diags)
-        for decorator in statement.decorators:
+        spans = statement.decorator_spans or (statement.span,) * len(statement.decorators)
+        for decorator, span in zip(statement.decorators, spans):
             if decorator not in DECORATORS:
-                diags.add(f"unknown decorator '@{decorator}'", source, statement.span,
+                diags.add(f"unknown decorator '@{decorator}'", source, span,
                           hint=did_you_mean(decorator, DECORATORS)
                           or "the decorators are @centered and @noncentered")
         if set(DECORATORS) <= set(statement.decorators):

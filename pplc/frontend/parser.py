@@ -79,12 +79,13 @@ class _ToAst(Transformer):
         return ast.ExternDef(str(name), tuple(params or ()), _span(meta), _tspan(name))
 
     def decorator(self, meta, items):
-        return items[0]
+        return items[0], _span(meta)
 
     def decorated(self, meta, items):
         *decorators, sample = items
         return ast.Sample(sample.target, sample.type, sample.distribution,
-                          tuple(str(d) for d in decorators), sample.span)
+                          tuple(str(d) for d, _ in decorators), sample.span,
+                          tuple(span for _, span in decorators))
 
     def for_statement(self, meta, items):
         var, range_name, lpar, arguments, rpar, body = items
@@ -219,8 +220,8 @@ def parse(text: str, path: str = "<model>") -> ast.Program:
         tree = _parser().parse(source.text)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source) from None
-    except DedentError as exc:
-        raise error(f"inconsistent indentation: {exc}", source) from None
+    except DedentError:
+        raise _dedent_error(source) from None
     program = _ToAst(source).transform(tree)
     return _finish(program, source)
 
@@ -254,7 +255,7 @@ def _finish(program: ast.Program, source: Source) -> ast.Program:
                            s.span, _tspan(s.var))
         if isinstance(s, ast.Sample):
             return ast.Sample(target(s.target), s.type and type_(s.type), expr(s.distribution),
-                              s.decorators, s.span)
+                              s.decorators, s.span, s.decorator_spans)
         if isinstance(s, ast.Assign):
             return ast.Assign(target(s.target), expr(s.value), s.span)
         if isinstance(s, ast.Factor):
@@ -336,7 +337,80 @@ def _describe_token(token: Token) -> str:
     return f"'{token}'"
 
 
+_NOT_IN_THE_LANGUAGE = {
+    "return": ("'return' is only allowed as the last line of a def body", None),
+    "if": ("there are no if statements in this language",
+           "write a conditional expression, `a if cond else b`, or define an array's pieces "
+           "in loops"),
+    "elif": ("there are no if statements in this language", "write `a if cond else b`"),
+    "while": ("there are no while loops: loops run over range(...)", None),
+    "import": ("models cannot import Python modules",
+               "bind Python functions with `extern def` instead"),
+    "lambda": ("there are no lambda expressions", "define a function with `def`"),
+}
+
+
+def _unclosed_bracket(source: Source, line: int, column: int) -> Span | None:
+    """The last bracket opened before (line, column) and never closed, if any."""
+    stack: list[tuple[str, int, int]] = []
+    pairs = {")": "(", "]": "["}
+    for number, text in enumerate(source.text.splitlines(), start=1):
+        if number > line:
+            break
+        for col, char in enumerate(text.split("#", 1)[0], start=1):
+            if number == line and col >= column:
+                break
+            if char in "([":
+                stack.append((char, number, col))
+            elif char in ")]" and stack and stack[-1][0] == pairs[char]:
+                stack.pop()
+    if not stack:
+        return None
+    _, number, col = stack[-1]
+    return Span(number, col, number, col + 1)
+
+
+def _dedent_error(source: Source) -> PplcError:
+    """Find the line whose indentation matches no enclosing block (lark does not say)."""
+    levels = [0]
+    depth = 0
+    for number, text in enumerate(source.text.splitlines(), start=1):
+        code = text.split("#", 1)[0]
+        if not code.strip():
+            continue
+        indent = len(code) - len(code.lstrip(" \t"))
+        if depth == 0:
+            if indent > levels[-1]:
+                levels.append(indent)
+            else:
+                open_levels = list(levels)
+                while indent < levels[-1]:
+                    levels.pop()
+                if indent != levels[-1]:
+                    levels = open_levels
+                    return error("this line's indentation matches no enclosing block", source,
+                                 Span(number, 1, number, indent + 1),
+                                 hint=f"indent it like the block it belongs to "
+                                      f"({' or '.join(str(n) for n in levels)} spaces)")
+        depth += code.count("(") + code.count("[") - code.count(")") - code.count("]")
+        depth = max(depth, 0)
+    return error("inconsistent indentation", source)
+
+
 def _syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
+    if isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
+        token = getattr(exc, "token", None)
+        line = getattr(token, "line", None) or len(source.text.splitlines())
+        column = getattr(token, "column", None) or 10**6
+        if token is None or token.type in ("$END", "_NEWLINE", "_DEDENT") or \
+                (token.line or 0) > 0:
+            bracket = _unclosed_bracket(source, line, column)
+            if bracket is not None and (bracket.line < line or token is None
+                                        or token.type in ("$END",)):
+                char = source.line(bracket.line)[bracket.column - 1]
+                return error(f"'{char}' is never closed", source, bracket,
+                             hint=f"close it with '{')' if char == '(' else ']'}' before "
+                                  f"the next statement")
     if isinstance(exc, UnexpectedCharacters):
         char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
         return error(f"unexpected character '{char}'", source,
@@ -347,6 +421,21 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
                      Span.point(len(lines), len(lines[-1]) + 1))
     assert isinstance(exc, UnexpectedToken)
     token = exc.token
+    history = getattr(exc, "token_history", None) or []
+    previous = history[-1] if history else None
+    if previous is not None and previous.type == "NAME" and str(previous) in _NOT_IN_THE_LANGUAGE:
+        message, hint = _NOT_IN_THE_LANGUAGE[str(previous)]
+        return error(message, source, _tspan(previous), hint=hint)
+    if "_INDENT" in exc.expected and token.type not in ("_INDENT", "_NEWLINE", "$END"):
+        return error(f"unexpected {_describe_token(token)}", source, _tspan(token),
+                     hint="the body of a `for` or `def` must be indented under its header")
+    if token.type == "EQUAL" and "TILDE" in exc.expected:
+        above = source.line(token.line - 1).strip()
+        if above.startswith("@"):
+            return error(f"a decorator ({above}) must come right before a '~' statement",
+                         source, Span(token.line - 1, 1, token.line - 1, len(above) + 1),
+                         hint="@centered and @noncentered choose the parameterization of a "
+                              "random variable")
     expected = sorted(_TOKEN_WORDS.get(t, f"'{t}'" if len(t) < 3 else t.lower())
                       for t in exc.expected if not t.startswith("__"))
     if token.type == "_INDENT":

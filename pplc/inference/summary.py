@@ -78,8 +78,10 @@ def summarize(posterior: Mapping[str, np.ndarray],
         shape = draws.shape[2:]
         flat = draws.reshape(chains, n, -1)
         data = xr.Dataset({"x": (("chain", "draw", "element"), flat)})
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r_hat = np.asarray(az.rhat(data)["x"])
+        with np.errstate(invalid="ignore", divide="ignore"), _quiet_arviz():
+            # R-hat compares chains: one chain (ADVI, Laplace, Pathfinder draws) has none.
+            r_hat = np.asarray(az.rhat(data)["x"]) if chains > 1 else np.full(flat.shape[2],
+                                                                             np.nan)
             ess_bulk = np.asarray(az.ess(data, method="bulk")["x"])
             ess_tail = np.asarray(az.ess(data, method="tail")["x"])
         pooled = flat.reshape(chains * n, -1)
@@ -94,6 +96,19 @@ def summarize(posterior: Mapping[str, np.ndarray],
                 "ess_bulk": _num(ess_bulk[k]), "ess_tail": _num(ess_tail[k]),
             }
     return out
+
+
+class _quiet_arviz:
+    """ArviZ logs a shape warning for single-chain input; the summary says so itself."""
+
+    def __enter__(self):
+        import logging
+        self.logger = logging.getLogger("arviz")
+        self.level = self.logger.level
+        self.logger.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc):
+        self.logger.setLevel(self.level)
 
 
 def _num(x) -> float | None:

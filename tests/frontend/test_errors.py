@@ -75,7 +75,7 @@ MODEL_ERRORS = [
     ("recursive-function", "def f(x):\n    return f(x) + 1\nmu ~ Normal(f(0), 1)\n", None,
      1, 5, "recursive function: f -> f", None),
     ("comparison-typo", "mu ~ Normal(0, 1)\nx = mu = 1\n", None, 2, 8, "unexpected '='", None),
-    ("unknown-decorator", "@noncenterd\nmu ~ Normal(0, 1)\n", None, 2, 1,
+    ("unknown-decorator", "@noncenterd\nmu ~ Normal(0, 1)\n", None, 1, 1,
      "unknown decorator '@noncenterd'", "did you mean 'noncentered'?"),
     # Mistakes found once data give the sizes.
     ("broadcast-mismatch", EIGHT.replace("y[j] ~ Normal(theta[j], sigma[j])",
