@@ -79,6 +79,8 @@ class _Analysis:
         self._check_supports()
         self._check_log_prob_shapes()
         self._check_data_indices()
+        self._check_recursion_order()
+        self._check_observed_support()
         order = graph.order()
         self._check_imputable()
         layout, offset = [], 0
@@ -399,6 +401,68 @@ class _Analysis:
                     raise error(f"{piece.distribution.func}(...) has shape {shape_text(batch)}, "
                                 f"but {what} has shape {shape_text(element)}", self.source,
                                 piece.distribution.span)
+
+    def _check_recursion_order(self) -> None:
+        """`h[t] = f(h[t - 1])` reads earlier elements only: the scan computes them in order,
+        so `h[t] = f(h[t + 1])` would read elements not yet computed."""
+        for variable in self.graph.of_kind(Kind.DETERMINISTIC):
+            for i, piece in enumerate(variable.pieces):
+                info = self.pieces[(variable.name, i)]
+                if not info.recursive or piece.indices is None:
+                    continue
+                loop_vars = {p.index for p in piece.plates}
+                for node in ast.walk(piece.value):
+                    if not (isinstance(node, ast.Index) and isinstance(node.value, ast.Name)
+                            and node.value.id == variable.name):
+                        continue
+                    read, written = node.indices[0], piece.indices[0]
+                    if isinstance(read, ast.Slice) or not {
+                            n.id for n in ast.names_in(read)} <= loop_vars | set(self.static):
+                        continue
+                    pair = over_plates(lambda env: (jnp.asarray(self.evaluate(read, env)),
+                                                    jnp.asarray(self.evaluate(written, env))),
+                                       piece.plates, info.ranges, self.static)
+                    reads, writes = (np.asarray(a) for a in pair)
+                    if reads.size and np.any(reads >= writes):
+                        raise error(f"{to_source(node)} reads an element of '{variable.name}' "
+                                    f"that is not computed yet", self.source, node.span,
+                                    hint="a recursive definition may only read earlier "
+                                         f"elements, such as {variable.name}[t - 1]")
+
+    def _check_observed_support(self) -> None:
+        """Observed data inside their distribution's support, said before sampling (the
+        log density would otherwise be -inf everywhere, and sampling would fail vaguely)."""
+        checks = {
+            "nonnegative_int": (lambda v: (v >= 0) & (v == np.round(v)),
+                                "non-negative integers"),
+            "boolean": (lambda v: (v == 0) | (v == 1), "0 or 1"),
+            "positive": (lambda v: v >= 0, "non-negative values"),
+            "unit": (lambda v: (v >= 0) & (v <= 1), "values in [0, 1]"),
+        }
+        for variable in self.graph.of_kind(Kind.OBSERVED):
+            values = self.data.arrays.get(variable.name)
+            if values is None:
+                continue
+            for i, piece in enumerate(variable.pieces):
+                info = DISTRIBUTIONS[piece.distribution.func]
+                if info.support.kind not in checks or info.wrapper:
+                    continue
+                test, words = checks[info.support.kind]
+                if piece.indices is None:
+                    covered = np.ones(values.shape, bool)
+                else:
+                    covered = np.zeros(values.shape, bool)
+                    arrays = self._index_arrays(variable, i, piece)
+                    covered[tuple(a.ravel() for a in arrays)] = True
+                present = covered & ~np.isnan(values) if values.dtype.kind == "f" else covered
+                with np.errstate(invalid="ignore"):
+                    bad = present & ~test(values)
+                if bad.any():
+                    where = tuple(int(x) for x in np.argwhere(bad)[0])
+                    element = variable.name + (f"[{','.join(map(str, where))}]" if where else "")
+                    raise error(f"observed {element} = {values[where]:g} is outside the support "
+                                f"of {piece.distribution.func} ({words})", self.source,
+                                piece.span, hint="check the data, or the distribution")
 
     def _check_data_indices(self) -> None:
         """Integer data used as an index (`alpha[g[n]]`) must be in range, checked now.

@@ -20,6 +20,9 @@ TYPES = {"real", "int", "positive", "unit", "simplex", "ordered", "positive_orde
          "corr_cholesky", "cov"}
 SUPPORTED_TYPES = TYPES
 DECORATORS = {"centered", "noncentered"}
+# Words of the language, and Python's, that cannot name a variable.
+RESERVED = {"data", "factor", "for", "in", "def", "return", "extern", "if", "else", "and",
+            "or", "not", "while", "import", "lambda", "elif", "class", "from", "with", "range"}
 SPECIAL_FORMS = set(ast.SPECIAL_FORMS)
 # Special forms: (arguments before the function's extra args, arguments f takes before them).
 _SPECIAL_ARITY = {"integrate": (3, 1), "ode": (4, 2)}  # integrate(f, a, b, ...): f(x, ...)
@@ -127,6 +130,14 @@ def _collect_definitions(program, source, diags) -> Definitions:
         diags.add(f"'{name}' names both a function and a variable", source,
                   (defs.functions.get(name) or defs.externs[name]).name_span)
     for name in defs.variables():
+        if name in RESERVED:
+            statement = (defs.data.get(name) or (defs.sampled.get(name) or
+                                                 defs.assigned.get(name))[0])
+            span = statement.name_span if isinstance(statement, ast.DataDecl) \
+                else statement.target.name_span
+            diags.add(f"'{name}' is a keyword and cannot be used as a variable name", source,
+                      span)
+            continue
         if name in CONSTANTS or name in FUNCTIONS or name in DISTRIBUTIONS or name in TYPES:
             statement = (defs.data.get(name) or (defs.sampled.get(name) or
                                                  defs.assigned.get(name))[0])
@@ -155,6 +166,9 @@ def _check_pieces(name, statements, source, diags):
 def _check_loops(loops, names, defs, source, diags):
     seen: set[str] = set()
     for loop in loops:
+        if loop.var in RESERVED:
+            diags.add(f"'{loop.var}' is a keyword and cannot be used as a loop variable",
+                      source, loop.var_span)
         if loop.var in names or loop.var in defs.callables() or loop.var in CONSTANTS:
             diags.add(f"loop variable '{loop.var}' hides the model variable of the same name",
                       source, loop.var_span)
@@ -361,7 +375,14 @@ def _check_recursion(defs, source, diags):
             for node in ast.walk(expr):
                 if isinstance(node, ast.Call) and node.func in defs.functions:
                     calls.add_edge(fn.name, node.func)
-    for cycle in nx.simple_cycles(calls):
+    reported: set[frozenset] = set()
+    line = {name: fn.span.line for name, fn in defs.functions.items()}
+    for cycle in sorted(nx.simple_cycles(calls), key=lambda c: sorted(line[n] for n in c)):
+        if frozenset(cycle) in reported:
+            continue
+        reported.add(frozenset(cycle))
+        start = min(range(len(cycle)), key=lambda i: line[cycle[i]])
+        cycle = cycle[start:] + cycle[:start]
         fn = defs.functions[cycle[0]]
         chain = " -> ".join(cycle + [cycle[0]])
         diags.add(f"recursive function: {chain}", source, fn.name_span,
