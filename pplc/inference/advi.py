@@ -53,9 +53,10 @@ slowest), sds within 13% (tests/test_fit_models.py). With `average_iterates=Fals
 is no extra phase. Draws whose log density is not finite are dropped from an estimate, as
 Stan drops them; an estimate with every draw dropped raises `PplcError`. A gradient step
 whose gradient is not finite is skipped inside the compiled loop (a value, not an
-exception) and counted. Known weakness kept from Stan: the buffer starts empty, so a
-tiny eta whose ELBO barely moves can "converge" at the first evaluation (fullrank on
-eight schools picks eta = 0.1 and may stop after 200 iterations, far from the optimum).
+exception) and counted. One departure from Stan: its buffer starts empty, so a small eta
+whose ELBO barely moves could "converge" at the first evaluation (full-rank on eight
+schools stopped after 200 iterations, far from the optimum); here the rule needs
+`MIN_EVALUATIONS` entries in the buffer first.
 
 Compiled chunks, as in `mcmc.py`: one `lax.scan` of `eval_elbo` steps plus the ELBO
 estimate per program call; Python only applies the convergence rule between calls. Every
@@ -281,6 +282,9 @@ def _relative_change(prev: float, curr: float) -> float:
     return abs((curr - prev) / curr) if curr != 0 else math.inf
 
 
+MIN_EVALUATIONS = 5  # relative ELBO changes needed before the convergence rule may fire
+
+
 def fit_advi(
     logdensity_fn: Callable[[Array, Any], Array],
     data: Any,
@@ -427,7 +431,8 @@ def fit_advi(
             continue  # the averaging phase
         rel_changes = (rel_changes + [_relative_change(elbo_prev, elbo)])[-cb_size:]
         elbo_prev = elbo
-        if np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj:
+        if len(rel_changes) >= min(cb_size, MIN_EVALUATIONS) and (
+                np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj):
             converged = True
             extra = int(EXTRA_FRACTION * iterations) // eval_elbo * eval_elbo if average else 0
             stop_at = min(iterations + extra, max_iterations)
