@@ -100,7 +100,7 @@ class Model:
         graph.data = {**bound.sizes, **bound.arrays}
         # Mistakes are found on the model as written, so diagnostics point at the user's
         # own statements; the passes then work on a model known to be sound.
-        lower(graph, bound, self.externs)
+        lower(graph, bound, self.externs, as_written=True)
         optimized = run_passes(graph, disabled_passes)
         conditioned = ConditionedModel(lower(optimized, bound, self.externs))
         conditioned.unoptimized_graph = graph
@@ -241,8 +241,19 @@ class ConditionedModel:
 
     def _posterior(self, positions, stats, n_grad_evals, compile_seconds, seconds,
                    attrs) -> Posterior:
+        draws = self._constrain_draws(positions)
+        # A summed-out discrete latent comes back as log P(value | rest) per draw: draw its
+        # values from that conditional, and keep the probabilities as NAME_prob.
+        rng = np.random.default_rng(attrs.get("seed", 0))
+        for variable in self.graph.variables():
+            if variable.marginalized and variable.name in draws:
+                probs = np.exp(draws.pop(variable.name))
+                cumulative = np.cumsum(probs, axis=-1)
+                u = rng.uniform(size=probs.shape[:-1] + (1,)) * cumulative[..., -1:]
+                draws[variable.name] = (u > cumulative).sum(axis=-1).astype(np.int64)
+                draws[f"{variable.name}_prob"] = probs
         return Posterior(
-            draws=self._constrain_draws(positions), sample_stats=stats,
+            draws=draws, sample_stats=stats,
             n_grad_evals=n_grad_evals, compile_seconds=compile_seconds,
             sampling_seconds=seconds,
             observed_data={v.name: np.asarray(self.lowered.data.arrays.get(

@@ -11,14 +11,16 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import jax
+import networkx as nx
 import jax.numpy as jnp
 import numpy as np
 
 from pplc.backends import distributions as dists
 from pplc.backends.data import BoundData
 from pplc.backends.transforms import VECTOR_KINDS, transform_for
-from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges, shape_text
-from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo, call_params, is_discrete
+from pplc.backends.evaluate import Evaluator, call_params, over_plates, plate_ranges, \
+    shape_text
+from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo, is_discrete
 from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
@@ -26,14 +28,19 @@ from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 
-def lower(graph: Graph, data: BoundData, externs: Mapping[str, Callable] | None = None
-          ) -> LoweredModel:
-    """Analyse a conditioned model: shapes, coverage, layout. Raises PplcError on mistakes."""
-    return _Analysis(graph, data, dict(externs or {})).run()
+def lower(graph: Graph, data: BoundData, externs: Mapping[str, Callable] | None = None,
+          *, as_written: bool = False) -> LoweredModel:
+    """Analyse a conditioned model: shapes, coverage, layout. Raises PplcError on mistakes.
+
+    `as_written`: the model before the passes, checked for the user's mistakes; latent
+    discrete variables are then allowed, since the marginalization pass may sum them out.
+    """
+    return _Analysis(graph, data, dict(externs or {}), as_written).run()
 
 
 class _Analysis:
-    def __init__(self, graph: Graph, data: BoundData, externs: dict):
+    def __init__(self, graph: Graph, data: BoundData, externs: dict, as_written: bool = False):
+        self.as_written = as_written
         self.graph = graph
         self.data = data
         self.externs = externs
@@ -61,14 +68,10 @@ class _Analysis:
                     self.pieces[(variable.name, i)] = self._piece_info(variable, piece)
                 except PplcError as exc:
                     diags.extend(exc)
-            if variable.kind is Kind.LATENT:
+            if variable.kind is Kind.LATENT and not self.as_written:
                 for piece in variable.pieces:
                     if is_discrete(piece.distribution):
-                        diags.add(f"'{variable.name}' is a latent discrete variable "
-                                  f"({piece.distribution.func}), which this version of pplc "
-                                  "cannot sample", self.source, piece.span,
-                                  hint=f"supply '{variable.name}' in the data, or use a "
-                                       "continuous distribution")
+                        diags.add(*_discrete_latent(graph, variable, piece))
                         break
                 if variable.declared_type is not None and variable.declared_type.base == "int":
                     diags.add(f"latent '{variable.name}' cannot have type int", self.source,
@@ -97,8 +100,12 @@ class _Analysis:
                 layout.append(Block(name, (count,), offset, imputed=True))
                 offset += count
         data_only = self._data_only_deterministics(order)
+        targets = [v.name for v in graph.variables() if v.stochastic or v.kind is Kind.FACTOR]
+        needed = set()
+        for name in targets:
+            needed |= nx.ancestors(graph.dag, name)
         return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, layout,
-                            self.pieces, self.externs, data_only, self.kinds)
+                            self.pieces, self.externs, data_only, self.kinds, needed)
 
     def _check_imputable(self) -> None:
         """Missing entries become latent: they must be continuous and have a distribution."""
@@ -197,6 +204,12 @@ class _Analysis:
                             hint=f"declare its type, e.g. {variable.name}: real[N] ~ ...")
 
     def _infer_shape(self, variable: Variable) -> None:
+        self._infer_shape_and_dtype(variable)
+        if variable.kind is Kind.LATENT and any(is_discrete(p.distribution)
+                                                for p in variable.pieces):
+            self.dtypes[variable.name] = jnp.int64  # read as an index (mu[z[n]])
+
+    def _infer_shape_and_dtype(self, variable: Variable) -> None:
         name = variable.name
         declared = variable.declared_type
         if variable.kind is Kind.OBSERVED:
@@ -509,6 +522,25 @@ class _Analysis:
                             hint="indices are 0-based; if the codes in your data start at 1, "
                                  "subtract 1 from them" if from_data else
                                  "check the loop's range against the size of the array")
+
+
+def _discrete_latent(graph: Graph, variable: Variable, piece: Piece):
+    """The diagnostic for a discrete latent left after the passes: why it stayed."""
+    func = piece.distribution.func
+    reasons = [n.message.split(" — ", 1)[1] for n in graph.notes
+               if n.pass_name == "marginalize" and n.message.startswith(variable.name + ":")
+               and " — " in n.message]
+    if func in ("Bernoulli", "Categorical", "Binomial"):
+        why = reasons[0] if reasons else "the marginalization pass is off"
+        message = (f"'{variable.name}' is a latent discrete variable ({func}) that cannot be "
+                   f"summed out: {why}")
+        hint = ("NUTS samples only continuous parameters; supply it in the data, or write "
+                "the mixture with `factor logsumexp(...)`")
+    else:
+        message = (f"'{variable.name}' is a latent discrete variable with infinite support "
+                   f"({func}): it can be neither sampled by NUTS nor summed out")
+        hint = f"supply '{variable.name}' in the data, or use a continuous distribution"
+    return message, graph.source, piece.span, hint
 
 
 def _cycle_through(graph: Graph, name: str) -> list[str]:

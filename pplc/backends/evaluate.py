@@ -19,6 +19,7 @@ import numpy as np
 from pplc.errors import Source, error
 from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
+from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
 from pplc.backends import special
 from pplc.backends.functions import FUNCTIONS
 
@@ -181,6 +182,13 @@ class Evaluator:
             return self._jax(e, lambda: fn(*args)) if e.func in self.externs else fn(*args)
         return self._jax(e, lambda: FUNCTIONS[e.func](*args))
 
+    def _LogDensity(self, e: ast.LogDensity, env):
+        from pplc.backends import distributions as dists
+
+        params = call_params(self, e.distribution, env)
+        value = self(e.value, env)
+        return self._jax(e, lambda: dists.get(e.distribution.func).log_prob(value, **params))
+
     def callable(self, name: str) -> Callable:
         """A model `def` (evaluated in its own scope) or an extern, as a Python function."""
         if name in self.externs:
@@ -201,6 +209,25 @@ class Evaluator:
             return thunk()
         except (TypeError, ValueError, IndexError) as exc:
             raise error(_clean(exc), self.source, e.span) from None
+
+
+def call_params(evaluate: Evaluator, call: ast.Call, env: Env) -> dict:
+    """A distribution call's arguments by parameter name, evaluated.
+
+    A wrapper's `dist` argument (`Truncated(Normal(mu, 1), lower=0)`) becomes the pair
+    (inner name, inner parameters), the form the backend's wrappers take.
+    """
+    info = DISTRIBUTIONS[call.func]
+    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
+    named = list(zip(positional, call.args)) + [(k.name, k.value) for k in call.keywords]
+    params = {}
+    for name, arg in named:
+        if info.wrapper and name == "dist":
+            params[name] = (arg.func, call_params(evaluate, arg, env))
+        else:
+            params[name] = evaluate(arg, env)
+    return params
+
 
 
 def _clean(exc: Exception) -> str:

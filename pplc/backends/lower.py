@@ -22,10 +22,10 @@ import numpy as np
 
 from pplc.backends import distributions as dists
 from pplc.backends.data import BoundData
-from pplc.backends.evaluate import Evaluator, over_plates
+from pplc.backends.evaluate import Evaluator, call_params, over_plates
 from pplc.backends.transforms import transform_for
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import DISTRIBUTIONS
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 Env = dict[str, Any]
@@ -75,6 +75,7 @@ class LoweredModel:
     externs: Mapping[str, Callable] = field(default_factory=dict)
     data_only: list[str] = field(default_factory=list)   # deterministics of data alone
     kinds: dict[str, str] = field(default_factory=dict)   # latent -> constraint kind
+    needed: set[str] | None = None   # deterministics the density reads (None: all)
 
     # ------------------------------------------------------------ public surface
     @property
@@ -110,7 +111,7 @@ class LoweredModel:
 
     def log_density(self, u: jax.Array, data: Mapping[str, jax.Array]) -> jax.Array:
         """log p(T(u), data) + log|det dT/du|: the sampler's target."""
-        env, log_jacobian = self._values(u, data)
+        env, log_jacobian = self._values(u, data, only_needed=True)
         return log_jacobian + self._log_prob(env)
 
     def constrain(self, u: jax.Array, data: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
@@ -165,7 +166,9 @@ class LoweredModel:
     def _block(self, name: str) -> Block:
         return next(b for b in self.layout if b.name == name)
 
-    def _values(self, u, data) -> tuple[Env, jax.Array]:
+    def _values(self, u, data, only_needed: bool = False) -> tuple[Env, jax.Array]:
+        """Every value at u; with `only_needed`, skip deterministics that only get recorded
+        (the density never reads them, so the sampler need not compute them)."""
         env: Env = {**self.data.sizes, **data}
         log_jacobian = jnp.zeros(())
         for name in self.order:
@@ -179,6 +182,8 @@ class LoweredModel:
                 env[name] = self._with_imputed(name, env, x) if block.imputed else x
                 log_jacobian = log_jacobian + jnp.sum(transform.log_abs_det_jacobian(u_block))
             elif variable.kind is Kind.DETERMINISTIC and name not in data:
+                if only_needed and self.needed is not None and name not in self.needed:
+                    continue
                 env[name] = self._deterministic(variable, env)
         return env, log_jacobian
 
@@ -336,24 +341,6 @@ class LoweredModel:
         first = info.ranges[0]
         array, _ = jax.lax.scan(step, array, jnp.arange(first.start, first.stop))
         return array
-
-
-def call_params(evaluate: Evaluator, call: ast.Call, env: Env) -> dict:
-    """A distribution call's arguments by parameter name, evaluated.
-
-    A wrapper's `dist` argument (`Truncated(Normal(mu, 1), lower=0)`) becomes the pair
-    (inner name, inner parameters), the form the backend's wrappers take.
-    """
-    info = DISTRIBUTIONS[call.func]
-    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
-    named = list(zip(positional, call.args)) + [(k.name, k.value) for k in call.keywords]
-    params = {}
-    for name, arg in named:
-        if info.wrapper and name == "dist":
-            params[name] = (arg.func, call_params(evaluate, arg, env))
-        else:
-            params[name] = evaluate(arg, env)
-    return params
 
 
 def is_discrete(call: ast.Call) -> bool:

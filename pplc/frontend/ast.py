@@ -109,8 +109,18 @@ class ListExpr:
     span: Span
 
 
+@dataclass(frozen=True)
+class LogDensity:
+    """log p(value) under a distribution call. Not written by users: passes build it (the
+    marginalization pass sums a discrete latent out of the density with it)."""
+
+    distribution: Call
+    value: "Expr"
+    span: Span
+
+
 Expr = Union[Number, Name, Index, Call, BinOp, UnaryOp, Compare, BoolOp, IfExp, ListExpr,
-             FunctionRef]
+             FunctionRef, LogDensity]
 
 # Calls whose first argument is a function, passed by name.
 SPECIAL_FORMS = ("integrate", "ode")
@@ -242,6 +252,41 @@ def children(node: object) -> Iterator[object]:
         yield from node.items
     elif isinstance(node, Keyword):
         yield node.value
+    elif isinstance(node, LogDensity):
+        yield node.distribution
+        yield node.value
+
+
+def substitute(node: object, replace) -> object:
+    """A copy of an expression with `replace(sub)` applied top-down: where it returns a
+    node, that node stands in for the sub-expression (and is not descended into)."""
+    new = replace(node)
+    if new is not None:
+        return new
+    sub = lambda n: substitute(n, replace) if n is not None else None  # noqa: E731
+    if isinstance(node, Index):
+        return Index(sub(node.value), tuple(sub(i) for i in node.indices), node.span)
+    if isinstance(node, Slice):
+        return Slice(sub(node.start), sub(node.stop), node.span)
+    if isinstance(node, Call):
+        return Call(node.func, tuple(sub(a) for a in node.args),
+                    tuple(Keyword(k.name, sub(k.value), k.span) for k in node.keywords),
+                    node.span, node.func_span)
+    if isinstance(node, BinOp):
+        return BinOp(node.op, sub(node.left), sub(node.right), node.span)
+    if isinstance(node, Compare):
+        return Compare(node.op, sub(node.left), sub(node.right), node.span)
+    if isinstance(node, BoolOp):
+        return BoolOp(node.op, sub(node.left), sub(node.right), node.span)
+    if isinstance(node, UnaryOp):
+        return UnaryOp(node.op, sub(node.operand), node.span)
+    if isinstance(node, IfExp):
+        return IfExp(sub(node.test), sub(node.body), sub(node.orelse), node.span)
+    if isinstance(node, ListExpr):
+        return ListExpr(tuple(sub(i) for i in node.items), node.span)
+    if isinstance(node, LogDensity):
+        return LogDensity(sub(node.distribution), sub(node.value), node.span)
+    return node
 
 
 def walk(node: object) -> Iterator[object]:
@@ -309,6 +354,8 @@ def _unparse(node: object) -> tuple[str, int]:
     if isinstance(node, BoolOp):
         level = _PRECEDENCE[node.op]
         return f"{_wrap(node.left, level)} {node.op} {_wrap(node.right, level, True)}", level
+    if isinstance(node, LogDensity):
+        return f"logp({to_source(node.value)} | {to_source(node.distribution)})", 99
     if isinstance(node, IfExp):
         level = _PRECEDENCE["if"]
         return (f"{_wrap(node.body, level + 1)} if {_wrap(node.test, level + 1)} "

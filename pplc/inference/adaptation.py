@@ -1,4 +1,4 @@
-"""Stan's warmup: dual-averaging step size and a windowed diagonal metric.
+"""Stan's warmup: dual-averaging step size and a windowed diagonal or dense metric.
 
 Why Stan's scheme: it is what users compare against, and its parts are each well founded.
   * Step size: Nesterov dual averaging of log(eps) towards a target mean acceptance
@@ -9,7 +9,11 @@ Why Stan's scheme: it is what users compare against, and its parts are each well
     the current point crosses an acceptance of 0.8 (`base_hmc::init_stepsize`).
   * Metric: the inverse mass matrix is the regularized sample variance of the draws of a
     "slow" window, (n / (n + 5)) * var + 1e-3 * (5 / (n + 5)), which shrinks towards a
-    small multiple of the identity when n is small (Stan's `var_adaptation`).
+    small multiple of the identity when n is small (Stan's `var_adaptation`). With
+    `metric="dense"` it is the regularized sample covariance, (n / (n + 5)) * cov +
+    1e-3 * (5 / (n + 5)) * I (Stan's `covar_adaptation`): on a correlated posterior the
+    metric then undoes the correlation as well as the scales, at O(dim^2) per leapfrog
+    step and O(dim^3) per metric update (the square root of M for the momentum draws).
   * Windows: an initial fast window of 75 iterations (step size only, while the chain
     finds the typical set), slow windows of 25, 50, 100, ... (the last one stretched to the
     terminal window), and a terminal fast window of 50 (Stan's `windowed_adaptation`). If
@@ -34,6 +38,7 @@ from pplc.inference.integrator import (
     IntegratorState,
     LogDensityAndGrad,
     energy,
+    mass_matrix_sqrt,
     sample_momentum,
     velocity_verlet,
 )
@@ -95,6 +100,7 @@ def find_reasonable_step_size(
     logdensity_and_grad: LogDensityAndGrad,
     active: Array = True,
     max_iterations: int = 100,
+    sqrt_mass: Array | None = None,
 ) -> tuple[Array, Array]:
     """Stan's heuristic: double (or halve) eps until one leapfrog step crosses acceptance 0.8.
 
@@ -117,7 +123,7 @@ def find_reasonable_step_size(
 
     def body(carry):
         i, eps, direction, _ = carry
-        momentum = sample_momentum(jax.random.fold_in(rng_key, i), state.position, inverse_mass_matrix)
+        momentum = sample_momentum(jax.random.fold_in(rng_key, i), state.position, inverse_mass_matrix, sqrt_mass)
         point = IntegratorState(state.position, momentum, state.logdensity, state.logdensity_grad)
         h0 = energy(point, inverse_mass_matrix)
         h = energy(step(point, eps, inverse_mass_matrix), inverse_mass_matrix)
@@ -139,28 +145,43 @@ def find_reasonable_step_size(
 
 
 class WelfordState(NamedTuple):
-    """Running mean and sum of squared deviations (Welford 1962), one per coordinate."""
+    """Running mean and sum of squared deviations (Welford 1962).
+
+    m2 is (dim,) for a diagonal metric (one sum per coordinate) and (dim, dim) for a dense
+    one (the sum of outer products of deviations, Stan's `welford_covar_estimator`).
+    """
 
     count: Array
     mean: Array
     m2: Array
 
 
-def welford_init(dim: int, dtype=jnp.float64) -> WelfordState:
-    return WelfordState(jnp.zeros((), dtype), jnp.zeros(dim, dtype), jnp.zeros(dim, dtype))
+def welford_init(dim: int, dtype=jnp.float64, dense: bool = False) -> WelfordState:
+    m2 = jnp.zeros((dim, dim) if dense else dim, dtype)
+    return WelfordState(jnp.zeros((), dtype), jnp.zeros(dim, dtype), m2)
 
 
 def welford_update(state: WelfordState, x: Array) -> WelfordState:
     count = state.count + 1.0
-    delta = x - state.mean
+    delta = x - state.mean  # x - mean_{n-1}
     mean = state.mean + delta / count
+    if state.m2.ndim == 2:  # M2_n = M2_{n-1} + (x - mean_n)(x - mean_{n-1})^T
+        return WelfordState(count, mean, state.m2 + jnp.outer(x - mean, delta))
     return WelfordState(count, mean, state.m2 + delta * (x - mean))
 
 
 def regularized_variance(state: WelfordState) -> Array:
-    """Stan's (n / (n + 5)) * var + 1e-3 * (5 / (n + 5)): shrink towards 1e-3 * I for small n."""
+    """Stan's (n / (n + 5)) * var + 1e-3 * (5 / (n + 5)): shrink towards 1e-3 * I for small n.
+
+    For a dense estimate, (n / (n + 5)) * cov + 1e-3 * (5 / (n + 5)) * I, the covariance
+    symmetrized against rounding (Stan's `covar_adaptation::learn_covariance`).
+    """
     n = state.count
     var = state.m2 / jnp.maximum(n - 1.0, 1.0)
+    if var.ndim == 2:
+        cov = 0.5 * (var + var.T)
+        eye = jnp.eye(cov.shape[0], dtype=cov.dtype)
+        return (n / (n + 5.0)) * cov + 1e-3 * (5.0 / (n + 5.0)) * eye
     return (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
 
 
@@ -203,9 +224,14 @@ def warmup_schedule(
 
 
 class AdaptationState(NamedTuple):
+    """`inverse_mass_matrix` is (dim,) or (dim, dim); `mass_matrix_sqrt` is None for a
+    diagonal metric and `integrator.mass_matrix_sqrt(inverse_mass_matrix)` for a dense one,
+    refreshed only when the metric changes."""
+
     dual: DualAveragingState
     welford: WelfordState
     inverse_mass_matrix: Array
+    mass_matrix_sqrt: Array | None = None
 
 
 class ChainState(NamedTuple):
@@ -228,8 +254,10 @@ class ScheduleRow(NamedTuple):
     window_end: Array  # set the metric from the estimate and restart it
 
 
-def initial_chain_state(positions: np.ndarray, rng_keys: Array) -> ChainState:
+def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "diag") -> ChainState:
     """Host-built states for chains at `positions` (chains, dim): unit metric, eps = 1.
+
+    `metric` is "diag" or "dense"; both start from the identity, as Stan's do.
 
     The log density and gradient are left as placeholders: the first iteration's `reinit`
     evaluates them inside the compiled program, which avoids compiling a separate init.
@@ -239,7 +267,13 @@ def initial_chain_state(positions: np.ndarray, rng_keys: Array) -> ChainState:
     f = lambda *shape: np.zeros((n, *shape), positions.dtype)  # noqa: E731
     log_eps = f()
     dual = DualAveragingState(log_eps, log_eps, f(), f(), log_eps + np.log(10.0))
-    adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim)), np.ones((n, dim), positions.dtype))
+    if metric == "dense":
+        eye = np.broadcast_to(np.eye(dim, dtype=positions.dtype), (n, dim, dim)).copy()
+        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, eye.copy())
+    elif metric == "diag":
+        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim)), np.ones((n, dim), positions.dtype))
+    else:
+        raise ValueError(f"metric must be 'diag' or 'dense', not {metric!r}")
     nuts_state = NUTSState(positions, f(), f(dim))
     return ChainState(nuts_state, adaptation, rng_keys, np.zeros(n, np.int32))
 
@@ -254,9 +288,9 @@ def build_adaptive_step(
     """
 
     def transition(carry):
-        state, key, eps, inv_mass, _ = carry
-        new_state, info = kernel(key, state, eps, inv_mass)
-        return new_state, key, eps, inv_mass, info
+        state, key, eps, inv_mass, sqrt_mass, _ = carry
+        new_state, info = kernel(key, state, eps, inv_mass, sqrt_mass)
+        return new_state, key, eps, inv_mass, sqrt_mass, info
 
     def step(cs: ChainState, row: ScheduleRow):
         ad = cs.adaptation
@@ -276,7 +310,8 @@ def build_adaptive_step(
         )[1]
         eps0 = jnp.exp(ad.dual.log_step_size)
         eps_found, n_search = find_reasonable_step_size(
-            k_search, nuts_state, eps0, ad.inverse_mass_matrix, logdensity_and_grad, active=reinit
+            k_search, nuts_state, eps0, ad.inverse_mass_matrix, logdensity_and_grad, active=reinit,
+            sqrt_mass=ad.mass_matrix_sqrt,
         )
         n_search = n_search + reinit.astype(jnp.int32)
         dual = jax.tree.map(
@@ -287,12 +322,12 @@ def build_adaptive_step(
         # The transition, skipped on padding iterations (a while_loop of 0 or 1 trips
         # rather than lax.cond, which vmap would turn into "run both").
         zero = jnp.zeros((), dtype)
-        no_info = NUTSInfo(jnp.array(False), jnp.int32(0), jnp.int32(0), zero, zero)
-        carry0 = (nuts_state, k_nuts, eps, ad.inverse_mass_matrix, no_info)
+        no_info = NUTSInfo(jnp.array(False), jnp.int32(0), jnp.int32(0), zero, zero, jnp.array(False))
+        carry0 = (nuts_state, k_nuts, eps, ad.inverse_mass_matrix, ad.mass_matrix_sqrt, no_info)
         _, out = lax.while_loop(
             lambda c: c[0], lambda c: (jnp.array(False), transition(c[1])), (row.active, carry0)
         )
-        new_nuts, _, _, _, info = out
+        new_nuts, _, _, _, _, info = out
 
         # Adaptation updates (Stan's adapt_diag_e_nuts::transition order).
         adapt = row.adapt & row.active
@@ -305,12 +340,18 @@ def build_adaptive_step(
         )
         end = row.window_end & adapt
         inv_mass = jnp.where(end, regularized_variance(welford), ad.inverse_mass_matrix)
+        dense = ad.mass_matrix_sqrt is not None
+        sqrt_mass = ad.mass_matrix_sqrt
+        if dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
+            sqrt_mass = lax.while_loop(
+                lambda c: c[0], lambda c: (jnp.array(False), mass_matrix_sqrt(inv_mass)), (end, sqrt_mass)
+            )[1]
         welford = jax.tree.map(
-            lambda a, b: jnp.where(end, a, b), welford_init(inv_mass.shape[0], dtype), welford
+            lambda a, b: jnp.where(end, a, b), welford_init(inv_mass.shape[0], dtype, dense), welford
         )
         new_cs = ChainState(
             new_nuts,
-            AdaptationState(dual, welford, inv_mass),
+            AdaptationState(dual, welford, inv_mass, sqrt_mass),
             cs.rng_key,
             cs.n_extra_grads + n_search,
         )

@@ -39,6 +39,12 @@ of the logistic model took 13.0 s threaded against 9.5 s sequential.
 Default ("auto"): "parallel" when there are several chains and more than one CPU core,
 else "sequential": it halves the wall time of the runs that matter (expensive gradients)
 when the cores are free, at the risk shown above on a contended machine.
+
+Interrupts: a KeyboardInterrupt (Ctrl-C) reaches Python only between program calls, since
+XLA holds the thread while a chunk runs. The driver catches it, lets the chunk calls already
+running finish (threads cannot be killed; at most one chunk per chain), and returns the
+sampling iterations completed by every chain so far with `complete=False`: zero draws when
+it came during warmup. A run that is stopped early is still a valid, shorter run.
 """
 
 from __future__ import annotations
@@ -68,16 +74,21 @@ ProgressFn = Callable[[str, int, int, int], None]
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel", "auto")
 DEFAULT_CHUNK_SIZE = 100
-STAT_NAMES = ("lp", "diverging", "tree_depth", "n_steps", "acceptance_rate", "energy", "step_size")
+STAT_NAMES = ("lp", "diverging", "tree_depth", "n_steps", "acceptance_rate", "energy", "step_size",
+              "reached_max_treedepth")
+METRICS = ("diag", "dense")
 
 
 class MCMCResult(NamedTuple):
     """Draws on the unconstrained space and per-draw sampler statistics.
 
     positions: (num_chains, num_samples, dim); stats: each (num_chains, num_samples);
-    n_grad_evals: gradient evaluations over all chains, warmup and step-size searches
-    included; compile_seconds: trace + lower + XLA compile of the chunk program (0.0 when
-    it came from the cache).
+    inverse_mass_matrix: (num_chains, dim) for the diagonal metric, (num_chains, dim, dim)
+    for the dense one; n_grad_evals: gradient evaluations over all chains, warmup and
+    step-size searches included; compile_seconds: trace + lower + XLA compile of the chunk
+    program (0.0 when it came from the cache); complete: False when the run was
+    interrupted, and then positions and stats hold only the sampling iterations that every
+    chain completed (none if the interrupt came during warmup).
     """
 
     positions: np.ndarray
@@ -89,6 +100,7 @@ class MCMCResult(NamedTuple):
     warmup_seconds: float
     sampling_seconds: float
     num_warmup_divergences: int
+    complete: bool = True
 
 
 def _auto_method(num_chains: int) -> str:
@@ -99,6 +111,8 @@ def _auto_method(num_chains: int) -> str:
 
 
 def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: float, batched: bool):
+    # The metric (diag or dense) is not an argument: the step reads it from the shapes of
+    # the chain state's inverse mass matrix at trace time.
     """The function compiled per chunk: (chain state(s), schedule chunk, data) -> (state, outputs)."""
 
     def run_chain(cs: ChainState, rows: ScheduleRow, data: Any):
@@ -116,6 +130,7 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
                 info.acceptance_rate,
                 info.energy,
                 eps,
+                info.hit_max_depth,
             )
             return cs, (nuts_state.position, stats)
 
@@ -157,6 +172,7 @@ def sample_nuts(
     chain_method: str = "auto",
     progress: ProgressFn | None = None,
     chunk_size: int | None = None,
+    metric: str = "diag",
 ) -> MCMCResult:
     """Sample with NUTS and Stan's windowed warmup, one chain per row of `init_positions`.
 
@@ -169,6 +185,12 @@ def sample_nuts(
         progress: called as `progress(phase, done, total, divergences)` after each chunk,
             phase "warmup" or "sampling", counts summed over chains.
         chunk_size: iterations per compiled call (static; default 100).
+        metric: "diag" (Stan's diag_e, the default) or "dense" (Stan's dense_e: a full
+            covariance, for strongly correlated posteriors; O(dim^2) per leapfrog step).
+
+    Returns:
+        An `MCMCResult`; `complete` is False if a KeyboardInterrupt stopped the run, which
+        then holds the draws completed so far instead of raising.
 
     Example:
         >>> import jax, jax.numpy as jnp, numpy as np
@@ -180,6 +202,8 @@ def sample_nuts(
     """
     if chain_method not in CHAIN_METHODS:
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, not {chain_method!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
     positions0 = np.asarray(init_positions)
     if positions0.ndim != 2:
         raise ValueError("init_positions must have shape (num_chains, dim)")
@@ -190,11 +214,11 @@ def sample_nuts(
     chunk = int(chunk_size or DEFAULT_CHUNK_SIZE)
     data = _runtime_data(data)
     keys = jax.random.split(rng_key, num_chains)
-    states = initial_chain_state(positions0, keys)
+    states = initial_chain_state(positions0, keys, metric)
     rows = build_schedule(num_warmup, num_samples)
     batched = method == "vectorized"
 
-    static = ("nuts-chunk", int(max_tree_depth), float(target_accept), batched, chunk)
+    static = ("nuts-chunk", int(max_tree_depth), float(target_accept), batched, chunk, metric)
     one = states if batched else jax.tree.map(lambda a: a[0], states)
     example_rows = _padded_chunks(rows, 0, 1, chunk)[0][0] if len(rows.iteration) else None
     if example_rows is None:  # nothing to do
@@ -210,14 +234,17 @@ def sample_nuts(
 
     positions = np.zeros((num_chains, num_samples, dim), positions0.dtype)
     stats = {name: np.zeros((num_chains, num_samples), dt) for name, dt in zip(
-        STAT_NAMES, (positions0.dtype, bool, np.int32, np.int32, positions0.dtype, positions0.dtype, positions0.dtype))}
-    counters = {"n_steps": 0, "divergences": 0, "warmup_divergences": 0}
+        STAT_NAMES, (positions0.dtype, bool, np.int32, np.int32, positions0.dtype, positions0.dtype, positions0.dtype,
+                     bool))}
+    counters = {"n_steps": 0, "divergences": 0, "warmup_divergences": 0, "drawn": 0}
 
-    def run_phase(phase: str, start: int, stop: int, chain_states: list) -> list:
+    def run_phase(phase: str, start: int, stop: int, chain_states: list) -> tuple[list, bool]:
+        """Run rows[start:stop] chunk by chunk: (chain states after the last whole chunk, interrupted)."""
         chunks = _padded_chunks(rows, start, stop, chunk)
         total = (stop - start) * num_chains
         done = 0
         counters["divergences"] = 0
+
         def call(s, part):
             return jax.block_until_ready(program(s, part, data))
 
@@ -230,7 +257,6 @@ def sample_nuts(
                 else:
                     futures = [pool.submit(call, s, part) for s in chain_states]
                     results = [f.result() for f in futures]
-                chain_states = [r[0] for r in results]
                 for c, (_, (pos, st)) in enumerate(results):
                     st = [np.asarray(x)[..., :n_real] for x in st]
                     n_steps = st[3].sum()
@@ -247,22 +273,33 @@ def sample_nuts(
                             positions[c, lo:hi] = np.asarray(pos)[:n_real]
                             for name, x in zip(STAT_NAMES, st):
                                 stats[name][c, lo:hi] = x
+                # The chunk is complete for every chain: only now does it count.
+                chain_states = [r[0] for r in results]
                 lo += n_real
+                if phase == "sampling":
+                    counters["drawn"] = lo
                 done += n_real * num_chains
                 if progress is not None:
                     progress(phase, done, total, counters["divergences"])
+        except KeyboardInterrupt:
+            return chain_states, True
         finally:
-            if pool is not None:
-                pool.shutdown()
-        return chain_states
+            if pool is not None:  # waits for the chunk calls already running (<= 1 per chain)
+                pool.shutdown(wait=True, cancel_futures=True)
+        return chain_states, False
 
     chain_states = [states] if batched else [jax.tree.map(lambda a, c=c: a[c], states) for c in range(num_chains)]
     t0 = time.perf_counter()
-    chain_states = run_phase("warmup", 0, num_warmup, chain_states)
+    chain_states, interrupted = run_phase("warmup", 0, num_warmup, chain_states)
     t1 = time.perf_counter()
     warmup_divergences = counters["divergences"]
-    chain_states = run_phase("sampling", num_warmup, num_warmup + num_samples, chain_states)
+    if not interrupted:
+        chain_states, interrupted = run_phase("sampling", num_warmup, num_warmup + num_samples, chain_states)
     t2 = time.perf_counter()
+    if interrupted:
+        drawn = counters["drawn"]
+        positions = positions[:, :drawn].copy()
+        stats = {name: x[:, :drawn].copy() for name, x in stats.items()}
 
     if batched:
         final = chain_states[0]
@@ -283,4 +320,5 @@ def sample_nuts(
         warmup_seconds=t1 - t0,
         sampling_seconds=t2 - t1,
         num_warmup_divergences=warmup_divergences,
+        complete=not interrupted,
     )

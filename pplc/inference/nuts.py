@@ -28,6 +28,12 @@ Conventions (Stan's):
   * `acceptance_rate` = mean over every leaf built (rejected subtrees included) of
     min(1, exp(H0 - H)), the statistic step-size adaptation targets.
   * `energy` is H at the selected point (Stan's `energy__`, used for E-BFMI).
+  * `hit_max_depth`: the trajectory was stopped by the depth limit, not by a U-turn or a
+    divergence: all `max_tree_depth` doublings were accepted and the last merge did not
+    turn (then tree_depth == max_tree_depth). This is tree-depth saturation, the sign of a
+    too small step size or a badly fitting metric. Stan's `diagnose` counts
+    treedepth__ >= max_depth, which also includes the rarer trajectories whose last
+    doubling was accepted and then U-turned at the merge.
 """
 
 from __future__ import annotations
@@ -42,7 +48,10 @@ from pplc.inference.integrator import (
     IntegratorState,
     LogDensityAndGrad,
     energy,
+    is_dense,
+    mass_matrix_sqrt,
     sample_momentum,
+    velocity,
     velocity_verlet,
 )
 
@@ -65,6 +74,7 @@ class NUTSInfo(NamedTuple):
     tree_depth: Array
     acceptance_rate: Array
     energy: Array
+    hit_max_depth: Array
 
 
 def init(position: Array, logdensity_and_grad: LogDensityAndGrad) -> NUTSState:
@@ -158,11 +168,13 @@ def build_kernel(
     logdensity_and_grad: LogDensityAndGrad,
     max_tree_depth: int = 10,
     divergence_threshold: float = 1000.0,
-) -> Callable[[Array, NUTSState, Array, Array], tuple[NUTSState, NUTSInfo]]:
-    """Build `kernel(rng_key, state, step_size, inverse_mass_matrix) -> (NUTSState, NUTSInfo)`.
+) -> Callable[..., tuple[NUTSState, NUTSInfo]]:
+    """Build `kernel(rng_key, state, step_size, inverse_mass_matrix, sqrt_mass=None) -> (NUTSState, NUTSInfo)`.
 
     `logdensity_and_grad(x) -> (log p(x), grad)` is traced once; the kernel is pure and can
-    be jitted, vmapped and scanned.
+    be jitted, vmapped and scanned. `inverse_mass_matrix` is a (dim,) diagonal or a
+    (dim, dim) dense M^{-1}; for a dense one, `sqrt_mass` is `integrator.mass_matrix_sqrt`
+    of it, computed per call (O(dim^3)) when not given.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -221,7 +233,7 @@ def build_kernel(
             proposal_energy = jnp.where(take, h, sub.proposal_energy)
 
             p = leaf.momentum
-            v = p * inv_mass
+            v = velocity(p, inv_mass)
             rho_before = sub.momentum_sum
             rho = rho_before + p
             ck = sub.ckpt
@@ -239,7 +251,7 @@ def build_kernel(
                 velocity=put(ck.velocity, row, v, is_even),
                 sum_before=put(ck.sum_before, row, rho_before, is_even),
                 mid_ok=put(ck.mid_ok, mrow, ok_a, is_mid),
-                mid_prev_velocity=put(ck.mid_prev_velocity, mrow, prev.momentum * inv_mass, is_mid),
+                mid_prev_velocity=put(ck.mid_prev_velocity, mrow, velocity(prev.momentum, inv_mass), is_mid),
                 mid_sum_before_prev=put(ck.mid_sum_before_prev, mrow, rho_before - prev.momentum, is_mid),
             )
 
@@ -274,11 +286,13 @@ def build_kernel(
 
         return lax.while_loop(cond, body, init_sub)
 
-    def kernel(rng_key, state: NUTSState, step_size, inverse_mass_matrix):
+    def kernel(rng_key, state: NUTSState, step_size, inverse_mass_matrix, sqrt_mass=None):
         inv_mass = jnp.asarray(inverse_mass_matrix, state.position.dtype)
         step_size = jnp.asarray(step_size, state.position.dtype)
         momentum_key, tree_key = jax.random.split(rng_key)
-        momentum = sample_momentum(momentum_key, state.position, inv_mass)
+        if is_dense(inv_mass) and sqrt_mass is None:
+            sqrt_mass = mass_matrix_sqrt(inv_mass)
+        momentum = sample_momentum(momentum_key, state.position, inv_mass, sqrt_mass)
         seed = jax.random.bits(tree_key, (2,), jnp.uint32)
         start = IntegratorState(state.position, momentum, state.logdensity, state.logdensity_grad)
         h0 = energy(start, inv_mass)
@@ -317,14 +331,14 @@ def build_kernel(
             right = jax.tree.map(lambda n, o: jnp.where(forward, n, o), new_end, traj.right)
             # The merged tree is [old][new] (or [new][old]); Stan checks the whole, the old
             # part plus the new subtree's first leaf, and the old part's last leaf plus the new.
-            v_far = far.momentum * inv_mass
-            v_end = new_end.momentum * inv_mass
+            v_far = velocity(far.momentum, inv_mass)
+            v_end = velocity(new_end.momentum, inv_mass)
             rho_a = traj.momentum_sum + sub.first_momentum
             rho_b = sub.momentum_sum + near.momentum
             no_uturn = (
                 _no_uturn(v_far, v_end, rho)
-                & _no_uturn(v_far, sub.first_momentum * inv_mass, rho_a)
-                & _no_uturn(near.momentum * inv_mass, v_end, rho_b)
+                & _no_uturn(v_far, velocity(sub.first_momentum, inv_mass), rho_a)
+                & _no_uturn(velocity(near.momentum, inv_mass), v_end, rho_b)
             )
             log_weight = jnp.logaddexp(traj.log_weight, sub.log_weight)
             new_traj = _Trajectory(left, right, rho, log_weight, proposal, proposal_energy)
@@ -347,6 +361,7 @@ def build_kernel(
             tree_depth=out.depth,
             acceptance_rate=out.sum_accept_prob / jnp.maximum(out.num_steps, 1),
             energy=out.trajectory.proposal_energy,
+            hit_max_depth=(out.depth >= max_depth) & ~out.is_turning & ~out.is_diverging,
         )
         return new_state, info
 

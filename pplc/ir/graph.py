@@ -66,6 +66,7 @@ class Variable:
     span: Span
     recursive: bool = False      # a piece reads an earlier element of the variable itself
     internal: bool = False       # made by a pass (e.g. a noncentered variable's raw draws)
+    marginalized: bool = False   # a discrete latent summed out: holds log P(value | rest)
 
     @property
     def plates(self) -> tuple[Plate, ...]:

@@ -12,11 +12,15 @@ from typing import Callable, Iterable
 
 from pplc.errors import did_you_mean, error
 from pplc.ir.graph import Graph
+from pplc.passes.marginalize import marginalize
 from pplc.passes.reparameterize import reparameterize
 
 Pass = Callable[[Graph], Graph]
 
 PASSES: list[tuple[str, Pass]] = [
+    # First: it turns discrete latents and the observations they explain into factors, so
+    # the later passes see only continuous latents.
+    ("marginalize", marginalize),
     # Needs the data (observation counts and scales), so it runs on the conditioned graph.
     ("reparameterize", reparameterize),
 ]

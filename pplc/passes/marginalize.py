@@ -1,0 +1,196 @@
+"""Summing discrete latents out of the density.
+
+For a latent z with finite support {0, ..., K-1} (Bernoulli, Categorical, Binomial with a
+known total_count), defined element by element over its loops, and observed children that
+read it element by element:
+
+    z[n] ~ D(theta);  y[n] ~ F(phi(z[n]))
+    ==>  factor logsumexp_k ( log D(k | theta) + log F(y[n] | phi(k)) )     for each n
+         z[n] = log_softmax_k (the same terms)    (recorded: P(z[n] = k | everything else))
+
+so the sampler sees only continuous parameters, and the per-element log-probabilities of
+z given each draw are kept, from which z itself is drawn for every posterior draw. The
+sum is vectorized over the plate like any other piece: O(N K) per evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from pplc.frontend import ast
+from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.ir.build import replace_variables
+from pplc.ir.graph import Graph, Kind, Note, Piece, Variable
+
+NAME = "marginalize"
+FINITE = {"Bernoulli", "Categorical", "Binomial"}
+
+
+def marginalize(graph: Graph) -> Graph:
+    notes, rewritten = [], []
+    for variable in graph.of_kind(Kind.LATENT):
+        if not any(p.distribution.func in FINITE for p in variable.pieces):
+            continue
+        if len(variable.pieces) != 1:
+            notes.append(Note(NAME, variable.pieces[0].span,
+                              f"{variable.name}: not marginalized — it is defined in several "
+                              "pieces (a chain of discrete latents, as in a hidden Markov "
+                              "model, is not summed out yet)"))
+            continue
+        plan = _plan(graph, variable)
+        if isinstance(plan, str):
+            notes.append(Note(NAME, variable.pieces[0].span,
+                              f"{variable.name}: not marginalized — {plan}"))
+            continue
+        count, children = plan
+        rewritten.extend(_rewrite(graph, variable, count, children))
+        names = ", ".join(sorted({c.name for c, _ in children}))
+        notes.append(Note(NAME, variable.pieces[0].span,
+                          f"{variable.name}: summed out over its {count} values with {names}; "
+                          f"its values are drawn from their conditional for each draw"))
+    if not rewritten:
+        return graph.with_notes(*notes) if notes else graph
+    return replace_variables(graph, rewritten).with_notes(*notes)
+
+
+def _arguments(call: ast.Call) -> dict[str, ast.Expr]:
+    info = DISTRIBUTIONS[call.func]
+    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
+    named = dict(zip(positional, call.args))
+    named.update({k.name: k.value for k in call.keywords})
+    return named
+
+
+def _plan(graph: Graph, variable: Variable):
+    """(number of values, [(child, piece index)]) or a reason it cannot be done."""
+    piece = variable.pieces[0]
+    loop_vars = tuple(p.index for p in piece.plates)
+    if piece.indices is not None:
+        if not all(isinstance(i, ast.Name) for i in piece.indices) or \
+                tuple(i.id for i in piece.indices) != loop_vars:
+            return "its subscripts are not exactly its loop variables"
+    elif piece.plates:
+        return "it is defined inside a loop without subscripts"
+    count = _support_size(graph, piece.distribution)
+    if count is None:
+        return "the number of its values is not known from the data"
+    children = []
+    for child_name in graph.dag.successors(variable.name):
+        child = graph[child_name]
+        if child.kind is not Kind.OBSERVED:
+            return f"'{child_name}' depends on it and is not observed data"
+        for i, child_piece in enumerate(child.pieces):
+            reads = [n for n in ast.walk(child_piece.distribution)
+                     if isinstance(n, ast.Name) and n.id == variable.name]
+            if not reads:
+                continue
+            if _plates_text(child_piece) != _plates_text(piece):
+                return f"'{child_name}' reads it inside different loops"
+            if not _reads_elementwise(child_piece.distribution, variable.name, loop_vars):
+                return f"'{child_name}' reads it other than element by element"
+            children.append((child, i))
+    if not children:
+        return "no observed variable depends on it"
+    return count, children
+
+
+def _plates_text(piece: Piece) -> tuple:
+    return tuple((p.index, ast.to_source(p.start) if p.start else "0", ast.to_source(p.stop))
+                 for p in piece.plates)
+
+
+def _reads_elementwise(expr, name: str, loop_vars: tuple) -> bool:
+    """Every read of `name` is `name[loop vars]` (or bare `name` for a scalar z)."""
+    ok = True
+
+    def visit(node):
+        nonlocal ok
+        if isinstance(node, ast.Index) and isinstance(node.value, ast.Name) \
+                and node.value.id == name:
+            if tuple(getattr(i, "id", None) for i in node.indices) != loop_vars:
+                ok = False
+            return node  # do not descend
+        if isinstance(node, ast.Name) and node.id == name and loop_vars:
+            ok = False
+        return None
+
+    ast.substitute(expr, visit)
+    return ok
+
+
+def _support_size(graph: Graph, call: ast.Call) -> int | None:
+    args = _arguments(call)
+    if call.func == "Bernoulli":
+        return 2
+    if call.func == "Binomial":
+        n = args["total_count"]
+        if isinstance(n, ast.Number):
+            return int(n.value) + 1
+        if isinstance(n, ast.Name) and np.ndim(graph.data.get(n.id, [])) == 0 \
+                and n.id in graph.data:
+            return int(graph.data[n.id]) + 1
+        return None
+    probs = args.get("probs", args.get("logits"))
+    return _last_axis(graph, probs)
+
+
+def _last_axis(graph: Graph, expr) -> int | None:
+    if isinstance(expr, ast.ListExpr):
+        return len(expr.items)
+    if isinstance(expr, ast.Index):
+        return _last_axis(graph, expr.value)
+    if isinstance(expr, ast.Name):
+        if expr.id in graph.data:
+            shape = np.shape(graph.data[expr.id])
+            return shape[-1] if shape else None
+        if expr.id in graph and graph[expr.id].declared_type is not None:
+            last = graph[expr.id].declared_type.shape[-1:]
+            if last and isinstance(last[0], ast.Number):
+                return int(last[0].value)
+            if last and isinstance(last[0], ast.Name) and last[0].id in graph.data:
+                return int(graph.data[last[0].id])
+    return None
+
+
+def _rewrite(graph: Graph, variable: Variable, count: int, children) -> list[Variable]:
+    piece = variable.pieces[0]
+    span = piece.span
+    loop_vars = tuple(p.index for p in piece.plates)
+
+    def fix(expr, k):
+        def visit(node):
+            if isinstance(node, ast.Index) and isinstance(node.value, ast.Name) \
+                    and node.value.id == variable.name:
+                return ast.Number(k, node.span)
+            if isinstance(node, ast.Name) and node.id == variable.name and not loop_vars:
+                return ast.Number(k, node.span)
+            return None
+        return ast.substitute(expr, visit)
+
+    terms = []
+    for k in range(count):
+        term = ast.LogDensity(piece.distribution, ast.Number(k, span), span)
+        for child, i in children:
+            child_piece = child.pieces[i]
+            value = ast.Name(child.name, span) if child_piece.indices is None else \
+                ast.Index(ast.Name(child.name, span), child_piece.indices, span)
+            term = ast.BinOp("+", term, ast.LogDensity(fix(child_piece.distribution, k),
+                                                       value, span), span)
+        terms.append(term)
+    joint = ast.ListExpr(tuple(terms), span)
+    factor = Variable(f"marginal@{variable.name}", Kind.FACTOR,
+                      (Piece(piece.plates, None, None,
+                             ast.Call("logsumexp", (joint,), (), span, span), span),),
+                      None, variable.span, internal=True)
+    conditional = Variable(variable.name, Kind.DETERMINISTIC,
+                           (Piece(piece.plates, piece.indices, None,
+                                  ast.Call("log_softmax", (joint,), (), span, span), span),),
+                           None, variable.span, marginalized=True)
+    out = [factor, conditional]
+    folded = {(c.name, i) for c, i in children}
+    for child in {c.name: c for c, _ in children}.values():
+        keep = tuple(p for j, p in enumerate(child.pieces) if (child.name, j) not in folded)
+        out.append(replace(child, pieces=keep, kind=Kind.OBSERVED if keep else Kind.DATA))
+    return out

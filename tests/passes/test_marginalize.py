@@ -1,0 +1,128 @@
+"""The marginalization pass: discrete latents summed out, checked by brute-force enumeration."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+import pplc
+from pplc.errors import PplcError
+from pplc.ir.graph import Kind
+from pplc.ir.printer import format_graph
+
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance"
+
+MIXTURE = """\
+data N: int
+data y: real[N]
+mu: ordered[2] ~ Normal(0, 5)
+w ~ Beta(2, 2)
+for n in range(N):
+    z[n] ~ Bernoulli(w)
+    y[n] ~ Normal(mu[z[n]], 1.0)
+"""
+Y = [-1.2, 0.3, 2.9, 3.4]
+
+
+def test_the_graph_after_the_pass():
+    model = pplc.compile(MIXTURE).condition({"N": 4, "y": Y})
+    graph = model.graph
+    assert graph["z"].kind is Kind.DETERMINISTIC and graph["z"].marginalized
+    assert graph["y"].kind is Kind.DATA  # its only piece moved into the factor
+    assert graph["marginal@z"].kind is Kind.FACTOR
+    text = format_graph(graph)
+    assert "factor logsumexp([logp(0 | Bernoulli(w)) + logp(y[n] | Normal(mu[0], 1.0)), " \
+           "logp(1 | Bernoulli(w)) + logp(y[n] | Normal(mu[1], 1.0))])    for n in range(N)" \
+        in text
+    assert model.param_names == ["mu[0]", "mu[1]", "w"]
+    assert "z: summed out over its 2 values with y" in graph.notes[0].message
+
+
+def test_marginal_density_equals_brute_force_enumeration():
+    """log p(y, mu, w) = log sum over all 2^N assignments of p(y, z, mu, w)."""
+    model = pplc.compile(MIXTURE).condition({"N": 4, "y": Y})
+    y = np.array(Y)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        mu = np.sort(rng.normal(0, 2, size=2))
+        w = rng.uniform(0.1, 0.9)
+        prior = stats.norm(0, 5).logpdf(mu).sum() + stats.beta(2, 2).logpdf(w)
+        joint = []
+        for z in itertools.product([0, 1], repeat=4):
+            z = np.array(z)
+            joint.append(np.sum(stats.bernoulli(w).logpmf(z))
+                         + np.sum(stats.norm(mu[z], 1.0).logpdf(y)))
+        expected = prior + logsumexp(joint)
+        got = float(model.log_density({"mu": mu, "w": w}))
+        assert got == pytest.approx(expected, rel=1e-12)
+        # The recorded conditional: P(z[n] = 1 | y, mu, w), exact by Bayes' rule.
+        u = model.unconstrain({"mu": mu, "w": w})
+        log_probs = np.asarray(model.constrain(u)["z"])
+        one = w * stats.norm(mu[1], 1).pdf(y)
+        exact = one / (one + (1 - w) * stats.norm(mu[0], 1).pdf(y))
+        np.testing.assert_allclose(np.exp(log_probs[:, 1]), exact, rtol=1e-10)
+
+
+def test_categorical_with_three_components():
+    source = """\
+data N: int
+data y: real[N]
+data p: simplex[3]
+mu: ordered[3] ~ Normal(0, 5)
+for n in range(N):
+    z[n] ~ Categorical(p)
+    y[n] ~ Normal(mu[z[n]], 0.5)
+"""
+    p = np.array([0.2, 0.5, 0.3])
+    model = pplc.compile(source).condition({"N": 3, "y": [-2.0, 0.1, 2.2], "p": p.tolist()})
+    mu = np.array([-2.0, 0.0, 2.0])
+    y = np.array([-2.0, 0.1, 2.2])
+    per_point = logsumexp(np.log(p)[None, :] + stats.norm(mu[None, :], 0.5).logpdf(y[:, None]),
+                          axis=1)
+    expected = stats.norm(0, 5).logpdf(mu).sum() + per_point.sum()
+    assert float(model.log_density({"mu": mu})) == pytest.approx(expected, rel=1e-12)
+
+
+def test_matches_the_hand_written_conformance_mixture():
+    folder = CONFORMANCE / "low_dim_gauss_mix-low_dim_gauss_mix"
+    if not folder.exists():
+        pytest.skip(f"{CONFORMANCE} is absent")
+    marginalized = pplc.compile(folder / "model_marginalized.ppl").condition(folder / "data.json")
+    literal = pplc.compile(folder / "model.ppl").condition(folder / "data.json")
+    assert marginalized.param_names == literal.param_names
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        u = rng.normal(size=literal.dim)
+        assert float(marginalized.unconstrained_log_density(u)) == pytest.approx(
+            float(literal.unconstrained_log_density(u)), rel=1e-12)
+
+
+def test_infinite_support_latent_is_a_compile_error_at_its_line():
+    with pytest.raises(PplcError) as info:
+        pplc.compile("rate ~ Gamma(2, 1)\nk ~ Poisson(rate)\nx ~ Normal(k, 1)\n") \
+            .condition({"x": 1.0})
+    head = info.value.render().splitlines()[0]
+    assert head.startswith("<model>:2:1: error: 'k' is a latent discrete variable with "
+                           "infinite support (Poisson)")
+
+
+def test_unsupported_shapes_say_why():
+    """A chain of discrete latents (an HMM) is not summed out by this pass yet: the error
+    says why, at the statement."""
+    source = """\
+data T: int
+data y: real[T]
+z[0] ~ Bernoulli(0.5)
+for t in range(1, T):
+    z[t] ~ Bernoulli(0.1 + 0.8 * z[t - 1])
+for t in range(T):
+    y[t] ~ Normal(z[t], 1)
+"""
+    with pytest.raises(PplcError) as info:
+        pplc.compile(source).condition({"T": 3, "y": [0.1, 0.9, 1.2]})
+    assert "cannot be summed out" in info.value.render()
