@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--init", choices=["uniform", "pathfinder"], default="uniform",
                         help="starting points: uniform(-2, 2) on the unconstrained space "
                              "(Stan's), or draws from multi-path Pathfinder")
+    sample.add_argument("--predict", action="store_true",
+                        help="also draw the posterior predictive and the pointwise "
+                             "log-likelihood (groups posterior_predictive, log_likelihood)")
     sample.add_argument("--summary", help="write the summary JSON here")
     sample.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
     sample.add_argument("--force", action="store_true",
@@ -357,6 +360,8 @@ def cmd_sample(args) -> int:
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
             chain_method=args.chain_method, init=args.init, progress=progress)
     posterior.compile_seconds += frontend_seconds
+    if args.predict:
+        conditioned.predictive(posterior, seed=args.seed)
     return _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
                                     f"{args.draws} draws")
 

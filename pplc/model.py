@@ -41,6 +41,12 @@ def _constrain_all(constrain, flat, data):
     return jax.lax.map(lambda u: constrain(u, data), flat, batch_size=256)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _predictive_all(predict, log_likelihood, keys, flat, data):
+    return jax.lax.map(lambda ku: (predict(ku[0], ku[1], data), log_likelihood(ku[1], data)),
+                       (keys, flat), batch_size=256)
+
+
 def compile(path_or_source: str | Path, externs: Mapping[str, Callable] | None = None
             ) -> "Model":
     """Parse and check a model given as a file path or as source text."""
@@ -252,6 +258,7 @@ class ConditionedModel:
                 u = rng.uniform(size=probs.shape[:-1] + (1,)) * cumulative[..., -1:]
                 draws[variable.name] = (u > cumulative).sum(axis=-1).astype(np.int64)
                 draws[f"{variable.name}_prob"] = probs
+        attrs = {**attrs, "_positions": np.asarray(positions)}
         return Posterior(
             draws=draws, sample_stats=stats,
             n_grad_evals=n_grad_evals, compile_seconds=compile_seconds,
@@ -265,6 +272,21 @@ class ConditionedModel:
             attrs={"inference_library": "pplc", "inference_library_version": __version__,
                    **attrs},
         )
+
+    def predictive(self, posterior: Posterior, seed: int = 0) -> None:
+        """Add posterior predictive draws and the pointwise log-likelihood to `posterior`
+        (ArviZ groups posterior_predictive and log_likelihood), from its parameters."""
+        positions = posterior.attrs.get("_positions")
+        if positions is None:
+            raise error("these draws do not carry their unconstrained positions")
+        chains, n, dim = positions.shape
+        flat = jnp.asarray(positions.reshape(chains * n, dim))
+        keys = jax.random.split(jax.random.PRNGKey(seed), chains * n)
+        predictions, log_lik = _predictive_all(self.lowered.predict, self.lowered.log_likelihood,
+                                               keys, flat, self.data)
+        reshape = lambda v: np.asarray(v).reshape((chains, n) + v.shape[1:])  # noqa: E731
+        posterior.posterior_predictive = {k: reshape(v) for k, v in predictions.items()}
+        posterior.log_likelihood = {k: reshape(v) for k, v in log_lik.items()}
 
     def _constrain_draws(self, positions: np.ndarray) -> dict[str, np.ndarray]:
         """(chain, draw, dim) unconstrained -> name -> (chain, draw, *shape) constrained."""

@@ -238,6 +238,62 @@ class LoweredModel:
                 return jnp.sum(dist.log_prob(value, **params))
         return jnp.sum(over_plates(body, piece.plates, info.ranges, env))
 
+    # ------------------------------------------------------------ predictive quantities
+    @property
+    def observed_names(self) -> list[str]:
+        return [v.name for v in self.graph.of_kind(Kind.OBSERVED)]
+
+    def log_likelihood(self, u: jax.Array, data: Mapping[str, jax.Array]) -> dict:
+        """Pointwise log-likelihood: for each observed variable, log p(y_i | parameters)
+        per element (the shape of the variable; 0 where no `~` covers an element), the
+        input of PSIS-LOO (`arviz.loo`)."""
+        env, _ = self._values(u, data, only_needed=True)
+        out = {}
+        for variable in self.graph.of_kind(Kind.OBSERVED):
+            out[variable.name] = self._pointwise(variable, env, self._piece_pointwise_lp)
+        return out
+
+    def predict(self, key: jax.Array, u: jax.Array, data: Mapping[str, jax.Array]) -> dict:
+        """Posterior predictive draws: each observed variable drawn anew from its
+        distribution at the parameters u (one step ahead where it reads its own lags)."""
+        env, _ = self._values(u, data, only_needed=True)
+        out = {}
+        for j, variable in enumerate(self.graph.of_kind(Kind.OBSERVED)):
+            fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
+                self._piece_draw(v, i, piece, local, key)
+            out[variable.name] = self._pointwise(variable, env, fn)
+        return out
+
+    def _pointwise(self, variable: Variable, env: Env, fn) -> jax.Array:
+        """Evaluate fn(variable, i, piece, env) -> element values over each piece's plates
+        and assemble them in the variable's shape."""
+        shape = self.shapes[variable.name]
+        result = jnp.zeros(shape)
+        for i, piece in enumerate(variable.pieces):
+            info = self.pieces[(variable.name, i)]
+            if piece.indices is None and not piece.plates:
+                result = jnp.broadcast_to(fn(variable, i, piece, env), shape).astype(float)
+                continue
+
+            def body(local, i=i, piece=piece):
+                return self._lhs(piece, local), fn(variable, i, piece, local)
+            lhs, values = over_plates(body, piece.plates, info.ranges, env)
+            result = result.at[lhs].set(values)
+        return result
+
+    def _piece_pointwise_lp(self, variable, i, piece, env):
+        params = self._params(variable, i, piece.distribution, env)
+        value = self._element(variable, piece, env)
+        return dists.get(piece.distribution.func).log_prob(value, **params)
+
+    def _piece_draw(self, variable, i, piece, env, key):
+        params = self._params(variable, i, piece.distribution, env)
+        value = self._element(variable, piece, env)
+        index = [jnp.asarray(x) for x in (self._lhs(piece, env) if piece.indices else ())]
+        for x in index:  # a distinct random stream per element of the plate
+            key = jax.random.fold_in(key, x)
+        return dists.get(piece.distribution.func).sample(key, jnp.shape(value), **params)
+
     def _element(self, variable: Variable, piece: Piece, env: Env):
         value = env[variable.name]
         if piece.indices is None:

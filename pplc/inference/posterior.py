@@ -26,6 +26,8 @@ class Posterior:
     dims: dict[str, list[str]] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, list[str]] = field(default_factory=dict)  # element names, where not C order
+    posterior_predictive: dict[str, np.ndarray] = field(default_factory=dict)
+    log_likelihood: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_chains(self) -> int:
@@ -50,8 +52,10 @@ class Posterior:
 
     def to_arviz(self):
         """ArviZ's container (InferenceData, or DataTree for ArviZ >= 1)."""
+        attrs = {k: v for k, v in self.attrs.items() if not k.startswith("_")}
         return _summary.to_inference_data(self.draws, self.sample_stats, self.observed_data,
-                                          self.dims, self.attrs)
+                                          self.dims, attrs, self.posterior_predictive,
+                                          self.log_likelihood)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.draws[name]

@@ -42,7 +42,9 @@ def to_inference_data(posterior: Mapping[str, np.ndarray],
                       sample_stats: Mapping[str, np.ndarray] | None = None,
                       observed_data: Mapping[str, np.ndarray] | None = None,
                       dims: Mapping[str, list[str]] | None = None,
-                      attrs: Mapping[str, Any] | None = None):
+                      attrs: Mapping[str, Any] | None = None,
+                      posterior_predictive: Mapping[str, np.ndarray] | None = None,
+                      log_likelihood: Mapping[str, np.ndarray] | None = None):
     """Draws (each array (chain, draw, *shape)) -> ArviZ's container (InferenceData for
     ArviZ < 1, DataTree for ArviZ >= 1)."""
     az = _arviz()
@@ -51,6 +53,10 @@ def to_inference_data(posterior: Mapping[str, np.ndarray],
         groups["sample_stats"] = dict(sample_stats)
     if observed_data:
         groups["observed_data"] = dict(observed_data)
+    if posterior_predictive:
+        groups["posterior_predictive"] = dict(posterior_predictive)
+    if log_likelihood:
+        groups["log_likelihood"] = dict(log_likelihood)
     major = int(az.__version__.split(".")[0])
     if major >= 1:  # ArviZ 1.x: from_dict takes one dict of groups
         data = az.from_dict(groups, dims=dict(dims or {}))
