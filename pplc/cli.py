@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--init", choices=["uniform", "pathfinder"], default="uniform",
                         help="starting points: uniform(-2, 2) on the unconstrained space "
                              "(Stan's), or draws from multi-path Pathfinder")
+    sample.add_argument("--prior", action="store_true",
+                        help="draw from the prior and prior predictive instead (forward "
+                             "simulation; the observations only give shapes)")
     sample.add_argument("--predict", action="store_true",
                         help="also draw the posterior predictive and the pointwise "
                              "log-likelihood (groups posterior_predictive, log_likelihood)")
@@ -353,6 +356,9 @@ def cmd_fit(args) -> int:
 
 def cmd_sample(args) -> int:
     conditioned, frontend_seconds = _prepare_run(args)
+    if args.prior:
+        return _report(args, _prior_draws(conditioned, args, frontend_seconds),
+                       f"{Path(args.model).name}: prior, {args.chains * args.draws} draws")
     from pplc.inference.progress import ProgressBar
     with ProgressBar(enabled=not args.quiet) as progress:
         posterior = conditioned.sample(
@@ -364,6 +370,21 @@ def cmd_sample(args) -> int:
         conditioned.predictive(posterior, seed=args.seed)
     return _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
                                     f"{args.draws} draws")
+
+
+def _prior_draws(conditioned, args, frontend_seconds):
+    from pplc.inference.posterior import Posterior
+    from pplc.ir.graph import Kind
+
+    started = time.perf_counter()
+    draws = conditioned.prior_predictive(draws=args.chains * args.draws, seed=args.seed)
+    observed = {v.name for v in conditioned.graph.of_kind(Kind.OBSERVED)}
+    return Posterior(
+        draws={k: v[None] for k, v in draws.items() if k not in observed},
+        sample_stats={}, n_grad_evals=0, compile_seconds=frontend_seconds,
+        sampling_seconds=time.perf_counter() - started,
+        posterior_predictive={k: v[None] for k, v in draws.items() if k in observed},
+        attrs={"inference_method": "prior", "seed": args.seed}, prior=True)
 
 
 def _report(args, posterior, title: str) -> int:

@@ -41,6 +41,11 @@ def _constrain_all(constrain, flat, data):
     return jax.lax.map(lambda u: constrain(u, data), flat, batch_size=256)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _simulate_all(simulate, keys, data):
+    return jax.lax.map(lambda key: simulate(key, data), keys, batch_size=256)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _predictive_all(predict, log_likelihood, keys, flat, data):
     return jax.lax.map(lambda ku: (predict(ku[0], ku[1], data), log_likelihood(ku[1], data)),
@@ -272,6 +277,26 @@ class ConditionedModel:
             attrs={"inference_library": "pplc", "inference_library_version": __version__,
                    **attrs},
         )
+
+    def prior_predictive(self, draws: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+        """Draws from the prior and the prior predictive by forward simulation: name ->
+        array (draws, *shape) for every latent, observed and deterministic variable. The
+        supplied observations are ignored (their shapes are kept)."""
+        lowered = self.lowered
+        problems = [v for v in self.graph.variables() if v.kind is Kind.FACTOR or (
+            v.stochastic and any(v.name in {n.id for n in ast.names_in(p.distribution)}
+                                 for p in v.pieces))]
+        if problems or not lowered.forward_order():
+            what = problems[0] if problems else None
+            raise error("forward simulation cannot draw this model's prior: "
+                        + (f"'{what.name}' is a factor or reads its own earlier elements"
+                           if what else "its dependencies have a cycle"),
+                        self.graph.source, what.span if what else None,
+                        hint="leave the observations out of the data instead: NUTS then "
+                             "samples them with the parameters, from the prior")
+        keys = jax.random.split(jax.random.PRNGKey(seed), draws)
+        out = _simulate_all(lowered.simulate_prior, keys, self.data)
+        return {k: np.asarray(v) for k, v in out.items() if not self.graph[k].internal}
 
     def predictive(self, posterior: Posterior, seed: int = 0) -> None:
         """Add posterior predictive draws and the pointwise log-likelihood to `posterior`

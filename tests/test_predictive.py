@@ -51,3 +51,29 @@ def test_cli_predict_writes_the_arviz_groups(tmp_path):
     for group in ("posterior", "sample_stats", "observed_data", "posterior_predictive",
                   "log_likelihood"):
         assert group in idata.groups(), group
+
+
+def test_prior_predictive_by_forward_simulation():
+    """Eight schools' priors: mu ~ Normal(0, 5), tau ~ HalfCauchy(5); y | theta ~ Normal.
+    4000 independent draws: the MCSE of mu's mean is 5 / sqrt(4000) = 0.08; tau's median
+    (5 for a half-Cauchy of scale 5) has a standard error of about 0.12."""
+    source = """\
+data J: int
+data y: real[J]
+data sigma: positive[J]
+mu ~ Normal(0, 5)
+tau ~ HalfCauchy(5)
+for j in range(J):
+    theta[j] ~ Normal(mu, tau)
+    y[j] ~ Normal(theta[j], sigma[j])
+"""
+    model = pplc.compile(source).condition({"J": 3, "y": [1.0, 2.0, 3.0],
+                                            "sigma": [1.0, 2.0, 3.0]})
+    prior = model.prior_predictive(draws=4000, seed=0)
+    assert set(prior) == {"mu", "tau", "theta", "y"} and prior["y"].shape == (4000, 3)
+    assert abs(prior["mu"].mean()) < 4 * 0.08
+    assert abs(prior["mu"].std() - 5) < 4 * 5 / np.sqrt(2 * 4000)
+    assert abs(np.median(prior["tau"]) - 5) < 4 * 0.12
+    # y - theta ~ Normal(0, sigma): the residual sd is sigma exactly in distribution.
+    np.testing.assert_allclose((prior["y"] - prior["theta"]).std(axis=0), [1.0, 2.0, 3.0],
+                               rtol=4 / np.sqrt(2 * 4000))

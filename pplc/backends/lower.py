@@ -264,6 +264,31 @@ class LoweredModel:
             out[variable.name] = self._pointwise(variable, env, fn)
         return out
 
+    def simulate_prior(self, key: jax.Array, data: Mapping[str, jax.Array]) -> dict:
+        """One draw from the prior and prior predictive by forward simulation: every `~`
+        variable (latent or observed) drawn from its distribution given its parents, in
+        dependency order; deterministics computed as they come."""
+        env: Env = {**self.data.sizes, **data}
+        out = {}
+        for j, name in enumerate(self.forward_order()):
+            variable = self.graph[name]
+            if variable.stochastic:
+                fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
+                    self._piece_draw(v, i, piece, local, key)
+                env[name] = out[name] = self._pointwise(variable, env, fn)
+            elif variable.kind is Kind.DETERMINISTIC and name not in data:
+                env[name] = out[name] = self._deterministic(variable, env)
+        return out
+
+    def forward_order(self) -> list[str]:
+        """Parents before children over all dependencies (for forward simulation)."""
+        import networkx as nx
+
+        try:
+            return list(nx.topological_sort(self.graph.dag))
+        except nx.NetworkXUnfeasible:
+            return []
+
     def _pointwise(self, variable: Variable, env: Env, fn) -> jax.Array:
         """Evaluate fn(variable, i, piece, env) -> element values over each piece's plates
         and assemble them in the variable's shape."""
@@ -288,7 +313,8 @@ class LoweredModel:
 
     def _piece_draw(self, variable, i, piece, env, key):
         params = self._params(variable, i, piece.distribution, env)
-        value = self._element(variable, piece, env)
+        element = self.shapes[variable.name][len(piece.indices or ()):]
+        value = jnp.zeros(element if piece.indices else self.shapes[variable.name])
         index = [jnp.asarray(x) for x in (self._lhs(piece, env) if piece.indices else ())]
         for x in index:  # a distinct random stream per element of the plate
             key = jax.random.fold_in(key, x)

@@ -28,6 +28,7 @@ class Posterior:
     labels: dict[str, list[str]] = field(default_factory=dict)  # element names, where not C order
     posterior_predictive: dict[str, np.ndarray] = field(default_factory=dict)
     log_likelihood: dict[str, np.ndarray] = field(default_factory=dict)
+    prior: bool = False   # draws from the prior (groups prior and prior_predictive)
 
     @property
     def num_chains(self) -> int:
@@ -55,7 +56,7 @@ class Posterior:
         attrs = {k: v for k, v in self.attrs.items() if not k.startswith("_")}
         return _summary.to_inference_data(self.draws, self.sample_stats, self.observed_data,
                                           self.dims, attrs, self.posterior_predictive,
-                                          self.log_likelihood)
+                                          self.log_likelihood, prior=self.prior)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.draws[name]

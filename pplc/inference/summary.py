@@ -44,17 +44,19 @@ def to_inference_data(posterior: Mapping[str, np.ndarray],
                       dims: Mapping[str, list[str]] | None = None,
                       attrs: Mapping[str, Any] | None = None,
                       posterior_predictive: Mapping[str, np.ndarray] | None = None,
-                      log_likelihood: Mapping[str, np.ndarray] | None = None):
+                      log_likelihood: Mapping[str, np.ndarray] | None = None,
+                      prior: bool = False):
     """Draws (each array (chain, draw, *shape)) -> ArviZ's container (InferenceData for
     ArviZ < 1, DataTree for ArviZ >= 1)."""
     az = _arviz()
-    groups = {"posterior": dict(posterior)}
+    groups = {"prior" if prior else "posterior": dict(posterior)}
     if sample_stats:
         groups["sample_stats"] = dict(sample_stats)
     if observed_data:
         groups["observed_data"] = dict(observed_data)
     if posterior_predictive:
-        groups["posterior_predictive"] = dict(posterior_predictive)
+        groups["prior_predictive" if prior else "posterior_predictive"] = \
+            dict(posterior_predictive)
     if log_likelihood:
         groups["log_likelihood"] = dict(log_likelihood)
     major = int(az.__version__.split(".")[0])
