@@ -402,6 +402,8 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
         token = getattr(exc, "token", None)
         line = getattr(token, "line", None) or len(source.text.splitlines())
         column = getattr(token, "column", None) or 10**6
+        if token is None or token.type == "$END":  # everything before the end counts
+            line, column = len(source.text.splitlines()) + 1, 10**6
         if token is None or token.type in ("$END", "_NEWLINE", "_DEDENT") or \
                 (token.line or 0) > 0:
             bracket = _unclosed_bracket(source, line, column)
@@ -426,7 +428,11 @@ def _syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
     if previous is not None and previous.type == "NAME" and str(previous) in _NOT_IN_THE_LANGUAGE:
         message, hint = _NOT_IN_THE_LANGUAGE[str(previous)]
         return error(message, source, _tspan(previous), hint=hint)
-    if "_INDENT" in exc.expected and token.type not in ("_INDENT", "_NEWLINE", "$END"):
+    header = source.line(token.line - 1).split("#", 1)[0].rstrip() if token.line else ""
+    header_indent = len(header) - len(header.lstrip())
+    body_missing = header.endswith(":") and (token.column or 1) <= header_indent + 1
+    if ("_INDENT" in exc.expected or body_missing) \
+            and token.type not in ("_INDENT", "_DEDENT", "_NEWLINE", "$END"):
         return error(f"unexpected {_describe_token(token)}", source, _tspan(token),
                      hint="the body of a `for` or `def` must be indented under its header")
     if token.type == "EQUAL" and "TILDE" in exc.expected:
