@@ -21,7 +21,7 @@ from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
 from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
 from pplc.backends import special
-from pplc.backends.functions import FUNCTIONS
+from pplc.backends.functions import FUNCTIONS, INTERNAL_FUNCTIONS
 
 Env = Mapping[str, Any]
 
@@ -180,7 +180,13 @@ class Evaluator:
         if e.func in self.functions or e.func in self.externs:
             fn = self.callable(e.func)
             return self._jax(e, lambda: fn(*args)) if e.func in self.externs else fn(*args)
-        return self._jax(e, lambda: FUNCTIONS[e.func](*args))
+        table = FUNCTIONS if e.func in FUNCTIONS else INTERNAL_FUNCTIONS
+        return self._jax(e, lambda: table[e.func](*args))
+
+    def _OverPlates(self, e: ast.OverPlates, env):
+        ranges = plate_ranges(e.plates, self, env)
+        return over_plates(lambda local: jnp.asarray(self(e.body, local)), e.plates, ranges,
+                           env)
 
     def _LogDensity(self, e: ast.LogDensity, env):
         from pplc.backends import distributions as dists

@@ -69,3 +69,41 @@ FUNCTIONS: dict[str, Callable] = {
     "cholesky": jnp.linalg.cholesky, "solve": jnp.linalg.solve, "inv": jnp.linalg.inv,
     "det": jnp.linalg.det,
 }
+
+
+# ---------------------------------------------------------------- built by passes only
+
+def hmm_forward(initial, transition, emission):
+    """log p(observations) of a hidden Markov chain, summed over every path (the forward
+    algorithm, O(T K^2)): initial[k] = log p(z_0 = k), transition[t - 1, j, k] =
+    log p(z_t = k | z_{t-1} = j), emission[t, k] = log p(y_t | z_t = k)."""
+    alpha = initial + emission[0]
+
+    def step(alpha, inputs):
+        log_transition, log_emission = inputs
+        return jsp.logsumexp(alpha[:, None] + log_transition, axis=0) + log_emission, None
+    alpha, _ = jax.lax.scan(step, alpha, (transition, emission[1:]))
+    return jsp.logsumexp(alpha)
+
+
+def hmm_smooth(initial, transition, emission):
+    """log p(z_t = k | all observations): forward-backward."""
+    def forward(alpha, inputs):
+        log_transition, log_emission = inputs
+        alpha = jsp.logsumexp(alpha[:, None] + log_transition, axis=0) + log_emission
+        return alpha, alpha
+    alpha0 = initial + emission[0]
+    _, alphas = jax.lax.scan(forward, alpha0, (transition, emission[1:]))
+    alphas = jnp.concatenate([alpha0[None], alphas])
+
+    def backward(beta, inputs):
+        log_transition, log_emission = inputs
+        beta = jsp.logsumexp(log_transition + (log_emission + beta)[None, :], axis=1)
+        return beta, beta
+    beta_last = jnp.zeros_like(alpha0)
+    _, betas = jax.lax.scan(backward, beta_last, (transition, emission[1:]), reverse=True)
+    betas = jnp.concatenate([betas, beta_last[None]])
+    return jax.nn.log_softmax(alphas + betas, axis=-1)
+
+
+INTERNAL_FUNCTIONS: dict[str, Callable] = {"hmm_forward": hmm_forward, "hmm_smooth": hmm_smooth}

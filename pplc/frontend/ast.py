@@ -119,8 +119,18 @@ class LogDensity:
     span: Span
 
 
+@dataclass(frozen=True)
+class OverPlates:
+    """`body` evaluated for every index of some loops, stacked: an array comprehension.
+    Not written by users: passes build it. `plates` are IR plates (index, start, stop)."""
+
+    body: "Expr"
+    plates: tuple
+    span: Span
+
+
 Expr = Union[Number, Name, Index, Call, BinOp, UnaryOp, Compare, BoolOp, IfExp, ListExpr,
-             FunctionRef, LogDensity]
+             FunctionRef, LogDensity, OverPlates]
 
 # Calls whose first argument is a function, passed by name.
 SPECIAL_FORMS = ("integrate", "ode")
@@ -255,6 +265,12 @@ def children(node: object) -> Iterator[object]:
     elif isinstance(node, LogDensity):
         yield node.distribution
         yield node.value
+    elif isinstance(node, OverPlates):
+        yield node.body
+        for plate in node.plates:
+            if plate.start is not None:
+                yield plate.start
+            yield plate.stop
 
 
 def substitute(node: object, replace) -> object:
@@ -286,6 +302,8 @@ def substitute(node: object, replace) -> object:
         return ListExpr(tuple(sub(i) for i in node.items), node.span)
     if isinstance(node, LogDensity):
         return LogDensity(sub(node.distribution), sub(node.value), node.span)
+    if isinstance(node, OverPlates):
+        return OverPlates(sub(node.body), node.plates, node.span)
     return node
 
 
@@ -297,10 +315,17 @@ def walk(node: object) -> Iterator[object]:
 
 
 def names_in(node: object) -> Iterator[Name]:
-    """Every `Name` read by an expression (function names of calls are not `Name`s)."""
-    for sub in walk(node):
-        if isinstance(sub, Name):
-            yield sub
+    """Every `Name` read by an expression (function names of calls are not `Name`s; the
+    loop indices an `OverPlates` binds are not reads)."""
+    if isinstance(node, OverPlates):
+        bound = {plate.index for plate in node.plates}
+        for child in children(node):
+            yield from (n for n in names_in(child) if n.id not in bound)
+        return
+    if isinstance(node, Name):
+        yield node
+    for child in children(node):
+        yield from names_in(child)
 
 
 # ---------------------------------------------------------------- back to text
@@ -356,6 +381,11 @@ def _unparse(node: object) -> tuple[str, int]:
         return f"{_wrap(node.left, level)} {node.op} {_wrap(node.right, level, True)}", level
     if isinstance(node, LogDensity):
         return f"logp({to_source(node.value)} | {to_source(node.distribution)})", 99
+    if isinstance(node, OverPlates):
+        loops = " ".join(f"for {p.index} in range("
+                         + (f"{to_source(p.start)}, " if p.start is not None else "")
+                         + f"{to_source(p.stop)})" for p in node.plates)
+        return f"[{to_source(node.body)} {loops}]", 99
     if isinstance(node, IfExp):
         level = _PRECEDENCE["if"]
         return (f"{_wrap(node.body, level + 1)} if {_wrap(node.test, level + 1)} "

@@ -34,10 +34,16 @@ def marginalize(graph: Graph) -> Graph:
         if not any(p.distribution.func in FINITE for p in variable.pieces):
             continue
         if len(variable.pieces) != 1:
+            chain = _plan_chain(graph, variable)
+            if isinstance(chain, str):
+                notes.append(Note(NAME, variable.pieces[0].span,
+                                  f"{variable.name}: not marginalized — {chain}"))
+                continue
+            rewritten.extend(_rewrite_chain(variable, *chain))
             notes.append(Note(NAME, variable.pieces[0].span,
-                              f"{variable.name}: not marginalized — it is defined in several "
-                              "pieces (a chain of discrete latents, as in a hidden Markov "
-                              "model, is not summed out yet)"))
+                              f"{variable.name}: a Markov chain over {chain[2]} states, summed "
+                              "out by the forward algorithm (O(T K^2)); its smoothed "
+                              "marginals are recorded"))
             continue
         plan = _plan(graph, variable)
         if isinstance(plan, str):
@@ -189,6 +195,102 @@ def _rewrite(graph: Graph, variable: Variable, count: int, children) -> list[Var
                                   ast.Call("log_softmax", (joint,), (), span, span), span),),
                            None, variable.span, marginalized=True)
     out = [factor, conditional]
+    folded = {(c.name, i) for c, i in children}
+    for child in {c.name: c for c, _ in children}.values():
+        keep = tuple(p for j, p in enumerate(child.pieces) if (child.name, j) not in folded)
+        out.append(replace(child, pieces=keep, kind=Kind.OBSERVED if keep else Kind.DATA))
+    return out
+
+
+# ---------------------------------------------------------------- Markov chains (HMMs)
+
+
+def _plan_chain(graph: Graph, variable: Variable):
+    """z[0] ~ D0; for t in range(1, T): z[t] ~ D(z[t - 1]); observations read z[t]."""
+    why = ("it is defined in several pieces that are not a Markov chain z[0] ~ ..., "
+           "z[t] ~ ...(z[t - 1]) for t in range(1, T)")
+    if len(variable.pieces) != 2:
+        return why
+    first = next((p for p in variable.pieces if not p.plates), None)
+    rest = next((p for p in variable.pieces if p.plates), None)
+    if first is None or rest is None or len(rest.plates) != 1:
+        return why
+    plate = rest.plates[0]
+    t = plate.index
+    if first.indices is None or len(first.indices) != 1 \
+            or not isinstance(first.indices[0], ast.Number) or first.indices[0].value != 0:
+        return why
+    if not isinstance(plate.start, ast.Number) or plate.start.value != 1 \
+            or rest.indices is None or len(rest.indices) != 1 \
+            or getattr(rest.indices[0], "id", None) != t:
+        return why
+    lag = f"{variable.name}[{t} - 1]"
+    reads = [n for n in ast.walk(rest.distribution)
+             if isinstance(n, ast.Index) and isinstance(n.value, ast.Name)
+             and n.value.id == variable.name]
+    if not reads or any(ast.to_source(n) != lag for n in reads):
+        return f"its transitions must read only {lag}"
+    count = _support_size(graph, first.distribution)
+    if count is None or _support_size(graph, rest.distribution) != count:
+        return "the number of its states is not known from the data"
+    stop = ast.to_source(plate.stop)
+    children = []
+    for child_name in graph.dag.successors(variable.name):
+        child = graph[child_name]
+        if child.kind is not Kind.OBSERVED:
+            return f"'{child_name}' depends on it and is not observed data"
+        for i, piece in enumerate(child.pieces):
+            if variable.name not in {n.id for n in ast.names_in(piece.distribution)}:
+                continue
+            if len(piece.plates) != 1 or ast.to_source(piece.plates[0].stop) != stop or \
+                    (piece.plates[0].start is not None and ast.to_source(piece.plates[0].start)
+                     != "0"):
+                return f"'{child_name}' must read it in one loop over range({stop})"
+            if not _reads_elementwise(piece.distribution, variable.name,
+                                      (piece.plates[0].index,)):
+                return f"'{child_name}' reads it other than element by element"
+            children.append((child, i))
+    if not children:
+        return "no observed variable depends on it"
+    return first, rest, count, children
+
+
+def _rewrite_chain(variable: Variable, first: Piece, rest: Piece, count: int, children):
+    span = first.span
+    name = variable.name
+
+    def with_state(expr, value):
+        def visit(node):
+            if isinstance(node, ast.Index) and isinstance(node.value, ast.Name) \
+                    and node.value.id == name:
+                return ast.Number(value, node.span)
+            return None
+        return ast.substitute(expr, visit)
+
+    states = range(count)
+    initial = ast.ListExpr(tuple(ast.LogDensity(first.distribution, ast.Number(k, span), span)
+                                 for k in states), span)
+    transition = ast.OverPlates(ast.ListExpr(tuple(
+        ast.ListExpr(tuple(ast.LogDensity(with_state(rest.distribution, j),
+                                          ast.Number(k, span), span) for k in states), span)
+        for j in states), span), rest.plates, span)
+    emission = None
+    for child, i in children:
+        piece = child.pieces[i]
+        value = ast.Name(child.name, span) if piece.indices is None else \
+            ast.Index(ast.Name(child.name, span), piece.indices, span)
+        term = ast.OverPlates(ast.ListExpr(tuple(
+            ast.LogDensity(with_state(piece.distribution, k), value, span) for k in states),
+            span), piece.plates, span)
+        emission = term if emission is None else ast.BinOp("+", emission, term, span)
+    args = (initial, transition, emission)
+    factor = Variable(f"marginal@{name}", Kind.FACTOR,
+                      (Piece((), None, None, ast.Call("hmm_forward", args, (), span, span),
+                             span),), None, variable.span, internal=True)
+    marginals = Variable(name, Kind.DETERMINISTIC,
+                         (Piece((), None, None, ast.Call("hmm_smooth", args, (), span, span),
+                                span),), None, variable.span, marginalized=True)
+    out = [factor, marginals]
     folded = {(c.name, i) for c, i in children}
     for child in {c.name: c for c, _ in children}.values():
         keep = tuple(p for j, p in enumerate(child.pieces) if (child.name, j) not in folded)

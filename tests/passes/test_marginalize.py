@@ -111,18 +111,59 @@ def test_infinite_support_latent_is_a_compile_error_at_its_line():
                            "infinite support (Poisson)")
 
 
-def test_unsupported_shapes_say_why():
-    """A chain of discrete latents (an HMM) is not summed out by this pass yet: the error
-    says why, at the statement."""
+def _hmm_brute_force(y, mu, log_p0, log_P, sd):
+    """Sum over all K^T paths, and the exact marginals P(z_t = k | y)."""
+    K, T = len(log_p0), len(y)
+    paths = np.array(list(itertools.product(range(K), repeat=T)))
+    joint = np.array([log_p0[z[0]] + sum(log_P[z[t - 1], z[t]] for t in range(1, T))
+                      + stats.norm(mu[z], sd).logpdf(y).sum() for z in paths])
+    weights = np.exp(joint - logsumexp(joint))
+    marginals = np.stack([(weights[:, None] * (paths == k)).sum(0) for k in range(K)], -1)
+    return logsumexp(joint), marginals
+
+
+def test_hidden_markov_chain_by_the_forward_algorithm():
+    """z[t] ~ Categorical(P[z[t - 1]]): the forward algorithm's marginal likelihood and the
+    forward-backward marginals equal brute-force enumeration over all 3^6 paths."""
     source = """\
 data T: int
 data y: real[T]
-z[0] ~ Bernoulli(0.5)
+data P: simplex[3, 3]
+data p0: simplex[3]
+mu: ordered[3] ~ Normal(0, 3)
+z[0] ~ Categorical(p0)
 for t in range(1, T):
-    z[t] ~ Bernoulli(0.1 + 0.8 * z[t - 1])
+    z[t] ~ Categorical(P[z[t - 1]])
 for t in range(T):
-    y[t] ~ Normal(z[t], 1)
+    y[t] ~ Normal(mu[z[t]], 0.7)
+"""
+    P = np.array([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.05, 0.15, 0.8]])
+    p0 = np.array([0.5, 0.3, 0.2])
+    y = np.array([-1.5, -1.1, 0.2, 0.4, 2.1, 1.7])
+    model = pplc.compile(source).condition({"T": 6, "y": y.tolist(), "P": P.tolist(),
+                                            "p0": p0.tolist()})
+    assert "a Markov chain over 3 states" in model.graph.notes[0].message
+    mu = np.array([-1.2, 0.3, 1.9])
+    log_lik, marginals = _hmm_brute_force(y, mu, np.log(p0), np.log(P), 0.7)
+    expected = stats.norm(0, 3).logpdf(mu).sum() + log_lik
+    assert float(model.log_density({"mu": mu})) == pytest.approx(expected, rel=1e-12)
+    u = model.unconstrain({"mu": mu})
+    np.testing.assert_allclose(np.exp(np.asarray(model.constrain(u)["z"])), marginals,
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_unsupported_shapes_say_why():
+    """A discrete latent read other than element by element is not summed out: the error
+    says why, at the statement."""
+    source = """\
+data N: int
+data y: real[N]
+for n in range(N):
+    z[n] ~ Bernoulli(0.5)
+for n in range(N):
+    y[n] ~ Normal(sum(z), 1)
 """
     with pytest.raises(PplcError) as info:
-        pplc.compile(source).condition({"T": 3, "y": [0.1, 0.9, 1.2]})
-    assert "cannot be summed out" in info.value.render()
+        pplc.compile(source).condition({"N": 3, "y": [0.1, 0.9, 1.2]})
+    assert "cannot be summed out: 'y' reads it inside different loops" in info.value.render() \
+        or "reads it other than element by element" in info.value.render()
