@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 from pplc.errors import did_you_mean, error
 from pplc.ir.graph import Graph
 from pplc.passes.marginalize import marginalize
+from pplc.passes.plates import plates
 from pplc.passes.reparameterize import reparameterize
 
 Pass = Callable[[Graph], Graph]
@@ -23,6 +24,8 @@ PASSES: list[tuple[str, Pass]] = [
     ("marginalize", marginalize),
     # Needs the data (observation counts and scales), so it runs on the conditioned graph.
     ("reparameterize", reparameterize),
+    # Last: it describes how the loops of the final graph are lowered (no rewrite).
+    ("plates", plates),
 ]
 
 
