@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--target-accept", type=_probability, default=0.8)
     sample.add_argument("--chain-method", choices=["auto", "vectorized", "sequential", "parallel"],
                         default="auto")
+    sample.add_argument("--metric", choices=["diag", "dense"], default="diag",
+                        help="the mass matrix adapted in warmup: diagonal (Stan's default) "
+                             "or dense (for strongly correlated posteriors)")
     sample.add_argument("--init", choices=["uniform", "pathfinder"], default="uniform",
                         help="starting points: uniform(-2, 2) on the unconstrained space "
                              "(Stan's), or draws from multi-path Pathfinder")
@@ -364,12 +367,21 @@ def cmd_sample(args) -> int:
         posterior = conditioned.sample(
             chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
-            chain_method=args.chain_method, init=args.init, progress=progress)
+            chain_method=args.chain_method, init=args.init, metric=args.metric,
+            progress=progress)
     posterior.compile_seconds += frontend_seconds
-    if args.predict:
+    complete = bool(posterior.attrs.get("complete", 1))
+    if args.predict and complete:
         conditioned.predictive(posterior, seed=args.seed)
-    return _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
-                                    f"{args.draws} draws")
+    if not complete:
+        print(f"interrupted: keeping the {posterior.num_draws} draws per chain taken so far, "
+              "marked incomplete", file=sys.stderr)
+        if posterior.num_draws == 0:
+            return EXIT_INTERRUPTED
+    status = _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
+                                      f"{posterior.num_draws} draws"
+                                      + ("" if complete else " (INCOMPLETE)"))
+    return status if complete else EXIT_INTERRUPTED
 
 
 def _prior_draws(conditioned, args, frontend_seconds):
@@ -394,10 +406,11 @@ def _report(args, posterior, title: str) -> int:
     print_summary(summary, posterior, title=title)
     if args.summary:
         from pplc.inference.summary import summary_json, write_json
+        extra = {} if posterior.attrs.get("complete", 1) else {"complete": False}
         write_json(args.summary, summary_json(summary, posterior.divergences,
                                               posterior.n_grad_evals,
                                               posterior.compile_seconds,
-                                              posterior.sampling_seconds))
+                                              posterior.sampling_seconds, **extra))
         print(f"summary written to {args.summary}")
     if args.output:
         from pplc.inference.summary import write_netcdf

@@ -157,7 +157,7 @@ class ConditionedModel:
 
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
                *, max_tree_depth: int = 10, target_accept: float = 0.8,
-               chain_method: str = "auto", init: str = "uniform",
+               chain_method: str = "auto", init: str = "uniform", metric: str = "diag",
                progress: Callable | None = None) -> Posterior:
         """Draw from the posterior with NUTS (Stan's warmup: step size and diagonal metric).
 
@@ -182,13 +182,15 @@ class ConditionedModel:
         result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
                              num_samples=draws, max_tree_depth=max_tree_depth,
                              target_accept=target_accept, chain_method=chain_method,
-                             progress=progress)
+                             metric=metric, progress=progress)
         setup = time.perf_counter() - started - result.warmup_seconds \
             - result.sampling_seconds
         return self._posterior(result.positions, dict(result.stats), result.n_grad_evals,
                                setup, result.warmup_seconds + result.sampling_seconds,
                                {"inference_method": "nuts", "num_warmup": warmup,
-                                "seed": seed})
+                                "seed": seed, "metric": metric,
+                                "max_tree_depth": max_tree_depth,
+                                "complete": int(result.complete)})
 
     def fit(self, method: str = "advi", draws: int = 1000, seed: int = 0, *,
             max_iterations: int | None = None, progress: Callable | None = None) -> Posterior:

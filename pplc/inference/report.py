@@ -47,6 +47,11 @@ def print_summary(summary: Mapping[str, Mapping[str, float]], posterior, title: 
 
 
 def warnings(summary: Mapping[str, Mapping[str, float]], posterior) -> list[str]:
+    """Stan's diagnose in plain words: divergences, tree depth, E-BFMI, R-hat, ESS."""
+    if posterior.sample_stats.get("energy") is not None:
+        from pplc.inference.diagnostics import diagnose
+        return diagnose(posterior.sample_stats, summary,
+                        max_tree_depth=posterior.attrs.get("max_tree_depth", 10))
     out = []
     if posterior.divergences:
         out.append(f"{posterior.divergences} divergent transitions after warmup: the "
