@@ -96,9 +96,12 @@ def _float(x) -> Array:
 
 
 def _xlogy(x: Array, y: Array) -> Array:
-    """x * log(y), 0 where x = y = 0, with finite derivatives there (JAX's gives NaN)."""
-    both_zero = (x == 0) & (y == 0)
-    return x * jnp.log(jnp.where(both_zero, 1.0, y))
+    """x * log(y), 0 where x = y = 0 and -inf where x > 0 = y, with finite derivatives
+    everywhere (JAX's gives NaN). A zero-inflated model sums such -inf terms in a
+    logsumexp: a NaN derivative there would poison the whole gradient."""
+    y_zero = y == 0
+    safe = jnp.log(jnp.where(y_zero, 1.0, y))
+    return jnp.where(y_zero, jnp.where(x == 0, 0.0, -jnp.inf), x * safe)
 
 
 def _xlog1py(x: Array, y: Array) -> Array:

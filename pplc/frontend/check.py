@@ -138,7 +138,9 @@ def _collect_definitions(program, source, diags) -> Definitions:
             diags.add(f"'{name}' is a keyword and cannot be used as a variable name", source,
                       span)
             continue
-        if name in CONSTANTS or name in FUNCTIONS or name in DISTRIBUTIONS or name in TYPES:
+        # Variables may shadow functions, types and `pi` (they never meet in one position);
+        # `inf` is a number literal of the language.
+        if name == "inf":
             statement = (defs.data.get(name) or (defs.sampled.get(name) or
                                                  defs.assigned.get(name))[0])
             span = statement.name_span if isinstance(statement, ast.DataDecl) \
@@ -169,7 +171,7 @@ def _check_loops(loops, names, defs, source, diags):
         if loop.var in RESERVED:
             diags.add(f"'{loop.var}' is a keyword and cannot be used as a loop variable",
                       source, loop.var_span)
-        if loop.var in names or loop.var in defs.callables() or loop.var in CONSTANTS:
+        if loop.var in names or loop.var in defs.callables() or loop.var == "inf":
             diags.add(f"loop variable '{loop.var}' hides the model variable of the same name",
                       source, loop.var_span)
         if loop.var in seen:

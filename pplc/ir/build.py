@@ -15,7 +15,7 @@ import networkx as nx
 
 from pplc.errors import error
 from pplc.frontend import ast
-from pplc.frontend.check import CONSTANTS, Definitions, check_program, flatten
+from pplc.frontend.check import Definitions, check_program, flatten
 from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Plate, Variable
 
@@ -81,7 +81,8 @@ def add_edges(dag: nx.DiGraph, variable: Variable) -> None:
         reads |= type_reads
         value_reads |= type_reads
     for parent in sorted(reads - {variable.name}):
-        dag.add_edge(parent, variable.name, value=parent in value_reads)
+        if parent in dag:  # not a constant such as `pi`
+            dag.add_edge(parent, variable.name, value=parent in value_reads)
 
 
 def replace_variables(graph: Graph, variables: list[Variable]) -> Graph:
@@ -112,7 +113,7 @@ def _type_exprs(type_: ast.Type) -> list[ast.Expr]:
 
 
 def _names(exprs) -> set[str]:
-    return {n.id for e in exprs if e is not None for n in ast.names_in(e)} - set(CONSTANTS)
+    return {n.id for e in exprs if e is not None for n in ast.names_in(e)}
 
 
 def reads_of(piece: Piece) -> set[str]:

@@ -167,3 +167,47 @@ for n in range(N):
         pplc.compile(source).condition({"N": 3, "y": [0.1, 0.9, 1.2]})
     assert "cannot be summed out: 'y' reads it inside different loops" in info.value.render() \
         or "reads it other than element by element" in info.value.render()
+
+
+@pytest.mark.slow
+def test_zero_inflated_poisson_fits():
+    """A Poisson process switched off with probability 1 - pi: both true values inside
+    their central 99% intervals (posteriors near-Gaussian here; two checks at 99% keep the
+    family's miss rate below 2%)."""
+    source = """\
+data N: int
+data y: int[N]
+pi ~ Beta(1, 1)
+lam ~ Gamma(2, 0.5)
+for n in range(N):
+    z[n] ~ Bernoulli(pi)
+    y[n] ~ Poisson(lam * z[n])
+"""
+    rng = np.random.default_rng(7)
+    z = rng.uniform(size=300) < 0.7
+    y = np.where(z, rng.poisson(3.0, size=300), 0)
+    posterior = pplc.compile(source).condition({"N": 300, "y": y.tolist()}) \
+        .sample(chains=4, warmup=500, draws=500, seed=0)
+    summary = posterior.summary()
+    for name, truth in (("pi", 0.7), ("lam", 3.0)):
+        assert abs(summary[name]["mean"] - truth) < 2.576 * summary[name]["sd"], summary[name]
+    # Every observed non-zero count came from the Poisson process: its z is 1 in every draw.
+    assert np.all(posterior["z"][..., y > 0] == 1)
+    assert posterior.divergences == 0
+
+
+@pytest.mark.slow
+def test_marginalized_mixture_reproduces_the_reference_posterior():
+    folder = CONFORMANCE / "low_dim_gauss_mix-low_dim_gauss_mix"
+    if not folder.exists():
+        pytest.skip(f"{CONFORMANCE} is absent")
+    import json
+    reference = json.loads((folder / "reference.json").read_text())["parameters"]
+    posterior = pplc.compile(folder / "model_marginalized.ppl").condition(folder / "data.json") \
+        .sample(chains=4, warmup=500, draws=1000, seed=0)
+    summary = posterior.summary()
+    for name, ref in reference.items():
+        # The acceptance bounds of the conformance suite: means within 0.15 sd, sds 15%.
+        assert abs(summary[name]["mean"] - ref["mean"]) < 0.15 * ref["sd"], name
+        assert abs(summary[name]["sd"] - ref["sd"]) < 0.15 * ref["sd"], name
+    assert posterior["z"].shape == (4, 1000, 1000) and posterior["z_prob"].shape[-1] == 2
