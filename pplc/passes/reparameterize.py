@@ -69,7 +69,7 @@ def _arguments(call: ast.Call) -> dict[str, ast.Expr]:
 
 def _family(graph: Graph, variable: Variable) -> str | None:
     """The location-scale family of a latent whose loc or scale depends on latents."""
-    if variable.internal or variable.recursive:
+    if variable.internal:
         return None
     declared = variable.declared_type
     if declared is not None and (declared.base != "real" or declared.bounds):
@@ -77,9 +77,16 @@ def _family(graph: Graph, variable: Variable) -> str | None:
     funcs = {p.distribution.func for p in variable.pieces}
     if len(funcs) != 1 or not funcs <= FAMILIES:
         return None
+    decorators = {d for p in variable.pieces for d in p.decorators}
     for piece in variable.pieces:
-        if variable.name in {n.id for n in ast.names_in(piece.distribution)}:
-            return None  # x[t] ~ Normal(phi * x[t - 1], s): an autoregression, left alone
+        args = _arguments(piece.distribution)
+        if variable.name in {n.id for n in ast.names_in(args["scale"])}:
+            return None
+        if variable.name in {n.id for n in ast.names_in(piece.distribution)} \
+                and "noncentered" not in decorators:
+            # x[t] ~ Normal(phi * x[t - 1], s): an autoregression is noncentered only on
+            # request (then x becomes a recurrence over its standardized innovations).
+            return None
     random = _random_names(graph)
     reads = {n.id for p in variable.pieces for arg in (_arguments(p.distribution)["loc"],
                                                         _arguments(p.distribution)["scale"])
@@ -326,9 +333,11 @@ def _noncenter(graph: Graph, variable: Variable) -> list[Variable]:
         loc, scale = args["loc"], args["scale"]
         span = call.span
         zero = ast.Number(0.0, span)
-        # The standard draws keep the shape loc and scale broadcast to (0 * loc + 0 * scale).
-        shaped_zero = ast.BinOp("+", ast.BinOp("*", zero, loc, span),
-                                ast.BinOp("*", zero, scale, span), span)
+        # The standard draws keep the shape loc and scale broadcast to (0 * loc + 0 * scale);
+        # an autoregressive loc (reading the variable itself) is left out of that.
+        shaped_zero = ast.BinOp("*", zero, scale, span)
+        if variable.name not in {n.id for n in ast.names_in(loc)}:
+            shaped_zero = ast.BinOp("+", ast.BinOp("*", zero, loc, span), shaped_zero, span)
         keywords = [ast.Keyword("loc", shaped_zero, span),
                     ast.Keyword("scale", ast.Number(1.0, span), span)]
         if "df" in args:
