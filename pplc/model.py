@@ -280,7 +280,8 @@ class ConditionedModel:
                    **attrs},
         )
 
-    def prior_predictive(self, draws: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+    def prior_predictive(self, draws: int = 1000, seed: int = 0, *, internal: bool = False
+                         ) -> dict[str, np.ndarray]:
         """Draws from the prior and the prior predictive by forward simulation: name ->
         array (draws, *shape) for every latent, observed and deterministic variable. The
         supplied observations are ignored (their shapes are kept)."""
@@ -298,7 +299,8 @@ class ConditionedModel:
                              "samples them with the parameters, from the prior")
         keys = jax.random.split(jax.random.PRNGKey(seed), draws)
         out = _simulate_all(lowered.simulate_prior, keys, self.data)
-        return {k: np.asarray(v) for k, v in out.items() if not self.graph[k].internal}
+        return {k: np.asarray(v) for k, v in out.items()
+                if internal or not self.graph[k].internal}
 
     def predictive(self, posterior: Posterior, seed: int = 0) -> None:
         """Add posterior predictive draws and the pointwise log-likelihood to `posterior`
