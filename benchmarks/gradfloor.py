@@ -19,7 +19,9 @@ import numpy as np
 
 
 def in_loop_seconds(logdensity: Callable[[Any, Any], Any], x0, data, *,
-                    repeats: int = 5, target_s: float = 0.05) -> float:
+                    repeats: int = 5, target_s: float = 0.05, n0: int = 1000) -> float:
+    """Seconds per gradient in a compiled loop. `n0` is the first loop length tried: lower
+    it for expensive gradients (milliseconds each), where 1000 iterations take too long."""
     import jax
     import jax.numpy as jnp
 
@@ -46,7 +48,7 @@ def in_loop_seconds(logdensity: Callable[[Any, Any], Any], x0, data, *,
         return min(times)
 
     # Calibrate the loop length so the long run takes about target_s.
-    n = 1000
+    n = max(int(n0), 2)
     t = best(n)
     while t < target_s / 4 and n < 10_000_000:
         n *= 4

@@ -16,6 +16,8 @@ Modes:
   numpyro_run     the same model in NumPyro: MCMC(NUTS).run twice (second with a new seed).
   pplc_overhead   4 x (1000+1000) with one chain method, ESS, and the gradient floor.
   numpyro_overhead  the same in NumPyro (warmup and run split to count warmup gradients).
+  pplc_mcmc, numpyro_mcmc, pplc_scaling, numpyro_scaling
+                  defined in `benchmarks.passes` (reparameterization and scaling in N).
 """
 
 import time
@@ -233,7 +235,13 @@ MODES = {f.__name__: f for f in (pplc_api, pplc_breakdown, numpyro_run, pplc_ove
 def main() -> None:
     mode, config = sys.argv[1], json.loads(sys.argv[2])
     interpreter_s = _WALL0 - config["launched_at"] if "launched_at" in config else None
-    result = MODES[mode](config)
+    if mode in MODES:
+        fn = MODES[mode]
+    else:  # modes of other benchmark modules, imported only when asked for
+        from benchmarks.passes import WORKER_MODES
+
+        fn = WORKER_MODES[mode]
+    result = fn(config)
     result["interpreter_s"] = interpreter_s
     result["worker_s"] = _clock()
     print(json.dumps(result))

@@ -62,3 +62,49 @@ def test_numpyro_side_produces_numbers(tmp_path):
     assert r["x64"] is True
     assert r["n_grad_evals"] > 0 and _number(r["grad_in_loop_s"]) and r["cold_xla"]["compiles"] > 0
     json.dumps(r)
+
+
+def test_passes_module_produces_numbers_and_report(tmp_path):
+    """benchmarks.passes with tiny sizes and no NumPyro: both pplc configurations on both
+    centered models, scaling at two small N; the report renders. No timing is asserted."""
+    from benchmarks import passes
+
+    res = passes.run(chains=1, warmup=20, draws=20, hier_n=100, hier_groups=5, ns=(50, 100),
+                     numpyro=False, log=lambda s: None)
+    mcmc, scaling = res["mcmc"], res["scaling"]
+    assert [r["system"] for r in mcmc] == ["pplc (passes on)", "pplc (reparameterize off)"] * 2
+    assert not [r for r in mcmc + scaling if "error" in r], mcmc + scaling
+    for r in mcmc:
+        assert r["n_grad_evals"] > 0 and _number(r["exec_s"]) and r["dim"] > 0
+        assert isinstance(r["divergences"], int)
+    on, off = mcmc[0], mcmc[1]
+    assert any("reparameterize" in n and "noncentered" in n for n in on["notes"]), on["notes"]
+    assert not any(n.startswith("[reparameterize]") for n in off["notes"]), off["notes"]
+    assert [(r["n"], r["system"]) for r in scaling] == [(50, "pplc"), (100, "pplc")]
+    for r in scaling:
+        for key in ("lower_s", "compile_s", "grad_in_loop_s", "condition_s"):
+            assert _number(r[key]) and r[key] > 0, key
+        assert r["jaxpr_eqns"] > 0
+    assert scaling[0]["jaxpr_eqns"] == scaling[1]["jaxpr_eqns"]  # flat in N
+
+    out = tmp_path / "results_passes.md"
+    passes.write(out, machine(), {"seed": 0}, res)
+    text = out.read_text()
+    assert "| eight_schools_centered | pplc (reparameterize off) |" in text
+    assert "| 100 | pplc |" in text and "Load caveat" in text
+    assert json.loads(out.with_suffix(".json").read_text())["scaling"]
+
+
+@pytest.mark.slow
+def test_passes_numpyro_side_produces_numbers(tmp_path):
+    from benchmarks import passes
+    from benchmarks._common import run_worker
+
+    data = passes.write_hier_logistic_data(tmp_path / "hier.json", n=100, groups=5)
+    r = run_worker("numpyro_mcmc", {"data": str(data), "numpyro_model": "hier_logistic_centered",
+                                    "chains": 1, "warmup": 20, "draws": 20, "x64": True,
+                                    "chain_method": "sequential",
+                                    "params": ["mu_a", "sigma_a", "alpha", "beta"]})
+    assert r["x64"] is True and r["n_grad_evals"] > 0 and r["dim"] == 12
+    s = run_worker("numpyro_scaling", {"n": 50, "k": 3})
+    assert s["jaxpr_eqns"] > 0 and _number(s["grad_in_loop_s"])
