@@ -280,9 +280,11 @@ def _bernoulli_probs_lp(k, probs):
 
 
 def _bernoulli_logits_lp(k, logits):
-    # log sigmoid(l) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l): no cancellation.
+    # log sigmoid(l) for k = 1 and log(1 - sigmoid(l)) = log sigmoid(-l) for k = 0: one
+    # log_sigmoid of the sign-flipped logit instead of two selected branches (half the work
+    # in the hot loop of a logistic regression), with full relative accuracy in the tails.
     def density(v):
-        return jnp.where(v == 1, jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits))
+        return jax.nn.log_sigmoid(jnp.where(v == 1, logits, -logits))
     return _masked((k == 0) | (k == 1), k, 0.0, density)
 
 
