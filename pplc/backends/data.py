@@ -139,13 +139,7 @@ def _to_array(value, name: str, source: Source | None, allow_missing: bool = Fal
     fast = _fast_array(value)
     if fast is not None:
         value = fast
-        if value.dtype.kind == "f" and np.isnan(value).any() and not allow_missing:
-            index = np.argwhere(np.isnan(value))[0] if value.ndim else ()
-            where = "[" + ",".join(str(int(i)) for i in index) + "]" if value.ndim else ""
-            raise error(f"data '{name}{where}' is missing (null or NaN), but '{name}' has no "
-                        "distribution ('~') that could fill it in", source, span,
-                        hint="only entries of a variable on the left of '~' may be missing; "
-                             "they are then imputed")
+        _refuse_missing(value, name, source, span, allow_missing)
         return value
 
     def shape_of(v, path):
@@ -177,6 +171,11 @@ def _to_array(value, name: str, source: Source | None, allow_missing: bool = Fal
     integral = all(isinstance(x, (bool, int)) for x in items) and not missing
     array = np.array(numbers, dtype=np.int64 if integral else np.float64)
     array = array.reshape(shape_of(value, ()))
+    _refuse_missing(array, name, source, span, allow_missing)
+    return array
+
+
+def _refuse_missing(array, name, source, span, allow_missing: bool) -> None:
     if array.dtype.kind == "f" and np.isnan(array).any() and not allow_missing:
         index = np.argwhere(np.isnan(array))[0] if array.ndim else ()
         where = "[" + ",".join(str(int(i)) for i in index) + "]" if array.ndim else ""
@@ -184,7 +183,6 @@ def _to_array(value, name: str, source: Source | None, allow_missing: bool = Fal
                     "distribution ('~') that could fill it in", source, span,
                     hint="only entries of a variable on the left of '~' may be missing; "
                          "they are then imputed")
-    return array
 
 
 def _fast_array(value) -> np.ndarray | None:

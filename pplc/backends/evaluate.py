@@ -19,7 +19,7 @@ import numpy as np
 from pplc.errors import Source, error
 from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import DISTRIBUTIONS, named_arguments
 from pplc.backends import special
 from pplc.backends.functions import FUNCTIONS, INTERNAL_FUNCTIONS
 
@@ -224,10 +224,8 @@ def call_params(evaluate: Evaluator, call: ast.Call, env: Env) -> dict:
     (inner name, inner parameters), the form the backend's wrappers take.
     """
     info = DISTRIBUTIONS[call.func]
-    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
-    named = list(zip(positional, call.args)) + [(k.name, k.value) for k in call.keywords]
     params = {}
-    for name, arg in named:
+    for name, arg in named_arguments(call).items():
         if info.wrapper and name == "dist":
             params[name] = (arg.func, call_params(evaluate, arg, env))
         else:

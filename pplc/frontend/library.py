@@ -202,6 +202,16 @@ def bind_arguments(info: DistributionInfo, num_positional: int,
     raise ValueError(problems[0])
 
 
+def named_arguments(call) -> dict:
+    """A (checked) distribution call's argument expressions by parameter name:
+    `Normal(0, scale=s)` -> {"loc": 0, "scale": s}."""
+    info = DISTRIBUTIONS[call.func]
+    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
+    named = dict(zip(positional, call.args))
+    named.update({k.name: k.value for k in call.keywords})
+    return named
+
+
 def _describe(info: DistributionInfo, joiner: str = " | ") -> str:
     return joiner.join("(" + ", ".join(sig) + ")" for sig in info.signatures)
 

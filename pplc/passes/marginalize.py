@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import named_arguments
 from pplc.ir.build import replace_variables
 from pplc.ir.graph import Graph, Kind, Note, Piece, Variable
 
@@ -59,14 +59,6 @@ def marginalize(graph: Graph) -> Graph:
     if not rewritten:
         return graph.with_notes(*notes) if notes else graph
     return replace_variables(graph, rewritten).with_notes(*notes)
-
-
-def _arguments(call: ast.Call) -> dict[str, ast.Expr]:
-    info = DISTRIBUTIONS[call.func]
-    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
-    named = dict(zip(positional, call.args))
-    named.update({k.name: k.value for k in call.keywords})
-    return named
 
 
 def _plan(graph: Graph, variable: Variable):
@@ -127,7 +119,7 @@ def _reads_elementwise(expr, name: str, loop_vars: tuple) -> bool:
 
 
 def _support_size(graph: Graph, call: ast.Call) -> int | None:
-    args = _arguments(call)
+    args = named_arguments(call)
     if call.func == "Bernoulli":
         return 2
     if call.func == "Binomial":

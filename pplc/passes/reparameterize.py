@@ -31,7 +31,7 @@ import networkx as nx
 import numpy as np
 
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import named_arguments
 from pplc.ir.build import replace_variables
 from pplc.ir.graph import Graph, Kind, Note, Piece, Variable
 
@@ -59,14 +59,6 @@ def reparameterize(graph: Graph) -> Graph:
 # ---------------------------------------------------------------- which variables
 
 
-def _arguments(call: ast.Call) -> dict[str, ast.Expr]:
-    info = DISTRIBUTIONS[call.func]
-    positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
-    named = dict(zip(positional, call.args))
-    named.update({k.name: k.value for k in call.keywords})
-    return named
-
-
 def _family(graph: Graph, variable: Variable) -> str | None:
     """The location-scale family of a latent whose loc or scale depends on latents."""
     if variable.internal:
@@ -79,7 +71,7 @@ def _family(graph: Graph, variable: Variable) -> str | None:
         return None
     decorators = {d for p in variable.pieces for d in p.decorators}
     for piece in variable.pieces:
-        args = _arguments(piece.distribution)
+        args = named_arguments(piece.distribution)
         if variable.name in {n.id for n in ast.names_in(args["scale"])}:
             return None
         if variable.name in {n.id for n in ast.names_in(piece.distribution)} \
@@ -88,8 +80,8 @@ def _family(graph: Graph, variable: Variable) -> str | None:
             # request (then x becomes a recurrence over its standardized innovations).
             return None
     random = _random_names(graph)
-    reads = {n.id for p in variable.pieces for arg in (_arguments(p.distribution)["loc"],
-                                                        _arguments(p.distribution)["scale"])
+    reads = {n.id for p in variable.pieces for arg in (named_arguments(p.distribution)["loc"],
+                                                        named_arguments(p.distribution)["scale"])
              for n in ast.names_in(arg)}
     return funcs.pop() if reads & random else None
 
@@ -112,7 +104,7 @@ def _choose(graph: Graph, variable: Variable) -> tuple[str, str]:
         return "noncentered", "as written (@noncentered)"
     if "centered" in decorators:
         return "centered", "as written (@centered)"
-    arguments = _arguments(variable.pieces[0].distribution)
+    arguments = named_arguments(variable.pieces[0].distribution)
     prior_scale = _typical(graph, arguments["scale"])
     size = _size(graph, variable)
     observed = _observations(graph, variable.name)
@@ -161,7 +153,7 @@ def _size(graph: Graph, variable: Variable) -> int | None:
 
 def _typical_shape(graph: Graph, call: ast.Call) -> tuple | None:
     shapes = []
-    for arg in _arguments(call).values():
+    for arg in named_arguments(call).values():
         shape = _shape(graph, arg)
         if shape is None:
             return None
@@ -224,7 +216,7 @@ def _observation_scale(graph: Graph, variable: Variable) -> float | None:
     """How precisely one observation pins down its location (in the location's units)."""
     call = variable.pieces[0].distribution
     if call.func in FAMILIES or call.func in ("HalfNormal",):
-        return _typical(graph, _arguments(call).get("scale"))
+        return _typical(graph, named_arguments(call).get("scale"))
     if call.func in ("Bernoulli", "Binomial"):
         return 2.0  # Fisher information about a logit is p (1 - p) <= 1/4
     if call.func == "Poisson":
@@ -291,7 +283,7 @@ def _prior_median(graph: Graph, variable: Variable) -> float | None:
     if variable.kind is not Kind.LATENT:
         return None
     call = variable.pieces[0].distribution
-    args = _arguments(call)
+    args = named_arguments(call)
     if call.func in ("HalfNormal", "HalfCauchy", "HalfStudentT"):
         scale = _typical(graph, args["scale"])
         return None if scale is None else scale * {"HalfNormal": 0.674, "HalfCauchy": 1.0,
@@ -329,7 +321,7 @@ def _noncenter(graph: Graph, variable: Variable) -> list[Variable]:
     raw_pieces, det_pieces = [], []
     for piece in variable.pieces:
         call = piece.distribution
-        args = _arguments(call)
+        args = named_arguments(call)
         loc, scale = args["loc"], args["scale"]
         span = call.span
         zero = ast.Number(0.0, span)
