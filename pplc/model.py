@@ -176,7 +176,7 @@ class ConditionedModel:
             approx = pathfinder(log_density, self.data, starts, init_key)
             init = init_from_pathfinder(approx, chains, init_key)
         elif init == "uniform":
-            init = initial_positions(log_density, self.data, self.dim, chains, init_key)
+            init = self._initial_positions(chains, init_key)
         else:
             raise error(f"unknown init '{init}'", hint="init: uniform or pathfinder")
         result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
@@ -212,7 +212,7 @@ class ConditionedModel:
             raise error(f"unknown method '{method}'", hint="methods: " + ", ".join(methods))
         started = time.perf_counter()
         init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
-        init = initial_positions(self._log_density, self.data, self.dim, 1, init_key)[0]
+        init = self._initial_positions(1, init_key)[0]
         if method == "pathfinder":
             from pplc.inference.pathfinder import pathfinder
             starts = initial_positions(self._log_density, self.data, self.dim, 4, init_key)
@@ -251,6 +251,23 @@ class ConditionedModel:
         setup = time.perf_counter() - started - seconds
         return self._posterior(np.asarray(positions)[None], {}, n_grad, setup, seconds,
                                {"inference_method": method, "seed": seed, **attrs})
+
+    def _initial_positions(self, chains: int, key) -> np.ndarray:
+        """Stan's starting points; when none is finite, name the statement at fault."""
+        from pplc.errors import PplcError
+        try:
+            return initial_positions(self._log_density, self.data, self.dim, chains, key)
+        except PplcError:
+            u = jax.random.uniform(key, (self.dim,), minval=-2.0, maxval=2.0)
+            for piece, term in self.lowered.terms(u, self.data):
+                value = float(term)
+                if not np.isfinite(value):
+                    raise error(f"no finite starting point after 100 tries: this statement's "
+                                f"term of the log density is {value} at the points tried",
+                                self.graph.source, piece.span,
+                                hint="check its data against the distribution's support, "
+                                     "and bounds that parameters must respect") from None
+            raise
 
     def _posterior(self, positions, stats, n_grad_evals, compile_seconds, seconds,
                    attrs) -> Posterior:

@@ -113,3 +113,15 @@ def test_extern_functions_are_bound_from_python():
     with pytest.raises(PplcError) as info:
         pplc.compile(source, externs={"shift": abs, "shfit": abs}).condition({"y": [0, 0, 0]})
     assert "no 'extern def shfit(...)'" in str(info.value)
+
+
+def test_no_finite_starting_point_names_the_statement():
+    """Data that no parameter value can explain: sampling stops before warmup with an error
+    at the statement whose term is -inf everywhere."""
+    source = "data y: real[3]\nmu ~ Normal(0, 1)\ns ~ HalfNormal(1)\ny ~ Uniform(mu, mu + s)\n"
+    with pytest.raises(PplcError) as info:
+        pplc.compile(source).condition({"y": [10.0, 20.0, 30.0]}).sample(
+            chains=2, warmup=10, draws=10)
+    head = info.value.render().splitlines()[0]
+    assert head == ("<model>:4:1: error: no finite starting point after 100 tries: this "
+                    "statement's term of the log density is -inf at the points tried")

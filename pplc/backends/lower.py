@@ -221,6 +221,18 @@ class LoweredModel:
                     total = total + self._piece_log_prob(variable, i, piece, env)
         return total
 
+    def terms(self, u: jax.Array, data: Mapping[str, jax.Array]) -> list[tuple[Piece, Any]]:
+        """Each statement's term of the log density at u (value and gradient checks name
+        the statement at fault when no finite starting point is found)."""
+        env, _ = self._values(u, data)
+        out = []
+        for name in self.order:
+            variable = self.graph[name]
+            if variable.stochastic or variable.kind is Kind.FACTOR:
+                for i, piece in enumerate(variable.pieces):
+                    out.append((piece, self._piece_log_prob(variable, i, piece, env)))
+        return out
+
     def _params(self, variable: Variable, i: int, call: ast.Call, env: Env) -> dict:
         return call_params(self._evaluate, call, env)
 
