@@ -10,7 +10,6 @@ iterations and allow 0.03 sd in the mean and 0.03 in log sd (relative sd): five 
 times the measured rms, so a fixed seed fails only if the optimizer is wrong or biased.
 """
 
-import contextlib
 import warnings
 
 import jax
@@ -24,20 +23,6 @@ from pplc.inference.advi import ADVIState, build_step, entropy, fit_advi, init, 
 LONG = dict(grad_samples=10, max_iterations=3000, tol_rel_obj=0.0)  # run all iterations
 
 
-@contextlib.contextmanager
-def count_compiles():
-    """Counts XLA backend compilations (the event JAX emits for every executable it builds)."""
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield events
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def _diag_gaussian(x, data):
@@ -125,7 +110,7 @@ def test_regression_converges_by_stans_rule_and_recovers_the_posterior_mean(meth
     assert r.learning_rate in (100.0, 10.0, 1.0, 0.1, 0.01)
 
 
-def test_new_seed_and_new_data_compile_nothing():
+def test_new_seed_and_new_data_compile_nothing(count_compiles):
     data, _, _ = _regression_data(1)
     fit_advi(_regression, data, np.zeros(3), jax.random.key(0), num_draws=200)
     new_data, exact, sd = _regression_data(2)

@@ -1,6 +1,5 @@
 """The driver: reproducibility, no recompilation, chain methods and chunking agree."""
 
-import contextlib
 
 import jax
 import jax.numpy as jnp
@@ -26,20 +25,6 @@ X0 = np.zeros((2, 4))
 KW = dict(num_warmup=150, num_samples=100)
 
 
-@contextlib.contextmanager
-def count_compiles():
-    """Counts XLA backend compilations (the event JAX emits for every executable it builds)."""
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield events
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def test_same_seed_same_draws_and_new_seed_new_draws():
@@ -53,7 +38,7 @@ def test_same_seed_same_draws_and_new_seed_new_draws():
 
 
 @pytest.mark.parametrize("method", ["vectorized", "sequential", "parallel"])
-def test_no_recompilation_on_new_seed_or_data(method):
+def test_no_recompilation_on_new_seed_or_data(method, count_compiles):
     sample_nuts(_regression, _data(0), X0, jax.random.key(0), chain_method=method, **KW)
     with count_compiles() as compiles:
         r1 = sample_nuts(_regression, _data(1), X0, jax.random.key(7), chain_method=method, **KW)
