@@ -35,10 +35,13 @@ def signature(*args: Any) -> Hashable:
     return (treedef, tuple(_aval(leaf) for leaf in leaves))
 
 
-def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], *args: Any):
+def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], *args: Any,
+             **jit_options: Any):
     """Return (executable, compile seconds); compile seconds is 0.0 on a cache hit.
 
     `build()` returns the Python function to jit; it is only called on a miss.
+    `jit_options` (e.g. in_shardings) go to `jax.jit`; `static` must name whatever in them
+    changes the program.
     """
     key = (static, signature(*args))
     with _LOCK:
@@ -47,7 +50,7 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
     if hit is not None:
         return hit, 0.0
     start = time.perf_counter()
-    executable = jax.jit(build()).lower(*args).compile()
+    executable = jax.jit(build(), **jit_options).lower(*args).compile()
     seconds = time.perf_counter() - start
     with _LOCK:
         per_fn[key] = executable
