@@ -299,11 +299,12 @@ def cmd_graph(args) -> int:
     if args.after and not args.data:
         raise error("--after needs --data: the passes decide from the data")
     if args.data:
+        # The model as written, with plate sizes from the data; --after shows the rewrites.
         conditioned = _condition(model, args)
-        graph, sizes = conditioned.graph, dict(conditioned.lowered.data.sizes)
+        graph, sizes = conditioned.unoptimized_graph, dict(conditioned.lowered.data.sizes)
         if args.after:
             from pplc.passes.pipeline import run_passes
-            graph = run_passes(conditioned.unoptimized_graph, args.no_pass, until=args.after)
+            graph = run_passes(graph, args.no_pass, until=args.after)
     else:
         graph, sizes = model.graph, None
     path = render(graph, args.output, sizes=sizes)

@@ -17,7 +17,9 @@ range(J)` is in plate `J`; a variable defined piecewise inside and outside a loo
 (`sigma[0] = ...; for t in range(1, T): sigma[t] = ...`) sits outside it. A vectorized
 statement (`y ~ Normal(theta, sigma)` with `y: real[J]`) has no loop and so no plate.
 
-Data used only as sizes (`J` in `range(J)` or `real[J]`) are left out, as daft and
+A data array sits in the plate that loops over its first declared size (`week: real[N]`
+in the plate `N`), when the model has one at the top level. Data used only as sizes (`J`
+in `range(J)` or `real[J]`) are left out, as daft and
 numpyro do: the plate label already says `J`. Data read anywhere else (in a
 distribution, a value, an index or a bound) are drawn, with their edges.
 
@@ -87,6 +89,9 @@ def to_dot(graph: Graph, sizes: Mapping[str, int] | None = None) -> graphviz.Dig
         for piece in graph[name].pieces:
             for plate in piece.plates:
                 plates.setdefault(_plate_key(plate), plate)
+    for name in shown:
+        if graph[name].kind is Kind.DATA:
+            place[name] = _data_path(graph[name], plates)
 
     paths = sorted({path[:depth] for path in place.values()
                     for depth in range(1, len(path) + 1)})
@@ -174,6 +179,19 @@ def _common_path(variable: Variable) -> tuple[PlateKey, ...]:
             n += 1
         common = common[:n]
     return common
+
+
+def _data_path(variable: Variable, plates: Mapping[PlateKey, Plate]) -> tuple[PlateKey, ...]:
+    """A data vector `week: real[N]` sits in the top-level plate over `range(N)`, if any.
+
+    Data have no pieces, so their plate comes from the declared shape: its first size, when
+    a loop of the model runs over exactly that range.
+    """
+    shape = variable.declared_type.shape if variable.declared_type is not None else ()
+    if not shape:
+        return ()
+    key = ("", to_source(shape[0]))
+    return (key,) if key in plates else ()
 
 
 def _plate_label(plate: Plate, sizes: Mapping[str, int]) -> str:

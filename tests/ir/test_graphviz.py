@@ -154,6 +154,17 @@ def test_eight_schools_noncentered():
     assert dot.clusters == {}
 
 
+def test_data_arrays_sit_in_the_plate_over_their_size():
+    # week and patient are per measurement (N), treated per patient (P); P is drawn
+    # because a bound reads it (patient's upper = P - 1), outside every plate.
+    drug_trial = Path(__file__).resolve().parents[2] / "examples" / "drug_trial"
+    dot = Dot(to_dot(pplc.compile(drug_trial / "model.ppl").graph))
+    assert dot.plate_path("week") == dot.plate_path("patient") == dot.plate_path("y") == ["N"]
+    assert dot.plate_path("treated") == dot.plate_path("u") == ["P"]
+    assert dot.plate_path("P") == []
+    assert dot.kind("week") == "data-square"
+
+
 def test_nested_loops_are_nested_plates():
     dot = Dot(to_dot(_graph(NESTED), sizes={"N": 3, "M": 4}))
     assert set(dot.nodes) == {"mu", "x"}
