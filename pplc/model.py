@@ -21,6 +21,7 @@ import numpy as np
 
 from pplc.backends.data import bind_data, load_json
 from pplc.backends.analysis import lower
+from pplc.backends.dims import variable_dims
 from pplc.backends.lower import LoweredModel
 from pplc import __version__
 from pplc.errors import Diagnostics, Source, did_you_mean, error
@@ -292,10 +293,24 @@ class ConditionedModel:
                 for v in self.graph.of_kind(Kind.OBSERVED)},
             labels={name: self.lowered.element_names(name)
                     for name in self.lowered.data.missing},
-            dims={name: [f"{name}_missing"] for name in self.lowered.data.missing},
+            dims={name: list(names) for name, names in self.dims.items()},
             attrs={"inference_library": "pplc", "inference_library_version": __version__,
                    **attrs},
         )
+
+    @functools.cached_property
+    def dims(self) -> dict[str, list[str]]:
+        """ArviZ dimension names of each variable's axes, named after the model's sizes
+        and loops (`pplc.backends.dims`), for every group of `Posterior.to_arviz`.
+
+        A summed-out discrete latent `z` is drawn as values (its dims without the last,
+        `z_value`) and recorded as probabilities `z_prob` (all of them)."""
+        dims = variable_dims(self.graph, self.lowered.shapes)
+        for variable in self.graph.variables():
+            if variable.marginalized and dims.get(variable.name):
+                dims[f"{variable.name}_prob"] = dims[variable.name]
+                dims[variable.name] = dims[variable.name][:-1]
+        return dims
 
     def prior_predictive(self, draws: int = 1000, seed: int = 0, *, internal: bool = False
                          ) -> dict[str, np.ndarray]:
@@ -318,6 +333,28 @@ class ConditionedModel:
         out = _simulate_all(lowered.simulate_prior, keys, self.data)
         return {k: np.asarray(v) for k, v in out.items()
                 if internal or not self.graph[k].internal}
+
+    def sample_prior(self, draws: int = 1000, seed: int = 0) -> Posterior:
+        """`prior_predictive` as a Posterior marked `prior`: its ArviZ groups are prior
+        (parameters) and prior_predictive (observations), with the model's dims."""
+        started = time.perf_counter()
+        values = self.prior_predictive(draws=draws, seed=seed)
+        observed = {v.name for v in self.graph.of_kind(Kind.OBSERVED)}
+        return Posterior(
+            draws={k: v[None] for k, v in values.items() if k not in observed},
+            sample_stats={}, n_grad_evals=0, compile_seconds=0.0,
+            sampling_seconds=time.perf_counter() - started,
+            posterior_predictive={k: v[None] for k, v in values.items() if k in observed},
+            dims=self.dims, attrs={"inference_method": "prior", "seed": seed}, prior=True)
+
+    def posterior_predictive(self, posterior: Posterior, seed: int = 0) -> dict[str, np.ndarray]:
+        """Replicated observations, one per posterior draw: name -> (chain, draw, *shape).
+
+        Also stores them, and the pointwise log-likelihood, on `posterior` (see
+        `predictive`), so `posterior.to_arviz()` carries them for `arviz.loo` and PPC plots.
+        """
+        self.predictive(posterior, seed)
+        return posterior.posterior_predictive
 
     def predictive(self, posterior: Posterior, seed: int = 0) -> None:
         """Add posterior predictive draws and the pointwise log-likelihood to `posterior`

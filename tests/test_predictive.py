@@ -77,3 +77,40 @@ for j in range(J):
     # y - theta ~ Normal(0, sigma): the residual sd is sigma exactly in distribution.
     np.testing.assert_allclose((prior["y"] - prior["theta"]).std(axis=0), [1.0, 2.0, 3.0],
                                rtol=4 / np.sqrt(2 * 4000))
+
+
+def test_posterior_predictive_and_sample_prior_in_the_api():
+    model = pplc.compile(EXAMPLE / "model.ppl").condition(EXAMPLE / "data.json")
+    posterior = model.sample(chains=2, warmup=200, draws=100, seed=1)
+    replicated = model.posterior_predictive(posterior, seed=1)
+    assert replicated["y"].shape == (2, 100, 100)
+    assert posterior.posterior_predictive["y"] is replicated["y"]
+    prior = model.sample_prior(draws=500, seed=2)
+    assert prior.prior and prior["beta"].shape == (1, 500, 3)
+    # sigma ~ HalfNormal(5): its prior mean is 5 * sqrt(2 / pi) = 3.99, sd 3.01; 500 draws
+    # give an MCSE of 0.135, so 0.6 is more than 4 MCSE.
+    assert abs(prior["sigma"].mean() - 5 * np.sqrt(2 / np.pi)) < 0.6
+    idata = prior.to_arviz()
+    assert set(idata.groups()) >= {"prior", "prior_predictive"}
+
+
+def test_multivariate_observations_get_one_log_likelihood_per_event():
+    source = """
+data N: int
+data K: int
+data y: real[N, K]
+mu ~ Normal(0, 5)
+for n in range(N):
+    y[n] ~ MultivariateNormal(mu * ones(K), diag(ones(K)))
+"""
+    rng = np.random.default_rng(0)
+    y = rng.normal(1.0, 1.0, size=(6, 3))
+    model = pplc.compile(source).condition({"N": 6, "K": 3, "y": y.tolist()})
+    posterior = model.sample(chains=1, warmup=200, draws=50, seed=0)
+    model.predictive(posterior)
+    log_lik = posterior.log_likelihood["y"]
+    assert log_lik.shape == (1, 50, 6)
+    mu = posterior["mu"][0, 7]
+    expected = stats.multivariate_normal(np.full(3, mu), np.eye(3)).logpdf(y)
+    np.testing.assert_allclose(log_lik[0, 7], expected, rtol=1e-10)
+    assert posterior.posterior_predictive["y"].shape == (1, 50, 6, 3)

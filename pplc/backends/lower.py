@@ -262,7 +262,12 @@ class LoweredModel:
         env, _ = self._values(u, data, only_needed=True)
         out = {}
         for variable in self.graph.of_kind(Kind.OBSERVED):
-            out[variable.name] = self._pointwise(variable, env, self._piece_pointwise_lp)
+            # One log-likelihood per event: `y[n] ~ MultivariateNormal(...)` gives (N,).
+            event_ndim = max(DISTRIBUTIONS[p.distribution.func].event_ndim
+                             for p in variable.pieces)
+            shape = self.shapes[variable.name]
+            out[variable.name] = self._pointwise(variable, env, self._piece_pointwise_lp,
+                                                 shape[:len(shape) - event_ndim])
         return out
 
     def predict(self, key: jax.Array, u: jax.Array, data: Mapping[str, jax.Array]) -> dict:
@@ -301,10 +306,11 @@ class LoweredModel:
         except nx.NetworkXUnfeasible:
             return []
 
-    def _pointwise(self, variable: Variable, env: Env, fn) -> jax.Array:
+    def _pointwise(self, variable: Variable, env: Env, fn, shape: tuple | None = None
+                   ) -> jax.Array:
         """Evaluate fn(variable, i, piece, env) -> element values over each piece's plates
-        and assemble them in the variable's shape."""
-        shape = self.shapes[variable.name]
+        and assemble them in `shape` (default: the variable's shape)."""
+        shape = self.shapes[variable.name] if shape is None else shape
         result = jnp.zeros(shape)
         for i, piece in enumerate(variable.pieces):
             info = self.pieces[(variable.name, i)]

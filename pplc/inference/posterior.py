@@ -3,6 +3,12 @@
 Draws are kept as a dict name -> array (chain, draw, *shape) of constrained values, for
 latents and for the deterministics that change from draw to draw; the rest (summary,
 ArviZ container, files) is derived from them on demand.
+
+`dims` names the axes of each variable after the model (`pplc.backends.dims`: `theta`
+and `y` over `J` in eight schools), the same names in every ArviZ group. A variable with
+`labels` is partly observed: its draws are only the imputed entries, on an axis of their
+own (`y_missing`), while its observed data, predictive draws and log-likelihood keep the
+variable's dims.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ class Posterior:
     compile_seconds: float
     sampling_seconds: float
     observed_data: dict[str, np.ndarray] = field(default_factory=dict)
-    dims: dict[str, list[str]] = field(default_factory=dict)
+    dims: dict[str, list[str]] = field(default_factory=dict)   # name -> one name per axis
     attrs: dict[str, Any] = field(default_factory=dict)
     labels: dict[str, list[str]] = field(default_factory=dict)  # element names, where not C order
     posterior_predictive: dict[str, np.ndarray] = field(default_factory=dict)
@@ -56,7 +62,8 @@ class Posterior:
         attrs = {k: v for k, v in self.attrs.items() if not k.startswith("_")}
         return _summary.to_inference_data(self.draws, self.sample_stats, self.observed_data,
                                           self.dims, attrs, self.posterior_predictive,
-                                          self.log_likelihood, prior=self.prior)
+                                          self.log_likelihood, prior=self.prior,
+                                          labels=self.labels)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.draws[name]

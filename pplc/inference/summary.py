@@ -1,4 +1,5 @@
-"""Posterior summaries and files: ArviZ's diagnostics, the summary JSON, netCDF draws.
+"""Posterior summaries and files: ArviZ's diagnostics and container, the summary JSON,
+netCDF draws.
 
 R-hat (rank-normalized, split) and bulk/tail ESS come from ArviZ, so they are the numbers
 the field already trusts. The summary JSON is a public interface:
@@ -17,6 +18,7 @@ import json
 import math
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,6 +40,11 @@ def _arviz():
     return arviz
 
 
+def _arviz_major_version() -> int:
+    """The installed ArviZ's major version: 1 and later hold draws in an xarray DataTree."""
+    return int(_arviz().__version__.split(".")[0])
+
+
 def to_inference_data(posterior: Mapping[str, np.ndarray],
                       sample_stats: Mapping[str, np.ndarray] | None = None,
                       observed_data: Mapping[str, np.ndarray] | None = None,
@@ -45,28 +52,110 @@ def to_inference_data(posterior: Mapping[str, np.ndarray],
                       attrs: Mapping[str, Any] | None = None,
                       posterior_predictive: Mapping[str, np.ndarray] | None = None,
                       log_likelihood: Mapping[str, np.ndarray] | None = None,
-                      prior: bool = False):
-    """Draws (each array (chain, draw, *shape)) -> ArviZ's container (InferenceData for
-    ArviZ < 1, DataTree for ArviZ >= 1)."""
-    az = _arviz()
-    groups = {"prior" if prior else "posterior": dict(posterior)}
+                      prior: bool = False,
+                      labels: Mapping[str, list[str]] | None = None):
+    """Draws (each array (chain, draw, *shape)) -> ArviZ's container: InferenceData for
+    ArviZ < 1, an `xarray.DataTree` for ArviZ >= 1, with the same groups either way.
+
+    `dims` names the axes of each variable (the same names in every group); `labels`
+    marks the variables whose draws are only their imputed entries (see `arviz_groups`).
+    """
+    groups = arviz_groups(posterior, sample_stats, observed_data, dims, attrs,
+                          posterior_predictive, log_likelihood, prior, labels)
+    if _arviz_major_version() >= 1:
+        return _datatree(groups)
+    return _arviz().InferenceData(**groups)
+
+
+def arviz_groups(posterior: Mapping[str, np.ndarray],
+                 sample_stats: Mapping[str, np.ndarray] | None = None,
+                 observed_data: Mapping[str, np.ndarray] | None = None,
+                 dims: Mapping[str, list[str]] | None = None,
+                 attrs: Mapping[str, Any] | None = None,
+                 posterior_predictive: Mapping[str, np.ndarray] | None = None,
+                 log_likelihood: Mapping[str, np.ndarray] | None = None,
+                 prior: bool = False,
+                 labels: Mapping[str, list[str]] | None = None) -> dict:
+    """ArviZ's groups as xarray Datasets, built here rather than by an ArviZ converter so
+    that both containers hold exactly the same data.
+
+    `posterior` (or `prior`), `sample_stats`, `posterior_predictive` (or
+    `prior_predictive`) and `log_likelihood` are over (chain, draw, ...); `observed_data`
+    over the variables' own axes. A variable listed in `labels` has only its imputed
+    entries in the draws: their axis is `{name}_missing`, with coordinates the entries'
+    indices as text (`"3"`, `"1,2"`), so ArviZ labels them `y[3]` as the summary does;
+    its observed data, predictive draws and log-likelihood keep the variable's own axes.
+    """
+    dims, labels = dict(dims or {}), dict(labels or {})
+    attrs = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "arviz_version": _arviz().__version__, **(attrs or {})}
+    missing_dims = {name: [f"{name}_missing"] for name in labels}
+    missing_coords = {f"{name}_missing": [_index_text(label) for label in names]
+                      for name, names in labels.items()}
+    draws = "prior" if prior else "posterior"
+    predictive = "prior_predictive" if prior else "posterior_predictive"
+    groups = {draws: _dataset(posterior, {**dims, **missing_dims}, attrs, missing_coords)}
     if sample_stats:
-        groups["sample_stats"] = dict(sample_stats)
+        groups["sample_stats"] = _dataset(sample_stats, {}, attrs)
     if observed_data:
-        groups["observed_data"] = dict(observed_data)
+        groups["observed_data"] = _dataset(observed_data, dims, attrs, sampled=False)
     if posterior_predictive:
-        groups["prior_predictive" if prior else "posterior_predictive"] = \
-            dict(posterior_predictive)
+        groups[predictive] = _dataset(posterior_predictive, dims, attrs)
     if log_likelihood:
-        groups["log_likelihood"] = dict(log_likelihood)
-    major = int(az.__version__.split(".")[0])
-    if major >= 1:  # ArviZ 1.x: from_dict takes one dict of groups
-        data = az.from_dict(groups, dims=dict(dims or {}))
-        if attrs:
-            data.attrs.update(attrs)
-        return data
-    idata = az.from_dict(**groups, dims=dict(dims or {}), attrs=dict(attrs or {}))
-    return idata
+        # One term per observation: a multivariate observation's event axes (the trailing
+        # ones) are summed over, so its leading dims name the terms.
+        groups["log_likelihood"] = _dataset(log_likelihood, dims, attrs, leading=True)
+    return groups
+
+
+def _dataset(arrays: Mapping[str, np.ndarray], dims: Mapping[str, list[str]],
+             attrs: Mapping[str, Any], coords: Mapping[str, list] | None = None,
+             sampled: bool = True, leading: bool = False):
+    """One group: each array with its dimension names and integer coordinates (0-based,
+    as the summary's element names), or the given `coords`. With `leading`, an array of
+    fewer axes than its variable takes the variable's leading names."""
+    import xarray as xr
+
+    coords = dict(coords or {})
+    lengths: dict[str, int] = {}
+    variables = {}
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        lead = ("chain", "draw") if sampled else ()
+        names = dims.get(name)
+        shape = array.shape[len(lead):]
+        if leading and names is not None:
+            names = names[:len(shape)]
+        names = _axis_names(name, shape, names, lengths)
+        variables[name] = (lead + names, array)
+        lengths.update(zip(lead + names, array.shape))
+    index = {dim: coords.get(dim, np.arange(n)) for dim, n in lengths.items()}
+    return xr.Dataset(variables, coords=index, attrs=dict(attrs))
+
+
+def _axis_names(name: str, shape: tuple[int, ...], names: list[str] | None,
+                lengths: Mapping[str, int]) -> tuple[str, ...]:
+    """The given names when they fit the array (one per axis, each of a length that the
+    group agrees with); otherwise ArviZ's default `{name}_dim_{k}`."""
+    if names is not None and len(names) == len(shape) and all(
+            lengths.get(dim, n) == n for dim, n in zip(names, shape)):
+        return tuple(names)
+    return tuple(f"{name}_dim_{k}" for k in range(len(shape)))
+
+
+def _index_text(element: str) -> str:
+    """`y[1,2]` -> `1,2`."""
+    return element[element.index("[") + 1:-1] if element.endswith("]") else element
+
+
+def _datatree(groups: Mapping):
+    """ArviZ 1's container: an xarray DataTree with one child node per group, and the
+    groups' attributes on the root too."""
+    import xarray as xr
+
+    tree = xr.DataTree.from_dict({f"/{group}": data for group, data in groups.items()})
+    tree.attrs.update(next(iter(groups.values())).attrs)
+    return tree
 
 
 def summarize(posterior: Mapping[str, np.ndarray],
