@@ -7,6 +7,7 @@
                 [--seed 0] [--summary OUT.json] [--output OUT.nc] [--force]
     pplc fit    MODEL.ppl --data DATA.json --method advi|fullrank|map|laplace
                 [--draws 1000] [--seed 0] [--summary OUT.json] [--output OUT.nc]
+    pplc build  MODEL.ppl -o model_module.py [--data DATA.json] [--force]
 
 A mistake in a model, its data or the options prints `FILE:LINE:COL: error: ...` with the
 source line and a caret, and exits with status 1; never a traceback. Any other exception
@@ -188,6 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.add_argument("--no-cache", action="store_true",
                         help="do not use the persistent compilation cache")
+
+    build = sub.add_parser("build", help="compile the model to a standalone Python module "
+                                         "(JAX and NumPy only)")
+    build.add_argument("model")
+    build.add_argument("-o", "--output", required=True,
+                       help="the Python file to write, e.g. model_module.py")
+    build.add_argument("--data", help="a JSON file of data: decides observed vs latent, lets "
+                                      "discrete latents be summed out, makes PARAM_SHAPES "
+                                      "concrete, and checks the module against the compiler")
+    build.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    _add_extern(build)
     return parser
 
 
@@ -312,6 +324,40 @@ def cmd_graph(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    from pplc import __version__
+    from pplc.backends.codegen import (DISABLED_PASSES, check_module, generate_module,
+                                       graphs_without_data)
+    from pplc.inference.summary import write_atomically
+
+    output = Path(args.output)
+    if output.is_dir():
+        raise error(f"output path '{output}' is a folder")
+    if output.exists() and not args.force:
+        raise error(f"'{output}' already exists", hint="pass --force to overwrite it")
+    if output.suffix != ".py":
+        raise error(f"the output '{output}' should be a Python file (.py)")
+    model = _load(args)
+    if args.data:
+        from pplc.backends.data import load_json
+
+        data, data_source = load_json(args.data)
+        conditioned = model.condition(data, data_source, disabled_passes=DISABLED_PASSES)
+        text = generate_module(conditioned.graph, conditioned.unoptimized_graph,
+                               model_path=args.model, version=__version__,
+                               lowered=conditioned.lowered)
+        check_module(text, data, conditioned, path=str(output))
+    else:
+        graph, as_written = graphs_without_data(model.graph)
+        text = generate_module(graph, as_written, model_path=args.model, version=__version__)
+
+    def write(tmp):
+        Path(tmp).write_text(text)
+    write_atomically(output, write)
+    print(f"module written to {output}")
+    return 0
+
+
 def _import_in_background(*modules: str) -> None:
     """Start importing slow modules (ArviZ: ~2 s) on a thread while XLA compiles.
 
@@ -383,18 +429,9 @@ def cmd_sample(args) -> int:
 
 
 def _prior_draws(conditioned, args, frontend_seconds):
-    from pplc.inference.posterior import Posterior
-    from pplc.ir.graph import Kind
-
-    started = time.perf_counter()
-    draws = conditioned.prior_predictive(draws=args.chains * args.draws, seed=args.seed)
-    observed = {v.name for v in conditioned.graph.of_kind(Kind.OBSERVED)}
-    return Posterior(
-        draws={k: v[None] for k, v in draws.items() if k not in observed},
-        sample_stats={}, n_grad_evals=0, compile_seconds=frontend_seconds,
-        sampling_seconds=time.perf_counter() - started,
-        posterior_predictive={k: v[None] for k, v in draws.items() if k in observed},
-        attrs={"inference_method": "prior", "seed": args.seed}, prior=True)
+    prior = conditioned.sample_prior(draws=args.chains * args.draws, seed=args.seed)
+    prior.compile_seconds = frontend_seconds
+    return prior
 
 
 def _report(args, posterior, title: str) -> int:
@@ -418,7 +455,7 @@ def _report(args, posterior, title: str) -> int:
 
 
 _COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd_sample,
-             "fit": cmd_fit, "explain": cmd_explain}
+             "fit": cmd_fit, "explain": cmd_explain, "build": cmd_build}
 
 
 def entry_point() -> None:

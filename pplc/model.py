@@ -116,6 +116,10 @@ class Model:
         optimized = run_passes(graph, disabled_passes)
         conditioned = ConditionedModel(lower(optimized, bound, self.externs))
         conditioned.unoptimized_graph = graph
+        # The density of the user's own parameters (no reparameterization), lowered only
+        # if `log_density(params)` is asked for on a reparameterized model.
+        conditioned._lower_as_parameterized = lambda: lower(
+            run_passes(graph, (*disabled_passes, "reparameterize")), bound, self.externs)
         return conditioned
 
 
@@ -145,15 +149,29 @@ class ConditionedModel:
         return self.lowered.log_density(jnp.asarray(u), self.data)
 
     def log_density(self, params: Mapping[str, Any]) -> jax.Array:
-        """log p(params, data) at constrained latent values, without the Jacobian terms."""
-        u = self.unconstrain(params)
-        env, log_jacobian = self.lowered._values(u, self.data)
-        return self.lowered.log_density(u, self.data) - log_jacobian
+        """log p(params, data) at constrained latent values, without the Jacobian terms.
+
+        `params` are the model's own latents as written (`theta`, not the `theta_std` of
+        a noncentered rewrite), and so is the density: the automatic reparameterization
+        changes how NUTS samples, not this function.
+        """
+        lowered = self._parameterized_as_written
+        u = lowered.unconstrain(params, self.data)
+        env, log_jacobian = lowered._values(u, self.data)
+        return lowered.log_density(u, self.data) - log_jacobian
+
+    @functools.cached_property
+    def _parameterized_as_written(self) -> LoweredModel:
+        if not any(v.recover for v in self.graph.variables()):
+            return self.lowered
+        return self._lower_as_parameterized()
 
     def constrain(self, u) -> dict[str, jax.Array]:
         return self.lowered.constrain(jnp.asarray(u), self.data)
 
     def unconstrain(self, params: Mapping[str, Any]) -> jax.Array:
+        """The user's latent values -> the sampler's flat vector (the inverse of
+        `constrain`); a pass's internal variables are computed from them."""
         return self.lowered.unconstrain(params, self.data)
 
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,

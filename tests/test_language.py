@@ -258,3 +258,16 @@ def test_every_model_has_a_finite_density_at_a_prior_draw(path):
                               jax.random.PRNGKey(0))[0]
     value, grad = model.value_and_grad(u)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_comparing_sizes_is_decided_while_compiling_and_samples():
+    """`N > 1` between two sizes is a Python bool, not a staged comparison (whose bool()
+    fails under jit), so the model samples."""
+    source = ("data N: int\ndata y: real[N]\nmu ~ Normal(0, 1)\n"
+              "s = (1.0 if N > 1 else 0.0) + 1\ny ~ Normal(mu, s)\n")
+    model = pplc.compile(source).condition({"N": 3, "y": [0.1, 0.2, 0.3]})
+    posterior = model.sample(chains=1, warmup=50, draws=20, seed=0)
+    assert np.all(np.isfinite(posterior["mu"]))
+    assert float(model.log_density({"mu": 0.0})) == pytest.approx(
+        float(np.sum(-0.5 * np.array([0.1, 0.2, 0.3]) ** 2 / 4 - np.log(2) - 0.5 * np.log(2 * np.pi))
+              - 0.5 * np.log(2 * np.pi)))

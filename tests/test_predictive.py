@@ -114,3 +114,18 @@ for n in range(N):
     expected = stats.multivariate_normal(np.full(3, mu), np.eye(3)).logpdf(y)
     np.testing.assert_allclose(log_lik[0, 7], expected, rtol=1e-10)
     assert posterior.posterior_predictive["y"].shape == (1, 50, 6, 3)
+
+
+def test_cli_prior_writes_prior_groups_with_the_model_dims(tmp_path):
+    eight = EXAMPLE.parent / "eight_schools"
+    out = tmp_path / "prior.nc"
+    result = subprocess.run([sys.executable, "-m", "pplc.cli", "sample", str(eight / "model.ppl"),
+                             "--data", str(eight / "data.json"), "--prior", "--draws", "100",
+                             "--output", str(out), "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    import arviz as az
+    idata = az.from_netcdf(out)
+    assert set(idata.groups()) == {"prior", "prior_predictive"}
+    assert idata.prior["theta"].dims == ("chain", "draw", "J")
+    assert idata.prior_predictive["y"].dims == ("chain", "draw", "J")
+    assert idata.prior["theta"].shape == (1, 400, 8)   # 4 chains x 100 draws, as one

@@ -33,6 +33,12 @@ _COMPARE: dict[str, Callable] = {
     "==": jnp.equal, "!=": jnp.not_equal, "<": jnp.less, "<=": jnp.less_equal,
     ">": jnp.greater, ">=": jnp.greater_equal,
 }
+# For two numbers known while tracing (sizes): a jnp comparison would be staged into the
+# traced program, and its bool() would fail under jit.
+_PY_COMPARE: dict[str, Callable] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+    ">": operator.gt, ">=": operator.ge,
+}
 
 
 def is_static(value) -> bool:
@@ -112,8 +118,8 @@ class Evaluator:
 
     def _Compare(self, e: ast.Compare, env):
         left, right = self(e.left, env), self(e.right, env)
-        if isinstance(left, (int, float)) and isinstance(right, (int, float)):
-            return bool(_COMPARE[e.op](left, right))
+        if isinstance(left, (int, float, np.number)) and isinstance(right, (int, float, np.number)):
+            return bool(_PY_COMPARE[e.op](left, right))
         return self._jax(e, lambda: _COMPARE[e.op](left, right))
 
     def _BoolOp(self, e: ast.BoolOp, env):

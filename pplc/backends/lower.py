@@ -13,7 +13,7 @@ The log density is Stan's: sum of the log densities of every `~` piece and every
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import jax
@@ -136,7 +136,12 @@ class LoweredModel:
             variable = self.graph[name]
             if variable.kind is Kind.LATENT or name in self.data.missing:
                 block = self._block(name)
-                x = jnp.broadcast_to(jnp.asarray(values[name], jnp.float64), block.shape)
+                if name not in values and variable.recover:  # made by a pass: from the user's
+                    given = {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
+                    x = self._deterministic(replace(variable, pieces=variable.recover),
+                                            {**env, **given})
+                else:
+                    x = jnp.broadcast_to(jnp.asarray(values[name], jnp.float64), block.shape)
                 parts.append(jnp.ravel(self._transform(variable, block, env).inverse(x)))
                 env[name] = self._with_imputed(name, env, x) if block.imputed else x
             elif variable.kind is Kind.DETERMINISTIC and name not in data:

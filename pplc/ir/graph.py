@@ -67,6 +67,9 @@ class Variable:
     recursive: bool = False      # a piece reads an earlier element of the variable itself
     internal: bool = False       # made by a pass (e.g. a noncentered variable's raw draws)
     marginalized: bool = False   # a discrete latent summed out: holds log P(value | rest)
+    # For an internal latent: `=` pieces computing it from the user's variables (the
+    # inverse of the pass's rewrite), so values given by a user map to the sampler's space.
+    recover: tuple[Piece, ...] = ()
 
     @property
     def plates(self) -> tuple[Plate, ...]:

@@ -318,7 +318,7 @@ def _noncenter(graph: Graph, variable: Variable) -> list[Variable]:
     raw_name = f"{variable.name}_std"
     while raw_name in graph:
         raw_name += "_"
-    raw_pieces, det_pieces = [], []
+    raw_pieces, det_pieces, recover_pieces = [], [], []
     for piece in variable.pieces:
         call = piece.distribution
         args = named_arguments(call)
@@ -343,8 +343,15 @@ def _noncenter(graph: Graph, variable: Variable) -> list[Variable]:
         if call.func == "LogNormal":
             value = ast.Call("exp", (value,), (), span, span)
         det_pieces.append(Piece(piece.plates, piece.indices, None, value, piece.span))
+        # theta_std = (theta - loc) / scale, or (log(theta) - loc) / scale for LogNormal.
+        user = ast.Name(variable.name, span) if piece.indices is None else \
+            ast.Index(ast.Name(variable.name, span), piece.indices, span)
+        if call.func == "LogNormal":
+            user = ast.Call("log", (user,), (), span, span)
+        standardized = ast.BinOp("/", ast.BinOp("-", user, loc, span), scale, span)
+        recover_pieces.append(Piece(piece.plates, piece.indices, None, standardized, piece.span))
     raw = Variable(raw_name, Kind.LATENT, tuple(raw_pieces), variable.declared_type,
-                   variable.span, internal=True)
+                   variable.span, internal=True, recover=tuple(recover_pieces))
     deterministic = Variable(variable.name, Kind.DETERMINISTIC, tuple(det_pieces), None,
                              variable.span)
     return [raw, deterministic]

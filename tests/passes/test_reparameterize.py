@@ -77,8 +77,17 @@ def test_the_rewrite_preserves_the_posterior_density():
         mu, tau, z = rng.normal(), rng.gamma(2.0), rng.normal(size=8)
         theta = mu + tau * z
         lp_c = float(centered.log_density({"mu": mu, "tau": tau, "theta": theta}))
-        lp_nc = float(noncentered.log_density({"mu": mu, "tau": tau, "theta_std": z}))
+        lp_nc = _sampler_density(noncentered, {"mu": mu, "tau": tau, "theta_std": z})
         assert lp_nc == pytest.approx(lp_c + 8 * np.log(tau), rel=1e-10)
+
+
+def _sampler_density(model, values) -> float:
+    """The density NUTS samples (the rewritten model's), at constrained values of its own
+    latents (theta_std included), without the constraint transforms' Jacobians."""
+    lowered = model.lowered
+    u = lowered.unconstrain(values, model.data)
+    _, log_jacobian = lowered._values(u, model.data)
+    return float(lowered.log_density(u, model.data) - log_jacobian)
 
 
 def test_decorators_override_the_choice():
@@ -158,3 +167,41 @@ def test_centered_choice_is_at_least_as_efficient_when_data_are_strong():
         return min(s["ess_bulk"] for s in posterior.summary().values()) / posterior.n_grad_evals
 
     assert ess_per_grad(kept) >= ess_per_grad(forced)
+
+
+def test_user_values_map_through_a_noncentered_rewrite():
+    """log_density(params) is the density of the model as written, and unconstrain
+    computes theta_std = (theta - mu) / tau (log theta for LogNormal) from the user's theta,
+    so constrain(unconstrain(params)) == params."""
+    from scipy import stats
+
+    model = pplc.compile(EIGHT.format(decorator="")).condition(EIGHT_DATA)
+    assert any(v.internal for v in model.graph.variables())     # the pass did noncenter
+    theta = np.linspace(-1.0, 2.0, 8)
+    params = {"mu": 1.0, "tau": 2.0, "theta": theta}
+    expected = (stats.norm(0, 5).logpdf(1.0) + stats.halfcauchy(scale=5).logpdf(2.0)
+                + stats.norm(1.0, 2.0).logpdf(theta).sum()
+                + stats.norm(theta, EIGHT_DATA["sigma"]).logpdf(EIGHT_DATA["y"]).sum())
+    assert float(model.log_density(params)) == pytest.approx(expected, rel=1e-12)
+    back = model.constrain(model.unconstrain(params))
+    np.testing.assert_allclose(back["theta"], theta, atol=1e-12)
+    assert float(back["tau"]) == pytest.approx(2.0, rel=1e-12)
+
+    lognormal = """\
+data J: int
+data y: real[J]
+mu ~ Normal(0, 1)
+s ~ HalfNormal(1)
+for j in range(J):
+    @noncentered
+    r[j] ~ LogNormal(mu, s)
+    y[j] ~ Normal(r[j], 10)
+"""
+    model = pplc.compile(lognormal).condition({"J": 3, "y": [1.0, 2.0, 3.0]})
+    r = np.array([0.5, 1.5, 4.0])
+    back = model.constrain(model.unconstrain({"mu": 0.2, "s": 0.7, "r": r}))
+    np.testing.assert_allclose(back["r"], r, rtol=1e-12)
+    expected = (stats.norm(0, 1).logpdf(0.2) + stats.halfnorm(scale=1).logpdf(0.7)
+                + stats.lognorm(s=0.7, scale=np.exp(0.2)).logpdf(r).sum()
+                + stats.norm(r, 10).logpdf([1.0, 2.0, 3.0]).sum())
+    assert float(model.log_density({"mu": 0.2, "s": 0.7, "r": r})) == pytest.approx(expected, rel=1e-12)
