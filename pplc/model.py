@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Hashable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,11 @@ from pplc.passes.pipeline import run_passes
 @functools.partial(jax.jit, static_argnums=0)
 def _constrain_all(constrain, flat, data):
     return jax.lax.map(lambda u: constrain(u, data), flat, batch_size=256)
+
+
+@functools.lru_cache(maxsize=16)
+def _jit_value_and_grad(log_density):
+    return jax.jit(jax.value_and_grad(log_density))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -72,6 +77,9 @@ class Model:
         self.definitions: Definitions = check_program(program)
         self.externs = externs
         self.graph: Graph = build_graph(program, None, self.definitions)
+        # Lowered models by what their compiled programs depend on (_program_key): new data
+        # of the same sizes reuse one, so they compile nothing again.
+        self._programs: dict[Hashable, Programs] = {}
 
     @property
     def source(self) -> Source:
@@ -114,7 +122,12 @@ class Model:
         # own statements; the passes then work on a model known to be sound.
         lower(graph, bound, self.externs, as_written=True)
         optimized = run_passes(graph, disabled_passes)
-        conditioned = ConditionedModel(lower(optimized, bound, self.externs))
+        lowered = lower(optimized, bound, self.externs)
+        key = _program_key(optimized, bound)
+        programs = self._programs.setdefault(key, Programs(lowered, lowered.log_density))
+        if len(self._programs) > _MAX_PROGRAMS:
+            self._programs.pop(next(iter(self._programs)))
+        conditioned = ConditionedModel(lowered, programs=programs)
         conditioned.unoptimized_graph = graph
         # The density of the user's own parameters (no reparameterization), lowered only
         # if `log_density(params)` is asked for on a reparameterized model.
@@ -123,14 +136,43 @@ class Model:
         return conditioned
 
 
+_MAX_PROGRAMS = 8
+
+
+class Programs(NamedTuple):
+    """The functions that key compiled programs, shared by models conditioned on data of
+    the same shapes. `log_density` is one bound-method object kept alive here: the
+    executable caches hold their function keys weakly, so a fresh `lowered.log_density`
+    per conditioned model would let them go with it."""
+
+    lowered: LoweredModel
+    log_density: Callable
+
+
+def _program_key(graph: Graph, bound) -> Hashable:
+    """What a lowered model's functions depend on besides the data arrays they are passed:
+    the final graph (so the passes' decisions), the sizes, the arrays' shapes and dtypes, and
+    where entries are missing. Data values are runtime arguments, never part of a program."""
+    return (tuple(graph.variables()),
+            tuple(sorted((k, int(v)) for k, v in bound.sizes.items())),
+            tuple(sorted((k, np.shape(v), str(np.asarray(v).dtype))
+                         for k, v in bound.arrays.items())),
+            tuple(sorted((k, m.shape, m.tobytes()) for k, m in bound.missing.items())))
+
+
 class ConditionedModel:
     """A model with its data: log densities as plain JAX functions, and sampling."""
 
-    def __init__(self, lowered: LoweredModel):
+    def __init__(self, lowered: LoweredModel, programs: Programs | None = None):
         self.lowered = lowered
         self.data = lowered.runtime_data()
-        # One function object for the model's lifetime: compiled samplers are cached on it.
-        self._log_density = lowered.log_density
+        # `programs`: an earlier lowering of the same model at the same sizes (or this one),
+        # whose functions key every compiled program (samplers, constrain, predictive).
+        # They read the data only through their `data` argument, so conditioning on new
+        # data of the same shapes compiles nothing.
+        programs = programs or Programs(lowered, lowered.log_density)
+        self._programs = programs.lowered
+        self._log_density = programs.log_density
 
     @property
     def graph(self) -> Graph:
@@ -146,7 +188,7 @@ class ConditionedModel:
 
     def unconstrained_log_density(self, u) -> jax.Array:
         """log p at a flat unconstrained vector, log-Jacobians included (jit/grad-able)."""
-        return self.lowered.log_density(jnp.asarray(u), self.data)
+        return self._log_density(jnp.asarray(u), self.data)
 
     def log_density(self, params: Mapping[str, Any]) -> jax.Array:
         """log p(params, data) at constrained latent values, without the Jacobian terms.
@@ -348,7 +390,7 @@ class ConditionedModel:
                         hint="leave the observations out of the data instead: NUTS then "
                              "samples them with the parameters, from the prior")
         keys = jax.random.split(jax.random.PRNGKey(seed), draws)
-        out = _simulate_all(lowered.simulate_prior, keys, self.data)
+        out = _simulate_all(self._programs.simulate_prior, keys, self.data)
         return {k: np.asarray(v) for k, v in out.items()
                 if internal or not self.graph[k].internal}
 
@@ -383,7 +425,7 @@ class ConditionedModel:
         chains, n, dim = positions.shape
         flat = jnp.asarray(positions.reshape(chains * n, dim))
         keys = jax.random.split(jax.random.PRNGKey(seed), chains * n)
-        predictions, log_lik = _predictive_all(self.lowered.predict, self.lowered.log_likelihood,
+        predictions, log_lik = _predictive_all(self._programs.predict, self._programs.log_likelihood,
                                                keys, flat, self.data)
         reshape = lambda v: np.asarray(v).reshape((chains, n) + v.shape[1:])  # noqa: E731
         posterior.posterior_predictive = {k: reshape(v) for k, v in predictions.items()}
@@ -393,12 +435,12 @@ class ConditionedModel:
         """(chain, draw, dim) unconstrained -> name -> (chain, draw, *shape) constrained."""
         chains, n, dim = positions.shape
         flat = jnp.asarray(positions.reshape(chains * n, dim))
-        values = _constrain_all(self.lowered.constrain, flat, self.data)
+        values = _constrain_all(self._programs.constrain, flat, self.data)
         return {name: np.asarray(v).reshape((chains, n) + v.shape[1:])
                 for name, v in values.items()}
 
     @functools.cached_property
     def value_and_grad(self) -> Callable:
         """jit(value_and_grad(log density)) with the data as a runtime argument."""
-        fn = jax.jit(jax.value_and_grad(self.lowered.log_density))
+        fn = _jit_value_and_grad(self._log_density)
         return lambda u: fn(jnp.asarray(u), self.data)
