@@ -12,7 +12,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", FutureWarning)

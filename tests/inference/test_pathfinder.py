@@ -12,7 +12,6 @@ import pytest
 import scipy.stats
 
 from pplc.errors import PplcError
-from pplc.inference import _cache
 from pplc.inference.pathfinder import (
     Approximation,
     _gaussian,
@@ -216,7 +215,7 @@ def _logistic_data(seed=0, n=200, dim=4):
 
 
 def test_logistic_regression_posterior_mean_matches_nuts():
-    numpyro = pytest.importorskip("numpyro")
+    pytest.importorskip("numpyro")
     from numpyro.diagnostics import effective_sample_size
     from numpyro.infer import MCMC, NUTS
 
