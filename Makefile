@@ -38,7 +38,9 @@ test: $(TEST_STAMP) dot
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
+# NumPyro enumerates the mixture's assignments with funsor (the `bench` extra).
 bench: $(TEST_STAMP)
+	@$(BIN)/python -c "import funsor" 2>/dev/null || $(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/python -m benchmarks
 
 clean:

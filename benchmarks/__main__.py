@@ -1,14 +1,19 @@
-"""`python -m benchmarks`: run the benchmarks, write and print the reports.
+"""`python -m benchmarks`: pplc against NumPyro, side by side, in one run.
 
-    python -m benchmarks [--only startup|overhead|passes] [--quick] [--no-numpyro]
-                         [--output benchmarks/results_skeleton.md]
-                         [--passes-output benchmarks/results_passes.md]
+    python -m benchmarks                      # the full run: results.md, results.png,
+                                              # scaling.png and results.json in benchmarks/
+    python -m benchmarks --only suite|scaling|coldwarm
+                                              # one part; merged into results.json, and
+                                              # results.md / the plots re-rendered
+    python -m benchmarks --only startup|passes
+                                              # older, separate reports (results_skeleton.md,
+                                              # results_passes.md)
+    python -m benchmarks --quick [--output-dir DIR]
+                                              # tiny sizes, smallest model: checks the
+                                              # harness only; its numbers mean nothing
 
-startup and overhead go to `--output`; passes (automatic reparameterization on models
-written centered, and scaling in N) to `--passes-output`. The full run takes about 10-15
-minutes on a 2-core machine (passes alone about 5). `--quick` shrinks every size
-(1 chain, 20+20 iterations, N=50) to check the harness in a minute or two; its numbers
-mean nothing. Raw results go next to each report as JSON (same name, `.json`).
+The full run takes about an hour on a 2-core machine (the suite: 9 models x 3 seeds x
+(pplc + NumPyro), each in a fresh process). `--seeds`, `--models` and `--single-seed` trim it.
 """
 
 from __future__ import annotations
@@ -16,71 +21,137 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks import overhead, passes, report, startup
+from benchmarks import coldwarm, passes, plots, report, results, scaling, startup, suite
 from benchmarks._common import machine
 
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results_skeleton.md"
-DEFAULT_PASSES_OUTPUT = Path(__file__).resolve().parent / "results_passes.md"
+HERE = Path(__file__).resolve().parent
+PARTS = ("suite", "scaling", "coldwarm")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    p.add_argument("--only", choices=PARTS + ("startup", "passes"))
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes on the smallest model: checks the harness only")
+    p.add_argument("--no-numpyro", action="store_true", help="skip the NumPyro side")
+    p.add_argument("--output-dir", type=Path, default=None,
+                   help="where results.md/png/json go (default benchmarks/; with --quick a "
+                        "temporary folder)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated suite models (default: all; see benchmarks/suite.py)")
+    p.add_argument("--single-seed", default="",
+                   help="comma-separated models run with the first seed only (time budget)")
+    return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    p.add_argument("--only", choices=["startup", "overhead", "passes"])
-    p.add_argument("--quick", action="store_true", help="tiny sizes: checks the harness only")
-    p.add_argument("--no-numpyro", action="store_true", help="skip the NumPyro configurations")
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    p.add_argument("--passes-output", type=Path, default=DEFAULT_PASSES_OUTPUT)
-    args = p.parse_args(argv)
-    settings = run_all(args.output, only=args.only, quick=args.quick, numpyro=not args.no_numpyro,
-                       passes_output=args.passes_output)
-    for out in settings["written"]:
-        print(Path(out).read_text())
-    print(f"(reports: {', '.join(settings['written'])}; raw: same names, .json; "
-          f"{settings['elapsed_s']:.0f} s)", file=sys.stderr)
+    args = parse_args(argv)
+    out_dir = args.output_dir or (Path(tempfile.gettempdir()) / "pplc-bench-quick"
+                                  if args.quick else HERE)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.only in ("startup", "passes"):
+        return run_legacy(args.only, out_dir, args.quick, not args.no_numpyro)
+    written = run_parts(args, out_dir)
+    print(Path(written[0]).read_text())
+    print(f"(written: {', '.join(map(str, written))})", file=sys.stderr)
     return 0
 
 
-def run_all(output: Path, *, only: str | None = None, quick: bool = False,
-            numpyro: bool = True, passes_output: Path = DEFAULT_PASSES_OUTPUT,
-            log=lambda s: print(s, file=sys.stderr, flush=True)) -> dict:
-    """Run the selected benchmarks, write the Markdown reports and their `.json`;
-    return settings (with "written": the report paths)."""
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def suite_settings(args) -> suite.Settings:
+    names = tuple(args.models.split(",")) if args.models else tuple(s.name for s in suite.SPECS)
+    unknown = [n for n in names if n not in suite.SPEC_BY_NAME]
+    if unknown:
+        raise SystemExit(f"unknown model(s) {unknown}; known: {list(suite.SPEC_BY_NAME)}")
+    if args.quick:
+        return suite.Settings(chains=2, warmup=30, draws=30, seeds=(0,),
+                              numpyro=not args.no_numpyro,
+                              models=names if args.models else ("eight_schools_noncentered",))
+    return suite.Settings(seeds=tuple(range(args.seeds)), numpyro=not args.no_numpyro,
+                          models=names, single_seed=tuple(filter(None, args.single_seed.split(","))))
+
+
+def run_parts(args, out_dir: Path) -> list[Path]:
+    """Run the selected parts, merge them into results.json, render results.md and plots."""
     started = time.perf_counter()
-    if quick:
-        s_kw = dict(chains=1, warmup=20, draws=5)
-        o_kw = dict(n=50, k=3, chains=1, warmup=20, draws=20)
-        p_kw = dict(chains=1, warmup=20, draws=20, hier_n=200, hier_groups=10,
-                    ns=(100, 1000))
-    else:
-        s_kw = dict(chains=4, warmup=1000, draws=10)
-        o_kw = dict(n=1000, k=10, chains=4, warmup=1000, draws=1000)
-        p_kw = dict(chains=4, warmup=1000, draws=1000)
-    settings = {"seed": 0, "startup": s_kw, "overhead": o_kw, "passes": p_kw, "written": []}
-    mach = machine()
-    if only in (None, "startup", "overhead"):
-        st = ov = None
-        if only in (None, "startup"):
-            st = startup.run(numpyro=numpyro, log=log, **s_kw)
-        if only in (None, "overhead"):
-            ov = overhead.run(numpyro=numpyro, log=log, **o_kw)
-        settings["elapsed_s"] = time.perf_counter() - started
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(report.render(mach, {k: settings[k] for k in
-                                               ("seed", "startup", "overhead")}, st, ov))
-        output.with_suffix(".json").write_text(json.dumps(
-            {"machine": mach, "settings": settings, "startup": st, "overhead": ov}, indent=1))
-        settings["written"].append(str(output))
-    if only in (None, "passes"):
+    settings = suite_settings(args)
+    raw_path = out_dir / "results.json"
+    raw = json.loads(raw_path.read_text()) if args.only and raw_path.exists() else {}
+    parts = (args.only,) if args.only else PARTS
+    elapsed = raw.setdefault("elapsed_s", {})
+    with tempfile.TemporaryDirectory(prefix="pplc-bench-") as tmp:
+        folder = Path(tmp)
         t = time.perf_counter()
-        res = passes.run(numpyro=numpyro, log=log, **p_kw)
-        p_settings = {"seed": 0, **p_kw, "elapsed_s": round(time.perf_counter() - t)}
-        passes.write(passes_output, mach, p_settings, res)
-        settings["written"].append(str(passes_output))
-    settings["elapsed_s"] = time.perf_counter() - started
-    return settings
+        if "suite" in parts:
+            log(f"suite: {len(settings.models)} models, seeds {settings.seeds}")
+            res = suite.run(settings, folder, quick=args.quick, log=log)
+            raw["suite"] = {"settings": asdict(settings), "rows": res["rows"],
+                            "density": res["density"]}
+            elapsed["suite"], t = time.perf_counter() - t, time.perf_counter()
+        if "coldwarm" in parts:
+            log("cold/warm start of `pplc sample`")
+            models = (settings.models[:1] if args.quick else
+                      [m for m in coldwarm.MODELS if m in settings.models])
+            paths = suite.write_data(folder, args.quick, tuple(models))
+            raw["coldwarm"] = coldwarm.run(paths, folder, models=models, log=log,
+                                           chains=settings.chains, warmup=settings.warmup,
+                                           draws=settings.draws)
+            elapsed["coldwarm"], t = time.perf_counter() - t, time.perf_counter()
+        if "scaling" in parts:
+            log("scaling in N")
+            raw["scaling"] = scaling.run((100, 1000) if args.quick else scaling.NS,
+                                         numpyro=settings.numpyro, log=log)
+            elapsed["scaling"] = time.perf_counter() - t
+    raw["machine"] = machine()
+    elapsed["last_run"] = time.perf_counter() - started
+    raw_path.write_text(json.dumps(raw, indent=1, default=str))
+    return render_all(raw, out_dir)
+
+
+def render_all(raw: dict, out_dir: Path) -> list[Path]:
+    """results.md, results.png and scaling.png from the raw results (results.json)."""
+    suite_raw = raw.get("suite") or {"settings": asdict(suite.Settings()), "rows": [],
+                                     "density": {}}
+    summary = suite.summarize(suite_raw["rows"])
+    settings = dict(suite_raw["settings"], elapsed_s=raw["elapsed_s"])
+    md = out_dir / "results.md"
+    md.write_text(results.render(raw["machine"], settings, summary, suite_raw["density"],
+                                 raw.get("coldwarm") or [], raw.get("scaling") or []))
+    written = [md, out_dir / "results.json"]
+    if summary:
+        written.append(plots.plot_ratios(summary, out_dir / "results.png"))
+    if raw.get("scaling"):
+        written.append(plots.plot_scaling(raw["scaling"], out_dir / "scaling.png"))
+    return written
+
+
+def run_legacy(part: str, out_dir: Path, quick: bool, numpyro: bool) -> int:
+    """The older, separate reports: start-up breakdown and the reparameterization pass."""
+    mach = machine()
+    if part == "startup":
+        kw = dict(chains=1, warmup=20, draws=5) if quick else dict(chains=4, warmup=1000,
+                                                                     draws=10)
+        rows = startup.run(numpyro=numpyro, log=log, **kw)
+        out = out_dir / "results_skeleton.md"
+        out.write_text(report.render(mach, {"seed": 0, **kw}, rows))
+        out.with_suffix(".json").write_text(json.dumps(
+            {"machine": mach, "settings": kw, "startup": rows}, indent=1))
+    else:
+        kw = (dict(chains=1, warmup=20, draws=20, hier_n=200, hier_groups=10) if quick
+              else dict(chains=4, warmup=1000, draws=1000))
+        out = out_dir / "results_passes.md"
+        passes.write(out, mach, {"seed": 0, **kw}, passes.run(numpyro=numpyro, log=log, **kw))
+    print(out.read_text())
+    return 0
 
 
 if __name__ == "__main__":

@@ -88,17 +88,25 @@ def run_worker(mode: str, config: dict, timeout: float = 600) -> dict:
 
 
 def run_cli(model: Path, data: Path, out_dir: Path, *, chains: int, warmup: int, draws: int,
-            seed: int = 0, chain_method: str = "auto", timeout: float = 600) -> dict:
-    """The real `pplc sample` command in a fresh process: wall time and its summary JSON."""
+            seed: int = 0, chain_method: str = "auto", timeout: float = 600,
+            cache_dir: Path | None = None, no_cache: bool = False, tag: str = "") -> dict:
+    """The real `pplc sample` command in a fresh process: wall time and its summary JSON.
+
+    `cache_dir` points pplc's persistent compilation cache somewhere (`PPLC_CACHE_DIR`);
+    `no_cache` passes `--no-cache`. Without either, pplc uses the user's cache folder."""
     exe = Path(python()).parent / "pplc"
     cmd = [str(exe)] if exe.exists() else [python(), "-m", "pplc.cli"]
-    summary = out_dir / f"cli-summary-{model.parent.name}-{chain_method}.json"
+    summary = out_dir / f"cli-summary-{model.parent.name}-{chain_method}{tag}.json"
     cmd += ["sample", str(model), "--data", str(data), "--chains", str(chains),
             "--warmup", str(warmup), "--draws", str(draws), "--seed", str(seed),
             "--chain-method", chain_method, "--summary", str(summary), "--quiet", "--force"]
+    cmd += ["--no-cache"] if no_cache else []
+    env = _env()
+    if cache_dir is not None:
+        env["PPLC_CACHE_DIR"] = str(cache_dir)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env=_env())
+                          env=env)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"pplc sample failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
@@ -113,18 +121,6 @@ def _env() -> dict:
     env.setdefault("PYTHONWARNINGS", "ignore")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
-
-
-def write_linreg_data(path: Path, n: int = 1000, k: int = 10, seed: int = 0) -> Path:
-    """Simulate y = alpha + X beta + noise (fixed seed) and write pplc's JSON data format."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, k))
-    beta = rng.normal(0, 1, size=k)
-    y = 0.5 + X @ beta + rng.normal(0, 1.0, size=n)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"N": n, "K": k, "X": X.round(6).tolist(),
-                                "y": y.round(6).tolist()}))
-    return path
 
 
 def min_bulk_ess(draws: dict[str, Any]) -> tuple[float, str]:

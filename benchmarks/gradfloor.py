@@ -70,3 +70,21 @@ def python_call_seconds(logdensity: Callable[[Any, Any], Any], x0, data, calls: 
         jax.block_until_ready(fn(x0, data))
         times[i] = time.perf_counter() - t
     return float(np.median(times))
+
+
+def calibrated_in_loop_seconds(logdensity: Callable[[Any, Any], Any], x0, data) -> float:
+    """`in_loop_seconds` with the first loop length fitted to one call's cost (about
+    0.05 s per loop): 1000 iterations of a millisecond gradient (an ODE solve, N = 1e6
+    rows) would spend seconds on calibration alone."""
+    import jax
+    import jax.numpy as jnp
+
+    fn = jax.jit(jax.value_and_grad(logdensity))
+    x0 = jnp.asarray(x0)
+    jax.block_until_ready(fn(x0, data))
+    t = time.perf_counter()
+    for _ in range(3):
+        jax.block_until_ready(fn(x0, data))
+    one = (time.perf_counter() - t) / 3
+    n0 = int(min(1000, max(4, 0.05 / max(one, 1e-9))))
+    return in_loop_seconds(logdensity, x0, data, n0=n0)

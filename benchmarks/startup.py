@@ -3,7 +3,8 @@
 What a user waits for on a small model is dominated by compilation, not sampling
 (PERFORMANCE.md: NumPyro's cold eight schools takes about 6.5 s and 74 XLA compiles
 for 0.4 s of sampling). Every configuration runs in a FRESH process, so nothing is
-cached in memory (JAX's persistent compilation cache is off by default and left off):
+cached in memory, and the CLI runs with `--no-cache` (its persistent cache is the
+`coldwarm` part's subject):
 
 * `pplc CLI`: the real `pplc sample ... --summary` command; wall time from launch to exit,
   and pplc's own `compile_seconds` (everything but warmup+sampling) from its summary.
@@ -52,7 +53,8 @@ def run(models: dict[str, tuple[Path, Path, str]] | None = None, *, chains: int 
                 return r
 
             add("pplc CLI", lambda: run_cli(model, data, Path(tmp), chains=chains,
-                                            warmup=warmup, draws=draws, seed=seed))
+                                            warmup=warmup, draws=draws, seed=seed,
+                                            no_cache=True))
             add("pplc API", lambda: run_worker("pplc_api", base))
             add("pplc breakdown", lambda: run_worker("pplc_breakdown", base))
             if numpyro:

@@ -14,10 +14,12 @@ Modes:
                   included), sampler compile, warmup+sampling, constraining the draws.
                   Uses pplc internals (initial_positions, sample_nuts).
   numpyro_run     the same model in NumPyro: MCMC(NUTS).run twice (second with a new seed).
-  pplc_overhead   4 x (1000+1000) with one chain method, ESS, and the gradient floor.
-  numpyro_overhead  the same in NumPyro (warmup and run split to count warmup gradients).
-  pplc_mcmc, numpyro_mcmc, pplc_scaling, numpyro_scaling
-                  defined in `benchmarks.passes` (reparameterization and scaling in N).
+  suite_pplc, suite_numpyro, density_check
+                  defined in `benchmarks.suite` (the model suite, side by side).
+  pplc_scaling, numpyro_scaling
+                  defined in `benchmarks.scaling` (cost against the data size N).
+  pplc_mcmc, numpyro_mcmc
+                  defined in `benchmarks.passes` (automatic reparameterization).
 """
 
 import time
@@ -160,87 +162,22 @@ def numpyro_run(config: dict) -> dict:
     return out
 
 
-def pplc_overhead(config: dict) -> dict:
-    jax, counter, _ = _setup(config)
-    import numpy as np
-
-    import pplc
-    from benchmarks import gradfloor
-    from benchmarks._common import min_bulk_ess
-
-    cm = pplc.compile(config["model"]).condition(config["data"])
-    snap = counter.snapshot()
-    t = time.perf_counter()
-    posterior = cm.sample(chains=config["chains"], warmup=config["warmup"],
-                          draws=config["draws"], seed=config.get("seed", 0),
-                          chain_method=config["chain_method"])
-    out = {"cold_s": time.perf_counter() - t, "cold_xla": counter.since(snap),
-           "exec_s": posterior.sampling_seconds, "compile_s": posterior.compile_seconds,
-           "n_grad_evals": posterior.n_grad_evals, "divergences": posterior.divergences,
-           "dim": cm.dim}
-    out["min_ess_bulk"], out["min_ess_where"] = min_bulk_ess(posterior.draws)
-    if config.get("floor", True):
-        x0 = np.full(cm.dim, 0.1)
-        out["grad_in_loop_s"] = gradfloor.in_loop_seconds(cm.lowered.log_density, x0, cm.data)
-        out["grad_call_median_s"] = gradfloor.python_call_seconds(
-            cm.lowered.log_density, x0, cm.data)
-    return out
+MODES = {f.__name__: f for f in (pplc_api, pplc_breakdown, numpyro_run)}
 
 
-def numpyro_overhead(config: dict) -> dict:
-    jax, counter, _ = _setup(config)
-    import numpy as np
-    from jax.flatten_util import ravel_pytree
-    from numpyro.infer.util import initialize_model
+def _other_modes() -> dict:
+    """Modes defined next to the benchmarks that use them, imported only when asked for."""
+    from benchmarks import passes, scaling, suite
 
-    from benchmarks import gradfloor
-    from benchmarks._common import min_bulk_ess
-
-    numpyro, model, kwargs, mcmc = _numpyro_mcmc(config)
-    key = jax.random.PRNGKey(config.get("seed", 0))
-    snap = counter.snapshot()
-    t = time.perf_counter()
-    # warmup and run separately, so that warmup leapfrog steps can be counted too
-    mcmc.warmup(key, extra_fields=("num_steps",), collect_warmup=True, **kwargs)
-    warm_steps = int(np.asarray(mcmc.get_extra_fields()["num_steps"]).sum())
-    mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=("num_steps",), **kwargs)
-    draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
-    steps = int(np.asarray(mcmc.get_extra_fields()["num_steps"]).sum())
-    cold = time.perf_counter() - t
-    xla = counter.since(snap)
-    out = {"cold_s": cold, "cold_xla": xla,
-           # exec: wall minus everything JAX reports as compilation (trace, MLIR, XLA)
-           "exec_s": cold - xla["pipeline_s"],
-           "n_grad_evals": warm_steps + steps, "x64": bool(jax.config.jax_enable_x64)}
-    out["min_ess_bulk"], out["min_ess_where"] = min_bulk_ess(draws)
-    if config.get("floor", True):
-        info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=kwargs)
-        flat, unravel = ravel_pytree(info.param_info.z)
-        potential = info.potential_fn
-
-        def logdensity(x, data):
-            return -potential(unravel(x))
-
-        x0 = np.full(flat.shape[0], 0.1)
-        out["dim"] = int(flat.shape[0])
-        out["grad_in_loop_s"] = gradfloor.in_loop_seconds(logdensity, x0, None)
-        out["grad_call_median_s"] = gradfloor.python_call_seconds(logdensity, x0, None)
-    return out
-
-
-MODES = {f.__name__: f for f in (pplc_api, pplc_breakdown, numpyro_run, pplc_overhead,
-                                 numpyro_overhead)}
+    return {**passes.WORKER_MODES, **scaling.WORKER_MODES,
+            **{f.__name__: f for f in (suite.suite_pplc, suite.suite_numpyro,
+                                       suite.density_check)}}
 
 
 def main() -> None:
     mode, config = sys.argv[1], json.loads(sys.argv[2])
     interpreter_s = _WALL0 - config["launched_at"] if "launched_at" in config else None
-    if mode in MODES:
-        fn = MODES[mode]
-    else:  # modes of other benchmark modules, imported only when asked for
-        from benchmarks.passes import WORKER_MODES
-
-        fn = WORKER_MODES[mode]
+    fn = MODES[mode] if mode in MODES else _other_modes()[mode]
     result = fn(config)
     result["interpreter_s"] = interpreter_s
     result["worker_s"] = _clock()
