@@ -94,8 +94,8 @@ def run_parts(args, out_dir: Path) -> list[Path]:
         if "suite" in parts:
             log(f"suite: {len(settings.models)} models, seeds {settings.seeds}")
             res = suite.run(settings, folder, quick=args.quick, log=log)
-            raw["suite"] = {"settings": asdict(settings), "rows": res["rows"],
-                            "density": res["density"]}
+            raw["suite"] = merge_suite(raw.get("suite"), {
+                "settings": asdict(settings), "rows": res["rows"], "density": res["density"]})
             elapsed["suite"], t = time.perf_counter() - t, time.perf_counter()
         if "coldwarm" in parts:
             log("cold/warm start of `pplc sample`")
@@ -115,6 +115,22 @@ def run_parts(args, out_dir: Path) -> list[Path]:
     elapsed["last_run"] = time.perf_counter() - started
     raw_path.write_text(json.dumps(raw, indent=1, default=str))
     return render_all(raw, out_dir)
+
+
+def merge_suite(old: dict | None, new: dict) -> dict:
+    """The new run's models replace theirs in an earlier suite; the other models' rows stay
+    (so `--only suite --models X` re-measures X after a change without rerunning all)."""
+    if not old:
+        return new
+    rerun = set(new["settings"]["models"])
+    rows = [r for r in old["rows"] if r["model"] not in rerun] + new["rows"]
+    order = [m for m in old["settings"]["models"] if m not in rerun] + list(new["settings"]["models"])
+    single = set(old["settings"].get("single_seed", ())) - rerun
+    settings = dict(new["settings"], models=order,
+                    single_seed=sorted(single | set(new["settings"].get("single_seed", ()))))
+    density = {**{k: v for k, v in (old.get("density") or {}).items() if k not in rerun},
+               **(new.get("density") or {})}
+    return {"settings": settings, "rows": rows, "density": density}
 
 
 def render_all(raw: dict, out_dir: Path) -> list[Path]:
