@@ -131,13 +131,13 @@ class LoweredModel:
     def unconstrain(self, values: Mapping[str, Any], data: Mapping[str, jax.Array]) -> jax.Array:
         """The inverse of `constrain` for the latents: constrained values -> u."""
         env: Env = {**self.data.sizes, **data}
+        given = {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
         parts = []
         for name in self.order:
             variable = self.graph[name]
             if variable.kind is Kind.LATENT or name in self.data.missing:
                 block = self._block(name)
                 if name not in values and variable.recover:  # made by a pass: from the user's
-                    given = {k: jnp.asarray(v, jnp.float64) for k, v in values.items()}
                     x = self._deterministic(replace(variable, pieces=variable.recover),
                                             {**env, **given})
                 else:
