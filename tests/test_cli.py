@@ -52,7 +52,7 @@ def test_sample_writes_summary_and_netcdf(tmp_path):
     assert list(doc["parameters"]) == ["alpha", "beta[0]", "beta[1]", "beta[2]", "sigma"]
     for stats in doc["parameters"].values():
         assert set(stats) == {"mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk",
-                              "ess_tail"}
+                              "ess_tail", "mcse_mean"}
     assert isinstance(doc["divergences"], int) and doc["n_grad_evals"] > 0
     # The true slope is 2.0 (simulate.py); 200 x 2 draws put it well inside 5%-95%.
     assert doc["parameters"]["beta[0]"]["q5"] < 2.0 < doc["parameters"]["beta[0]"]["q95"] + 0.2

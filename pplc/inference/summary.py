@@ -2,10 +2,12 @@
 netCDF draws.
 
 R-hat (rank-normalized, split) and bulk/tail ESS come from ArviZ, so they are the numbers
-the field already trusts. The summary JSON is a public interface:
+the field already trusts. The Monte Carlo standard error of the mean is ArviZ's and Stan's
+(Vehtari et al. 2021): sd / sqrt(ESS of the mean), with the plain (not rank-normalized)
+ESS. The summary JSON is a public interface:
 
     {"parameters": {"mu": {"mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk",
-                           "ess_tail"}, "theta[0]": {...}, "X[1,2]": {...}},
+                           "ess_tail", "mcse_mean"}, "theta[0]": {...}, "X[1,2]": {...}},
      "divergences": int, "n_grad_evals": int, "compile_seconds": float,
      "sampling_seconds": float}
 
@@ -24,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-STAT_KEYS = ("mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk", "ess_tail")
+STAT_KEYS = ("mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk", "ess_tail", "mcse_mean")
 
 
 def element_names(name: str, shape: tuple[int, ...]) -> list[str]:
@@ -181,16 +183,21 @@ def summarize(posterior: Mapping[str, np.ndarray],
                                                                              np.nan)
             ess_bulk = np.asarray(az.ess(data, method="bulk")["x"])
             ess_tail = np.asarray(az.ess(data, method="tail")["x"])
+            # The ESS of the mean itself (no rank normalization): what the MCSE needs.
+            ess_mean = np.asarray(az.ess(data, method="mean")["x"])
         pooled = flat.reshape(chains * n, -1)
         q5, q50, q95 = np.quantile(pooled, [0.05, 0.5, 0.95], axis=0)
         mean = pooled.mean(axis=0)
         sd = pooled.std(axis=0, ddof=1) if pooled.shape[0] > 1 else np.full(mean.shape, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mcse_mean = sd / np.sqrt(ess_mean)   # Vehtari et al. (2021), as arviz.mcse
         names = labels.get(name) or element_names(name, shape)
         for k, element in enumerate(names):
             out[element] = {
                 "mean": _num(mean[k]), "sd": _num(sd[k]), "q5": _num(q5[k]),
                 "q50": _num(q50[k]), "q95": _num(q95[k]), "r_hat": _num(r_hat[k]),
                 "ess_bulk": _num(ess_bulk[k]), "ess_tail": _num(ess_tail[k]),
+                "mcse_mean": _num(mcse_mean[k]),
             }
     return out
 
