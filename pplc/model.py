@@ -356,7 +356,37 @@ class ConditionedModel:
             dims={name: list(names) for name, names in self.dims.items()},
             attrs={"inference_library": "pplc", "inference_library_version": __version__,
                    **attrs},
+            roles=self.roles,
         )
+
+    @functools.cached_property
+    def roles(self) -> dict[str, str]:
+        """Each recorded variable's role in the summary, "latent" or "deterministic", in
+        the order the model declares them (by the first statement that defines each).
+
+        Roles are those of the model as written: a noncentered `theta` is the user's
+        latent even though the sampler draws `theta_std`; imputed entries of partly
+        observed data are latents; a summed-out `z` is a latent and its probabilities
+        `z_prob` a deterministic. A pass's internal variables never appear."""
+        written = getattr(self, "unoptimized_graph", self.graph)
+
+        def variable(name):
+            return written[name] if name in written else self.graph[name]
+
+        def defined_at(name):  # its first `~` or `=` (for data with missing entries, the `~`)
+            spans = [piece.span for piece in variable(name).pieces] or [variable(name).span]
+            return min((span.line, span.column) for span in spans)
+
+        roles: dict[str, str] = {}
+        names = sorted(self.lowered.recorded_names, key=defined_at)
+        for name in names:
+            if variable(name).internal:
+                continue
+            latent = variable(name).kind is Kind.LATENT or name in self.lowered.data.missing
+            roles[name] = "latent" if latent else "deterministic"
+            if self.graph[name].marginalized:
+                roles[f"{name}_prob"] = "deterministic"
+        return roles
 
     @functools.cached_property
     def dims(self) -> dict[str, list[str]]:
@@ -405,7 +435,8 @@ class ConditionedModel:
             sample_stats={}, n_grad_evals=0, compile_seconds=0.0,
             sampling_seconds=time.perf_counter() - started,
             posterior_predictive={k: v[None] for k, v in values.items() if k in observed},
-            dims=self.dims, attrs={"inference_method": "prior", "seed": seed}, prior=True)
+            dims=self.dims, attrs={"inference_method": "prior", "seed": seed}, prior=True,
+            roles=self.roles)
 
     def posterior_predictive(self, posterior: Posterior, seed: int = 0) -> dict[str, np.ndarray]:
         """Replicated observations, one per posterior draw: name -> (chain, draw, *shape).

@@ -9,12 +9,16 @@ and `y` over `J` in eight schools), the same names in every ArviZ group. A varia
 `labels` is partly observed: its draws are only the imputed entries, on an axis of their
 own (`y_missing`), while its observed data, predictive draws and log-likelihood keep the
 variable's dims.
+
+`roles` says which variables are the model's latents and which its deterministics, in the
+order the model declares them; the summary lists the latents first in that order (see
+`variable_names`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -35,6 +39,7 @@ class Posterior:
     posterior_predictive: dict[str, np.ndarray] = field(default_factory=dict)
     log_likelihood: dict[str, np.ndarray] = field(default_factory=dict)
     prior: bool = False   # draws from the prior (groups prior and prior_predictive)
+    roles: dict[str, str] = field(default_factory=dict)  # name -> "latent" | "deterministic"
 
     @property
     def num_chains(self) -> int:
@@ -49,9 +54,49 @@ class Posterior:
         diverging = self.sample_stats.get("diverging")
         return int(np.sum(diverging)) if diverging is not None else 0
 
-    def summary(self) -> dict[str, dict[str, float]]:
-        """Per element: mean, sd, q5, q50, q95, r_hat, ess_bulk, ess_tail."""
-        return _summary.summarize(self.draws, self.labels)
+    def role(self, name: str) -> str:
+        """"latent" or "deterministic"; without roles (draws made by hand) every variable
+        counts as a latent."""
+        return self.roles.get(name, "deterministic" if self.roles else "latent")
+
+    def variable_names(self) -> list[str]:
+        """The variables in the summary's order: the model's latents in the order the
+        model declares them, then its deterministics (draws without roles: their own
+        order)."""
+        known = [name for name in self.roles if name in self.draws]
+        names = known + [name for name in self.draws if name not in self.roles]
+        return sorted(names, key=lambda name: self.role(name) != "latent")
+
+    def element_names(self, name: str) -> list[str]:
+        """`theta[0]`, `X[1,2]`, ... of one variable, as the summary names them (only the
+        imputed entries of a partly observed variable)."""
+        return self.labels.get(name) or _summary.element_names(name, self.draws[name].shape[2:])
+
+    def summary(self, var_names: str | Sequence[str] | None = None
+                ) -> dict[str, dict[str, float]]:
+        """Per element: mean, sd, q5, q50, q95, r_hat, ess_bulk, ess_tail, mcse_mean.
+
+        Latents first, in the order the model declares them, then deterministics.
+        `var_names` picks variables (`["mu", "tau"]`) or single elements (`"theta[0]"`), in
+        that order; an unknown name raises `PplcError` with a did-you-mean hint.
+
+        Example:
+            >>> posterior.summary(var_names=["mu", "theta[0]"])["mu"]["mcse_mean"]  # doctest: +SKIP
+        """
+        chosen = _summary.select_variables(var_names, self.variable_names(), self.element_names)
+        stats = _summary.summarize({name: self.draws[name] for name in chosen}, self.labels)
+        return {element: stats[element] for name, picked in chosen.items()
+                for element in (picked or self.element_names(name))}
+
+    def print_summary(self, var_names: str | Sequence[str] | None = None, *,
+                      expand: bool = False, title: str = "", console=None) -> None:
+        """The table `pplc sample` prints: latents first, each array of deterministics on
+        one line (the range of its means, R-hat and ESS) unless `expand` or named in
+        `var_names`; then the run's diagnostics in plain words."""
+        from pplc.inference.report import print_summary
+        print_summary(self.summary(), self, title=title, console=console,
+                      var_names=var_names, expand=expand,
+                      how_to_expand="var_names=[NAME] or expand=True")
 
     def summary_json(self, **extra: Any) -> dict:
         return _summary.summary_json(self.summary(), self.divergences, self.n_grad_evals,

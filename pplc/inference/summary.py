@@ -22,9 +22,11 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+
+from pplc.errors import did_you_mean, error
 
 STAT_KEYS = ("mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk", "ess_tail", "mcse_mean")
 
@@ -34,6 +36,42 @@ def element_names(name: str, shape: tuple[int, ...]) -> list[str]:
     if not shape:
         return [name]
     return [f"{name}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*shape)]
+
+
+def select_variables(var_names: str | Sequence[str] | None, variables: Sequence[str],
+                     element_names: Callable[[str], list[str]]
+                     ) -> dict[str, list[str] | None]:
+    """The variables (and elements) that `var_names` asks for, in the order asked:
+    variable name -> None for all its elements, or the list of those named (`theta[0]`).
+    `None` asks for every variable, in the order of `variables`.
+
+    A name that is neither a variable nor one of its elements is a user error, with a
+    did-you-mean hint (`--vars H` -> did you mean 'H0'?)."""
+    if var_names is None:
+        return {name: None for name in variables}
+    if isinstance(var_names, str):
+        var_names = [var_names]
+    chosen: dict[str, list[str] | None] = {}
+    for wanted in var_names:
+        base = wanted.split("[", 1)[0]
+        if wanted in variables:
+            chosen[wanted] = None
+        elif base in variables and base != wanted:
+            elements = element_names(base)
+            if wanted not in elements:
+                raise error(f"'{base}' has no element '{wanted}'",
+                            hint=f"its elements are {_span_of(elements)}")
+            if chosen.get(base, []) is not None:
+                chosen.setdefault(base, []).append(wanted)
+        else:
+            raise error(f"unknown variable '{wanted}'",
+                        hint=did_you_mean(base, variables)
+                        or f"the variables are {', '.join(variables)}")
+    return chosen
+
+
+def _span_of(elements: Sequence[str]) -> str:
+    return ", ".join(elements) if len(elements) <= 3 else f"{elements[0]} .. {elements[-1]}"
 
 
 def _arviz():
