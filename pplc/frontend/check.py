@@ -37,12 +37,23 @@ class Definitions:
     assigned: dict[str, list[ast.Assign]] = field(default_factory=dict)
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
     externs: dict[str, ast.ExternDef] = field(default_factory=dict)
+    # The name sets, cached: checks ask for them once per expression, and rebuilding them
+    # each time made checking quadratic in the number of statements. The tables only grow
+    # (by new keys), so their sizes tell when a cached set is stale.
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def variables(self) -> set[str]:
-        return set(self.data) | set(self.sampled) | set(self.assigned)
+    def variables(self) -> frozenset[str]:
+        return self._cached("variables", (self.data, self.sampled, self.assigned))
 
-    def callables(self) -> set[str]:
-        return set(self.functions) | set(self.externs)
+    def callables(self) -> frozenset[str]:
+        return self._cached("callables", (self.functions, self.externs))
+
+    def _cached(self, key: str, tables: tuple[dict, ...]) -> frozenset[str]:
+        sizes = tuple(len(t) for t in tables)
+        hit = self._cache.get(key)
+        if hit is None or hit[0] != sizes:
+            hit = self._cache[key] = (sizes, frozenset().union(*tables))
+        return hit[1]
 
 
 def flatten(statements, plates=()) -> list[tuple[object, tuple[ast.For, ...]]]:
@@ -277,10 +288,13 @@ def _check_distribution(expr, scope, defs, source, diags, *, inner=False):
 
 def _check_expr(expr, scope, defs, source, diags, *, local_names=None):
     """Names exist, calls are to known functions with the right arity."""
-    known = defs.variables() | scope | set(CONSTANTS) if local_names is None \
-        else local_names | set(CONSTANTS)
+    # Membership is tested table by table: building the union of every model variable for
+    # each expression would make checking a long model quadratic.
+    tables = (defs.variables(), scope, CONSTANTS) if local_names is None \
+        else (local_names, CONSTANTS)
     for node in ast.walk(expr):
-        if isinstance(node, ast.Name) and node.id not in known:
+        if isinstance(node, ast.Name) and not any(node.id in t for t in tables):
+            known = set().union(*tables)
             if local_names is not None and node.id in defs.variables():
                 diags.add(f"function bodies can only read their parameters and local names, "
                           f"not the model variable '{node.id}'", source, node.span,
