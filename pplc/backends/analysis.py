@@ -15,7 +15,7 @@ import networkx as nx
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import distributions as dists
+from pplc.backends import distributions as dists, recurrence
 from pplc.backends.data import BoundData
 from pplc.backends.transforms import VECTOR_KINDS, transform_for
 from pplc.backends.evaluate import Evaluator, call_params, over_plates, plate_ranges, \
@@ -25,7 +25,7 @@ from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
 from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
-from pplc.ir.graph import Graph, Kind, Piece, Variable
+from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 
 
 def lower(graph: Graph, data: BoundData, externs: Mapping[str, Callable] | None = None,
@@ -82,7 +82,7 @@ class _Analysis:
         self._check_supports()
         self._check_log_prob_shapes()
         self._check_data_indices()
-        self._check_recursion_order()
+        self._schedule_recursions()
         self._check_observed_support()
         order = graph.order()
         self._check_imputable()
@@ -244,7 +244,7 @@ class _Analysis:
         leading = self._extent(variable)
         element, dtype = None, None
         for i, piece in enumerate(variable.pieces):
-            if _reads_itself(name, piece):  # x[t] ~ Normal(phi * x[t - 1], s): shape elsewhere
+            if reads_itself(name, piece):  # x[t] ~ Normal(phi * x[t - 1], s): shape elsewhere
                 continue
             info = self.pieces[(name, i)]
             result = self._traced(piece, lambda env, i=i, piece=piece: over_plates(
@@ -415,32 +415,28 @@ class _Analysis:
                                 f"but {what} has shape {shape_text(element)}", self.source,
                                 piece.distribution.span)
 
-    def _check_recursion_order(self) -> None:
-        """`h[t] = f(h[t - 1])` reads earlier elements only: the scan computes them in order,
-        so `h[t] = f(h[t + 1])` would read elements not yet computed."""
+    def _schedule_recursions(self) -> None:
+        """The evaluation order of every recursive `=` piece (recurrence.py), found from its
+        concrete reads and writes: a definition that reads an element not computed yet is
+        refused here, never computed from zeros."""
         for variable in self.graph.of_kind(Kind.DETERMINISTIC):
             for i, piece in enumerate(variable.pieces):
                 info = self.pieces[(variable.name, i)]
-                if not info.recursive or piece.indices is None:
+                if not info.recursive:
                     continue
-                loop_vars = {p.index for p in piece.plates}
-                for node in ast.walk(piece.value):
-                    if not (isinstance(node, ast.Index) and isinstance(node.value, ast.Name)
-                            and node.value.id == variable.name):
-                        continue
-                    read, written = node.indices[0], piece.indices[0]
-                    if isinstance(read, ast.Slice) or not {
-                            n.id for n in ast.names_in(read)} <= loop_vars | set(self.static):
-                        continue
-                    pair = over_plates(lambda env: (jnp.asarray(self.evaluate(read, env)),
-                                                    jnp.asarray(self.evaluate(written, env))),
-                                       piece.plates, info.ranges, self.static)
-                    reads, writes = (np.asarray(a) for a in pair)
-                    if reads.size and np.any(reads >= writes):
-                        raise error(f"{to_source(node)} reads an element of '{variable.name}' "
-                                    f"that is not computed yet", self.source, node.span,
-                                    hint="a recursive definition may only read earlier "
-                                         f"elements, such as {variable.name}[t - 1]")
+                if piece.indices is None:
+                    raise error(f"'{variable.name}' is defined in terms of itself as a whole",
+                                self.source, piece.span,
+                                hint=f"define its elements in a loop, each from earlier ones, "
+                                     f"such as {variable.name}[t] = f({variable.name}[t - 1])")
+                writes = self._index_arrays(variable, i, piece)
+                grid = self.shapes[variable.name][:len(writes)]
+                info.scan = recurrence.schedule(
+                    variable.name, piece, info.ranges, grid, writes,
+                    lambda e, piece=piece, info=info: over_plates(
+                        lambda env: jnp.asarray(self.evaluate(e, env)), piece.plates,
+                        info.ranges, self.static),
+                    lambda e: self.evaluate(e, self.static), self.source)
 
     def _check_observed_support(self) -> None:
         """Observed data inside their distribution's support, said before sampling (the
@@ -557,11 +553,6 @@ def _cycle_through(graph: Graph, name: str) -> list[str]:
     first = min(names, key=lambda n: (graph[n].span.line, graph[n].span.column))
     start = names.index(first)
     return names[start:] + names[:start]
-
-
-def _reads_itself(name: str, piece: Piece) -> bool:
-    exprs = [e for e in (piece.distribution, piece.value) if e is not None]
-    return any(n.id == name for e in exprs for n in ast.names_in(e))
 
 
 # ---------------------------------------------------------------- types within supports

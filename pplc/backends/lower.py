@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import distributions as dists
+from pplc.backends import distributions as dists, recurrence
+from pplc.backends.recurrence import Scan
 from pplc.backends.data import BoundData
 from pplc.backends.evaluate import Evaluator, call_params, over_plates
 from pplc.backends.transforms import transform_for
@@ -61,6 +62,7 @@ class PieceInfo:
     ranges: list[range]
     positional: tuple[str, ...] = ()   # parameter names of the distribution's positional args
     recursive: bool = False
+    scan: Scan | None = None           # a recursive piece's evaluation order
 
 
 @dataclass
@@ -428,106 +430,86 @@ class LoweredModel:
         return array
 
     def _recurrence(self, variable, piece, info, env, array):
-        """`h[t] = f(h[t - 1], ...)`: a `lax.scan` over the outer loop.
-
-        The remaining loops of the piece are vectorized inside each step. When the piece
-        reads h only at fixed lags (`h[t - 1]`, `h[t - 2, j]`) and writes whole rows, the
-        scan carries the last few rows and emits each new row (`_lagged_recurrence`), so a
-        gradient costs O(T); otherwise it carries the whole array, whose per-step copies in
-        the reverse pass cost O(T^2) (general reads such as `h[t // 2]` need it).
-        """
-        lags = _fixed_lags(variable.name, piece, info.ranges, self.shapes[variable.name])
-        if lags:
-            return self._lagged_recurrence(variable, piece, info, env, array, lags)
+        """A recursive piece in the order analysis found (recurrence.py): a `lax.scan` over
+        one loop with the others vectorized in each step, carrying a window of the last
+        slices when the reads are fixed lags (a gradient then costs O(T), where carrying
+        the whole array costs O(T^2) in the reverse pass); or one iteration per step."""
+        scan = info.scan
+        if scan.at_once:
+            def body(local):
+                local = {**local, variable.name: array}
+                return self._lhs(piece, local), self._evaluate(piece.value, local)
+            lhs, values = over_plates(body, piece.plates, info.ranges, env)
+            return array.at[lhs].set(jnp.asarray(values, array.dtype))
+        if scan.plate is None:
+            return self._ordered_recurrence(variable, piece, env, array, scan.order)
+        if scan.lags:
+            return self._lagged_recurrence(variable, piece, info, env, array, scan)
         evaluate = self._evaluate
-        outer, inner = piece.plates[0], piece.plates[1:]
+        scanned = piece.plates[scan.plate]
+        others = [p for k, p in enumerate(piece.plates) if k != scan.plate]
+        other_ranges = [r for k, r in enumerate(info.ranges) if k != scan.plate]
 
         def step(carry, t):
-            local = {**env, variable.name: carry, outer.index: t}
+            local = {**env, variable.name: carry, scanned.index: t}
 
             def body(inner_env):
                 return self._lhs(piece, inner_env), evaluate(piece.value, inner_env)
-            lhs, values = over_plates(body, inner, info.ranges[1:], local)
+            lhs, values = over_plates(body, others, other_ranges, local)
             return carry.at[lhs].set(jnp.asarray(values, carry.dtype)), None
 
-        first = info.ranges[0]
-        array, _ = jax.lax.scan(step, array, jnp.arange(first.start, first.stop))
+        steps = info.ranges[scan.plate]
+        array, _ = jax.lax.scan(step, array, jnp.arange(steps.start, steps.stop))
         return array
 
-    def _lagged_recurrence(self, variable, piece, info, env, array, lags: set[int]):
-        """The recurrence with a window of the last max(lags) rows as the scan's carry.
+    def _ordered_recurrence(self, variable, piece, env, array, order):
+        """One iteration per scan step, the loop indices taken from the rows of `order`."""
+        evaluate = self._evaluate
 
-        Each read `h[t - c, rest]` becomes `window[K - c][rest]`; each step's new row is a
+        def step(carry, index):
+            local = {**env, variable.name: carry}
+            local.update({p.index: index[k] for k, p in enumerate(piece.plates)})
+            value = evaluate(piece.value, local)
+            return carry.at[self._lhs(piece, local)].set(jnp.asarray(value, carry.dtype)), None
+
+        array, _ = jax.lax.scan(step, array, jnp.asarray(order))
+        return array
+
+    def _lagged_recurrence(self, variable, piece, info, env, array, scan):
+        """The recurrence with a window of the last max(lags) slices along `scan.axis` as the
+        scan's carry.
+
+        Each read `h[.., t - k, ..]` becomes `window[K - k][..]`; each step's new slice is a
         scan output, written into the array once at the end.
         """
         evaluate = self._evaluate
-        outer, inner = piece.plates[0], piece.plates[1:]
-        K = max(lags)
-        lag_names = {c: f"{variable.name}@lag{c}" for c in lags}
-        value = ast.substitute(piece.value, lambda e: _lag_read(e, variable.name, outer.index,
-                                                                lag_names))
-        first = info.ranges[0]
-        # Rows first - K .. first - 1 (clipped: a row before 0 is never read, see analysis).
-        rows = jnp.clip(jnp.arange(first.start - K, first.start), 0, array.shape[0] - 1)
-        window = array[rows]
+        scanned = piece.plates[scan.plate]
+        others = [p for k, p in enumerate(piece.plates) if k != scan.plate]
+        other_ranges = [r for k, r in enumerate(info.ranges) if k != scan.plate]
+        K = max(scan.lags)
+        lag_names = {k: f"{variable.name}@lag{k}" for k in scan.lags}
+        value = ast.substitute(piece.value, recurrence.lag_read(variable.name, scan.axis,
+                                                                scanned.index, lag_names))
+        # The other loops in the order of the array axes they write (a permutation).
+        written = [i.id for i in piece.indices]
+        permutation = sorted(range(len(others)), key=lambda k: written.index(others[k].index))
+        first = info.ranges[scan.plate]
+        moved = jnp.moveaxis(array, scan.axis, 0)
+        # Slices first - K .. first - 1 (clipped: analysis found no read before the first).
+        rows = jnp.clip(jnp.arange(first.start - K, first.start), 0, moved.shape[0] - 1)
+        window = moved[rows]
 
         def step(window, t):
-            local = {**env, outer.index: t}
-            local.update({name: window[K - c] for c, name in lag_names.items()})
-            row = over_plates(lambda inner_env: evaluate(value, inner_env), inner,
-                              info.ranges[1:], local)
-            row = jnp.broadcast_to(jnp.asarray(row, array.dtype), array.shape[1:])
+            local = {**env, scanned.index: t}
+            local.update({name: window[K - k] for k, name in lag_names.items()})
+            row = jnp.asarray(over_plates(lambda inner_env: evaluate(value, inner_env), others,
+                                          other_ranges, local), array.dtype)
+            row = jnp.transpose(row, permutation + list(range(len(others), row.ndim)))
+            row = jnp.broadcast_to(row, moved.shape[1:])
             return jnp.concatenate([window[1:], row[None]]), row
 
         _, new_rows = jax.lax.scan(step, window, jnp.arange(first.start, first.stop))
-        return array.at[first.start:first.stop].set(new_rows)
-
-
-def _fixed_lags(name: str, piece: Piece, ranges, shape) -> set[int]:
-    """The lags c of the piece's reads `name[t - c, ...]`, if the windowed scan applies:
-    the piece writes whole rows (`h[t]`, or `h[t, j]` with j over all of axis 1, ...), and
-    every read of `name` is `name[t - c, <no name>]` with c a positive integer constant.
-    Otherwise the empty set."""
-    outer, inner = piece.plates[0], piece.plates[1:]
-    indices = piece.indices or ()
-    written = [outer.index] + [p.index for p in inner]
-    if len(indices) != len(written) or not all(
-            isinstance(i, ast.Name) and i.id == w for i, w in zip(indices, written)):
-        return set()
-    if len(shape) != len(written) or any(r.start != 0 or r.stop != n for r, n in
-                                         zip(ranges[1:], shape[1:])):
-        return set()
-    lags: set[int] = set()
-    for node in ast.walk(piece.value):
-        if isinstance(node, ast.Index) and isinstance(node.value, ast.Name) \
-                and node.value.id == name:
-            c = _lag(node.indices[0], outer.index) if node.indices else None
-            if c is None or any(name in {n.id for n in ast.names_in(i)}
-                                for i in node.indices[1:]):
-                return set()
-            lags.add(c)
-    reads = sum(1 for n in ast.names_in(piece.value) if n.id == name)
-    indexed = sum(1 for node in ast.walk(piece.value) if isinstance(node, ast.Index)
-                  and isinstance(node.value, ast.Name) and node.value.id == name)
-    return lags if lags and reads == indexed else set()
-
-
-def _lag(index, loop: str) -> int | None:
-    """c for an index `loop - c` (c a positive integer literal), else None."""
-    if isinstance(index, ast.BinOp) and index.op == "-" and isinstance(index.left, ast.Name) \
-            and index.left.id == loop and isinstance(index.right, ast.Number) \
-            and float(index.right.value).is_integer() and index.right.value >= 1:
-        return int(index.right.value)
-    return None
-
-
-def _lag_read(e, name: str, loop: str, lag_names: dict[int, str]):
-    """`name[loop - c, rest]` -> `name@lagc[rest]` (the row of the window); else None."""
-    if isinstance(e, ast.Index) and isinstance(e.value, ast.Name) and e.value.id == name:
-        c = _lag(e.indices[0], loop)
-        row = ast.Name(lag_names[c], e.span)
-        return row if len(e.indices) == 1 else ast.Index(row, e.indices[1:], e.span)
-    return None
+        return jnp.moveaxis(moved.at[first.start:first.stop].set(new_rows), 0, scan.axis)
 
 
 def is_discrete(call: ast.Call) -> bool:

@@ -17,7 +17,7 @@ from pplc.errors import error
 from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program, flatten
 from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
-from pplc.ir.graph import Graph, Kind, Piece, Plate, Variable
+from pplc.ir.graph import Graph, Kind, Piece, Plate, Variable, reads_itself
 
 
 def build_graph(program: ast.Program, supplied: Iterable[str] | None = None,
@@ -57,7 +57,7 @@ def build_graph(program: ast.Program, supplied: Iterable[str] | None = None,
         span = decl.name_span if decl else (defs.sampled.get(name) or
                                             defs.assigned[name])[0].target.name_span
         own = tuple(pieces.get(name, ()))
-        recursive = any(name in reads_of(p) for p in own)
+        recursive = any(reads_itself(name, p) for p in own)
         dag.add_node(name, variable=Variable(name, kind, own, declared, span, recursive))
     for name, piece in factors:
         dag.add_node(name, variable=Variable(name, Kind.FACTOR, (piece,), None, piece.span))

@@ -158,5 +158,12 @@ class Graph:
         return graph
 
 
+def reads_itself(name: str, piece: Piece) -> bool:
+    """The one definition of a recursive piece: its value or distribution reads its own
+    variable (`h[t] = f(h[t - 1])`, `x[t] ~ Normal(x[t - 1], s)`)."""
+    exprs = [e for e in (piece.distribution, piece.value) if e is not None]
+    return any(n.id == name for e in exprs for n in ast.names_in(e))
+
+
 def set_kind(variable: Variable, kind: Kind) -> Variable:
     return replace(variable, kind=kind)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import pplc
-import pplc.backends.lower as lower
+from dataclasses import replace
+
+from pplc.backends.recurrence import Scan
 
 TWO_LAGS = """\
 data T: int
@@ -50,36 +52,247 @@ def _numpy_two_lags(a, b, e):
     return h
 
 
+def _scans(model) -> dict:
+    return {key: info.scan for key, info in model.lowered.pieces.items() if info.scan}
+
+
+def _with_scan(lowered, key, scan):
+    """The lowered model with one piece's evaluation order replaced (a plan built by hand)."""
+    pieces = dict(lowered.pieces)
+    pieces[key] = replace(pieces[key], scan=scan)
+    return replace(lowered, pieces=pieces)
+
+
+def _scan_carries(fn, u) -> list[tuple]:
+    """The carry shapes of the scans in fn's traced program."""
+    jaxpr = jax.make_jaxpr(fn)(u)
+    shapes = []
+    for eqn in jaxpr.jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            count = eqn.params["num_carry"]
+            carried = eqn.params["jaxpr"].in_avals[eqn.params["num_consts"]:][:count]
+            shapes += [tuple(a.shape) for a in carried]
+    return shapes
+
+
 def test_fixed_lags_use_the_window():
     model = pplc.compile(TWO_LAGS).condition({"T": 30, "K": 3, "s": 1.0})
-    variable = model.graph["h"]
-    piece = variable.pieces[-1]
-    info = model.lowered.pieces[("h", len(variable.pieces) - 1)]
-    assert lower._fixed_lags("h", piece, info.ranges, (30, 3)) == {1, 2}
+    assert _scans(model) == {("h", 1): Scan(plate=None),   # reads only h[0, k]: at once
+                             ("h", 2): Scan(plate=0, axis=0, lags=(1, 2))}
     rng = np.random.default_rng(0)
     e = rng.normal(size=(30, 3))
     values = model.constrain(model.unconstrain({"a": 0.4, "b": -0.3, "e": e}))
     np.testing.assert_allclose(values["h"], _numpy_two_lags(0.4, -0.3, e), rtol=1e-12)
 
 
-def test_window_and_whole_array_agree_in_value_and_gradient(monkeypatch):
+def test_every_strategy_gives_the_same_value_and_gradient():
+    """The same recursion evaluated three ways, each plan built explicitly: a window of the
+    last two rows, the whole array carried over the scan of t, and one element per step
+    in dependency order. Their traced programs differ (asserted on the scans' carries)."""
     data = {"T": 40, "K": 2, "s": 3.0}
-    windowed = pplc.compile(TWO_LAGS).condition(data)
-    monkeypatch.setattr(lower, "_fixed_lags", lambda *args: set())
-    whole = pplc.compile(TWO_LAGS).condition(data)
-    u = jnp.asarray(np.random.default_rng(1).uniform(-2, 2, (4, windowed.dim)))
-    for f, g in [(windowed.unconstrained_log_density, whole.unconstrained_log_density)]:
-        np.testing.assert_allclose(jax.vmap(f)(u), jax.vmap(g)(u), rtol=1e-12)
-        np.testing.assert_allclose(jax.vmap(jax.grad(f))(u), jax.vmap(jax.grad(g))(u),
+    model = pplc.compile(TWO_LAGS).condition(data)
+    lowered, key = model.lowered, ("h", 2)
+    order = np.array([(t, k) for t in range(2, 40) for k in range(2)])
+    plans = {"window": _with_scan(lowered, key, Scan(plate=0, axis=0, lags=(1, 2))),
+             "whole": _with_scan(lowered, key, Scan(plate=0)),
+             "ordered": _with_scan(lowered, key, Scan(plate=None, order=order))}
+    runtime = lowered.runtime_data()
+    densities = {name: (lambda u, lm=lm: lm.log_density(u, runtime))
+                 for name, lm in plans.items()}
+    u0 = jnp.zeros(lowered.dim)
+    assert (2, 2) in _scan_carries(densities["window"], u0)        # two rows of K
+    assert (40, 2) in _scan_carries(densities["whole"], u0)        # the whole array
+    assert (40, 2) in _scan_carries(densities["ordered"], u0)
+    assert (2, 2) not in _scan_carries(densities["ordered"], u0)
+    u = jnp.asarray(np.random.default_rng(1).uniform(-2, 2, (4, lowered.dim)))
+    reference = densities["window"]
+    for name in ("whole", "ordered"):
+        f = densities[name]
+        np.testing.assert_allclose(jax.vmap(f)(u), jax.vmap(reference)(u), rtol=1e-12)
+        np.testing.assert_allclose(jax.vmap(jax.grad(f))(u), jax.vmap(jax.grad(reference))(u),
                                    rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------ recursions at any loop depth
+
+COUNTS_T_INSIDE = """\
+data J: int
+data T: int
+data y: int[J, T]
+a ~ Normal(0, 1)
+for j in range(J):
+    c[0, j] = 5 + j
+    for t in range(1, T):
+        c[t, j] = c[t - 1, j] + y[j, t - 1]
+s ~ Normal(a + sum(c), 1)
+"""
+
+COUNTS_T_OUTSIDE = """\
+data J: int
+data T: int
+data y: int[J, T]
+a ~ Normal(0, 1)
+for j in range(J):
+    c[0, j] = 5 + j
+for t in range(1, T):
+    for j in range(J):
+        c[t, j] = c[t - 1, j] + y[j, t - 1]
+s ~ Normal(a + sum(c), 1)
+"""
+
+# The recursion along the second axis (posteriordb's dogs writes its counts this way).
+AVOID_SECOND_AXIS = """\
+data J: int
+data T: int
+data y: int[J, T]
+a ~ Normal(0, 1)
+for j in range(J):
+    n[j, 0] = 0
+    for t in range(1, T):
+        n[j, t] = n[j, t - 1] + 1 - y[j, t - 1]
+s ~ Normal(a + sum(n), 1)
+"""
+
+
+def _numpy_counts(y):
+    J, T = y.shape
+    c = np.zeros((T, J), int)
+    for j in range(J):
+        c[0, j] = 5 + j
+        for t in range(1, T):
+            c[t, j] = c[t - 1, j] + y[j, t - 1]
+    return c
+
+
+def test_recursion_in_an_inner_loop_is_computed_not_read_as_zeros():
+    """The silent wrong answer of issue 12: with the recursive loop inside another, every
+    computed element read as 0 (c[:, 0] = 5 6 1 0 1 instead of 5 6 7 7 8)."""
+    y = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]])
+    model = pplc.compile(COUNTS_T_INSIDE).condition({"J": 2, "T": 5, "y": y, "s": 1.0})
+    c = model.constrain(model.unconstrain({"a": 0.0}))["c"]
+    np.testing.assert_array_equal(np.asarray(c)[:, 0], [5, 6, 7, 7, 8])
+    np.testing.assert_array_equal(c, _numpy_counts(y))
+
+
+@pytest.mark.parametrize("source", [COUNTS_T_INSIDE, COUNTS_T_OUTSIDE, AVOID_SECOND_AXIS],
+                         ids=["t-inside", "t-outside", "second-axis"])
+def test_recursions_over_any_axis_and_loop_order_match_numpy(source):
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, (6, 30))
+    model = pplc.compile(source).condition({"J": 6, "T": 30, "y": y, "s": 1.0})
+    values = model.constrain(model.unconstrain({"a": 0.0}))
+    if "n[j, t]" in source:
+        expected = np.zeros((6, 30), int)
+        for j in range(6):
+            for t in range(1, 30):
+                expected[j, t] = expected[j, t - 1] + 1 - y[j, t - 1]
+        np.testing.assert_array_equal(values["n"], expected)
+    else:
+        np.testing.assert_array_equal(values["c"], _numpy_counts(y))
+    # Each is scanned over t with a window of one slice, whichever axis t writes.
+    (scan,) = _scans(model).values()
+    assert scan.lags == (1,) and model.graph[next(iter(_scans(model)))[0]] \
+        .pieces[1].plates[scan.plate].index == "t"
+
+
+DOGS = """\
+data J: int
+data T: int
+data y: int[J, T]
+beta0 ~ Normal(0, 2)
+beta1 ~ Normal(0, 2)
+beta2 ~ Normal(0, 2)
+for j in range(J):
+    n_avoid[j, 0] = 0
+    n_shock[j, 0] = 0
+    for t in range(1, T):
+        n_avoid[j, t] = n_avoid[j, t - 1] + 1 - y[j, t - 1]
+        n_shock[j, t] = n_shock[j, t - 1] + y[j, t - 1]
+    for t in range(T):
+        y[j, t] ~ Bernoulli(logits=beta0 + beta1 * n_avoid[j, t] + beta2 * n_shock[j, t])
+"""
+
+
+DOGS_SWAPPED = """\
+data J: int
+data T: int
+data y: int[J, T]
+beta0 ~ Normal(0, 2)
+beta1 ~ Normal(0, 2)
+beta2 ~ Normal(0, 2)
+for j in range(J):
+    n_avoid[j, 0] = 0
+    n_shock[j, 0] = 0
+for t in range(1, T):
+    for j in range(J):
+        n_avoid[j, t] = n_avoid[j, t - 1] + 1 - y[j, t - 1]
+        n_shock[j, t] = n_shock[j, t - 1] + y[j, t - 1]
+for j in range(J):
+    for t in range(T):
+        y[j, t] ~ Bernoulli(logits=beta0 + beta1 * n_avoid[j, t] + beta2 * n_shock[j, t])
+"""
+
+
+def test_dogs_density_matches_an_independent_numpy_reference():
+    """posteriordb's dogs model as its authors write it: the log density (hence the
+    posterior) equals one computed with NumPy loops and scipy at random points, and equals
+    the model with the loops swapped."""
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, (8, 12))
+    data = {"J": 8, "T": 12, "y": y}
+    model = pplc.compile(DOGS).condition(data)
+    swapped = pplc.compile(DOGS_SWAPPED).condition(data)
+
+    def reference(b0, b1, b2):
+        avoid, shock = np.zeros((8, 12)), np.zeros((8, 12))
+        for j in range(8):
+            for t in range(1, 12):
+                avoid[j, t] = avoid[j, t - 1] + 1 - y[j, t - 1]
+                shock[j, t] = shock[j, t - 1] + y[j, t - 1]
+        p = 1 / (1 + np.exp(-(b0 + b1 * avoid + b2 * shock)))
+        return (stats.bernoulli.logpmf(y, p).sum()
+                + sum(stats.norm.logpdf(b, 0, 2) for b in (b0, b1, b2)))
+
+    for b in rng.normal(0, 0.5, (5, 3)):
+        params = dict(zip(["beta0", "beta1", "beta2"], b))
+        expected = reference(*b)
+        np.testing.assert_allclose(model.log_density(params), expected, rtol=1e-10)
+        np.testing.assert_allclose(swapped.log_density(params), expected, rtol=1e-10)
+
+
+BACKWARD = """\
+data T: int
+h[T - 1] = 1.0
+for t in range(T - 1):
+    h[t] = h[t + 1] * 2
+mu ~ Normal(sum(h), 1)
+"""
+
+
+def test_a_backward_recursion_is_computed_in_dependency_order():
+    model = pplc.compile(BACKWARD).condition({"T": 6})
+    values = model.constrain(model.unconstrain({"mu": 0.0}))
+    np.testing.assert_array_equal(values["h"], [32, 16, 8, 4, 2, 1])
+    (scan,) = _scans(model).values()
+    assert scan.plate is None and scan.order[:, 0].tolist() == [4, 3, 2, 1, 0]
+
+
+def test_a_cycle_among_elements_is_refused_at_the_read():
+    source = "data T: int\nh[0] = 1.0\nfor t in range(1, T):\n    h[t] = h[T - t] * 2\n" \
+             "mu ~ Normal(sum(h), 1)\n"
+    with pytest.raises(pplc.PplcError, match="not computed yet") as info:
+        pplc.compile(source).condition({"T": 4})
+    assert ":4:12:" in str(info.value)
 
 
 @pytest.mark.parametrize("T", [2, 17])
 def test_non_constant_offsets_carry_the_whole_array(T):
     model = pplc.compile(HALVING).condition({"T": T, "s": 0.0})
-    piece = model.graph["h"].pieces[-1]
-    info = model.lowered.pieces[("h", 1)]
-    assert lower._fixed_lags("h", piece, info.ranges, (T,)) == set()
+    # T = 2: h[1] reads only h[0], so it is computed at once; else the whole array is
+    # carried (no window: the offsets are not constant).
+    assert _scans(model)[("h", 1)] == (Scan(plate=None) if T == 2 else Scan(plate=0))
     e = np.random.default_rng(2).normal(size=T)
     expected = e.copy()
     for t in range(1, T):

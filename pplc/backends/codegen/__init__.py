@@ -66,7 +66,9 @@ def generate_module(graph: Graph, prior: Graph, *, model_path: str | Path,
     _refuse_unsupported(graph, lowered)
     model_path = Path(model_path)
     concrete = dict(lowered.shapes) if lowered is not None else {}
-    writer = ModuleWriter(graph, prior, model_path.name, concrete)
+    scans = {key: info.scan for key, info in lowered.pieces.items()
+             if info.scan is not None} if lowered is not None else {}
+    writer = ModuleWriter(graph, prior, model_path.name, concrete, scans)
     writer.model_functions()
     variable_shapes, param_shapes = writer.shape_functions()
     log_density = writer.log_density()

@@ -24,7 +24,9 @@ from pplc.backends.codegen.runtime import TEMPLATES, Runtime
 from pplc.backends.codegen.shapes import Shape, ShapeInference
 from pplc.errors import error
 from pplc.frontend import ast
-from pplc.ir.graph import Graph, Kind, Piece, Variable
+from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
+from pplc.backends import recurrence
+from pplc.backends.recurrence import Scan
 
 # Names the generated code itself uses, which model names must not shadow.
 GENERATED = {"jax", "jnp", "np", "math", "functools", "diffrax", "annotations",
@@ -45,12 +47,14 @@ class Body:
 class ModuleWriter:
     """Writes the functions of one module; `Runtime` collects the helpers they call."""
 
-    def __init__(self, graph: Graph, prior: Graph, file_name: str, concrete_shapes=None):
+    def __init__(self, graph: Graph, prior: Graph, file_name: str, concrete_shapes=None,
+                 scans=None):
         self.graph = graph
         self.prior = prior            # the model as written: what sample_prior simulates
         self.source = graph.source
         self.file = file_name
         self.concrete = concrete_shapes or {}   # name -> shape from the build data, if any
+        self.scans = scans or {}   # (name, piece) -> recurrence.Scan from the build data
         self.runtime = Runtime()
         self.names = Names(_identifiers(graph, prior), GENERATED | _helper_names())
         self.sizes = {v.name for v in prior.variables() if v.kind is not Kind.LATENT
@@ -183,7 +187,7 @@ class ModuleWriter:
         pieces = variable.pieces
         if len(pieces) == 1 and pieces[0].indices is None:
             return [f"return jnp.asarray({w(pieces[0].value)})"]
-        recursive = [p for p in pieces if _reads_itself(variable.name, p)]
+        recursive = [p for p in pieces if reads_itself(variable.name, p)]
         plain = [p for p in pieces if p not in recursive]
         lines, parts = [], []
         for piece in plain:
@@ -200,19 +204,44 @@ class ModuleWriter:
             return lines + [f"return {value}"]
         lines.append(f"{own} = {value}")
         for piece in recursive:
-            outer, inner_plates = piece.plates[0], piece.plates[1:]
+            scan = self._scan(variable, piece)
             indices = [p.index for p in piece.plates]
             inner = self.writer(Body(reads=w.c.reads), indices + [variable.name])
             fn = self._piece_function(variable, piece)
             params = ", ".join(inner(ast.Name(i, piece.span)) for i in [variable.name] + indices)
             recurrence = self.runtime.template("_recurrence")
-            loops = ", ".join([inner.loop(outer)] + [inner.loop(p) for p in inner_plates])
+            loops = ", ".join(inner.loop(p) for p in piece.plates)
+            if scan.at_once:
+                over = self.runtime.template("_over")
+                lines += ["",
+                          f"def {fn}({params}):  # reads elements defined above",
+                          f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}",
+                          f"index, value = {over}(lambda *i: {fn}({own}, *i), {loops})",
+                          f"{own} = {own}.at[index].set(jnp.asarray(value, {own}.dtype))"]
+                continue
             lines += ["",
                       f"def {fn}({params}):  # reads earlier elements: a scan over "
-                      f"{outer.index}",
+                      f"{indices[scan.plate]}",
                       f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}",
-                      f"{own} = {recurrence}({fn}, {own}, {loops})"]
+                      f"{own} = {recurrence}({fn}, {own}, {scan.plate}, {loops})"]
         return lines + [f"return {own}"]
+
+    def _scan(self, variable: Variable, piece: Piece) -> Scan:
+        """The loop a recursive piece is scanned over: analysis's decision for the build
+        data, or, without data, one the subscripts alone prove (`h[t] = f(h[t - 1])`)."""
+        index = variable.pieces.index(piece)
+        scan = self.scans.get((variable.name, index)) or recurrence.scan_from_text(
+            variable.name, piece)
+        if scan is None:
+            raise error(f"pplc build cannot tell from the text alone in which order to "
+                        f"compute the elements of '{variable.name}'", self.source, piece.span,
+                        hint="pass --data: the order is found from the subscripts' values")
+        if scan.plate is None and not scan.at_once:
+            raise error(f"pplc build cannot write a recursion of '{variable.name}' computed "
+                        "one element at a time in dependency order yet", self.source,
+                        piece.span, hint="write it so that each element reads elements of "
+                                         "an earlier iteration of one loop")
+        return scan
 
     def _piece_function(self, variable: Variable, piece: Piece) -> str:
         """A name for the function of one piece's element: `sigma[t]` -> `sigma_t`."""
@@ -361,11 +390,6 @@ def docstring(doc: str, indent: str) -> list[str]:
     lines[0] = '"""' + lines[0]
     lines[-1] += '"""'
     return [indent + line if line else "" for line in lines]
-
-
-def _reads_itself(name: str, piece: Piece) -> bool:
-    exprs = [e for e in (piece.distribution, piece.value) if e is not None]
-    return any(n.id == name for e in exprs for n in ast.names_in(e))
 
 
 def dict_lines(prefix: str, entries: list[str], width: int = 92) -> list[str]:

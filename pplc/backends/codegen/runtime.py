@@ -232,12 +232,17 @@ def _assemble(extent, *pieces):
     return array
 ''', ()),
     "_recurrence": ('''
-def _recurrence(element, array, steps, *inner):
-    """array[index] = value for each step of the outer loop in order, where
-    element(array, t, *inner_indices) -> (index, value) may read elements set before:
-    a jax.lax.scan carrying the array, the inner loops vectorized in each step."""
+def _recurrence(element, array, scanned, *loops):
+    """array[index] = value over the loops, where element(array, *indices) -> (index,
+    value) may read elements set at earlier steps of loop number `scanned`: a
+    jax.lax.scan over that loop carrying the array, the other loops vectorized in each
+    step."""
+    steps = loops[scanned]
+    others = loops[:scanned] + loops[scanned + 1:]
+
     def step(array, t):
-        index, value = _over(lambda *i: element(array, t, *i), *inner)
+        at = lambda *i: element(array, *i[:scanned], t, *i[scanned:])
+        index, value = _over(at, *others)
         return array.at[index].set(jnp.asarray(value, array.dtype)), None
     array, _ = jax.lax.scan(step, array, jnp.arange(steps.start, steps.stop))
     return array

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
-from pplc.ir.graph import Graph, Kind, Piece, Variable
+from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 
 _ELEMENTWISE = {"exp", "log", "log10", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan",
                 "tanh", "sigmoid", "logit", "softplus", "erf", "lgamma", "digamma", "Phi",
@@ -129,7 +129,7 @@ class ShapeInference:
         leading = self.extent(variable)
         element = None
         for piece in variable.pieces:
-            if _reads_itself(variable.name, piece):
+            if reads_itself(variable.name, piece):
                 continue
             shape = self.piece(variable, piece)
             if shape is None:
@@ -356,8 +356,3 @@ def _shape_function(func: str, args: list[Shape]) -> Shape | None:
         items = broadcast(*args)
         return None if items is None else Shape((str(len(args)),)) + items
     return None
-
-
-def _reads_itself(name: str, piece: Piece) -> bool:
-    exprs = [e for e in (piece.distribution, piece.value) if e is not None]
-    return any(n.id == name for e in exprs for n in ast.names_in(e))
