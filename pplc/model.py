@@ -117,10 +117,12 @@ class Model:
         supplied = {name for name, value in data.items() if value is not None}
         graph = build_graph(self.program, supplied, self.definitions)
         bound = bind_data(graph, data, data_source)
-        graph.data = {**bound.sizes, **bound.arrays}
         # Mistakes are found on the model as written, so diagnostics point at the user's
-        # own statements; the passes then work on a model known to be sound.
-        lower(graph, bound, self.externs, as_written=True)
+        # own statements; the passes then work on a model known to be sound, with every
+        # shape and number of states bound into the graph.
+        written = lower(graph, bound, self.externs, as_written=True)
+        graph = graph.conditioned({**bound.sizes, **bound.arrays}, written.shapes,
+                                  written.dtypes, written.states)
         optimized = run_passes(graph, disabled_passes)
         lowered = lower(optimized, bound, self.externs)
         key = _program_key(optimized, bound)

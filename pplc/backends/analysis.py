@@ -24,7 +24,7 @@ from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo, is_discrete
 from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import DISTRIBUTIONS, bind_arguments, named_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 
 
@@ -105,7 +105,41 @@ class _Analysis:
         for name in targets:
             needed |= nx.ancestors(graph.dag, name)
         return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, layout,
-                            self.pieces, self.externs, data_only, self.kinds, needed)
+                            self.pieces, self.externs, data_only, self.kinds, needed,
+                            self._states())
+
+    def _states(self) -> dict[str, int]:
+        """The number of values of each discrete latent with finite support, where every
+        piece agrees: 2 for Bernoulli, total_count + 1 for Binomial with a known count, and
+        the last axis of a Categorical's probabilities as this analysis shapes them (so
+        `theta[z[t - 1]]` with `theta` of shape (2, K) has K, whatever wrote K)."""
+        states = {}
+        for variable in self.graph.of_kind(Kind.LATENT):
+            counts = set()
+            for i, piece in enumerate(variable.pieces):
+                call = piece.distribution
+                if not is_discrete(call) or DISTRIBUTIONS[call.func].wrapper:
+                    counts.add(None)
+                elif call.func == "Bernoulli":
+                    counts.add(2)
+                elif call.func == "Binomial":
+                    try:
+                        n = self.evaluate(named_arguments(call)["total_count"], self.static)
+                    except (KeyError, PplcError):
+                        n = None
+                    counts.add(int(n) + 1 if isinstance(n, (int, np.integer)) else None)
+                elif call.func == "Categorical":
+                    info = self.pieces[(variable.name, i)]
+                    params = self._traced(piece, lambda env, piece=piece, info=info: over_plates(
+                        lambda local: call_params(self.evaluate, piece.distribution, local),
+                        piece.plates, info.ranges, env))
+                    shape = next(iter(params.values())).shape[len(piece.plates):]
+                    counts.add(int(shape[-1]) if shape else None)
+                else:
+                    counts.add(None)
+            if len(counts) == 1 and None not in counts:
+                states[variable.name] = counts.pop()
+        return states
 
     def _check_imputable(self) -> None:
         """Missing entries become latent: they must be continuous and have a distribution."""

@@ -78,6 +78,7 @@ class LoweredModel:
     data_only: list[str] = field(default_factory=list)   # deterministics of data alone
     kinds: dict[str, str] = field(default_factory=dict)   # latent -> constraint kind
     needed: set[str] | None = None   # deterministics the density reads (None: all)
+    states: dict[str, int] = field(default_factory=dict)  # discrete latent -> its values
 
     # ------------------------------------------------------------ public surface
     @property

@@ -98,8 +98,11 @@ class Note:
 class Graph:
     """A model as a DAG of `Variable`s, plus what its expressions may call.
 
-    `data` holds the conditioning data (names -> NumPy values) once a model is conditioned,
-    for passes whose decisions depend on it; `notes` accumulates the passes' decisions.
+    A conditioned graph (`conditioned`) is a new graph with the data bound: `data` holds
+    the values (names -> NumPy values), for passes whose decisions depend on them; `shapes`
+    and `dtypes` every variable's, and `states` the number of values of every discrete
+    latent with finite support, all found once by the shape analysis, so that passes read
+    them and never guess. `notes` accumulates the passes' decisions.
     """
 
     dag: nx.DiGraph
@@ -108,10 +111,27 @@ class Graph:
     externs: dict[str, ast.ExternDef] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     notes: tuple[Note, ...] = ()
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    dtypes: dict[str, Any] = field(default_factory=dict)
+    states: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> "Graph":
         return Graph(self.dag.copy(), self.source, dict(self.functions), dict(self.externs),
-                     dict(self.data), self.notes)
+                     dict(self.data), self.notes, dict(self.shapes), dict(self.dtypes),
+                     dict(self.states))
+
+    def conditioned(self, data: dict[str, Any], shapes: dict[str, tuple[int, ...]],
+                    dtypes: dict[str, Any], states: dict[str, int]) -> "Graph":
+        """A new graph with the data and what the shape analysis found bound (this one is
+        left as it is)."""
+        graph = self.copy()
+        graph.data, graph.shapes, graph.dtypes = dict(data), dict(shapes), dict(dtypes)
+        graph.states = dict(states)
+        return graph
+
+    @property
+    def shaped(self) -> bool:
+        return bool(self.shapes)
 
     def with_notes(self, *notes: Note) -> "Graph":
         graph = self.copy()

@@ -71,9 +71,9 @@ def _plan(graph: Graph, variable: Variable):
             return "its subscripts are not exactly its loop variables"
     elif piece.plates:
         return "it is defined inside a loop without subscripts"
-    count = _support_size(graph, piece.distribution)
-    if count is None:
-        return "the number of its values is not known from the data"
+    count = _support_size(graph, variable)
+    if isinstance(count, str):
+        return count
     children = []
     for child_name in graph.dag.successors(variable.name):
         child = graph[child_name]
@@ -118,38 +118,14 @@ def _reads_elementwise(expr, name: str, loop_vars: tuple) -> bool:
     return ok
 
 
-def _support_size(graph: Graph, call: ast.Call) -> int | None:
-    args = named_arguments(call)
-    if call.func == "Bernoulli":
-        return 2
-    if call.func == "Binomial":
-        n = args["total_count"]
-        if isinstance(n, ast.Number):
-            return int(n.value) + 1
-        if isinstance(n, ast.Name) and np.ndim(graph.data.get(n.id, [])) == 0 \
-                and n.id in graph.data:
-            return int(graph.data[n.id]) + 1
-        return None
-    probs = args.get("probs", args.get("logits"))
-    return _last_axis(graph, probs)
-
-
-def _last_axis(graph: Graph, expr) -> int | None:
-    if isinstance(expr, ast.ListExpr):
-        return len(expr.items)
-    if isinstance(expr, ast.Index):
-        return _last_axis(graph, expr.value)
-    if isinstance(expr, ast.Name):
-        if expr.id in graph.data:
-            shape = np.shape(graph.data[expr.id])
-            return shape[-1] if shape else None
-        if expr.id in graph and graph[expr.id].declared_type is not None:
-            last = graph[expr.id].declared_type.shape[-1:]
-            if last and isinstance(last[0], ast.Number):
-                return int(last[0].value)
-            if last and isinstance(last[0], ast.Name) and last[0].id in graph.data:
-                return int(graph.data[last[0].id])
-    return None
+def _support_size(graph: Graph, variable: Variable) -> int | str:
+    """The number of values of a discrete latent, as the shaped graph records it, or why
+    it is not known."""
+    if not graph.shaped:
+        return "the model is not conditioned on data, which give the number of its values"
+    if variable.name not in graph.states:
+        return "the number of its values is not a known whole number"
+    return graph.states[variable.name]
 
 
 def _rewrite(graph: Graph, variable: Variable, count: int, children) -> list[Variable]:
@@ -222,9 +198,9 @@ def _plan_chain(graph: Graph, variable: Variable):
              and n.value.id == variable.name]
     if not reads or any(ast.to_source(n) != lag for n in reads):
         return f"its transitions must read only {lag}"
-    count = _support_size(graph, first.distribution)
-    if count is None or _support_size(graph, rest.distribution) != count:
-        return "the number of its states is not known from the data"
+    count = _support_size(graph, variable)
+    if isinstance(count, str):
+        return count
     stop = ast.to_source(plate.stop)
     children = []
     for child_name in graph.dag.successors(variable.name):

@@ -211,3 +211,89 @@ def test_marginalized_mixture_reproduces_the_reference_posterior():
         assert abs(summary[name]["mean"] - ref["mean"]) < 0.15 * ref["sd"], name
         assert abs(summary[name]["sd"] - ref["sd"]) < 0.15 * ref["sd"], name
     assert posterior["z"].shape == (4, 1000, 1000) and posterior["z_prob"].shape[-1] == 2
+
+
+# ------------------------------------------------------------ the number of values from shapes
+
+HMM_STACKED = """\
+data N: int
+data K: int
+data y: real[N]
+theta1{T} ~ Dirichlet(ones(K))
+theta2{T} ~ Dirichlet(ones(K))
+theta = stack([theta1, theta2])
+mu: ordered[K] ~ Normal(0, 5)
+z[0] ~ Categorical(ones(K) / K)
+for t in range(1, N):
+    z[t] ~ Categorical(theta[z[t - 1]])
+for t in range(N):
+    y[t] ~ Normal(mu[z[t]], 1)
+"""
+
+
+@pytest.mark.parametrize("typed", [False, True], ids=["untyped", "simplex-typed"])
+def test_hmm_with_states_from_data_equals_brute_force(typed):
+    """The number of states comes from the shape analysis (K in the data, through
+    `stack` and `theta[z[t - 1]]`), not from a guess at the text: the forward algorithm's
+    density equals enumeration of all 2^6 paths."""
+    source = HMM_STACKED.replace("{T}", ": simplex[K]" if typed else "")
+    y = np.array([-1.0, -1.2, 2.0, 2.1, 1.9, -1.0])
+    model = pplc.compile(source).condition({"N": 6, "K": 2, "y": y.tolist()})
+    assert "a Markov chain over 2 states" in model.graph.notes[0].message
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        P = rng.dirichlet([1, 1], size=2)
+        mu = np.sort(rng.normal(0, 2, 2))
+        log_lik, _ = _hmm_brute_force(y, mu, np.log([0.5, 0.5]), np.log(P), 1.0)
+        prior = sum(stats.dirichlet([1, 1]).logpdf(p) for p in P) \
+            + stats.norm(0, 5).logpdf(mu).sum()
+        value = model.log_density({"theta1": P[0], "theta2": P[1], "mu": mu})
+        assert float(value) == pytest.approx(prior + log_lik, rel=1e-10)
+
+
+def test_mixture_weights_without_a_type_take_their_size_from_the_data():
+    source = """\
+data N: int
+data K: int
+data y: real[N]
+w ~ Dirichlet(ones(K))
+mu: ordered[K] ~ Normal(0, 5)
+for n in range(N):
+    z[n] ~ Categorical(w)
+    y[n] ~ Normal(mu[z[n]], 0.5)
+"""
+    y = np.array([-2.0, 0.1, 2.2, 1.9])
+    model = pplc.compile(source).condition({"N": 4, "K": 3, "y": y.tolist()})
+    assert "summed out over its 3 values" in model.graph.notes[0].message
+    w, mu = np.array([0.2, 0.5, 0.3]), np.array([-2.0, 0.0, 2.0])
+    per_point = logsumexp(np.log(w)[None, :] + stats.norm(mu[None, :], 0.5).logpdf(y[:, None]),
+                          axis=1)
+    expected = stats.dirichlet(np.ones(3)).logpdf(w) + stats.norm(0, 5).logpdf(mu).sum() \
+        + per_point.sum()
+    assert float(model.log_density({"w": w, "mu": mu})) == pytest.approx(expected, rel=1e-10)
+
+
+def test_the_pass_reads_the_number_of_values_from_the_shaped_graph():
+    """The pass on a graph alone, no backend: it sums over as many values as the graph
+    records, and without shapes bound it says the model is not conditioned."""
+    from pplc.frontend.parser import parse
+    from pplc.ir.build import build_graph
+    from pplc.passes.marginalize import marginalize
+
+    source = """\
+data N: int
+data y: real[N]
+data p: real[N, 4]
+for n in range(N):
+    z[n] ~ Categorical(p[n])
+    y[n] ~ Normal(z[n], 1)
+"""
+    graph = build_graph(parse(source), {"N", "y", "p"})
+    unshaped = marginalize(graph)
+    assert unshaped["z"].kind is Kind.LATENT
+    assert "not conditioned on data" in unshaped.notes[0].message
+    shaped = graph.conditioned({"N": 2}, {"N": (), "y": (2,), "p": (2, 4), "z": (2,)},
+                               {}, {"z": 4})
+    assert graph.states == {} and shaped.states == {"z": 4}   # a new graph
+    summed = marginalize(shaped)
+    assert summed["z"].marginalized and "summed out over its 4 values" in summed.notes[0].message
