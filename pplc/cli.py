@@ -100,6 +100,16 @@ def _externs(specs: Sequence[str]) -> dict:
     return externs
 
 
+def _add_summary_options(parser) -> None:
+    parser.add_argument("--vars", nargs="+", metavar="NAME",
+                        help="show only these variables in the table (or elements: "
+                             "'theta[0]'), each with all its elements")
+    parser.add_argument("--expand", action="store_true",
+                        help="show every element of every array (by default an array of "
+                             "deterministics, or a latent array of more than 20 elements, "
+                             "takes one line)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pplc", description="A probabilistic-programming compiler.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -141,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="draws from the approximation (not for map)")
     fit.add_argument("--seed", type=_nonnegative_int, default=0)
     fit.add_argument("--max-iterations", type=_positive_int, default=None)
+    _add_summary_options(fit)
     fit.add_argument("--summary", help="write the summary JSON here")
     fit.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
     fit.add_argument("--force", action="store_true",
@@ -182,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--predict", action="store_true",
                         help="also draw the posterior predictive and the pointwise "
                              "log-likelihood (groups posterior_predictive, log_likelihood)")
+    _add_summary_options(sample)
     sample.add_argument("--summary", help="write the summary JSON here")
     sample.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
     sample.add_argument("--force", action="store_true",
@@ -389,7 +401,24 @@ def _prepare_run(args):
         if path and Path(path).exists() and not args.force:
             raise error(f"'{path}' already exists", hint="pass --force to overwrite it")
     conditioned = _condition(_load(args), args)
+    if args.vars:
+        _check_vars(conditioned, args.vars)
     return conditioned, time.perf_counter() - started
+
+
+def _check_vars(conditioned, names: Sequence[str]) -> None:
+    """A typo in --vars is found before sampling, not after: the names, and the elements
+    of variables whose shape the lowered model knows (not a summed-out `z`'s draws)."""
+    from pplc.inference.summary import select_variables
+
+    lowered = conditioned.lowered
+
+    def knows_elements(base: str) -> bool:
+        return base in lowered.shapes and not conditioned.graph[base].marginalized
+
+    checkable = [name if knows_elements(name.split("[", 1)[0]) else name.split("[", 1)[0]
+                 for name in names]
+    select_variables(checkable, list(conditioned.roles), lowered.element_names)
 
 
 def cmd_fit(args) -> int:
@@ -438,7 +467,7 @@ def _report(args, posterior, title: str) -> int:
     """Print the summary table and write the requested files."""
     from pplc.inference.report import print_summary
     summary = posterior.summary()
-    print_summary(summary, posterior, title=title)
+    print_summary(summary, posterior, title=title, var_names=args.vars, expand=args.expand)
     if args.summary:
         from pplc.inference.summary import summary_json, write_json
         extra = {} if posterior.attrs.get("complete", 1) else {"complete": False}

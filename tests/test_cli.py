@@ -144,3 +144,76 @@ def test_graph_renders_a_picture_with_the_real_dot(tmp_path):
     assert "<svg" in svg and "beta" in svg and "sigma" in svg
     result = pplc("graph", EXAMPLE / "model.ppl", "-o", tmp_path / "model.jpeg")
     assert result.returncode == 1 and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- the summary table
+
+SUPERNOVA = ROOT / "examples" / "supernova"
+QUICK = ("--chains", 2, "--warmup", 100, "--draws", 100, "--seed", 0, "--quiet")
+
+
+def _table(stdout: str) -> tuple[list[str], list[list[str]]]:
+    """The printed table's header cells and rows (each a list of its cells)."""
+    lines = stdout.splitlines()
+    header = next(line for line in lines if "┃" in line)
+    rows = [[cell.strip() for cell in line.split("│")] for line in lines if "│" in line]
+    return [cell.strip() for cell in header.split("┃")], rows
+
+
+def test_summary_shows_the_parameters_first_and_an_array_on_one_line(tmp_path):
+    out = tmp_path / "s.json"
+    result = pplc("sample", SUPERNOVA / "model.ppl", "--data", SUPERNOVA / "data.json",
+                  *QUICK, "--summary", out)
+    assert result.returncode == 0, result.stderr
+    header, rows = _table(result.stdout)
+    labels = [row[0] for row in rows]
+    assert labels == ["H0", "Om", "D_L (580)"]     # the 580 distances: one line, last
+    assert header[header.index("mcse_mean") + 1] == "ess_bulk"
+    d_l = dict(zip(header, rows[2]))
+    assert ".." in d_l["mean"] and ".." in d_l["r_hat"] and ".." in d_l["ess_bulk"]
+    assert "D_L: one line per array" in result.stdout and "--expand" in result.stdout
+    # The JSON keeps every element, in the table's order, each with its MCSE.
+    parameters = json.loads(out.read_text())["parameters"]
+    assert list(parameters)[:3] == ["H0", "Om", "D_L[0]"] and len(parameters) == 582
+    assert all(stats["mcse_mean"] > 0 for stats in parameters.values())
+
+
+def test_summary_vars_pick_variables_and_elements_in_the_order_given():
+    result = pplc("sample", SUPERNOVA / "model.ppl", "--data", SUPERNOVA / "data.json",
+                  *QUICK, "--vars", "Om", "D_L[3]")
+    assert result.returncode == 0, result.stderr
+    assert [row[0] for row in _table(result.stdout)[1]] == ["Om", "D_L[3]"]
+
+
+def test_summary_expand_shows_every_element_with_fit():
+    result = pplc("fit", SUPERNOVA / "model.ppl", "--data", SUPERNOVA / "data.json",
+                  "--method", "map", "--expand", "--quiet")
+    assert result.returncode == 0, result.stderr
+    labels = [row[0] for row in _table(result.stdout)[1]]
+    assert labels == ["H0", "Om"] + [f"D_L[{i}]" for i in range(580)]
+
+
+@pytest.mark.parametrize("vars_, message, hint", [
+    (["H"], "error: unknown variable 'H'", "hint: did you mean 'H0'?"),
+    (["H0", "D_L[580]"], "error: 'D_L' has no element 'D_L[580]'",
+     "hint: its elements are D_L[0] .. D_L[579]"),
+])
+def test_summary_vars_typo_is_refused_before_sampling(vars_, message, hint):
+    result = pplc("sample", SUPERNOVA / "model.ppl", "--data", SUPERNOVA / "data.json",
+                  *QUICK, "--vars", *vars_)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-2:] == [message, f"  {hint}"]
+    assert "Traceback" not in result.stderr and "│" not in result.stdout
+
+
+def test_summary_vars_typo_is_found_before_sampling(monkeypatch, capsys):
+    from pplc.cli import main
+    from pplc.model import ConditionedModel
+
+    def sample(*args, **kwargs):
+        raise AssertionError("sampled before checking --vars")
+    monkeypatch.setattr(ConditionedModel, "sample", sample)
+    status = main(["sample", str(SUPERNOVA / "model.ppl"), "--data",
+                   str(SUPERNOVA / "data.json"), "--quiet", "--no-cache", "--vars", "Om", "H"])
+    assert status == 1
+    assert "error: unknown variable 'H'" in capsys.readouterr().err
