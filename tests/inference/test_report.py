@@ -67,6 +67,14 @@ def test_expand_and_var_names_show_the_elements():
     assert [row.label for row in summary_rows(summary, posterior, var_names="a[1]")] == ["a[1]"]
 
 
+def test_a_partial_summary_shows_only_its_elements():
+    """examples/supernova/demo.py prints the table of a summary cut to (H0, Om)."""
+    posterior = _posterior(ROLES, **SHAPES)
+    summary = posterior.summary()
+    part = {name: summary[name] for name in ("s", "a[1]")}
+    assert [row.label for row in summary_rows(part, posterior, expand=True)] == ["a[1]", "s"]
+
+
 def test_without_roles_every_variable_is_a_latent_in_the_draws_order():
     posterior = _posterior(None, b=(), a=(2,))
     assert [row.label for row in summary_rows(posterior.summary(), posterior)] == \
