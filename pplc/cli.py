@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     ir = sub.add_parser("ir", help="print the model's graph IR")
     ir.add_argument("model")
     ir.add_argument("--data", help="a JSON file of data (decides observed vs latent)")
+    ir.add_argument("--plan", action="store_true",
+                    help="also print the lowering plan: the unconstrained layout, each "
+                         "latent's transform, how each statement is evaluated (needs --data)")
     _add_extern(ir)
     _add_passes(ir)
 
@@ -295,8 +298,13 @@ def cmd_ir(args) -> int:
     from pplc.ir.printer import format_graph
 
     model = _load(args)
-    graph = _condition(model, args).graph if args.data else model.graph
-    print(format_graph(graph), end="")
+    if args.plan and not args.data:
+        raise error("--plan needs --data: the plan is made for the data's sizes")
+    conditioned = _condition(model, args) if args.data else None
+    print(format_graph(conditioned.graph if conditioned else model.graph), end="")
+    if args.plan:
+        from pplc.backends.plan import format_plan
+        print(format_plan(conditioned.lowered), end="")
     return 0
 
 
@@ -305,8 +313,10 @@ def _condition(model, args):
 
 
 def cmd_explain(args) -> int:
+    from pplc.backends.plan import loop_notes
+
     conditioned = _condition(_load(args), args)
-    notes = conditioned.graph.notes
+    notes = conditioned.graph.notes + tuple(loop_notes(conditioned.lowered))
     for note in notes:
         print(f"{conditioned.graph.source.path}:{note.span.line}:{note.span.column}: "
               f"{note.message}    [{note.pass_name}]")

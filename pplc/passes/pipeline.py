@@ -1,8 +1,8 @@
 """The pass pipeline: a list of (name, pass) folded over the graph, in a fixed order.
 
 Each pass is a pure function Graph -> Graph that records its decisions as `graph.notes`
-(shown by `pplc explain`). Plates need no pass of their own: the JAX backend lowers every
-loop as one vectorized operation (see backends/evaluate.py), so the IR stays one node per
+(shown by `pplc explain`). Plates need no pass of their own: how each loop is evaluated
+is a decision of the lowering (backends/plan.py reports it), and the IR stays one node per
 variable whatever the data size.
 """
 
@@ -13,7 +13,6 @@ from typing import Callable, Iterable
 from pplc.errors import did_you_mean, error
 from pplc.ir.graph import Graph
 from pplc.passes.marginalize import marginalize
-from pplc.passes.plates import plates
 from pplc.passes.reparameterize import reparameterize
 
 Pass = Callable[[Graph], Graph]
@@ -24,8 +23,6 @@ PASSES: list[tuple[str, Pass]] = [
     ("marginalize", marginalize),
     # Needs the data (observation counts and scales), so it runs on the conditioned graph.
     ("reparameterize", reparameterize),
-    # Last: it describes how the loops of the final graph are lowered (no rewrite).
-    ("plates", plates),
 ]
 
 

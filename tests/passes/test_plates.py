@@ -1,7 +1,9 @@
-"""The plates pass records how each loop is lowered; the lowering itself keeps the program
-size independent of the data (tests/ir/test_graph.py checks the jaxpr)."""
+"""`explain` reports how each loop is evaluated from the plan that runs (backends/plan.py);
+the lowering itself keeps the program size independent of the data (tests/ir/test_graph.py
+checks the jaxpr)."""
 
 import pplc
+from pplc.backends.plan import format_plan, loop_notes
 
 
 def test_loops_are_vectorized_and_recurrences_scanned():
@@ -16,6 +18,62 @@ for t in range(T):
     y[t] ~ Normal(0, sqrt(h[t]))
 """
     model = pplc.compile(source).condition({"T": 4, "y": [0.1, -0.3, 0.2, 0.5]})
-    notes = {n.span.line: n.message for n in model.graph.notes if n.pass_name == "plates"}
-    assert notes == {6: "h: loop over t in range(1, T) -> a recurrence: a scan over t",
+    notes = {n.span.line: n.message for n in loop_notes(model.lowered)}
+    assert notes == {6: "h: loop over t in range(1, T) -> a scan over t, carrying the last "
+                        "1 slice(s) (lags 1)",
                      8: "y: loop over t in range(T) -> one vectorized operation"}
+
+
+def test_the_plan_reports_the_decision_that_runs():
+    """Change the decision in the lowered model, and the report changes with it."""
+    from dataclasses import replace
+
+    from pplc.backends.recurrence import Scan
+
+    source = """\
+data J: int
+data T: int
+data y: int[J, T]
+a ~ Normal(0, 1)
+for j in range(J):
+    c[0, j] = 5 + j
+    for t in range(1, T):
+        c[t, j] = c[t - 1, j] + y[j, t - 1]
+s ~ Normal(a + sum(c), 1)
+"""
+    model = pplc.compile(source).condition({"J": 2, "T": 3, "y": [[1, 0, 1], [0, 0, 1]],
+                                            "s": 1.0})
+    notes = [n.message for n in loop_notes(model.lowered)]
+    assert "c: loop over j in range(J), t in range(1, T) -> a scan over t, vectorized over " \
+           "j in each step, carrying the last 1 slice(s) (lags 1)" in notes
+    plan = format_plan(model.lowered)
+    assert "[0:1]  a  scalar  real (identity)" in plan
+    assert "c  3x2  read by the density" in plan
+    lowered = model.lowered
+    pieces = dict(lowered.pieces)
+    pieces[("c", 1)] = replace(pieces[("c", 1)], scan=Scan(plate=1))
+    notes = [n.message for n in loop_notes(replace(lowered, pieces=pieces))]
+    assert "c: loop over j in range(J), t in range(1, T) -> a scan over t, vectorized over " \
+           "j in each step" in notes
+
+
+def test_ir_plan_and_explain_on_the_command_line():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    model = root / "examples" / "eight_schools" / "model.ppl"
+    data = root / "examples" / "eight_schools" / "data.json"
+    run = lambda *args: subprocess.run([sys.executable, "-m", "pplc.cli", *map(str, args)],
+                                       capture_output=True, text=True, cwd=root)
+    plan = run("ir", model, "--data", data, "--plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "# unconstrained vector: 10 values" in plan.stdout
+    assert "[1:2]  tau  scalar  positive (log)" in plan.stdout
+    explain = run("explain", model, "--data", data)
+    assert "theta: loop over j in range(J) -> one vectorized operation    [lowering]" \
+        in explain.stdout
+    refused = run("ir", model, "--plan")
+    assert refused.returncode == 1 and "--plan needs --data" in refused.stderr
+    assert "Traceback" not in refused.stderr
