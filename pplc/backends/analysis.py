@@ -51,6 +51,8 @@ class _Analysis:
         self.pieces: dict[tuple[str, int], PieceInfo] = {}
         self.static: Env = dict(data.sizes)   # known concrete values (sizes, data arrays)
         self.kinds: dict[str, str] = {}       # latent -> constraint kind (transforms.py)
+        self.groups: dict[str, recurrence.Group] = {}   # member -> its group
+        self.members = {n: g for g in graph.groups() for n in g}
 
     def run(self) -> LoweredModel:
         graph = self.graph
@@ -83,6 +85,7 @@ class _Analysis:
         self._check_log_prob_shapes()
         self._check_data_indices()
         self._schedule_recursions()
+        self._schedule_groups()
         self._check_observed_support()
         order = graph.order()
         self._check_imputable()
@@ -106,7 +109,7 @@ class _Analysis:
             needed |= nx.ancestors(graph.dag, name)
         return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, layout,
                             self.pieces, self.externs, data_only, self.kinds, needed,
-                            self._states())
+                            self._states(), self.groups)
 
     def _states(self) -> dict[str, int]:
         """The number of values of each discrete latent with finite support, where every
@@ -174,7 +177,7 @@ class _Analysis:
             depends[name] = random
         # A recursion may read later nodes only through the full graph; be safe with cycles.
         return [n for n in order if self.graph[n].kind is Kind.DETERMINISTIC
-                and not depends[n] and not self.graph[n].recursive]
+                and not depends[n] and not self.graph[n].recursive and n not in self.groups]
 
     def _piece_info(self, variable: Variable, piece: Piece) -> PieceInfo:
         ranges = plate_ranges(piece.plates, self.evaluate, self.static)
@@ -213,11 +216,16 @@ class _Analysis:
         while pending:
             progress = False
             for variable in list(pending):
-                reads = set(self.graph.parents(variable.name))
+                group = self.members.get(variable.name, (variable.name,))
+                reads = {r for n in group for r in self.graph.parents(n)} - set(group)
                 if any(r not in self.shapes for r in reads):
                     continue
-                self._infer_shape(variable)
-                pending.remove(variable)
+                if len(group) > 1:
+                    self._infer_group_shapes(group)
+                    pending = [v for v in pending if v.name not in group]
+                else:
+                    self._infer_shape(variable)
+                    pending.remove(variable)
                 progress = True
             if not progress:
                 variable = pending[0]
@@ -236,6 +244,21 @@ class _Analysis:
                             f"{', '.join(repr(w) for w in waiting)}, whose shapes depend on "
                             f"it", self.source, variable.span,
                             hint=f"declare its type, e.g. {variable.name}: real[N] ~ ...")
+
+    def _infer_group_shapes(self, group: tuple[str, ...]) -> None:
+        """Arrays that read each other's elements: start from their extents with scalar
+        integer elements and infer each from the others until nothing changes."""
+        for name in group:
+            self.shapes[name] = tuple(self._extent(self.graph[name]))
+            self.dtypes[name] = jnp.int64
+        for _ in range(4):
+            before = {n: (self.shapes[n], self.dtypes[n]) for n in group}
+            for name in group:
+                self._infer_shape_and_dtype(self.graph[name])
+            if before == {n: (self.shapes[n], self.dtypes[n]) for n in group}:
+                return
+        raise error(f"cannot infer the shapes of {', '.join(repr(n) for n in group)}, which "
+                    "are defined in terms of each other", self.source, self.graph[group[0]].span)
 
     def _infer_shape(self, variable: Variable) -> None:
         self._infer_shape_and_dtype(variable)
@@ -456,7 +479,7 @@ class _Analysis:
         for variable in self.graph.of_kind(Kind.DETERMINISTIC):
             for i, piece in enumerate(variable.pieces):
                 info = self.pieces[(variable.name, i)]
-                if not info.recursive:
+                if not info.recursive or variable.name in self.members:
                     continue
                 if piece.indices is None:
                     raise error(f"'{variable.name}' is defined in terms of itself as a whole",
@@ -471,6 +494,28 @@ class _Analysis:
                         lambda env: jnp.asarray(self.evaluate(e, env)), piece.plates,
                         info.ranges, self.static),
                     lambda e: self.evaluate(e, self.static), self.source)
+
+    def _schedule_groups(self) -> None:
+        """The stages of each group of arrays that read each other's elements
+        (recurrence.schedule_group); every piece of a member gets its `Scan`."""
+        for names in self.graph.groups():
+            pieces = []
+            for name in names:
+                variable = self.graph[name]
+                for i, piece in enumerate(variable.pieces):
+                    info = self.pieces[(name, i)]
+                    pieces.append(recurrence.GroupPiece(
+                        name, i, piece, info.ranges, self._index_arrays(variable, i, piece),
+                        lambda e, piece=piece, info=info: over_plates(
+                            lambda env: jnp.asarray(self.evaluate(e, env)), piece.plates,
+                            info.ranges, self.static)))
+            pieces.sort(key=lambda p: (p.piece.span.line, p.piece.span.column))
+            grids = {n: self.shapes[n][:len(self.graph[n].pieces[0].indices)] for n in names}
+            group, scans = recurrence.schedule_group(
+                names, pieces, grids, lambda e: self.evaluate(e, self.static), self.source)
+            for key, scan in scans.items():
+                self.pieces[key].scan = scan
+            self.groups.update({n: group for n in names})
 
     def _check_observed_support(self) -> None:
         """Observed data inside their distribution's support, said before sampling (the

@@ -79,6 +79,7 @@ class LoweredModel:
     kinds: dict[str, str] = field(default_factory=dict)   # latent -> constraint kind
     needed: set[str] | None = None   # deterministics the density reads (None: all)
     states: dict[str, int] = field(default_factory=dict)  # discrete latent -> its values
+    groups: dict[str, Any] = field(default_factory=dict)  # member -> recurrence.Group
 
     # ------------------------------------------------------------ public surface
     @property
@@ -413,6 +414,10 @@ class LoweredModel:
     def _deterministic(self, variable: Variable, env: Env):
         name = variable.name
         evaluate = self._evaluate
+        if name in self.groups:
+            if name not in env:   # the first member met computes the whole group
+                env.update(self._group(self.groups[name], env))
+            return env[name]
         if len(variable.pieces) == 1 and variable.pieces[0].indices is None:
             return jnp.asarray(evaluate(variable.pieces[0].value, env))
         array = jnp.zeros(self.shapes[name], self.dtypes[name])
@@ -462,6 +467,49 @@ class LoweredModel:
         steps = info.ranges[scan.plate]
         array, _ = jax.lax.scan(step, array, jnp.arange(steps.start, steps.stop))
         return array
+
+    def _group(self, group, env: Env) -> dict:
+        """Arrays that read each other's elements, stage by stage (recurrence.Group)."""
+        arrays = {n: jnp.zeros(self.shapes[n], self.dtypes[n]) for n in group.names}
+        for stage in group.stages:
+            if stage.joint:
+                arrays = self._joint_scan(stage, env, arrays)
+                continue
+            ((name, i),) = stage.pieces
+            variable = self.graph[name]
+            arrays[name] = self._recurrence(variable, variable.pieces[i],
+                                            self.pieces[(name, i)], {**env, **arrays},
+                                            arrays[name])
+        return arrays
+
+    def _joint_scan(self, stage, env: Env, arrays: dict) -> dict:
+        """Several pieces in one `lax.scan` over the loop they share: in each step, each
+        piece in turn (vectorized over its other loops) reads the arrays as they stand."""
+        evaluate = self._evaluate
+        names = tuple(arrays)
+        first_name, first_i = stage.pieces[0]
+        first = self.graph[first_name].pieces[first_i]
+        scanned = first.plates[stage.plates[0]]
+        steps = self.pieces[(first_name, first_i)].ranges[stage.plates[0]]
+
+        def step(carry, t):
+            current = dict(zip(names, carry))
+            for (name, i), at in zip(stage.pieces, stage.plates):
+                piece, info = self.graph[name].pieces[i], self.pieces[(name, i)]
+                others = [p for k, p in enumerate(piece.plates) if k != at]
+                other_ranges = [r for k, r in enumerate(info.ranges) if k != at]
+                local = {**env, **current, scanned.index: t}
+
+                def body(inner_env, piece=piece):
+                    return self._lhs(piece, inner_env), evaluate(piece.value, inner_env)
+                lhs, values = over_plates(body, others, other_ranges, local)
+                array = current[name]
+                current[name] = array.at[lhs].set(jnp.asarray(values, array.dtype))
+            return tuple(current[n] for n in names), None
+
+        carry, _ = jax.lax.scan(step, tuple(arrays[n] for n in names),
+                                jnp.arange(steps.start, steps.stop))
+        return dict(zip(names, carry))
 
     def _ordered_recurrence(self, variable, piece, env, array, order):
         """One iteration per scan step, the loop indices taken from the rows of `order`."""

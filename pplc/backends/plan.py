@@ -23,6 +23,13 @@ def evaluation(lowered, name: str, i: int) -> str:
     """How piece i of `name` is evaluated, in words."""
     piece = lowered.graph[name].pieces[i]
     scan = lowered.pieces[(name, i)].scan
+    group = lowered.groups.get(name)
+    stage = next((s for s in group.stages if (name, i) in s.pieces), None) if group else None
+    if stage is not None and stage.joint:
+        position = stage.pieces.index((name, i))
+        index = piece.plates[stage.plates[position]].index
+        lines = [f"{n} (line {lowered.graph[n].pieces[j].span.line})" for n, j in stage.pieces]
+        return f"a joint scan over {index}; each step computes " + ", then ".join(lines)
     if scan is not None:
         return scan.describe(piece)
     if not piece.plates:

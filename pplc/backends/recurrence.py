@@ -254,3 +254,150 @@ def lag_read(name: str, axis: int, loop: str, lag_names: dict[int, str]) -> Call
             return ast.Index(row, rest, e.span) if rest else row
         return None
     return replace
+
+
+# ---------------------------------------------------------------- several arrays at once
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of computing a group of arrays defined in terms of each other's elements:
+    `pieces` ((name, piece index) pairs) computed at once (one piece reading only elements
+    of earlier stages), by that piece's own `Scan` (one piece reading its own elements),
+    or jointly (`joint`: several pieces in one `lax.scan` over the loop they share, at
+    position `plates[k]` among piece k's loops, in this order within each step)."""
+
+    pieces: tuple[tuple[str, int], ...]
+    joint: bool = False
+    plates: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    """Deterministic arrays that read each other's elements (ARMA's `nu[t]` reads
+    `err[t - 1]`, `err[t]` reads `nu[t]`): a cycle between the variables that is none
+    between their elements. They are computed together, stage by stage."""
+
+    names: tuple[str, ...]
+    stages: tuple[Stage, ...]
+
+    def describe(self, graph) -> list[str]:
+        lines = []
+        for stage in self.stages:
+            if stage.joint:
+                name, i = stage.pieces[0]
+                index = graph[name].pieces[i].plates[stage.plates[0]].index
+                members = ", then ".join(f"{n} (line {graph[n].pieces[j].span.line})"
+                                         for n, j in stage.pieces)
+                lines.append(f"a joint scan over {index}: in each step {members}")
+        return lines
+
+
+@dataclass
+class GroupPiece:
+    """What the group schedule needs of one piece (see `schedule`)."""
+
+    name: str
+    index: int
+    piece: Piece
+    ranges: list[range]
+    writes: list[np.ndarray]
+    at_every_index: Callable
+
+
+def schedule_group(names: tuple[str, ...], pieces: list[GroupPiece], grids: dict,
+                   static_value: Callable, source) -> tuple[Group, dict]:
+    """The stages of a group, and the `Scan` of every piece that reads only its own
+    elements among the group's unfinished ones ((name, index) -> Scan)."""
+    owner, iteration, positions = {}, {}, []
+    for name in names:
+        owner[name] = np.full(grids[name], -1)
+        iteration[name] = np.full(grids[name], -1)
+    for k, p in enumerate(pieces):
+        sizes = [len(r) for r in p.ranges]
+        count = math.prod(sizes)
+        where = tuple(np.ravel(w) for w in p.writes)
+        owner[p.name][where] = k
+        iteration[p.name][where] = np.arange(count)
+        positions.append(np.unravel_index(np.arange(count), sizes) if sizes else ())
+    reads = [[(name, node, _read_axes(node, name, grids[name], math.prod(len(r) for r in
+                                                                         p.ranges),
+                                      p.at_every_index, static_value))
+              for name in names for node in own_reads(name, p.piece.value)] for p in pieces]
+
+    dependence = nx.DiGraph()
+    dependence.add_nodes_from(range(len(pieces)))
+    for k, piece_reads in enumerate(reads):
+        for name, _, axes in piece_reads:
+            for q in np.unique(_box_union(owner[name], axes)):
+                if q >= 0:
+                    dependence.add_edge(int(q), k)
+    condensed = nx.condensation(dependence)
+    stages, scans = [], {}
+    for c in nx.lexicographical_topological_sort(
+            condensed, key=lambda c: min(condensed.nodes[c]["members"])):
+        ks = sorted(condensed.nodes[c]["members"])
+        if len(ks) == 1 and not dependence.has_edge(ks[0], ks[0]):
+            p = pieces[ks[0]]
+            stages.append(Stage(((p.name, p.index),)))
+            scans[(p.name, p.index)] = Scan(None)
+        elif len(ks) == 1:
+            p = pieces[ks[0]]
+            stages.append(Stage(((p.name, p.index),)))
+            scans[(p.name, p.index)] = schedule(
+                p.name, p.piece, p.ranges, grids[p.name], p.writes, p.at_every_index,
+                static_value, source)
+        else:
+            stages.append(_joint_stage([pieces[k] for k in ks], ks, reads, owner, iteration,
+                                       positions, source))
+    return Group(names, tuple(stages)), scans
+
+
+def _joint_stage(group: list[GroupPiece], ks: list[int], reads, owner, iteration, positions,
+                 source) -> Stage:
+    """Several pieces in one scan over a loop they all share, if every read goes to an
+    earlier step or to a piece ordered before it in the same step."""
+    shared = [p for p in group[0].piece.plates
+              if all(p in g.piece.plates for g in group[1:])]
+    for plate in shared:
+        at = {k: g.piece.plates.index(plate) for k, g in zip(ks, group)}
+        step_of = {}   # name -> the step at which each element is written by this stage
+        for name in {g.name for g in group}:
+            table = np.full(owner[name].shape, -1)
+            for k in ks:
+                mine = owner[name] == k
+                table[mine] = positions[k][at[k]][iteration[name][mine]]
+            step_of[name] = table
+        same_step, valid = nx.DiGraph(), True
+        same_step.add_nodes_from(ks)
+        for k in ks:
+            step = positions[k][at[k]]
+            for name, _, axes in reads[k]:
+                for q in ks:
+                    if not (owner[name] == q).any():
+                        continue
+                    table = np.where(owner[name] == q, step_of[name], -1)
+                    latest = _box_max(table, axes)
+                    if np.any(latest > step):
+                        valid = False
+                    elif np.any(latest == step):
+                        same_step.add_edge(q, k)
+        if not valid or not nx.is_directed_acyclic_graph(same_step):
+            continue
+        order = list(nx.lexicographical_topological_sort(same_step))
+        by_k = dict(zip(ks, group))
+        return Stage(tuple((by_k[k].name, by_k[k].index) for k in order), joint=True,
+                     plates=tuple(at[k] for k in order))
+    first = group[0]
+    names = sorted({g.name for g in group})
+    raise error(f"{' and '.join(repr(n) for n in names)} are defined in terms of each other's "
+                "elements in a way pplc cannot order: no loop they share has every read go "
+                "to an earlier step", source, first.piece.span,
+                hint="define them in one loop, each element reading elements of earlier "
+                     "iterations or ones defined above it in the same iteration")
+
+
+def _box_union(table: np.ndarray, axes: list) -> np.ndarray:
+    """The entries of `table` that some iteration's read may touch (a superset)."""
+    picks = [np.arange(*sel) if isinstance(sel, tuple)
+             else np.unique(np.clip(sel, 0, table.shape[a] - 1)) for a, sel in enumerate(axes)]
+    return np.ravel(table[np.ix_(*picks)]) if picks else np.ravel(table)

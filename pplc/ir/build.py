@@ -160,10 +160,20 @@ def _value_reads(variable: Variable) -> set[str]:
 
 
 def _refuse_cycles(graph: Graph) -> None:
-    try:
-        cycle = nx.find_cycle(graph.value_dag())
-    except nx.NetworkXNoCycle:
+    """A cycle of values is refused, unless it is among deterministic arrays only: those
+    may read each other's earlier elements (`nu[t]` reads `err[t - 1]`, `err[t]` reads
+    `nu[t]`), which the backend checks and orders element by element."""
+    value = graph.value_dag()
+    if nx.is_directed_acyclic_graph(value):
         return
+    for component in nx.strongly_connected_components(value):
+        if len(component) > 1 and any(graph[n].kind is not Kind.DETERMINISTIC
+                                      or all(p.indices is None for p in graph[n].pieces)
+                                      for n in component):
+            break
+    else:
+        return
+    cycle = nx.find_cycle(value.subgraph(component))
     names = [u for u, _ in cycle]
     first = min(names, key=lambda n: graph[n].span.line)
     start = names.index(first)

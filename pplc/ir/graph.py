@@ -150,10 +150,27 @@ class Graph:
             yield self[name]
 
     def order(self) -> list[str]:
-        """An evaluation order of the values; ties keep the order of the source lines."""
+        """An evaluation order of the values; ties keep the order of the source lines.
+
+        Deterministic arrays that read each other's elements (`groups`) come together, in
+        source order; they are computed jointly."""
         line = {n: (self[n].span.line, self[n].span.column) for n in self.dag}
-        return list(nx.lexicographical_topological_sort(self.value_dag(),
-                                                        key=lambda n: (line[n], n)))
+        value = self.value_dag()
+        if nx.is_directed_acyclic_graph(value):
+            return list(nx.lexicographical_topological_sort(value, key=lambda n: (line[n], n)))
+        condensed = nx.condensation(value)
+        first = {c: min((line[n], n) for n in condensed.nodes[c]["members"])
+                 for c in condensed}
+        return [n for c in nx.lexicographical_topological_sort(condensed, key=first.get)
+                for n in sorted(condensed.nodes[c]["members"], key=lambda n: (line[n], n))]
+
+    def groups(self) -> list[tuple[str, ...]]:
+        """Variables whose values depend on each other (a cycle of the value graph), in
+        order; build refuses any but deterministic arrays, whose elements may be acyclic."""
+        order = {n: i for i, n in enumerate(self.order())}
+        return sorted((tuple(sorted(c, key=order.get))
+                       for c in nx.strongly_connected_components(self.value_dag())
+                       if len(c) > 1), key=lambda g: order[g[0]])
 
     def value_dag(self) -> nx.DiGraph:
         """Only the edges a value needs (edge attribute `value`); the order of evaluation.

@@ -100,6 +100,11 @@ def _refuse_unsupported(graph: Graph, lowered) -> None:
         raise error(f"pplc build cannot compile missing data: '{name}' has missing entries, "
                     "which pplc imputes as latent values", graph.source, graph[name].span,
                     hint="build with data that have no missing entries")
+    for names in graph.groups():
+        raise error(f"pplc build cannot write {' and '.join(repr(n) for n in names)} yet: "
+                    "arrays defined in terms of each other's elements, which the compiler "
+                    "computes in a joint scan", graph.source, graph[names[0]].span,
+                    hint="sample the model with pplc itself")
 
 
 # ---------------------------------------------------------------- module text
