@@ -78,7 +78,7 @@ def check_program(program: ast.Program) -> Definitions:
         _check_statement(statement, loops, defs, source, diags)
     for fn in defs.functions.values():
         _check_function(fn, defs, source, diags)
-    _check_recursion(defs, source, diags)
+    _check_recursion(_call_graph(defs), defs, source, diags)
     diags.raise_if_any()
     return defs
 
@@ -382,26 +382,34 @@ def _check_function(fn, defs, source, diags):
     _check_expr(fn.result, set(), defs, source, diags, local_names=params | local)
 
 
-def _check_recursion(defs, source, diags):
+def _call_graph(defs) -> nx.DiGraph:
+    """Which def calls which, directly or by passing it to `integrate`/`ode`."""
     calls = nx.DiGraph()
     for fn in defs.functions.values():
         calls.add_node(fn.name)
-        exprs = [a.value for a in fn.body] + [fn.result]
-        for expr in exprs:
+        for expr in [a.value for a in fn.body] + [fn.result]:
             for node in ast.walk(expr):
-                if isinstance(node, ast.Call) and node.func in defs.functions:
-                    calls.add_edge(fn.name, node.func)
-    reported: set[frozenset] = set()
+                callee = node.func if isinstance(node, ast.Call) else \
+                    node.name if isinstance(node, ast.FunctionRef) else None
+                if callee in defs.functions:
+                    calls.add_edge(fn.name, callee)
+    return calls
+
+
+def _check_recursion(calls, defs, source, diags) -> bool:
+    """Report each group of defs that call each other in a cycle, once, at its first def,
+    with the shortest cycle through it (`f -> g -> f`); True if there was any."""
     line = {name: fn.span.line for name, fn in defs.functions.items()}
-    for cycle in sorted(nx.simple_cycles(calls), key=lambda c: sorted(line[n] for n in c)):
-        if frozenset(cycle) in reported:
-            continue
-        reported.add(frozenset(cycle))
-        start = min(range(len(cycle)), key=lambda i: line[cycle[i]])
-        cycle = cycle[start:] + cycle[:start]
-        fn = defs.functions[cycle[0]]
-        chain = " -> ".join(cycle + [cycle[0]])
-        diags.add(f"recursive function: {chain}", source, fn.name_span,
+    groups = [sorted(g, key=line.get) for g in nx.strongly_connected_components(calls)
+              if len(g) > 1 or calls.has_edge(next(iter(g)), next(iter(g)))]
+    for group in sorted(groups, key=lambda g: line[g[0]]):
+        start = group[0]
+        within = calls.subgraph(group)
+        back = min((p for p in within.predecessors(start)),
+                   key=lambda p: (nx.shortest_path_length(within, start, p), line[p]))
+        cycle = nx.shortest_path(within, start, back) if back != start else [start]
+        chain = " -> ".join(cycle + [start])
+        diags.add(f"recursive function: {chain}", source, defs.functions[start].name_span,
                   hint="functions cannot call themselves; write the recursion as a "
                        "piecewise array definition")
-
+    return bool(groups)

@@ -14,7 +14,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
 
-from pplc.errors import PplcError, Source, Span, error
+from pplc.errors import Diagnostics, PplcError, Source, Span, error
 from pplc.frontend import ast
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
@@ -82,9 +82,11 @@ class _ToAst(Transformer):
         return items[0], _span(meta)
 
     def decorated(self, meta, items):
-        *decorators, sample = items
-        return ast.Sample(sample.target, sample.type, sample.distribution,
-                          tuple(str(d) for d, _ in decorators), sample.span,
+        *decorators, statement = items
+        if not isinstance(statement, ast.Sample):
+            return _Misplaced(tuple(decorators), statement)
+        return ast.Sample(statement.target, statement.type, statement.distribution,
+                          tuple(str(d) for d, _ in decorators), statement.span,
                           tuple(span for _, span in decorators))
 
     def for_statement(self, meta, items):
@@ -96,20 +98,12 @@ class _ToAst(Transformer):
         return tuple(items)
 
     def def_statement(self, meta, items):
-        name, _lpar, params, rpar, (body, result) = items
+        name, _lpar, params, rpar, body = items
         header = Span(meta.line, meta.column, rpar.end_line, rpar.end_column + 1)
-        return ast.FunctionDef(str(name), tuple(params or ()), body, result, header,
-                               _tspan(name))
-
-    def def_block(self, meta, items):
-        return tuple(items[:-1]), items[-1]
-
-    def local_assign(self, meta, items):
-        name, value = items
-        return ast.LocalAssign(str(name), value, _span(meta))
+        return _DefHeader(str(name), tuple(params or ()), body, header, _tspan(name))
 
     def return_statement(self, meta, items):
-        return items[0]
+        return _Return(items[0], _span(meta))
 
     def params(self, meta, items):
         return tuple(str(p) for p in items if p is not None)
@@ -213,15 +207,38 @@ class _ForHeader:
             var, range_name, arguments, body, span)
 
 
+class _DefHeader:
+    """A `def` as parsed, with any statements in its body: `_finish` keeps the local
+    assignments and the final return, and refuses the rest."""
+
+    def __init__(self, name, params, body, span, name_span):
+        self.name, self.params, self.body, self.span, self.name_span = (
+            name, params, body, span, name_span)
+
+
+class _Return:
+    """`return EXPR`, wherever it was written (only the end of a def body is right)."""
+
+    def __init__(self, value, span):
+        self.value, self.span = value, span
+
+
+class _Misplaced:
+    """Decorators on a statement that is not a `~`."""
+
+    def __init__(self, decorators, statement):
+        self.decorators, self.statement = decorators, statement
+
+
 def parse(text: str, path: str = "<model>") -> ast.Program:
     """Parse a model's text into an AST; raise PplcError with a located diagnostic on error."""
     source = Source(path, text if text.endswith("\n") else text + "\n")
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as exc:
-        raise _syntax_error(exc, source) from None
+        raise syntax_error(exc, source) from None
     except DedentError:
-        raise _dedent_error(source) from None
+        raise dedent_error(source) from None
     program = _ToAst(source).transform(tree)
     return _finish(program, source)
 
@@ -237,22 +254,41 @@ def parse_file(path: str | Path) -> ast.Program:
 
 # ---------------------------------------------------------------- post-parse shaping
 
+_DEF_BODY = "a def may contain only local assignments `name = EXPR` and a final `return EXPR`"
+# What each statement is called, and how to write it instead, when it appears in a def body.
+_NOT_IN_A_DEF = {
+    ast.Sample: ("a '~' statement", "declare random variables outside the def and pass them "
+                                    "in as arguments"),
+    ast.Factor: ("'factor'", "write the factor outside the def: `factor f(x)`"),
+    ast.DataDecl: ("a data declaration", "declare data at the top level and pass it in as an "
+                                         "argument"),
+    _ForHeader: ("a loop", "functions broadcast, so compute on whole arrays; or loop outside "
+                           "the def and call it for each element"),
+    _DefHeader: ("another def", "define functions at the top level; one def may call another"),
+    ast.ExternDef: ("an extern def", "declare `extern def` at the top level"),
+    _Misplaced: ("a decorator", "@centered and @noncentered go before a '~' statement outside "
+                                "functions"),
+}
+
+
 def _finish(program: ast.Program, source: Source) -> ast.Program:
-    """Replace the parser's helper objects with AST nodes, checking forms lark accepts loosely."""
+    """Replace the parser's helper objects with AST nodes, checking forms lark accepts loosely:
+    loops over range(...), def bodies, `return` and decorators, argument order."""
+    diags = Diagnostics()
 
     def statement(s):
         if isinstance(s, _ForHeader):
-            if str(s.range_name) != "range":
-                raise error(f"a loop must run over range(...), not '{s.range_name}'", source,
-                            _tspan(s.range_name),
-                            hint="write `for i in range(N):` or `for i in range(a, b):`")
             args = [expr(a) for a in (s.arguments or ())]
-            if any(isinstance(a, ast.Keyword) for a in args) or not 1 <= len(args) <= 2:
-                raise error("range takes one or two positional arguments: range(stop) or "
-                            "range(start, stop)", source, s.span)
-            start, stop = (None, args[0]) if len(args) == 1 else args
-            return ast.For(str(s.var), start, stop, tuple(statement(b) for b in s.body),
-                           s.span, _tspan(s.var))
+            if str(s.range_name) != "range":
+                diags.add(f"a loop must run over range(...), not '{s.range_name}'", source,
+                          _tspan(s.range_name),
+                          hint="write `for i in range(N):` or `for i in range(a, b):`")
+            elif any(isinstance(a, ast.Keyword) for a in args) or not 1 <= len(args) <= 2:
+                diags.add("range takes one or two positional arguments: range(stop) or "
+                          "range(start, stop)", source, s.span)
+            start, stop = (None, args[0]) if len(args) == 1 else (args + [None, None])[:2]
+            body = tuple(b for b in map(statement, s.body) if b is not None)
+            return ast.For(str(s.var), start, stop, body, s.span, _tspan(s.var))
         if isinstance(s, ast.Sample):
             return ast.Sample(target(s.target), s.type and type_(s.type), expr(s.distribution),
                               s.decorators, s.span, s.decorator_spans)
@@ -262,10 +298,54 @@ def _finish(program: ast.Program, source: Source) -> ast.Program:
             return ast.Factor(expr(s.expr), s.span)
         if isinstance(s, ast.DataDecl):
             return ast.DataDecl(s.name, type_(s.type), s.span, s.name_span)
-        if isinstance(s, ast.FunctionDef):
-            body = tuple(ast.LocalAssign(b.name, expr(b.value), b.span) for b in s.body)
-            return ast.FunctionDef(s.name, s.params, body, expr(s.result), s.span, s.name_span)
+        if isinstance(s, _DefHeader):
+            return function(s)
+        if isinstance(s, _Return):
+            diags.add("'return' is only allowed as the last line of a def body", source,
+                      Span(s.span.line, s.span.column, s.span.line, s.span.column + 6),
+                      hint="a model's statements define variables; `return` ends a `def`")
+            return None
+        if isinstance(s, _Misplaced):
+            misplaced(s)
+            return statement(s.statement)
         return s
+
+    def misplaced(m: _Misplaced):
+        (name, span), *_ = m.decorators
+        what = _statement_kind(m.statement)
+        diags.add(f"a decorator (@{name}) must come right before a '~' statement, not before "
+                  f"{what}", source, span,
+                  hint="@centered and @noncentered choose the parameterization of a random "
+                       "variable")
+
+    def function(d: _DefHeader) -> ast.FunctionDef:
+        body, result = [], None
+        for item in d.body:
+            if result is not None:
+                diags.add(f"nothing may follow the `return` that ends def '{d.name}'", source,
+                          _first_span(item),
+                          hint=f"{_DEF_BODY}; the return on line {result.span.line} ends it")
+                break
+            if isinstance(item, _Return):
+                result = item
+            elif isinstance(item, ast.Assign) and item.target.indices is None:
+                body.append(ast.LocalAssign(item.target.name, expr(item.value), item.span))
+            elif isinstance(item, ast.Assign):
+                diags.add(f"{_DEF_BODY}, not an assignment to an element", source,
+                          item.target.span,
+                          hint="assign a whole local name; build an array with a list "
+                               "literal, [a, b, c]")
+            else:
+                decorated = isinstance(item, ast.Sample) and item.decorators
+                what, hint = _NOT_IN_A_DEF[_Misplaced if decorated else type(item)]
+                diags.add(f"{_DEF_BODY}, not {what}", source, _first_span(item), hint=hint)
+        if result is None:
+            diags.add(f"def '{d.name}' has no `return`", source, d.name_span,
+                      hint="a def ends with `return EXPR`, the value it computes")
+            value = ast.Number(0, d.name_span)
+        else:
+            value = expr(result.value)
+        return ast.FunctionDef(d.name, d.params, tuple(body), value, d.span, d.name_span)
 
     def target(t: ast.Target) -> ast.Target:
         if t.indices is None:
@@ -284,7 +364,8 @@ def _finish(program: ast.Program, source: Source) -> ast.Program:
                 if isinstance(a, ast.Keyword):
                     seen_keyword = True
                 elif seen_keyword:
-                    raise error("positional argument follows keyword argument", source, a.span)
+                    diags.add("positional argument follows keyword argument", source, a.span)
+                    break
             args = tuple(expr(a) for a in e.args)
             if e.func in ast.SPECIAL_FORMS and args and isinstance(args[0], ast.Name):
                 args = (ast.FunctionRef(args[0].id, args[0].span),) + args[1:]
@@ -311,7 +392,26 @@ def _finish(program: ast.Program, source: Source) -> ast.Program:
             return ast.Keyword(e.name, expr(e.value), e.span)
         return e
 
-    return ast.Program(tuple(statement(s) for s in program.statements), source)
+    statements = tuple(statement(s) for s in program.statements)
+    diags.raise_if_any()
+    return ast.Program(tuple(s for s in statements if s is not None), source)
+
+
+def _statement_kind(s) -> str:
+    if isinstance(s, ast.Assign):
+        return "an '=' statement"
+    if isinstance(s, _Return):
+        return "a return"
+    return _NOT_IN_A_DEF[type(s)][0]
+
+
+def _first_span(s) -> Span:
+    """Where a statement begins: its decorator, its header, or its first token."""
+    if isinstance(s, _Misplaced):
+        return s.decorators[0][1]
+    if isinstance(s, ast.Sample) and s.decorator_spans:
+        return s.decorator_spans[0]
+    return s.span
 
 
 # ---------------------------------------------------------------- syntax errors
@@ -370,7 +470,7 @@ def _unclosed_bracket(source: Source, line: int, column: int) -> Span | None:
     return Span(number, col, number, col + 1)
 
 
-def _dedent_error(source: Source) -> PplcError:
+def dedent_error(source: Source) -> PplcError:
     """Find the line whose indentation matches no enclosing block (lark does not say)."""
     levels = [0]
     depth = 0
@@ -397,7 +497,7 @@ def _dedent_error(source: Source) -> PplcError:
     return error("inconsistent indentation", source)
 
 
-def _syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
+def syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
     if isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
         token = getattr(exc, "token", None)
         line = getattr(token, "line", None) or len(source.text.splitlines())
