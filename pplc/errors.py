@@ -46,8 +46,10 @@ class Source:
     text: str
 
     def line(self, number: int) -> str:
-        lines = self.text.splitlines()
-        return lines[number - 1] if 0 < number <= len(lines) else ""
+        # Lines end at "\n" only, as the parsers count them: str.splitlines would also break
+        # at a form feed or U+2028 in a comment and show the wrong line.
+        lines = self.text.split("\n")
+        return lines[number - 1].rstrip("\r") if 0 < number <= len(lines) else ""
 
 
 @dataclass(frozen=True)
@@ -71,11 +73,26 @@ class Diagnostic:
             width = max(1, span.end_column - span.column)
         else:
             width = max(1, len(text) - span.column + 1)
-        caret = " " * (span.column - 1) + "^" * width
+        text, column, width = clip_line(text, span.column, width)
+        caret = " " * (column - 1) + "^" * width
         out = [head, "    " + text, "    " + caret]
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
+
+
+LONG_LINE = 300  # longer source lines (a one-line JSON file, a generated sum) are cut
+
+
+def clip_line(text: str, column: int, width: int) -> tuple[str, int, int]:
+    """A long line cut to about 200 characters around the span, marked with '...'."""
+    if len(text) <= LONG_LINE:
+        return text, column, width
+    cut = max(0, column - 1 - 40)
+    end = min(len(text), cut + 200)
+    prefix = "..." if cut else ""
+    shown = prefix + text[cut:end] + ("..." if end < len(text) else "")
+    return shown, column - cut + len(prefix), max(1, min(width, end - (column - 1)))
 
 
 class PplcError(Exception):

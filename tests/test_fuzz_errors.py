@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pplc
-from pplc.errors import PplcError
+from pplc.errors import PplcError, clip_line
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
@@ -118,3 +118,38 @@ def test_mutated_models_fail_only_with_diagnostics(case):
         model.condition(data)
     except PplcError as err:
         _assert_located(err)
+
+
+# Characters a hostile or mis-saved file brings: a tab, carriage returns, a byte-order mark
+# in the middle, form feed, a line separator, non-ASCII letters and look-alike operators.
+_HOSTILE = ["\t", "\r", "\r\n", "\ufeff", "\x0c", "\u2028", "\u00a0", "μ", "é", "×", "^",
+            "−", "“", "\x00", "@", "#", "\\"]
+
+
+@st.composite
+def hostile_mutants(draw) -> tuple[str, str]:
+    """(seed name, the seed's text with a hostile character inserted at a random place)."""
+    name, text, _ = draw(st.sampled_from(SEEDS))
+    at = draw(st.integers(0, len(text)))
+    return name, text[:at] + draw(st.sampled_from(_HOSTILE)) + text[at:]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_mutants())
+def test_hostile_characters_fail_only_with_diagnostics(case):
+    """...and the line shown under a diagnostic is the line it names, counted as Python
+    counts lines (universal newlines: LF, CRLF, CR; a leading byte-order mark skipped)."""
+    name, text = case
+    try:
+        pplc.compile(text)
+    except PplcError as err:
+        _assert_located(err)
+        lines = re.split(r"\r\n|\r|\n", text[1:] if text.startswith("\ufeff") else text)
+        for diagnostic in err.diagnostics:
+            if diagnostic.span is None:
+                continue
+            line, column = diagnostic.span.line, diagnostic.span.column
+            expected = lines[line - 1] if line <= len(lines) else ""
+            shown, _, _ = clip_line(expected.expandtabs(1), column, 1)
+            assert diagnostic.render().split("\n")[1] == "    " + shown, err.render()

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 import pplc
-from pplc.errors import PplcError
+from pplc.errors import PplcError, clip_line
 
 BAD = Path(__file__).parent / "golden" / "bad"
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +90,12 @@ def _check_rendering(case: Case, rendered: str) -> None:
     else:
         assert head.startswith(f"{path}:{case.line}:{case.column}: error: "), rendered
         source_line = path.read_text().splitlines()[case.line - 1] if path.read_text() else ""
-        assert lines[1] == "    " + source_line.expandtabs(1).rstrip("\n"), rendered
+        # A very long line is shown cut around the caret, marked with '...'.
+        shown, column, _ = clip_line(source_line.expandtabs(1).rstrip("\n"), case.column, 1)
+        assert lines[1] == "    " + shown, rendered
         caret = lines[2]
         assert caret.startswith("    ") and set(caret[4:].strip()) == {"^"}, rendered
-        assert caret[4:].index("^") == case.column - 1, rendered
+        assert caret[4:].index("^") == column - 1, rendered
     assert case.message in head, rendered
     if case.hint is not None:
         # The hint belongs to the first diagnostic: it comes before any second `error:` line.

@@ -14,6 +14,7 @@ import networkx as nx
 from pplc.errors import Diagnostics, Span, did_you_mean
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, FUNCTIONS, bind_arguments
+from pplc.frontend.nesting import check_expanded_depth
 
 CONSTANTS = {"inf": float("inf"), "pi": 3.141592653589793}
 TYPES = {"real", "int", "positive", "unit", "simplex", "ordered", "positive_ordered",
@@ -78,9 +79,24 @@ def check_program(program: ast.Program) -> Definitions:
         _check_statement(statement, loops, defs, source, diags)
     for fn in defs.functions.values():
         _check_function(fn, defs, source, diags)
-    _check_recursion(_call_graph(defs), defs, source, diags)
+    calls = _call_graph(defs)
+    if not _check_recursion(calls, defs, source, diags):
+        roots = [(e, len(loops)) for statement, loops in flatten(program.statements)
+                 for e in _statement_expressions(statement)]
+        check_expanded_depth(defs.functions, list(reversed(list(nx.topological_sort(calls)))),
+                             roots, source, diags)
     diags.raise_if_any()
     return defs
+
+
+def _statement_expressions(statement) -> list:
+    if isinstance(statement, ast.Sample):
+        return [statement.distribution]
+    if isinstance(statement, ast.Assign):
+        return [statement.value]
+    if isinstance(statement, ast.Factor):
+        return [statement.expr]
+    return []
 
 
 # ---------------------------------------------------------------- definitions

@@ -1,8 +1,11 @@
 """Source text -> AST, with lark (LALR(1) and an indenter, as Python's own grammar is read).
 
 The Transformer only builds frozen AST nodes with spans; all checks run afterwards
-(lark wraps exceptions raised in callbacks in `VisitError`). Syntax errors are turned into
-diagnostics that say what was found and, where it helps, what was expected.
+(lark wraps exceptions raised in callbacks in `VisitError`). It is lark's non-recursive
+transformer, so that a deeply nested text (5,000 parentheses) is read without exhausting
+Python's stack; the nesting check then bounds the depth of what the recursive passes see.
+Syntax errors are turned into diagnostics that say what was found and, where it helps,
+what was expected.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError, Indenter
+from lark.visitors import Transformer_NonRecursive
 
 from pplc.errors import Diagnostics, PplcError, Source, Span, error
 from pplc.frontend import ast
+from pplc.frontend.nesting import check_nesting
+from pplc.frontend.text import check_indentation, decode, normalize
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -50,7 +56,7 @@ def _number(text: str) -> int | float:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer_NonRecursive):
     def __init__(self, source: Source):
         super().__init__()
         self.source = source
@@ -232,7 +238,9 @@ class _Misplaced:
 
 def parse(text: str, path: str = "<model>") -> ast.Program:
     """Parse a model's text into an AST; raise PplcError with a located diagnostic on error."""
+    text = normalize(text)
     source = Source(path, text if text.endswith("\n") else text + "\n")
+    check_indentation(source)
     try:
         tree = _parser().parse(source.text)
     except UnexpectedInput as exc:
@@ -240,16 +248,18 @@ def parse(text: str, path: str = "<model>") -> ast.Program:
     except DedentError:
         raise dedent_error(source) from None
     program = _ToAst(source).transform(tree)
+    check_nesting(program.statements, source)  # before anything walks the tree recursively
     return _finish(program, source)
 
 
 def parse_file(path: str | Path) -> ast.Program:
+    """Parse a model file: UTF-8 text (`text.decode`), a byte-order mark allowed."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise error(f"cannot read model file '{path}': {exc.strerror or exc}") from None
-    return parse(text, str(path))
+    return parse(decode(data, str(path)), str(path))
 
 
 # ---------------------------------------------------------------- post-parse shaping
