@@ -13,6 +13,7 @@ import networkx as nx
 
 from pplc.errors import Diagnostics, Span, did_you_mean
 from pplc.frontend import ast
+from pplc.frontend.habits import distribution_hint, type_hint
 from pplc.frontend.library import DISTRIBUTIONS, FUNCTIONS, bind_arguments
 from pplc.frontend.nesting import check_expanded_depth
 
@@ -21,9 +22,11 @@ TYPES = {"real", "int", "positive", "unit", "simplex", "ordered", "positive_orde
          "corr_cholesky", "cov"}
 SUPPORTED_TYPES = TYPES
 DECORATORS = {"centered", "noncentered"}
-# Words of the language, and Python's, that cannot name a variable.
+# Words of the language, and Python's, that cannot name a variable (docs/language.md lists
+# them). `lambda` is not one: the language has no lambda expressions, and statisticians
+# name a Poisson rate `lambda`.
 RESERVED = {"data", "factor", "for", "in", "def", "return", "extern", "if", "else", "and",
-            "or", "not", "while", "import", "lambda", "elif", "class", "from", "with", "range"}
+            "or", "not", "while", "import", "elif", "class", "from", "with", "range"}
 SPECIAL_FORMS = set(ast.SPECIAL_FORMS)
 # Special forms: (arguments before the function's extra args, arguments f takes before them).
 _SPECIAL_ARITY = {"integrate": (3, 1), "ode": (4, 2)}  # integrate(f, a, b, ...): f(x, ...)
@@ -242,7 +245,7 @@ def _check_target(target, scope, defs, source, diags):
 def _check_type(type_, scope, defs, source, diags):
     if type_.base not in TYPES:
         diags.add(f"unknown type '{type_.base}'", source, type_.span,
-                  hint=did_you_mean(type_.base, TYPES)
+                  hint=type_hint(type_.base) or did_you_mean(type_.base, TYPES)
                   or "types: " + ", ".join(sorted(TYPES)))
         return
     if type_.base not in SUPPORTED_TYPES:
@@ -279,7 +282,8 @@ def _check_distribution(expr, scope, defs, source, diags, *, inner=False):
                       hint="the right side of '~' must be a distribution, such as Normal(0, 1)")
         else:
             diags.add(f"unknown distribution '{expr.func}'", source, expr.func_span,
-                      hint=did_you_mean(expr.func, DISTRIBUTIONS))
+                      hint=distribution_hint(expr.func)
+                      or did_you_mean(expr.func, DISTRIBUTIONS))
         return
     info = DISTRIBUTIONS[expr.func]
     try:
@@ -344,7 +348,9 @@ def _check_call(call, defs, source, diags):
         low = high = len(defs.externs[name].params)
     else:
         hint = did_you_mean(name, set(FUNCTIONS) | defs.callables())
-        if name[:1].isupper() and not hint:
+        if distribution_hint(name):
+            hint = distribution_hint(name)
+        elif name[:1].isupper() and not hint:
             hint = did_you_mean(name, DISTRIBUTIONS)
         diags.add(f"unknown function '{name}'", source, call.func_span, hint=hint)
         return
@@ -364,7 +370,11 @@ def _check_special_form(call, defs, source, diags):
     if call.keywords:
         diags.add(f"'{call.func}' takes no keyword arguments", source, call.keywords[0].span)
     if len(call.args) < fixed:
-        diags.add(f"'{call.func}' needs at least {fixed} arguments: {usage}", source, call.span)
+        given = len(call.args)
+        diags.add(f"'{call.func}' needs at least {fixed} arguments: {usage}; {given} "
+                  f"given", source, call.span,
+                  hint=f"the first {fixed} are {usage.split('(')[1].split(', args')[0]}; "
+                       "any more are passed on to the function")
         return
     fn = call.args[0]
     if not isinstance(fn, ast.FunctionRef):

@@ -4,8 +4,7 @@ The Transformer only builds frozen AST nodes with spans; all checks run afterwar
 (lark wraps exceptions raised in callbacks in `VisitError`). It is lark's non-recursive
 transformer, so that a deeply nested text (5,000 parentheses) is read without exhausting
 Python's stack; the nesting check then bounds the depth of what the recursive passes see.
-Syntax errors are turned into diagnostics that say what was found and, where it helps,
-what was expected.
+Syntax errors become diagnostics in `syntax_errors.py`.
 """
 
 from __future__ import annotations
@@ -14,13 +13,14 @@ import functools
 from pathlib import Path
 
 from lark import Lark, Token, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput
 from lark.indenter import DedentError, Indenter
 from lark.visitors import Transformer_NonRecursive
 
-from pplc.errors import Diagnostics, PplcError, Source, Span, error
+from pplc.errors import Diagnostics, Source, Span, error
 from pplc.frontend import ast
 from pplc.frontend.nesting import check_nesting
+from pplc.frontend.syntax_errors import dedent_error, syntax_error
 from pplc.frontend.text import check_indentation, decode, normalize
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
@@ -422,168 +422,3 @@ def _first_span(s) -> Span:
     if isinstance(s, ast.Sample) and s.decorator_spans:
         return s.decorator_spans[0]
     return s.span
-
-
-# ---------------------------------------------------------------- syntax errors
-
-_TOKEN_WORDS = {
-    "_NEWLINE": "end of line", "_INDENT": "an indented block", "_DEDENT": "end of block",
-    "NAME": "a name", "NUMBER": "a number", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['",
-    "RSQB": "']'", "COLON": "':'", "COMMA": "','", "EQUAL": "'='", "TILDE": "'~'",
-    "ADD_OP": "'+' or '-'", "MUL_OP": "an operator", "POW": "'**'", "COMPARE": "a comparison",
-    "$END": "end of file", "AT": "'@'", "DOT": "'.'",
-}
-
-
-def _describe_token(token: Token) -> str:
-    if token.type == "_NEWLINE":
-        return "end of line"
-    if token.type == "$END":
-        return "end of file"
-    if token.type == "_INDENT":
-        return "unexpected indentation"
-    if token.type == "_DEDENT":
-        return "end of block"
-    return f"'{token}'"
-
-
-_NOT_IN_THE_LANGUAGE = {
-    "return": ("'return' is only allowed as the last line of a def body", None),
-    "if": ("there are no if statements in this language",
-           "write a conditional expression, `a if cond else b`, or define an array's pieces "
-           "in loops"),
-    "elif": ("there are no if statements in this language", "write `a if cond else b`"),
-    "while": ("there are no while loops: loops run over range(...)", None),
-    "import": ("models cannot import Python modules",
-               "bind Python functions with `extern def` instead"),
-    "lambda": ("there are no lambda expressions", "define a function with `def`"),
-}
-
-
-def _unclosed_bracket(source: Source, line: int, column: int) -> Span | None:
-    """The last bracket opened before (line, column) and never closed, if any."""
-    stack: list[tuple[str, int, int]] = []
-    pairs = {")": "(", "]": "["}
-    for number, text in enumerate(source.text.splitlines(), start=1):
-        if number > line:
-            break
-        for col, char in enumerate(text.split("#", 1)[0], start=1):
-            if number == line and col >= column:
-                break
-            if char in "([":
-                stack.append((char, number, col))
-            elif char in ")]" and stack and stack[-1][0] == pairs[char]:
-                stack.pop()
-    if not stack:
-        return None
-    _, number, col = stack[-1]
-    return Span(number, col, number, col + 1)
-
-
-def dedent_error(source: Source) -> PplcError:
-    """Find the line whose indentation matches no enclosing block (lark does not say)."""
-    levels = [0]
-    depth = 0
-    for number, text in enumerate(source.text.splitlines(), start=1):
-        code = text.split("#", 1)[0]
-        if not code.strip():
-            continue
-        indent = len(code) - len(code.lstrip(" \t"))
-        if depth == 0:
-            if indent > levels[-1]:
-                levels.append(indent)
-            else:
-                open_levels = list(levels)
-                while indent < levels[-1]:
-                    levels.pop()
-                if indent != levels[-1]:
-                    levels = open_levels
-                    return error("this line's indentation matches no enclosing block", source,
-                                 Span(number, 1, number, indent + 1),
-                                 hint=f"indent it like the block it belongs to "
-                                      f"({' or '.join(str(n) for n in levels)} spaces)")
-        depth += code.count("(") + code.count("[") - code.count(")") - code.count("]")
-        depth = max(depth, 0)
-    return error("inconsistent indentation", source)
-
-
-def syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
-    if isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
-        token = getattr(exc, "token", None)
-        line = getattr(token, "line", None) or len(source.text.splitlines())
-        column = getattr(token, "column", None) or 10**6
-        if token is None or token.type == "$END":  # everything before the end counts
-            line, column = len(source.text.splitlines()) + 1, 10**6
-        if token is None or token.type in ("$END", "_NEWLINE", "_DEDENT") or \
-                (token.line or 0) > 0:
-            bracket = _unclosed_bracket(source, line, column)
-            if bracket is not None and (bracket.line < line or token is None
-                                        or token.type in ("$END",)):
-                char = source.line(bracket.line)[bracket.column - 1]
-                return error(f"'{char}' is never closed", source, bracket,
-                             hint=f"close it with '{')' if char == '(' else ']'}' before "
-                                  f"the next statement")
-    if isinstance(exc, UnexpectedCharacters):
-        char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
-        return error(f"unexpected character '{char}'", source,
-                     Span.point(exc.line, exc.column))
-    if isinstance(exc, UnexpectedEOF):
-        lines = source.text.rstrip("\n").splitlines() or [""]
-        return error("unexpected end of file", source,
-                     Span.point(len(lines), len(lines[-1]) + 1))
-    assert isinstance(exc, UnexpectedToken)
-    token = exc.token
-    history = getattr(exc, "token_history", None) or []
-    previous = history[-1] if history else None
-    if previous is not None and previous.type == "NAME" and str(previous) in _NOT_IN_THE_LANGUAGE:
-        message, hint = _NOT_IN_THE_LANGUAGE[str(previous)]
-        return error(message, source, _tspan(previous), hint=hint)
-    header = source.line(token.line - 1).split("#", 1)[0].rstrip() if token.line else ""
-    header_indent = len(header) - len(header.lstrip())
-    body_missing = header.endswith(":") and (token.column or 1) <= header_indent + 1
-    if ("_INDENT" in exc.expected or body_missing) \
-            and token.type not in ("_INDENT", "_DEDENT", "_NEWLINE", "$END"):
-        return error(f"unexpected {_describe_token(token)}", source, _tspan(token),
-                     hint="the body of a `for` or `def` must be indented under its header")
-    if token.type == "EQUAL" and "TILDE" in exc.expected:
-        above = source.line(token.line - 1).strip()
-        if above.startswith("@"):
-            return error(f"a decorator ({above}) must come right before a '~' statement",
-                         source, Span(token.line - 1, 1, token.line - 1, len(above) + 1),
-                         hint="@centered and @noncentered choose the parameterization of a "
-                              "random variable")
-    expected = sorted(_TOKEN_WORDS.get(t, f"'{t}'" if len(t) < 3 else t.lower())
-                      for t in exc.expected if not t.startswith("__"))
-    if token.type == "_INDENT":
-        line = token.end_line or token.line
-        return error("unexpected indentation", source,
-                     Span(line, 1, line, max(2, token.end_column or 2)),
-                     hint="only the body of a `for` or `def` is indented")
-    if token.type == "_NEWLINE" or token.type == "$END":
-        # Point just past the end of the offending line, where something is missing.
-        line = token.line if token.type == "_NEWLINE" else max(1, token.line)
-        prev = exc.token_history[-1] if getattr(exc, "token_history", None) else None
-        if prev is not None:
-            line, col = prev.end_line, prev.end_column
-        else:
-            col = len(source.line(line)) + 1
-        message = "unexpected end of line"
-        hint = None
-        if "':'" in expected or "COLON" in exc.expected:
-            hint = "a `for` or `def` header ends with ':'"
-        elif expected:
-            hint = "expected " + _join(expected)
-        return error(message, source, Span.point(line, col), hint=hint)
-    span = _tspan(token)
-    message = f"unexpected {_describe_token(token)}"
-    hint = "expected " + _join(expected) if 0 < len(expected) <= 6 else None
-    if token.type == "EQUAL" and "TILDE" in exc.expected:
-        hint = "a comparison is written '=='"
-    return error(message, source, span, hint=hint)
-
-
-def _join(words: list[str]) -> str:
-    words = list(dict.fromkeys(words))
-    if len(words) <= 2:
-        return " or ".join(words)
-    return ", ".join(words[:-1]) + " or " + words[-1]

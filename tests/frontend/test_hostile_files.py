@@ -115,6 +115,13 @@ def test_a_block_indented_with_tabs_only_is_accepted(tmp_path):
     _accepted(path)
 
 
+def test_a_non_ascii_name_gets_a_hint_with_an_ascii_spelling(tmp_path):
+    path = tmp_path / "model.ppl"
+    path.write_text("μ ~ Normal(0, 1)\nx ~ Normal(μ, 1)\n")
+    lines = _refused(path, "unexpected character 'μ'", where="1:1")
+    assert "ASCII" in lines[-1] and "write 'mu' for 'μ'" in lines[-1]
+
+
 def test_non_ascii_text_in_comments_is_fine(tmp_path):
     path = tmp_path / "model.ppl"
     path.write_text("# σ ≥ 0, café, 日本語\n" + MODEL)
