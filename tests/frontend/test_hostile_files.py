@@ -9,6 +9,7 @@ error"; what Python accepts (a byte-order mark, CRLF or CR line endings) is acce
 from __future__ import annotations
 
 import codecs
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,10 +42,11 @@ def _refused(path: Path, message: str, where: str | None = None) -> list[str]:
     return lines
 
 
-def _accepted(path: Path) -> str:
+def _accepted(path: Path) -> set[str]:
+    """Status 0; the words of what `check` printed (it lists the model's variables)."""
     done = _check(path)
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return set(re.findall(r"\w+", done.stdout))
 
 
 # ---------------------------------------------------------------- encodings and line endings
@@ -73,14 +75,14 @@ def test_a_utf16_file_is_refused(tmp_path):
 def test_a_utf8_byte_order_mark_is_accepted_as_python_accepts_it(tmp_path):
     path = tmp_path / "model.ppl"
     path.write_bytes(codecs.BOM_UTF8 + MODEL.encode())
-    assert "latent: mu, x" in _accepted(path)
+    assert {"mu", "x"} <= _accepted(path)
 
 
 @pytest.mark.parametrize("ending", ["\r\n", "\r"], ids=["crlf", "cr"])
 def test_windows_and_old_mac_line_endings_are_accepted(tmp_path, ending):
     path = tmp_path / "model.ppl"
     path.write_bytes(MODEL.replace("\n", ending).encode())
-    assert "latent: mu, x" in _accepted(path)
+    assert {"mu", "x"} <= _accepted(path)
 
 
 def test_an_error_in_a_crlf_file_is_located_and_shown_without_carriage_returns(tmp_path):
@@ -134,7 +136,7 @@ def test_non_ascii_text_in_comments_is_fine(tmp_path):
 def test_five_thousand_nested_parentheses_are_read(tmp_path):
     path = tmp_path / "model.ppl"
     path.write_text("mu ~ Normal(0, 1)\nx = " + "(" * 5000 + "mu" + ")" * 5000 + "\n")
-    assert "deterministic: x" in _accepted(path)
+    assert "x" in _accepted(path)
 
 
 def test_a_five_thousand_term_sum_is_refused_as_nested_too_deeply(tmp_path):
