@@ -287,6 +287,24 @@ q ~ Weibull(1.5, 2)
 y2 ~ Logistic(0, 1)
 """, {"N": 5, "G": 3, "g": [0, 1, 2, 1, 0], "x": [0.3, -1.0, 0.5, 2.0, 0.0],
       "k": [2, 5, 1, 0, 3], "trials": 5}),
+    "recursions": ("""\
+data J: int
+data T: int
+data y: int[J, T]
+a ~ Normal(0, 1)
+for j in range(J):
+    c[0, j] = 5 + j
+    n[j, 0] = 0
+    for t in range(1, T):
+        c[t, j] = c[t - 1, j] + a * y[j, t - 1]
+        n[j, t] = n[j, t - 1] + 1 - y[j, t - 1]
+    h[j, 0] = a
+    h[j, 1] = 2 * a
+    for t in range(2, T):
+        h[j, t] = h[j, t // 2] * 0.5 + y[j, t]
+s ~ Normal(sum(c) + sum(n) + sum(h), 5)
+""", {"J": 3, "T": 6, "y": [[1, 1, 0, 1, 0, 1], [0, 1, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1]],
+      "s": 40.0}),
     "switches": ("""\
 data N: int
 data y: real[N]
@@ -323,6 +341,20 @@ def test_language_features_match_the_compiler(tmp_path):
         (folder / "data.json").write_text(json.dumps(data))
         models.append(folder / "model.ppl")
     check_models(tmp_path, models)
+
+
+def test_recursions_are_built_with_the_plans_scans(tmp_path):
+    """The module runs each recursion with the scan the plan chose, copied by source from
+    pplc/backends/scans.py: a window of the last slices for fixed lags (GARCH's
+    volatilities), where the module had carried the whole array."""
+    model = ROOT.parent / "shared" / "conformance" / "garch-garch11" / "model.ppl"
+    out = tmp_path / "garch.py"
+    result = pplc_cli("build", str(model), "--data", str(model.parent / "data.json"),
+                      "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "def lagged_scan(" in text and "= lagged_scan(" in text
+    assert "_recurrence" not in text
 
 
 # ---------------------------------------------------------------- without --data

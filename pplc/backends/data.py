@@ -21,6 +21,7 @@ import numpy as np
 
 from pplc.errors import Diagnostics, PplcError, Source, Span, did_you_mean, error
 from pplc.frontend import ast
+from pplc.frontend.library import type_bounds
 from pplc.backends.evaluate import Evaluator, shape_text
 from pplc.ir.graph import Graph, Kind
 
@@ -245,14 +246,8 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
                 value = value.astype(np.int64)
     else:
         value = value.astype(np.float64)
-    lower, upper = {"positive": (0, None), "unit": (0, 1)}.get(declared.base, (None, None))
+    lower, upper = type_bounds(declared, lambda e: evaluate(e, env))
     strict = declared.base in ("positive", "unit")
-    for bound in declared.bounds:
-        bound_value = evaluate(bound.value, env)
-        if bound.name == "lower":
-            lower = bound_value
-        else:
-            upper = bound_value
     if lower is not None:
         bad = present & (value <= lower if strict else value < lower)
         _refuse_outside(bad, value, name, declared, graph)

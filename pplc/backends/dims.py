@@ -37,18 +37,16 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, named_arguments
+from pplc.frontend.library import DISTRIBUTIONS, builtins_with, named_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 # (name or None, length or None): what is known about one axis of an expression.
 Axis = tuple[str | None, int | None]
 
 ARVIZ_DIMS = frozenset({"chain", "draw"})
-ELEMENTWISE = frozenset({
-    "exp", "log", "log10", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan", "tanh",
-    "sigmoid", "logit", "softplus", "erf", "lgamma", "digamma", "Phi", "floor", "pow"})
-REDUCTIONS = frozenset({"sum", "mean", "prod", "logsumexp"})   # over every axis
-SAME_AXES = frozenset({"softmax", "log_softmax", "cholesky", "inv"})
+ELEMENTWISE = builtins_with("elementwise")
+REDUCTIONS = builtins_with("reduce")   # over every axis
+SAME_AXES = builtins_with("same")
 # Parameters whose last axis lists the categories, not a batch axis of the value.
 CATEGORY_PARAMS = {"Categorical": ("probs", "logits"), "OrderedLogistic": ("cutpoints",)}
 

@@ -1023,7 +1023,9 @@ def _bind(info: DistributionInfo) -> Distribution:
 # ---------------------------------------------------------------------------------------
 # Truncation
 
-# The implicit bounds of the supports that name none.
+# The implicit bounds of the supports that name none: frontend/library.py's KIND_BOUNDS,
+# written out because built modules copy this file's functions by source (a test checks
+# that the two agree).
 _KIND_BOUNDS = {"positive": (0.0, None), "unit": (0.0, 1.0), "nonnegative_int": (0.0, None),
                 "boolean": (0.0, 1.0)}
 

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 
+from pplc.frontend.library import BUILTINS
+
 
 def _reduce_or_elementwise(reduce, pairwise):
     def fn(*args):
@@ -53,22 +55,28 @@ def _stack(*args):
     return jnp.stack(jnp.broadcast_arrays(*args))
 
 
-FUNCTIONS: dict[str, Callable] = {
-    "exp": jnp.exp, "log": jnp.log, "log10": jnp.log10, "log1p": jnp.log1p,
-    "expm1": jnp.expm1, "sqrt": jnp.sqrt, "abs": jnp.abs, "sin": jnp.sin, "cos": jnp.cos,
-    "tan": jnp.tan, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "logit": jsp.logit,
-    "softplus": jax.nn.softplus, "erf": jsp.erf, "lgamma": jsp.gammaln,
-    "digamma": jsp.digamma, "Phi": jsp.ndtr, "floor": jnp.floor, "pow": jnp.power,
+# The helpers that built-ins name with a bare `jax` (frontend/library.py's BUILTINS).
+HELPERS: dict[str, Callable] = {
     "min": _reduce_or_elementwise(jnp.min, jnp.minimum),
     "max": _reduce_or_elementwise(jnp.max, jnp.maximum),
-    "sum": jnp.sum, "mean": jnp.mean, "prod": jnp.prod, "logsumexp": jsp.logsumexp,
-    "dot": jnp.dot, "softmax": jax.nn.softmax, "log_softmax": jax.nn.log_softmax,
-    "cumsum": jnp.cumsum, "zeros": lambda *n: jnp.zeros(_sizes(*n)),
-    "ones": lambda *n: jnp.ones(_sizes(*n)), "len": _length, "concat": _concat,
-    "stack": _stack, "transpose": jnp.transpose, "diag": jnp.diag,
-    "cholesky": jnp.linalg.cholesky, "solve": jnp.linalg.solve, "inv": jnp.linalg.inv,
-    "det": jnp.linalg.det,
+    "zeros": lambda *n: jnp.zeros(_sizes(*n)), "ones": lambda *n: jnp.ones(_sizes(*n)),
+    "length": _length, "concat": _concat, "stack": _stack,
 }
+
+
+def resolve(dotted: str) -> Callable:
+    """A built-in's JAX function from its name in the table: `jnp.linalg.inv`, or a
+    helper above."""
+    if "." not in dotted:
+        return HELPERS[dotted]
+    root, *path = dotted.split(".")
+    value = {"jnp": jnp, "jax": jax}[root]
+    for part in path:
+        value = getattr(value, part)
+    return value
+
+
+FUNCTIONS: dict[str, Callable] = {name: resolve(b.jax) for name, b in BUILTINS.items()}
 
 
 # ---------------------------------------------------------------- built by passes only

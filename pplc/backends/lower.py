@@ -20,20 +20,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import distributions as dists, recurrence
+from pplc.backends import distributions as dists, recurrence, scans
 from pplc.backends.recurrence import Scan
 from pplc.backends.data import BoundData
 from pplc.backends.evaluate import Evaluator, call_params, over_plates
 from pplc.backends.transforms import transform_for
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS
+from pplc.frontend.library import DISTRIBUTIONS, KIND_BOUNDS, type_bounds
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 Env = dict[str, Any]
 
-# Where each declared type lives, as (lower, upper); None is unbounded.
-_TYPE_BOUNDS = {"real": (None, None), "positive": (0.0, None), "unit": (0.0, 1.0)}
-_SUPPORT_BOUNDS = {"real": (None, None), "positive": (0.0, None), "unit": (0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -366,8 +363,8 @@ class LoweredModel:
             info = DISTRIBUTIONS[piece.distribution.func]
             support = info.support
             if support.kind in ("real", "positive", "unit"):
-                lowers.append(_SUPPORT_BOUNDS[support.kind][0])
-                uppers.append(_SUPPORT_BOUNDS[support.kind][1])
+                lowers.append(KIND_BOUNDS[support.kind][0])
+                uppers.append(KIND_BOUNDS[support.kind][1])
                 continue
             lower, upper = self._piece_bounds(variable, i, piece, env, shape)
             lowers.append(lower)
@@ -375,14 +372,8 @@ class LoweredModel:
         lower = _combine(lowers, shape)
         upper = _combine(uppers, shape)
         if declared is not None:
-            type_lower, type_upper = _TYPE_BOUNDS.get(declared.base, (None, None))
             evaluate = self._evaluate
-            for bound in declared.bounds:
-                value = evaluate(bound.value, env)
-                if bound.name == "lower":
-                    type_lower = value
-                else:
-                    type_upper = value
+            type_lower, type_upper = type_bounds(declared, lambda e: evaluate(e, env))
             lower = type_lower if lower is None else (
                 lower if type_lower is None else jnp.maximum(lower, type_lower))
             upper = type_upper if upper is None else (
@@ -436,37 +427,48 @@ class LoweredModel:
         return array
 
     def _recurrence(self, variable, piece, info, env, array):
-        """A recursive piece in the order analysis found (recurrence.py): a `lax.scan` over
-        one loop with the others vectorized in each step, carrying a window of the last
-        slices when the reads are fixed lags (a gradient then costs O(T), where carrying
-        the whole array costs O(T^2) in the reverse pass); or one iteration per step."""
-        scan = info.scan
+        """A recursive piece in the order analysis found (`info.scan`, recurrence.py), run
+        by the scan for that strategy (scans.py)."""
+        scan, name, evaluate = info.scan, variable.name, self._evaluate
         if scan.at_once:
             def body(local):
-                local = {**local, variable.name: array}
-                return self._lhs(piece, local), self._evaluate(piece.value, local)
+                local = {**local, name: array}
+                return self._lhs(piece, local), evaluate(piece.value, local)
             lhs, values = over_plates(body, piece.plates, info.ranges, env)
             return array.at[lhs].set(jnp.asarray(values, array.dtype))
         if scan.plate is None:
-            return self._ordered_recurrence(variable, piece, env, array, scan.order)
-        if scan.lags:
-            return self._lagged_recurrence(variable, piece, info, env, array, scan)
-        evaluate = self._evaluate
+            def value_at(carry, indices):
+                local = {**env, name: carry}
+                local.update({p.index: indices[k] for k, p in enumerate(piece.plates)})
+                return self._lhs(piece, local), evaluate(piece.value, local)
+            return scans.ordered_scan(value_at, array, scan.order)
         scanned = piece.plates[scan.plate]
         others = [p for k, p in enumerate(piece.plates) if k != scan.plate]
         other_ranges = [r for k, r in enumerate(info.ranges) if k != scan.plate]
-
-        def step(carry, t):
-            local = {**env, variable.name: carry, scanned.index: t}
-
-            def body(inner_env):
-                return self._lhs(piece, inner_env), evaluate(piece.value, inner_env)
-            lhs, values = over_plates(body, others, other_ranges, local)
-            return carry.at[lhs].set(jnp.asarray(values, carry.dtype)), None
-
         steps = info.ranges[scan.plate]
-        array, _ = jax.lax.scan(step, array, jnp.arange(steps.start, steps.stop))
-        return array
+        if not scan.lags:
+            def values_at(carry, t):
+                local = {**env, name: carry, scanned.index: t}
+                return over_plates(lambda inner: (self._lhs(piece, inner),
+                                                  evaluate(piece.value, inner)),
+                                   others, other_ranges, local)
+            return scans.scan_loop(values_at, array, steps)
+        # Each read `h[.., t - k, ..]` becomes the slice `h@lagk[..]` of the window.
+        depth = max(scan.lags)
+        lag_names = {k: f"{name}@lag{k}" for k in scan.lags}
+        value = ast.substitute(piece.value, recurrence.lag_read(name, scan.axis, scanned.index,
+                                                                lag_names))
+        # The other loops in the order of the array axes they write (a permutation).
+        written = [i.id for i in piece.indices]
+        permutation = sorted(range(len(others)), key=lambda k: written.index(others[k].index))
+
+        def slice_at(window, t):
+            local = {**env, scanned.index: t}
+            local.update({lag: window[depth - k] for k, lag in lag_names.items()})
+            row = jnp.asarray(over_plates(lambda inner: evaluate(value, inner), others,
+                                          other_ranges, local))
+            return jnp.transpose(row, permutation + list(range(len(others), row.ndim)))
+        return scans.lagged_scan(slice_at, array, scan.axis, depth, steps)
 
     def _group(self, group, env: Env) -> dict:
         """Arrays that read each other's elements, stage by stage (recurrence.Group)."""
@@ -510,55 +512,6 @@ class LoweredModel:
         carry, _ = jax.lax.scan(step, tuple(arrays[n] for n in names),
                                 jnp.arange(steps.start, steps.stop))
         return dict(zip(names, carry))
-
-    def _ordered_recurrence(self, variable, piece, env, array, order):
-        """One iteration per scan step, the loop indices taken from the rows of `order`."""
-        evaluate = self._evaluate
-
-        def step(carry, index):
-            local = {**env, variable.name: carry}
-            local.update({p.index: index[k] for k, p in enumerate(piece.plates)})
-            value = evaluate(piece.value, local)
-            return carry.at[self._lhs(piece, local)].set(jnp.asarray(value, carry.dtype)), None
-
-        array, _ = jax.lax.scan(step, array, jnp.asarray(order))
-        return array
-
-    def _lagged_recurrence(self, variable, piece, info, env, array, scan):
-        """The recurrence with a window of the last max(lags) slices along `scan.axis` as the
-        scan's carry.
-
-        Each read `h[.., t - k, ..]` becomes `window[K - k][..]`; each step's new slice is a
-        scan output, written into the array once at the end.
-        """
-        evaluate = self._evaluate
-        scanned = piece.plates[scan.plate]
-        others = [p for k, p in enumerate(piece.plates) if k != scan.plate]
-        other_ranges = [r for k, r in enumerate(info.ranges) if k != scan.plate]
-        K = max(scan.lags)
-        lag_names = {k: f"{variable.name}@lag{k}" for k in scan.lags}
-        value = ast.substitute(piece.value, recurrence.lag_read(variable.name, scan.axis,
-                                                                scanned.index, lag_names))
-        # The other loops in the order of the array axes they write (a permutation).
-        written = [i.id for i in piece.indices]
-        permutation = sorted(range(len(others)), key=lambda k: written.index(others[k].index))
-        first = info.ranges[scan.plate]
-        moved = jnp.moveaxis(array, scan.axis, 0)
-        # Slices first - K .. first - 1 (clipped: analysis found no read before the first).
-        rows = jnp.clip(jnp.arange(first.start - K, first.start), 0, moved.shape[0] - 1)
-        window = moved[rows]
-
-        def step(window, t):
-            local = {**env, scanned.index: t}
-            local.update({name: window[K - k] for k, name in lag_names.items()})
-            row = jnp.asarray(over_plates(lambda inner_env: evaluate(value, inner_env), others,
-                                          other_ranges, local), array.dtype)
-            row = jnp.transpose(row, permutation + list(range(len(others), row.ndim)))
-            row = jnp.broadcast_to(row, moved.shape[1:])
-            return jnp.concatenate([window[1:], row[None]]), row
-
-        _, new_rows = jax.lax.scan(step, window, jnp.arange(first.start, first.stop))
-        return jnp.moveaxis(moved.at[first.start:first.stop].set(new_rows), 0, scan.axis)
 
 
 def is_discrete(call: ast.Call) -> bool:

@@ -216,15 +216,83 @@ def _describe(info: DistributionInfo, joiner: str = " | ") -> str:
     return joiner.join("(" + ", ".join(sig) + ")" for sig in info.signatures)
 
 
-# Functions: name -> (min arity, max arity or None for any). Elementwise unless noted.
-FUNCTIONS: dict[str, tuple[int, int | None]] = {
-    **{name: (1, 1) for name in [
-        "exp", "log", "log10", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan", "tanh",
-        "sigmoid", "logit", "softplus", "erf", "lgamma", "digamma", "Phi", "floor",
-        "sum", "mean", "prod", "logsumexp", "softmax", "log_softmax", "cumsum",
-        "len", "transpose", "diag", "cholesky", "inv", "det"]},
-    "pow": (2, 2), "dot": (2, 2), "solve": (2, 2),
-    "min": (1, None), "max": (1, None),
-    "zeros": (1, None), "ones": (1, None),
-    "concat": (1, None), "stack": (1, None),
+# Where each support kind and type lies, (lower, upper) with None for unbounded: the one
+# table of implicit bounds (`interval` supports and `real(lower=...)` types name theirs).
+KIND_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "real": (None, None), "positive": (0.0, None), "unit": (0.0, 1.0),
+    "nonnegative_int": (0.0, None), "boolean": (0.0, 1.0),
 }
+
+
+def type_bounds(declared, value_of) -> tuple:
+    """The (lower, upper) a declared type allows: its kind's, replaced by the bounds it
+    names (`real(lower=0, upper=c)`); `value_of(expr)` evaluates a named bound."""
+    lower, upper = KIND_BOUNDS.get(declared.base, (None, None))
+    for bound in declared.bounds:
+        if bound.name == "lower":
+            lower = value_of(bound.value)
+        else:
+            upper = value_of(bound.value)
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in function, as every layer sees it (the one table of them).
+
+    `arity`: (fewest, most or None for any) arguments. `axes`: how the result's axes follow
+    the arguments' — "elementwise" (the arguments broadcast), "reduce" (a scalar), "same"
+    (the argument's axes, not elementwise: softmax normalizes along the last one), or
+    "other" (a rule of its own). `jax`: the JAX function it is, a dotted name that the
+    backend resolves and a built module writes as is; a bare name is a helper of
+    pplc/backends/functions.py whose meaning depends on its arguments.
+    """
+
+    arity: tuple[int, int | None]
+    axes: str
+    jax: str
+
+
+def _unary(axes: str, jax: str) -> Builtin:
+    return Builtin((1, 1), axes, jax)
+
+
+_SPECIAL = "jax.scipy.special."
+BUILTINS: dict[str, Builtin] = {
+    **{name: _unary("elementwise", "jnp." + name) for name in [
+        "exp", "log", "log10", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan", "tanh",
+        "floor"]},
+    "sigmoid": _unary("elementwise", "jax.nn.sigmoid"),
+    "logit": _unary("elementwise", _SPECIAL + "logit"),
+    "softplus": _unary("elementwise", "jax.nn.softplus"),
+    "erf": _unary("elementwise", _SPECIAL + "erf"),
+    "lgamma": _unary("elementwise", _SPECIAL + "gammaln"),
+    "digamma": _unary("elementwise", _SPECIAL + "digamma"),
+    "Phi": _unary("elementwise", _SPECIAL + "ndtr"),
+    "pow": Builtin((2, 2), "elementwise", "jnp.power"),
+    **{name: _unary("reduce", "jnp." + name) for name in ["sum", "mean", "prod"]},
+    "logsumexp": _unary("reduce", _SPECIAL + "logsumexp"),
+    "len": _unary("reduce", "length"),
+    "softmax": _unary("same", "jax.nn.softmax"),
+    "log_softmax": _unary("same", "jax.nn.log_softmax"),
+    "cholesky": _unary("same", "jnp.linalg.cholesky"),
+    "inv": _unary("same", "jnp.linalg.inv"),
+    "cumsum": _unary("other", "jnp.cumsum"),    # of the flattened argument
+    "transpose": _unary("other", "jnp.transpose"),
+    "diag": _unary("other", "jnp.diag"),
+    "det": _unary("other", "jnp.linalg.det"),
+    "dot": Builtin((2, 2), "other", "jnp.dot"),
+    "solve": Builtin((2, 2), "other", "jnp.linalg.solve"),
+    "min": Builtin((1, None), "other", "min"),     # of one array, or elementwise of several
+    "max": Builtin((1, None), "other", "max"),
+    "zeros": Builtin((1, None), "other", "zeros"),
+    "ones": Builtin((1, None), "other", "ones"),
+    "concat": Builtin((1, None), "other", "concat"),
+    "stack": Builtin((1, None), "other", "stack"),
+}
+# Names -> (fewest, most) arguments, for the checks.
+FUNCTIONS: dict[str, tuple[int, int | None]] = {n: b.arity for n, b in BUILTINS.items()}
+
+
+def builtins_with(axes: str) -> frozenset[str]:
+    return frozenset(n for n, b in BUILTINS.items() if b.axes == axes)

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import numpy as np
-
 from pplc.frontend import ast
-from pplc.frontend.library import named_arguments
 from pplc.ir.build import replace_variables
 from pplc.ir.graph import Graph, Kind, Note, Piece, Variable
 

@@ -16,7 +16,7 @@ from pplc.backends.codegen.runtime import FREE_SHAPES
 from pplc.backends.transforms import VECTOR_KINDS
 from pplc.errors import error
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, named_arguments
+from pplc.frontend.library import DISTRIBUTIONS, KIND_BOUNDS, named_arguments
 from pplc.ir.graph import Graph, Kind, Variable
 
 # Where each support puts an elementwise latent: (lower, upper), None for unbounded
@@ -175,8 +175,7 @@ def _support_bounds(call: ast.Call) -> tuple:
             else:
                 out.append(ast.Call(pick, (given, own), (), call.span, call.span))
         return tuple(out)
-    kind_bounds = {"positive": (0.0, None), "unit": (0.0, 1.0), "nonnegative_int": (0.0, None),
-                   "boolean": (0.0, 1.0)}.get(info.support.kind, (None, None))
+    kind_bounds = KIND_BOUNDS.get(info.support.kind, (None, None))
     out = []
     for bound, implicit in zip((info.support.lower, info.support.upper), kind_bounds):
         if isinstance(bound, str):

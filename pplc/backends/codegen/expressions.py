@@ -18,29 +18,17 @@ from typing import Callable
 from pplc.errors import InternalError, Source, error
 from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
-from pplc.frontend.library import DISTRIBUTIONS, named_arguments
+from pplc.frontend.library import BUILTINS, DISTRIBUTIONS, named_arguments
 
 # Python's precedence levels (the same as the language's, see frontend/ast.py).
 _PRECEDENCE = {"if": 1, "or": 2, "and": 3, "not": 4, "cmp": 5, "+": 6, "-": 6,
                "*": 7, "/": 7, "//": 7, "%": 7, "@": 7, "unary": 8, "**": 9}
 _ATOM = 99
 
-# Built-in functions -> the JAX function each is (backends/functions.py's FUNCTIONS).
-# `min`, `max`, `zeros`, `ones`, `len`, `concat` and `stack` are written by `_builtin`.
-JAX_FUNCTIONS = {
-    "exp": "jnp.exp", "log": "jnp.log", "log10": "jnp.log10", "log1p": "jnp.log1p",
-    "expm1": "jnp.expm1", "sqrt": "jnp.sqrt", "abs": "jnp.abs", "sin": "jnp.sin",
-    "cos": "jnp.cos", "tan": "jnp.tan", "tanh": "jnp.tanh", "sigmoid": "jax.nn.sigmoid",
-    "logit": "jax.scipy.special.logit", "softplus": "jax.nn.softplus",
-    "erf": "jax.scipy.special.erf", "lgamma": "jax.scipy.special.gammaln",
-    "digamma": "jax.scipy.special.digamma", "Phi": "jax.scipy.special.ndtr",
-    "floor": "jnp.floor", "pow": "jnp.power", "sum": "jnp.sum", "mean": "jnp.mean",
-    "prod": "jnp.prod", "logsumexp": "jax.scipy.special.logsumexp", "dot": "jnp.dot",
-    "softmax": "jax.nn.softmax", "log_softmax": "jax.nn.log_softmax", "cumsum": "jnp.cumsum",
-    "transpose": "jnp.transpose", "diag": "jnp.diag", "cholesky": "jnp.linalg.cholesky",
-    "solve": "jnp.linalg.solve", "inv": "jnp.linalg.inv", "det": "jnp.linalg.det",
-}
-SHAPE_FUNCTIONS = ("min", "max", "zeros", "ones", "len", "concat", "stack")
+# Built-in functions -> the JAX function each is (frontend/library.py's BUILTINS), and
+# those whose meaning depends on their arguments, written by `_builtin`.
+JAX_FUNCTIONS = {name: b.jax for name, b in BUILTINS.items() if "." in b.jax}
+SHAPE_FUNCTIONS = tuple(name for name, b in BUILTINS.items() if "." not in b.jax)
 # Functions only passes write (the forward algorithm of a summed-out Markov chain).
 INTERNAL_FUNCTIONS = ("hmm_forward", "hmm_smooth")
 

@@ -5,7 +5,8 @@ the graph's evaluation order (`Graph.order`), the log density's terms in the ord
 model states them (their sum does not depend on it). A statement inside loops is a
 function of one index tuple vectorized over the loops with `jax.vmap` (`_over`), as
 backends/evaluate.py lowers it; a deterministic that reads its own earlier elements is a
-`jax.lax.scan` (`_recurrence`), as in backends/lower.py. Every `=` statement becomes one
+`jax.lax.scan` in the order the plan chose (pplc/backends/scans.py, copied by source), as
+backends/lower.py runs it. Every `=` statement becomes one
 named function (`compute_theta`), called wherever its value is needed, so its code is
 written once.
 """
@@ -204,27 +205,56 @@ class ModuleWriter:
             return lines + [f"return {value}"]
         lines.append(f"{own} = {value}")
         for piece in recursive:
-            scan = self._scan(variable, piece)
-            indices = [p.index for p in piece.plates]
-            inner = self.writer(Body(reads=w.c.reads), indices + [variable.name])
-            fn = self._piece_function(variable, piece)
-            params = ", ".join(inner(ast.Name(i, piece.span)) for i in [variable.name] + indices)
-            recurrence = self.runtime.template("_recurrence")
-            loops = ", ".join(inner.loop(p) for p in piece.plates)
-            if scan.at_once:
-                over = self.runtime.template("_over")
-                lines += ["",
-                          f"def {fn}({params}):  # reads elements defined above",
-                          f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}",
-                          f"index, value = {over}(lambda *i: {fn}({own}, *i), {loops})",
-                          f"{own} = {own}.at[index].set(jnp.asarray(value, {own}.dtype))"]
-                continue
-            lines += ["",
-                      f"def {fn}({params}):  # reads earlier elements: a scan over "
-                      f"{indices[scan.plate]}",
-                      f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}",
-                      f"{own} = {recurrence}({fn}, {own}, {scan.plate}, {loops})"]
+            lines += [""] + self._recursive_lines(w, variable, piece, own)
         return lines + [f"return {own}"]
+
+    def _recursive_lines(self, w: ExprWriter, variable: Variable, piece: Piece, own: str
+                         ) -> list[str]:
+        """A recursive piece, run by the scan the plan chose (pplc/backends/scans.py,
+        copied by source): the element as a function of the loop indices, then the scan."""
+        scan = self._scan(variable, piece)
+        indices = [p.index for p in piece.plates]
+        fn = self._piece_function(variable, piece)
+        over = self.runtime.template("_over")
+        if scan.at_once or not scan.lags or not _in_axis_order(piece, scan):
+            inner = self.writer(Body(reads=w.c.reads), indices + [variable.name])
+            names = [inner(ast.Name(i, piece.span)) for i in indices]
+            head = [f"def {fn}({', '.join([own] + names)}):  # "
+                    + ("reads elements defined above" if scan.at_once else
+                       f"reads earlier elements: a scan over {indices[scan.plate]}"),
+                    f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}"]
+            if scan.at_once:
+                loops = ", ".join(inner.loop(p) for p in piece.plates)
+                return head + [f"index, value = {over}(lambda {', '.join(names)}: "
+                               f"{fn}({own}, {', '.join(names)}), {loops})",
+                               f"{own} = {own}.at[index].set(jnp.asarray(value, {own}.dtype))"]
+            others = [n for k, n in enumerate(names) if k != scan.plate]
+            loops = ", ".join(inner.loop(p) for k, p in enumerate(piece.plates)
+                              if k != scan.plate)
+            scan_loop = self.runtime.require("pplc.backends.scans", "scan_loop")
+            steps = inner.loop(piece.plates[scan.plate])
+            return head + [f"{own} = {scan_loop}(lambda {own}, {names[scan.plate]}: {over}("
+                           f"lambda {', '.join(others)}: {fn}({own}, {', '.join(names)})"
+                           f"{', ' + loops if loops else ''}), {own}, {steps})"]
+        # A window of the last slices: each read h[.., t - k, ..] is the slice `own_lagk`.
+        depth = max(scan.lags)
+        lag_names = {k: self.names.fresh(f"{own}_lag{k}") for k in scan.lags}
+        value = ast.substitute(piece.value, recurrence.lag_read(
+            variable.name, scan.axis, indices[scan.plate], lag_names))
+        inner = self.writer(Body(reads=w.c.reads), indices + list(lag_names.values()))
+        names = [inner(ast.Name(i, piece.span)) for i in indices]
+        lags = list(lag_names.values())
+        others = [n for k, n in enumerate(names) if k != scan.plate]
+        loops = ", ".join(inner.loop(p) for k, p in enumerate(piece.plates) if k != scan.plate)
+        window = ", ".join(f"window[{depth - k}]" for k in lag_names)
+        lagged_scan = self.runtime.require("pplc.backends.scans", "lagged_scan")
+        steps = inner.loop(piece.plates[scan.plate])
+        return [f"def {fn}({', '.join(lags + names)}):  # reads the last {depth} slice(s): a "
+                f"scan over {indices[scan.plate]} carrying them",
+                f"    return {inner(value)}",
+                f"{own} = {lagged_scan}(lambda window, {names[scan.plate]}: {over}("
+                f"lambda {', '.join(others)}: {fn}({window}, {', '.join(names)})"
+                f"{', ' + loops if loops else ''}), {own}, {scan.axis}, {depth}, {steps})"]
 
     def _scan(self, variable: Variable, piece: Piece) -> Scan:
         """The loop a recursive piece is scanned over: analysis's decision for the build
@@ -390,6 +420,14 @@ def docstring(doc: str, indent: str) -> list[str]:
     lines[0] = '"""' + lines[0]
     lines[-1] += '"""'
     return [indent + line if line else "" for line in lines]
+
+
+def _in_axis_order(piece: Piece, scan: Scan) -> bool:
+    """Whether the loops other than the scanned one write the array's axes in their own
+    order (the window's slices are then built without a transpose)."""
+    written = [i.id for i in piece.indices]
+    others = [p.index for k, p in enumerate(piece.plates) if k != scan.plate]
+    return [written.index(o) for o in others] == sorted(written.index(o) for o in others)
 
 
 def dict_lines(prefix: str, entries: list[str], width: int = 92) -> list[str]:

@@ -26,7 +26,7 @@ from pplc.errors import InternalError
 
 # Modules whose source may be copied, and modules a copied import may name.
 SOURCES = ("pplc.backends.distributions", "pplc.backends.transforms", "pplc.backends.special",
-           "pplc.backends.functions")
+           "pplc.backends.functions", "pplc.backends.scans")
 _ALLOWED_IMPORTS = ("jax", "numpy", "diffrax", "math", "functools", "typing", "__future__")
 
 
@@ -231,22 +231,6 @@ def _assemble(extent, *pieces):
         array = array.at[index].set(jnp.asarray(values, dtype))
     return array
 ''', ()),
-    "_recurrence": ('''
-def _recurrence(element, array, scanned, *loops):
-    """array[index] = value over the loops, where element(array, *indices) -> (index,
-    value) may read elements set at earlier steps of loop number `scanned`: a
-    jax.lax.scan over that loop carrying the array, the other loops vectorized in each
-    step."""
-    steps = loops[scanned]
-    others = loops[:scanned] + loops[scanned + 1:]
-
-    def step(array, t):
-        at = lambda *i: element(array, *i[:scanned], t, *i[scanned:])
-        index, value = _over(at, *others)
-        return array.at[index].set(jnp.asarray(value, array.dtype)), None
-    array, _ = jax.lax.scan(step, array, jnp.arange(steps.start, steps.stop))
-    return array
-''', ("_over",)),
     "_split": ('''
 def _split(u, shapes):
     """The flat vector u cut into consecutive blocks of these shapes."""

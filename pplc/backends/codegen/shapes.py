@@ -18,13 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, named_arguments
+from pplc.frontend.library import DISTRIBUTIONS, builtins_with, named_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 
-_ELEMENTWISE = {"exp", "log", "log10", "log1p", "expm1", "sqrt", "abs", "sin", "cos", "tan",
-                "tanh", "sigmoid", "logit", "softplus", "erf", "lgamma", "digamma", "Phi",
-                "floor", "pow", "softmax", "log_softmax", "cholesky", "inv"}
-_REDUCTIONS = {"sum", "mean", "prod", "logsumexp", "len"}
+# Shapes only (not axis names): "same" keeps the argument's shape as "elementwise" does.
+_ELEMENTWISE = builtins_with("elementwise") | builtins_with("same")
+_REDUCTIONS = builtins_with("reduce")
 
 
 @dataclass(frozen=True)

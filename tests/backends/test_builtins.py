@@ -1,0 +1,87 @@
+"""The one table of built-in functions (frontend/library.py `BUILTINS`), checked entry by
+entry in every layer that reads it: the checks (arity), the JAX lowering (the function it
+resolves to, and that its result's axes follow the declared rule), the built module's text
+(the same JAX function) and the two shape rules (ArviZ dims, the module's shapes)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pplc
+from pplc.backends import dims
+from pplc.backends.codegen import expressions, shapes
+from pplc.backends.functions import FUNCTIONS, HELPERS
+from pplc.frontend.library import BUILTINS
+
+SPD = np.array([[2.0, 0.3, 0.1], [0.3, 1.5, 0.2], [0.1, 0.2, 1.0]])
+# Arguments each function accepts (in its domain), by the shape rule it declares.
+ARGUMENTS = {
+    "elementwise": [np.array([0.2, 0.5, 0.7])],
+    "reduce": [np.array([[0.2, 0.5, 0.7], [0.1, 0.3, 0.4]])],
+    "same": [SPD],
+}
+SPECIFIC = {
+    "pow": [np.array([0.2, 0.5, 0.7]), 2.0],
+    "dot": [np.ones(3), np.arange(3.0)], "solve": [SPD, np.ones(3)],
+    "zeros": [2, 3], "ones": [4], "concat": [np.ones(2), 3.0], "stack": [np.ones(2), np.zeros(2)],
+    "min": [np.array([3.0, 1.0])], "max": [np.array([3.0, 1.0]), 2.0],
+    "diag": [np.ones(3)], "det": [SPD], "transpose": [SPD], "cumsum": [np.ones(3)],
+}
+
+
+def _arguments(name):
+    return SPECIFIC.get(name) or ARGUMENTS[BUILTINS[name].axes]
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_every_builtin_in_every_layer(name):
+    builtin = BUILTINS[name]
+    args = _arguments(name)
+    low, high = builtin.arity
+    assert low <= len(args) and (high is None or len(args) <= high)
+    # The JAX lowering: the function the table names, obeying the declared axes.
+    fn = FUNCTIONS[name]
+    result = jnp.asarray(fn(*[a if isinstance(a, int) else jnp.asarray(a) for a in args]))
+    assert np.all(np.isfinite(result))
+    if builtin.axes == "elementwise":
+        assert result.shape == np.broadcast_shapes(*(np.shape(a) for a in args))
+    elif builtin.axes == "reduce":
+        assert result.shape == ()
+    elif builtin.axes == "same":
+        assert result.shape == np.shape(args[0])
+    # The built module writes the same function, or a helper written by `_builtin`.
+    if "." in builtin.jax:
+        written = eval(expressions.JAX_FUNCTIONS[name], {"jnp": jnp, "jax": jax})
+        assert written is fn
+    else:
+        assert name in expressions.SHAPE_FUNCTIONS and fn is HELPERS[builtin.jax]
+    # Both shape rules agree with the table.
+    assert (name in dims.ELEMENTWISE) == (builtin.axes == "elementwise")
+    assert (name in dims.REDUCTIONS) == (builtin.axes == "reduce")
+    assert (name in dims.SAME_AXES) == (builtin.axes == "same")
+    assert (name in shapes._ELEMENTWISE) == (builtin.axes in ("elementwise", "same"))
+    assert (name in shapes._REDUCTIONS) == (builtin.axes == "reduce")
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_every_builtin_is_checked_for_its_arity(name):
+    """The checks accept the table's arity and refuse one argument too many, naming the
+    function."""
+    low, high = BUILTINS[name].arity
+    if high is None:
+        return
+    args = ", ".join(["x"] * (high + 1))
+    with pytest.raises(pplc.PplcError, match=name):
+        pplc.compile(f"data x: real[3]\ny = {name}({args})\n")
+
+
+def test_one_table_of_implicit_bounds():
+    """The support bounds built modules copy (backends/distributions.py) are the table's."""
+    from pplc.backends import distributions
+    from pplc.frontend.library import KIND_BOUNDS
+
+    for kind, bounds in distributions._KIND_BOUNDS.items():
+        assert KIND_BOUNDS[kind] == bounds
