@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from pplc.backends.analysis import _discrete_latent
+from pplc.backends.checks import discrete_latent_diagnostic
 from pplc.backends.codegen.constraints import write_constrain
 from pplc.backends.codegen.module import ModuleWriter, dict_lines
 from pplc.backends.codegen.prior import write_sample_prior
@@ -50,7 +50,7 @@ def graphs_without_data(model_graph: Graph) -> tuple[Graph, Graph]:
     for variable in graph.of_kind(Kind.LATENT):
         for piece in variable.pieces:
             if is_discrete(piece.distribution):
-                message, source, span, _ = _discrete_latent(graph, variable, piece)
+                message, source, span, _ = discrete_latent_diagnostic(graph, variable, piece)
                 raise error(message, source, span,
                             hint="pass --data: the number of its values comes from the data")
     return graph, model_graph
