@@ -22,6 +22,7 @@ from pplc.errors import PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
+from pplc.ir.build import reads_of
 from pplc.ir.graph import Kind, Piece, Variable, reads_itself
 
 
@@ -59,14 +60,12 @@ class ShapeAnalysis:
                 states[variable.name] = counts.pop()
         return states
 
-    def _abstract_env(self) -> tuple[Env, Env]:
+    def _eval_shape(self, fn: Callable[[Env], Any], names):
+        """fn's result shape, with abstract values of the variables in `names` (those the
+        piece reads: a model's checking time stays linear in its length)."""
         static = dict(self.data.sizes)
-        arrays = {n: jax.ShapeDtypeStruct(self.shapes[n], self.dtypes[n]) for n in self.shapes
-                  if n not in static}
-        return static, arrays
-
-    def _eval_shape(self, fn: Callable[[Env], Any]):
-        static, arrays = self._abstract_env()
+        arrays = {n: jax.ShapeDtypeStruct(self.shapes[n], self.dtypes[n]) for n in names
+                  if n in self.shapes and n not in static}
         return jax.eval_shape(lambda a: fn({**static, **a}), arrays)
 
     def _infer_shapes(self) -> None:
@@ -194,7 +193,7 @@ class ShapeAnalysis:
 
     def _traced(self, piece: Piece, fn):
         try:
-            return self._eval_shape(fn)
+            return self._eval_shape(fn, reads_of(piece))
         except PplcError:
             raise
         except (TypeError, ValueError, IndexError) as exc:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-import networkx as nx
 import numpy as np
 
 from pplc.frontend import ast
@@ -42,8 +41,9 @@ def reparameterize(graph: Graph) -> Graph:
     """Noncenter the hierarchical location-scale latents whose data are weak (see above)."""
     notes: list[Note] = []
     rewritten: list[Variable] = []
+    random = _random_names(graph)
     for variable in graph.of_kind(Kind.LATENT):
-        family = _family(graph, variable)
+        family = _family(variable, random)
         if family is None:
             continue
         choice, reason = _choose(graph, variable)
@@ -59,8 +59,9 @@ def reparameterize(graph: Graph) -> Graph:
 # ---------------------------------------------------------------- which variables
 
 
-def _family(graph: Graph, variable: Variable) -> str | None:
-    """The location-scale family of a latent whose loc or scale depends on latents."""
+def _family(variable: Variable, random: set[str]) -> str | None:
+    """The location-scale family of a latent whose loc or scale depends on latents
+    (`random`: the latents and whatever depends on them)."""
     if variable.internal:
         return None
     declared = variable.declared_type
@@ -79,7 +80,6 @@ def _family(graph: Graph, variable: Variable) -> str | None:
             # x[t] ~ Normal(phi * x[t - 1], s): an autoregression is noncentered only on
             # request (then x becomes a recurrence over its standardized innovations).
             return None
-    random = _random_names(graph)
     reads = {n.id for p in variable.pieces for arg in (named_arguments(p.distribution)["loc"],
                                                         named_arguments(p.distribution)["scale"])
              for n in ast.names_in(arg)}
@@ -88,10 +88,11 @@ def _family(graph: Graph, variable: Variable) -> str | None:
 
 def _random_names(graph: Graph) -> set[str]:
     """Latents and whatever depends on them."""
-    latents = {v.name for v in graph.of_kind(Kind.LATENT)}
-    out = set(latents)
-    for name in latents:
-        out |= nx.descendants(graph.dag, name)
+    out = {v.name for v in graph.of_kind(Kind.LATENT)}
+    frontier = list(out)
+    while frontier:   # one breadth-first search from all the latents at once
+        frontier = [c for n in frontier for c in graph.dag.successors(n) if c not in out]
+        out.update(frontier)
     return out
 
 
@@ -131,65 +132,9 @@ def _choose(graph: Graph, variable: Variable) -> tuple[str, str]:
 
 
 def _size(graph: Graph, variable: Variable) -> int | None:
-    """Number of elements of a latent, from its declared shape or its loops."""
-    if variable.declared_type is not None and variable.declared_type.shape:
-        sizes = [_static(graph, s) for s in variable.declared_type.shape]
-        return None if None in sizes else int(np.prod(sizes))
-    total = 0
-    for piece in variable.pieces:
-        if piece.indices is None and not piece.plates:
-            shape = _typical_shape(graph, piece.distribution)
-            return None if shape is None else int(np.prod(shape))
-        count = 1
-        for plate in piece.plates:
-            start = 0 if plate.start is None else _static(graph, plate.start)
-            stop = _static(graph, plate.stop)
-            if start is None or stop is None:
-                return None
-            count *= max(0, stop - start)
-        total += count
-    return total
-
-
-def _typical_shape(graph: Graph, call: ast.Call) -> tuple | None:
-    shapes = []
-    for arg in named_arguments(call).values():
-        shape = _shape(graph, arg)
-        if shape is None:
-            return None
-        shapes.append(shape)
-    try:
-        return np.broadcast_shapes(*shapes)
-    except ValueError:
-        return None
-
-
-def _shape(graph: Graph, expr) -> tuple | None:
-    if isinstance(expr, ast.Number):
-        return ()
-    if isinstance(expr, ast.Name):
-        if expr.id in graph.data:
-            return np.shape(graph.data[expr.id])
-        variable = graph[expr.id] if expr.id in graph else None
-        if variable is not None and variable.kind is Kind.LATENT and not any(
-                p.indices for p in variable.pieces):
-            declared = variable.declared_type
-            if declared is None:
-                return _typical_shape(graph, variable.pieces[0].distribution)
-            sizes = [_static(graph, s) for s in declared.shape]
-            return None if None in sizes else tuple(sizes)
-        return None
-    if isinstance(expr, (ast.BinOp, ast.Compare)):
-        left, right = _shape(graph, expr.left), _shape(graph, expr.right)
-        if left is None or right is None:
-            return None
-        try:
-            return np.broadcast_shapes(left, right)
-        except ValueError:
-            return None
-    if isinstance(expr, ast.UnaryOp):
-        return _shape(graph, expr.operand)
-    return None
+    """Number of elements of a latent, as the shaped graph records it (None unshaped)."""
+    shape = graph.shapes.get(variable.name)
+    return None if shape is None else int(np.prod(shape))
 
 
 def _observations(graph: Graph, name: str) -> list[tuple[int, float | None]]:
@@ -224,12 +169,7 @@ def _observation_scale(graph: Graph, variable: Variable) -> float | None:
     return None
 
 
-def _static(graph: Graph, expr) -> int | None:
-    value = _typical(graph, expr, exact=True)
-    return None if value is None else int(round(value))
-
-
-def _typical(graph: Graph, expr, exact: bool = False) -> float | None:
+def _typical(graph: Graph, expr) -> float | None:
     """A typical magnitude of an expression: data by their mean magnitude, latents by their
     prior's median; None when it cannot tell."""
     if expr is None:
@@ -239,19 +179,10 @@ def _typical(graph: Graph, expr, exact: bool = False) -> float | None:
     if isinstance(expr, ast.Name):
         if expr.id in graph.data:
             value = np.asarray(graph.data[expr.id], dtype=float)
-            return float(value) if value.ndim == 0 else (
-                None if exact else float(np.mean(np.abs(value))))
-        if exact or expr.id not in graph:
+            return float(value) if value.ndim == 0 else float(np.mean(np.abs(value)))
+        if expr.id not in graph:
             return None
         return _prior_median(graph, graph[expr.id])
-    if exact:
-        if isinstance(expr, ast.BinOp) and expr.op in ("+", "-", "*", "//"):
-            left, right = _typical(graph, expr.left, True), _typical(graph, expr.right, True)
-            if left is None or right is None:
-                return None
-            return {"+": left + right, "-": left - right, "*": left * right,
-                    "//": left // right if right else None}[expr.op]
-        return None
     if isinstance(expr, ast.Index):
         return _typical(graph, expr.value)
     if isinstance(expr, ast.BinOp):

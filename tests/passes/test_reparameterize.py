@@ -205,3 +205,13 @@ for j in range(J):
                 + stats.lognorm(s=0.7, scale=np.exp(0.2)).logpdf(r).sum()
                 + stats.norm(r, 10).logpdf([1.0, 2.0, 3.0]).sum())
     assert float(model.log_density({"mu": 0.2, "s": 0.7, "r": r})) == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_long_chain_of_latents_is_conditioned_without_recursion():
+    """The pass reads sizes from the shaped graph: a 600-long chain a[i] ~ Normal(a[i-1], 1)
+    written as separate variables used to exhaust Python's recursion guessing shapes."""
+    lines = ["data y: real[3]", "a0 ~ Normal(0, 1)"]
+    lines += [f"a{i} ~ Normal(a{i - 1}, 1)" for i in range(1, 600)]
+    lines.append("y ~ Normal(a599, 1)")
+    model = pplc.compile("\n".join(lines) + "\n").condition({"y": [0.1, 0.2, 0.3]})
+    assert model.dim == 600
