@@ -23,6 +23,7 @@ from pplc.backends.data import bind_data, load_json
 from pplc.backends.analysis import lower
 from pplc.backends.dims import variable_dims
 from pplc.backends.lower import LoweredModel
+from pplc.backends.plan import prior_refusal
 from pplc import __version__
 from pplc.errors import Diagnostics, Source, did_you_mean, error
 from pplc.frontend import ast
@@ -409,16 +410,9 @@ class ConditionedModel:
         """Draws from the prior and the prior predictive by forward simulation: name ->
         array (draws, *shape) for every latent, observed and deterministic variable. The
         supplied observations are ignored (their shapes are kept)."""
-        lowered = self.lowered
-        problems = [v for v in self.graph.variables() if v.kind is Kind.FACTOR or (
-            v.stochastic and any(v.name in {n.id for n in ast.names_in(p.distribution)}
-                                 for p in v.pieces))]
-        if problems or not lowered.forward_order():
-            what = problems[0] if problems else None
-            raise error("forward simulation cannot draw this model's prior: "
-                        + (f"'{what.name}' is a factor or reads its own earlier elements"
-                           if what else "its dependencies have a cycle"),
-                        self.graph.source, what.span if what else None,
+        refusal = prior_refusal(self.graph)
+        if refusal is not None:
+            raise error(refusal[0], self.graph.source, refusal[1],
                         hint="leave the observations out of the data instead: NUTS then "
                              "samples them with the parameters, from the prior")
         keys = jax.random.split(jax.random.PRNGKey(seed), draws)

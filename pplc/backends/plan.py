@@ -6,9 +6,11 @@ order), so the explanation cannot drift from what is computed.
 
 from __future__ import annotations
 
+import networkx as nx
+
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS
-from pplc.ir.graph import Kind, Note, Piece
+from pplc.ir.graph import Kind, Note, Piece, reads_itself
 
 NAME = "lowering"
 
@@ -65,6 +67,23 @@ def _transform(lowered, name: str) -> str:
             "unit": "unit (logit)"}.get(support.kind, support.kind)
 
 
+def prior_refusal(graph) -> tuple[str, object] | None:
+    """Why forward simulation cannot draw this model's prior, and where, or None: a
+    `factor` is no distribution, a `~` that reads its own earlier elements has no forward
+    order of its pieces here, and neither has a cycle of dependencies. The compiler's
+    `prior_predictive` and a built module's `sample_prior` both refuse with this."""
+    lead = "forward simulation cannot draw this model's prior: "
+    for variable in graph.variables():
+        if variable.kind is Kind.FACTOR:
+            return (lead + f"the factor on line {variable.span.line} is not a distribution",
+                    variable.span)
+        if variable.stochastic and any(reads_itself(variable.name, p) for p in variable.pieces):
+            return lead + f"'{variable.name}' reads its own earlier elements", variable.span
+    if not nx.is_directed_acyclic_graph(graph.dag):
+        return lead + "its dependencies have a cycle", None
+    return None
+
+
 def format_plan(lowered) -> str:
     """The plan: the unconstrained layout, then every value and how it is computed."""
     lines = [f"# unconstrained vector: {lowered.dim} values"]
@@ -73,6 +92,9 @@ def format_plan(lowered) -> str:
         shape = "x".join(map(str, block.shape)) or "scalar"
         lines.append(f"  [{block.offset}:{block.offset + block.size}]  {block.name}  "
                      f"{shape}  {what}")
+    refusal = prior_refusal(lowered.graph)
+    lines.append("# prior simulation: " + ("forward, every variable given its parents"
+                                           if refusal is None else refusal[0]))
     lines.append("# values and terms, in evaluation order")
     for name in lowered.order:
         variable = lowered.graph[name]

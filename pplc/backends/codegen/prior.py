@@ -15,9 +15,9 @@ from __future__ import annotations
 import networkx as nx
 
 from pplc.backends.codegen.module import Body, ModuleWriter, dict_lines, function
-from pplc.frontend import ast
+from pplc.backends.plan import prior_refusal
 from pplc.frontend.library import DISTRIBUTIONS
-from pplc.ir.graph import Graph, Kind, Variable
+from pplc.ir.graph import Kind, Variable
 
 
 def write_sample_prior(writer: ModuleWriter) -> str:
@@ -25,10 +25,10 @@ def write_sample_prior(writer: ModuleWriter) -> str:
            "predictive (observed variables), with the deterministics: forward "
            "simulation,\nas pplc's ConditionedModel.prior_predictive. Observed values "
            "in `data` are not used.")
-    refusal = _prior_refusal(writer.prior)
+    refusal = prior_refusal(writer.prior)
     if refusal is not None:
         return function("sample_prior(key, data)", doc,
-                        [f"raise NotImplementedError({refusal!r})"])
+                        [f"raise NotImplementedError({refusal[0]!r})"])
     body = Body()
     lines = ["shapes = variable_shapes(data)"]
     recorded = []
@@ -46,22 +46,6 @@ def write_sample_prior(writer: ModuleWriter) -> str:
     entries = [f'"{n}": {writer.names(n)}' for n in recorded]
     return function("sample_prior(key, data)", doc,
                     writer.read_data(body, reads) + lines + dict_lines("return ", entries))
-
-def _prior_refusal(prior: Graph) -> str | None:
-    """pplc's reasons not to simulate a prior forward, as text, or None."""
-    for variable in prior.variables():
-        if variable.kind is Kind.FACTOR:
-            return (f"forward simulation cannot draw this model's prior: the factor on "
-                    f"line {variable.span.line} is not a distribution")
-        if variable.stochastic and any(
-                variable.name in {n.id for n in ast.names_in(p.distribution)}
-                for p in variable.pieces):
-            return (f"forward simulation cannot draw this model's prior: '{variable.name}' "
-                    "reads its own earlier elements")
-    if not nx.is_directed_acyclic_graph(prior.dag):
-        return "forward simulation cannot draw this model's prior: its dependencies " \
-               "have a cycle"
-    return None
 
 def _draw(writer: ModuleWriter, body: Body, variable: Variable, stream: int) -> list[str]:
     """A random variable drawn from its distribution given its parents (lower.py's
