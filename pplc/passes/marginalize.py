@@ -71,24 +71,33 @@ def _plan(graph: Graph, variable: Variable):
     count = _support_size(graph, variable)
     if isinstance(count, str):
         return count
+    def check(child_name, child_piece):
+        if _plates_text(child_piece) != _plates_text(piece):
+            return f"'{child_name}' reads it inside different loops"
+        if not _reads_elementwise(child_piece.distribution, variable.name, loop_vars):
+            return f"'{child_name}' reads it other than element by element"
+        return None
+    children = _observed_children(graph, variable.name, check)
+    return children if isinstance(children, str) else (count, children)
+
+
+def _observed_children(graph: Graph, name: str, check):
+    """[(child, piece index)] for every piece of an observed variable whose distribution
+    reads `name`, each accepted by `check(child name, piece)` (which returns a reason
+    against, or None); or the first reason it cannot be summed out."""
     children = []
-    for child_name in graph.dag.successors(variable.name):
+    for child_name in graph.dag.successors(name):
         child = graph[child_name]
         if child.kind is not Kind.OBSERVED:
             return f"'{child_name}' depends on it and is not observed data"
-        for i, child_piece in enumerate(child.pieces):
-            reads = [n for n in ast.walk(child_piece.distribution)
-                     if isinstance(n, ast.Name) and n.id == variable.name]
-            if not reads:
+        for i, piece in enumerate(child.pieces):
+            if name not in {n.id for n in ast.names_in(piece.distribution)}:
                 continue
-            if _plates_text(child_piece) != _plates_text(piece):
-                return f"'{child_name}' reads it inside different loops"
-            if not _reads_elementwise(child_piece.distribution, variable.name, loop_vars):
-                return f"'{child_name}' reads it other than element by element"
+            reason = check(child_name, piece)
+            if reason is not None:
+                return reason
             children.append((child, i))
-    if not children:
-        return "no observed variable depends on it"
-    return count, children
+    return children or "no observed variable depends on it"
 
 
 def _plates_text(piece: Piece) -> tuple:
@@ -159,12 +168,7 @@ def _rewrite(graph: Graph, variable: Variable, count: int, children) -> list[Var
                            (Piece(piece.plates, piece.indices, None,
                                   ast.Call("log_softmax", (joint,), (), span, span), span),),
                            None, variable.span, marginalized=True)
-    out = [factor, conditional]
-    folded = {(c.name, i) for c, i in children}
-    for child in {c.name: c for c, _ in children}.values():
-        keep = tuple(p for j, p in enumerate(child.pieces) if (child.name, j) not in folded)
-        out.append(replace(child, pieces=keep, kind=Kind.OBSERVED if keep else Kind.DATA))
-    return out
+    return [factor, conditional] + _without_folded(children)
 
 
 # ---------------------------------------------------------------- Markov chains (HMMs)
@@ -199,25 +203,17 @@ def _plan_chain(graph: Graph, variable: Variable):
     if isinstance(count, str):
         return count
     stop = ast.to_source(plate.stop)
-    children = []
-    for child_name in graph.dag.successors(variable.name):
-        child = graph[child_name]
-        if child.kind is not Kind.OBSERVED:
-            return f"'{child_name}' depends on it and is not observed data"
-        for i, piece in enumerate(child.pieces):
-            if variable.name not in {n.id for n in ast.names_in(piece.distribution)}:
-                continue
-            if len(piece.plates) != 1 or ast.to_source(piece.plates[0].stop) != stop or \
-                    (piece.plates[0].start is not None and ast.to_source(piece.plates[0].start)
-                     != "0"):
-                return f"'{child_name}' must read it in one loop over range({stop})"
-            if not _reads_elementwise(piece.distribution, variable.name,
-                                      (piece.plates[0].index,)):
-                return f"'{child_name}' reads it other than element by element"
-            children.append((child, i))
-    if not children:
-        return "no observed variable depends on it"
-    return first, rest, count, children
+
+    def check(child_name, piece):
+        if len(piece.plates) != 1 or ast.to_source(piece.plates[0].stop) != stop or \
+                (piece.plates[0].start is not None and ast.to_source(piece.plates[0].start)
+                 != "0"):
+            return f"'{child_name}' must read it in one loop over range({stop})"
+        if not _reads_elementwise(piece.distribution, variable.name, (piece.plates[0].index,)):
+            return f"'{child_name}' reads it other than element by element"
+        return None
+    children = _observed_children(graph, variable.name, check)
+    return children if isinstance(children, str) else (first, rest, count, children)
 
 
 def _rewrite_chain(variable: Variable, first: Piece, rest: Piece, count: int, children):
@@ -255,8 +251,14 @@ def _rewrite_chain(variable: Variable, first: Piece, rest: Piece, count: int, ch
     marginals = Variable(name, Kind.DETERMINISTIC,
                          (Piece((), None, None, ast.Call("hmm_smooth", args, (), span, span),
                                 span),), None, variable.span, marginalized=True)
-    out = [factor, marginals]
+    return [factor, marginals] + _without_folded(children)
+
+
+def _without_folded(children) -> list[Variable]:
+    """The observed children less the pieces folded into the factor; one with no piece
+    left is plain data."""
     folded = {(c.name, i) for c, i in children}
+    out = []
     for child in {c.name: c for c, _ in children}.values():
         keep = tuple(p for j, p in enumerate(child.pieces) if (child.name, j) not in folded)
         out.append(replace(child, pieces=keep, kind=Kind.OBSERVED if keep else Kind.DATA))
