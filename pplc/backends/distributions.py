@@ -1039,8 +1039,18 @@ class Truncation(NamedTuple):
     upper: Array | None
 
 
-def _log_mass(dist: Distribution, params, lo, hi) -> Array:
-    """log P(lo < X <= hi), either end None for unbounded.
+def truncation_range(lower, upper, discrete: bool):
+    """(lo, hi) with P(lower <= X <= upper) = P(lo < X <= hi): a discrete X counts the
+    integers in the range, F(floor(upper)) - F(ceil(lower) - 1)."""
+    if not discrete:
+        return lower, upper
+    return (None if lower is None else jnp.ceil(lower) - 1.0,
+            None if upper is None else jnp.floor(upper))
+
+
+def truncation_log_mass(log_cdf, log_ccdf, lo, hi) -> Array:
+    """log P(lo < X <= hi), either end None for unbounded (log_cdf, log_ccdf: functions
+    of the value alone).
 
     F(hi) - F(lo) = S(lo) - S(hi) with S = 1 - F: take the form whose leading term is
     smaller, so mass deep in either tail (Normal on [5, inf) or [-6, -5]) is computed
@@ -1048,14 +1058,27 @@ def _log_mass(dist: Distribution, params, lo, hi) -> Array:
     if lo is None and hi is None:
         return jnp.zeros(())
     if lo is None:
-        return dist.log_cdf(hi, **params)
+        return log_cdf(hi)
     if hi is None:
-        return dist.log_ccdf(lo, **params)
-    ls_lo, lc_hi = dist.log_ccdf(lo, **params), dist.log_cdf(hi, **params)
+        return log_ccdf(lo)
+    ls_lo, lc_hi = log_ccdf(lo), log_cdf(hi)
     use_upper_tail = ls_lo < lc_hi
     big = jnp.where(use_upper_tail, ls_lo, lc_hi)
-    small = jnp.where(use_upper_tail, dist.log_ccdf(hi, **params), dist.log_cdf(lo, **params))
+    small = jnp.where(use_upper_tail, log_ccdf(hi), log_cdf(lo))
     return big + _log1mexp(small - big)
+
+
+def truncated_log_prob(x, log_prob, log_z, lower, upper) -> Array:
+    """log_prob(x) - log_z on [lower, upper] (either None), -inf outside; log_prob is
+    evaluated at a point inside where x is outside, so its gradient stays finite."""
+    ok = jnp.ones(jnp.shape(x), bool)
+    if lower is not None:
+        ok = ok & (x >= lower)
+    if upper is not None:
+        ok = ok & (x <= upper)
+    safe = lower if lower is not None else upper
+    inner = log_prob(x if safe is None else jnp.where(ok, x, safe))
+    return jnp.where(ok, inner - log_z, -jnp.inf)
 
 
 def truncated(dist: Distribution | str, params: Mapping[str, object], lower=None,
@@ -1065,7 +1088,7 @@ def truncated(dist: Distribution | str, params: Mapping[str, object], lower=None
     log_prob = DIST.log_prob - log(F(b) - F(a)) on [a, b], -inf outside. A discrete DIST
     (Poisson, Binomial) counts the integers in [a, b]: the mass is F(floor(b)) -
     F(ceil(a) - 1). Either bound may be None. The normalizer is stable in the far tails
-    (`_log_mass`). `sample` is by inverse CDF, drawing in whichever tail keeps precision,
+    (`truncation_log_mass`). `sample` is by inverse CDF, drawing in whichever tail keeps precision,
     for the distributions with `icdf` (Normal, HalfNormal, Cauchy, HalfCauchy, Laplace,
     Logistic, LogNormal, Exponential, Weibull, Uniform); it is None for the others and for
     discrete DIST.
@@ -1087,23 +1110,13 @@ def truncated(dist: Distribution | str, params: Mapping[str, object], lower=None
     inner_upper = _float(implicit[1]) if inner_upper is None and implicit[1] is not None \
         else inner_upper
 
-    if info.discrete:
-        lo = None if given_lower is None else jnp.ceil(given_lower) - 1.0
-        hi = None if given_upper is None else jnp.floor(given_upper)
-    else:
-        lo, hi = given_lower, given_upper
-    log_z = _log_mass(dist, params, lo, hi)
+    lo, hi = truncation_range(given_lower, given_upper, info.discrete)
+    log_z = truncation_log_mass(lambda v: dist.log_cdf(v, **params),
+                                lambda v: dist.log_ccdf(v, **params), lo, hi)
 
     def log_prob(value) -> Array:
-        x = _float(value)
-        ok = jnp.ones(jnp.shape(x), bool)
-        if given_lower is not None:
-            ok = ok & (x >= given_lower)
-        if given_upper is not None:
-            ok = ok & (x <= given_upper)
-        safe = given_lower if given_lower is not None else given_upper
-        inner = dist.log_prob(x if safe is None else jnp.where(ok, x, safe), **params)
-        return jnp.where(ok, inner - log_z, -jnp.inf)
+        return truncated_log_prob(_float(value), lambda v: dist.log_prob(v, **params), log_z,
+                                  given_lower, given_upper)
 
     def sample(key, shape=()) -> Array:
         batch, _ = dist.shapes(**params)

@@ -328,37 +328,14 @@ def _bound(bound):
 ''', (_D + "_float",)),
     "_truncated_lp": ('''
 def _truncated_lp(x, log_prob, cdfs, params, lower, upper, discrete):
-    """log Truncated(DIST, lower, upper) at x: DIST's log density less log P(lower <= X <=
-    upper) on [lower, upper], -inf outside; either bound may be None, and a discrete DIST
-    counts the integers in the range (pplc's distributions.truncated and _log_mass: the
-    mass is taken from whichever tail keeps its precision)."""
+    """log Truncated(DIST, lower, upper) at x, as pplc's distributions.truncated: DIST's
+    log density less log P(lower <= X <= upper) on [lower, upper], -inf outside."""
     _, log_cdf, log_ccdf = cdfs[:3]
-    if discrete:
-        lo = None if lower is None else jnp.ceil(lower) - 1.0
-        hi = None if upper is None else jnp.floor(upper)
-    else:
-        lo, hi = lower, upper
-    if lo is None and hi is None:
-        log_z = jnp.zeros(())
-    elif lo is None:
-        log_z = log_cdf(hi, *params)
-    elif hi is None:
-        log_z = log_ccdf(lo, *params)
-    else:
-        ls_lo, lc_hi = log_ccdf(lo, *params), log_cdf(hi, *params)
-        use_upper_tail = ls_lo < lc_hi
-        big = jnp.where(use_upper_tail, ls_lo, lc_hi)
-        small = jnp.where(use_upper_tail, log_ccdf(hi, *params), log_cdf(lo, *params))
-        log_z = big + _log1mexp(small - big)
-    ok = jnp.ones(jnp.shape(x), bool)
-    if lower is not None:
-        ok = ok & (x >= lower)
-    if upper is not None:
-        ok = ok & (x <= upper)
-    safe = lower if lower is not None else upper
-    inner = log_prob(x if safe is None else jnp.where(ok, x, safe), *params)
-    return jnp.where(ok, inner - log_z, -jnp.inf)
-''', (_D + "_log1mexp",)),
+    lo, hi = truncation_range(lower, upper, discrete)
+    log_z = truncation_log_mass(lambda v: log_cdf(v, *params), lambda v: log_ccdf(v, *params),
+                                lo, hi)
+    return truncated_log_prob(x, lambda v: log_prob(v, *params), log_z, lower, upper)
+''', (_D + "truncation_range", _D + "truncation_log_mass", _D + "truncated_log_prob")),
     "_truncated_sample": ('''
 def _truncated_sample(key, shape, cdfs, params, lower, upper):
     """Draws of a continuous Truncated(DIST, lower, upper) by inverse CDF, from whichever
