@@ -210,24 +210,30 @@ def _fast_array(value) -> np.ndarray | None:
     return None  # objects (None, strings, mixtures) or booleans: the precise path
 
 
+def declared_sizes(declared: ast.Type, value_of, source) -> tuple[int, ...]:
+    """The sizes a type declares (`real[N, 3]`), each evaluated by `value_of`: an int
+    known now (a data size or a number), not negative."""
+    sizes = []
+    for size in declared.shape:
+        try:
+            n = value_of(size)
+        except KeyError:
+            n = None
+        if not isinstance(n, (int, np.integer)):
+            raise error("a size in a type must be an int data value or a number", source,
+                        size.span)
+        if int(n) < 0:
+            raise error(f"size {ast.to_source(size)} = {int(n)} is negative", source,
+                        size.span)
+        sizes.append(int(n))
+    return tuple(sizes)
+
+
 def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Graph,
                     env: dict) -> np.ndarray:
     """Type and shape of a supplied value against its declaration."""
     evaluate = Evaluator(graph.source, graph.functions, {})
-    expected = []
-    for size in declared.shape:
-        try:
-            n = evaluate(size, env)
-        except KeyError:
-            n = None
-        if not isinstance(n, (int, np.integer)):
-            raise error("a size in a type must be an int data value or a number",
-                        graph.source, size.span)
-        if int(n) < 0:
-            raise error(f"size {ast.to_source(size)} = {int(n)} is negative", graph.source,
-                        size.span)
-        expected.append(int(n))
-    expected = tuple(expected)
+    expected = declared_sizes(declared, lambda e: evaluate(e, env), graph.source)
     if declared.base in ("corr_cholesky", "cov") and len(expected) == 1:
         expected = expected * 2  # corr_cholesky[K] and cov[K] are K x K
     if value.shape != expected:

@@ -16,11 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from pplc.backends import distributions as dists
+from pplc.backends.data import declared_sizes
 from pplc.backends.evaluate import call_params, over_plates, shape_text
 from pplc.backends.lower import Env, is_discrete
 from pplc.errors import PplcError, error
 from pplc.frontend import ast
-from pplc.frontend.ast import to_source
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
 from pplc.ir.build import reads_of
 from pplc.ir.graph import Kind, Piece, Variable, reads_itself
@@ -130,16 +130,8 @@ class ShapeAnalysis:
         if variable.kind is Kind.OBSERVED:
             raise error(f"internal: observed '{name}' without data", self.source, variable.span)
         if declared is not None:
-            shape = []
-            for size in declared.shape:
-                n = self.evaluate(size, self.static)
-                if not isinstance(n, (int, np.integer)):
-                    raise error("a size in a type must be an int data value or a number",
-                                self.source, size.span)
-                if int(n) < 0:
-                    raise error(f"size {to_source(size)} = {int(n)} is negative", self.source,
-                                size.span)
-                shape.append(int(n))
+            shape = list(declared_sizes(declared, lambda e: self.evaluate(e, self.static),
+                                        self.source))
             if declared.base in ("corr_cholesky", "cov"):
                 if len(shape) != 1:
                     raise error(f"{declared.base}[K] takes one size: the matrix is K x K",
