@@ -55,3 +55,19 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
     with _LOCK:
         per_fn[key] = executable
     return executable, seconds
+
+
+def device_data(data: Any) -> Any:
+    """Data as committed device arrays with strong dtypes, so shapes alone key the cache."""
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x)), data)
+
+
+def float_positions(value: Any, ndim: int, message: str) -> np.ndarray:
+    """Starting positions as a floating array of `ndim` axes (integers become floats);
+    ValueError(message) for another number of axes."""
+    positions = np.asarray(value)
+    if positions.ndim != ndim:
+        raise ValueError(message)
+    if not np.issubdtype(positions.dtype, np.floating):
+        positions = positions.astype(jax.numpy.result_type(float))
+    return positions

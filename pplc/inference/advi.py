@@ -334,13 +334,9 @@ def fit_advi(
                         ("max_iterations", max_iterations), ("adapt_iter", adapt_iter)):
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    position = np.asarray(init_position)
-    if position.ndim != 1:
-        raise ValueError("init_position must have shape (dim,)")
-    if not np.issubdtype(position.dtype, np.floating):
-        position = position.astype(jnp.result_type(float))
+    position = _cache.float_positions(init_position, 1, "init_position must have shape (dim,)")
     dtype = position.dtype
-    data = jax.tree.map(lambda x: jax.device_put(np.asarray(x)), data)
+    data = _cache.device_data(data)
     grad_samples, elbo_samples, eval_elbo = int(grad_samples), int(elbo_samples), int(eval_elbo)
     num_draws, max_iterations, adapt_iter = int(num_draws), int(max_iterations), int(adapt_iter)
 

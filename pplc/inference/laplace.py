@@ -90,14 +90,10 @@ def laplace(
     """
     if hasattr(mode, "position") and hasattr(mode, "grad_norm"):  # a MAPResult
         mode = mode.position
-    position = np.asarray(mode)
-    if position.ndim != 1:
-        raise ValueError("mode must have shape (dim,)")
-    if not np.issubdtype(position.dtype, np.floating):
-        position = position.astype(jnp.result_type(float))
+    position = _cache.float_positions(mode, 1, "mode must have shape (dim,)")
     if int(num_draws) < 0:
         raise ValueError(f"num_draws must be non-negative, not {num_draws!r}")
-    data = jax.tree.map(lambda x: jax.device_put(np.asarray(x)), data)
+    data = _cache.device_data(data)
     program, _ = _cache.compiled(
         logdensity_fn,
         ("laplace", int(num_draws)),

@@ -67,7 +67,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding
@@ -183,11 +182,6 @@ def _padded_chunks(rows: ScheduleRow, start: int, stop: int, chunk: int) -> list
     return out
 
 
-def _runtime_data(data: Any) -> Any:
-    """Data as committed device arrays with strong dtypes, so shapes alone key the cache."""
-    return jax.tree.map(lambda x: jax.device_put(np.asarray(x)), data)
-
-
 def sample_nuts(
     logdensity_fn: Callable[[Array, Any], Array],
     data: Any,
@@ -233,15 +227,12 @@ def sample_nuts(
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, not {chain_method!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
-    positions0 = np.asarray(init_positions)
-    if positions0.ndim != 2:
-        raise ValueError("init_positions must have shape (num_chains, dim)")
-    if not np.issubdtype(positions0.dtype, np.floating):
-        positions0 = positions0.astype(jnp.result_type(float))
+    positions0 = _cache.float_positions(init_positions, 2,
+                                        "init_positions must have shape (num_chains, dim)")
     num_chains, dim = positions0.shape
     method = _auto_method(num_chains) if chain_method == "auto" else chain_method
     chunk = int(chunk_size or DEFAULT_CHUNK_SIZE)
-    data = _runtime_data(data)
+    data = _cache.device_data(data)
     keys = jax.random.split(rng_key, num_chains)
     states = initial_chain_state(positions0, keys, metric)
     rows = build_schedule(num_warmup, num_samples)

@@ -154,13 +154,9 @@ def find_map(
         >>> np.round(r.position, 6).tolist()
         [1.0, 2.0]
     """
-    position = np.asarray(init_position)
-    if position.ndim != 1:
-        raise ValueError("init_position must have shape (dim,)")
-    if not np.issubdtype(position.dtype, np.floating):
-        position = position.astype(jnp.result_type(float))
+    position = _cache.float_positions(init_position, 1, "init_position must have shape (dim,)")
     dtype = position.dtype
-    data = jax.tree.map(lambda x: jax.device_put(np.asarray(x)), data)
+    data = _cache.device_data(data)
     args = (position, np.asarray(int(max_iterations), np.int32), np.asarray(tol, dtype),
             np.asarray(tol_rel_obj, dtype), data)
     program, compile_seconds = _cache.compiled(

@@ -459,7 +459,7 @@ def pathfinder(
     num_paths, dim = x0.shape
     if min(num_draws, history_size, max_iterations, num_elbo_draws) < 1:
         raise ValueError("num_draws, history_size, max_iterations and num_elbo_draws must be >= 1")
-    data = jax.tree.map(lambda a: jax.device_put(np.asarray(a)), data)
+    data = _cache.device_data(data)
     # fold_in, not split(rng_key, num_paths): the eager key ops then have fixed shapes, so a
     # different number of paths compiles nothing either.
     paths_key, resample_key = jax.random.split(rng_key)
