@@ -115,67 +115,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    check = sub.add_parser("check", help="check a model (and its data) without sampling")
-    check.add_argument("model")
-    check.add_argument("--data", help="a JSON file of data")
+    def command(name, help, data_help="a JSON file of data", data_required=False,
+                passes=True):
+        """A subcommand on a model file, with --data, --extern and (unless off) --no-pass."""
+        parser = sub.add_parser(name, help=help)
+        parser.add_argument("model")
+        parser.add_argument("--data", required=data_required, help=data_help)
+        _add_extern(parser)
+        if passes:
+            _add_passes(parser)
+        return parser
+
+    check = command("check", "check a model (and its data) without sampling")
     check.add_argument("--pedantic", action="store_true",
                        help="also warn about likely modelling mistakes (Stan's pedantic mode "
                             "and more)")
-    _add_extern(check)
-    _add_passes(check)
 
-    ir = sub.add_parser("ir", help="print the model's graph IR")
-    ir.add_argument("model")
-    ir.add_argument("--data", help="a JSON file of data (decides observed vs latent)")
+    ir = command("ir", "print the model's graph IR",
+                 "a JSON file of data (decides observed vs latent)")
     ir.add_argument("--plan", action="store_true",
                     help="also print the lowering plan: the unconstrained layout, each "
                          "latent's transform, how each statement is evaluated (needs --data)")
-    _add_extern(ir)
-    _add_passes(ir)
 
-    graph = sub.add_parser("graph", help="draw the model as a PGM picture (graphviz)")
-    graph.add_argument("model")
-    graph.add_argument("--data", help="a JSON file of data (sizes on plates, observed "
-                                      "vs latent)")
+    graph = command("graph", "draw the model as a PGM picture (graphviz)",
+                    "a JSON file of data (sizes on plates, observed vs latent)")
     graph.add_argument("-o", "--output", required=True,
                        help="the picture: .svg, .png, .pdf, or .dot for the DOT source")
     graph.add_argument("--after", metavar="PASS",
                        help="draw the graph after this pass (needs --data)")
-    _add_extern(graph)
-    _add_passes(graph)
 
-    fit = sub.add_parser("fit", help="approximate the posterior: ADVI, full-rank ADVI, MAP, "
-                                     "Laplace")
-    fit.add_argument("model")
-    fit.add_argument("--data", required=True, help="a JSON file of data")
+    fit = command("fit", "approximate the posterior: ADVI, full-rank ADVI, MAP, Laplace",
+                  data_required=True)
     fit.add_argument("--method", choices=["advi", "fullrank", "map", "laplace", "pathfinder"],
                      default="advi")
     fit.add_argument("--draws", type=_positive_int, default=1000,
                      help="draws from the approximation (not for map)")
     fit.add_argument("--seed", type=_nonnegative_int, default=0)
     fit.add_argument("--max-iterations", type=_positive_int, default=None)
-    _add_summary_options(fit)
-    fit.add_argument("--summary", help="write the summary JSON here")
-    fit.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
-    fit.add_argument("--force", action="store_true",
-                     help="overwrite existing --summary / --output files")
-    fit.add_argument("--quiet", action="store_true")
-    fit.add_argument("--no-cache", action="store_true",
-                     help="do not use the persistent compilation cache")
-    _add_extern(fit)
-    _add_passes(fit)
+    _add_outputs(fit)
 
-    explain = sub.add_parser("explain", help="say what each optimization pass decided")
-    explain.add_argument("model")
-    explain.add_argument("--data", required=True, help="a JSON file of data")
-    _add_extern(explain)
-    _add_passes(explain)
+    command("explain", "say what each optimization pass decided", data_required=True)
 
-    sample = sub.add_parser("sample", help="draw from the posterior with NUTS")
-    sample.add_argument("model")
-    sample.add_argument("--data", required=True, help="a JSON file of data")
-    _add_extern(sample)
-    _add_passes(sample)
+    sample = command("sample", "draw from the posterior with NUTS", data_required=True)
     sample.add_argument("--chains", type=_positive_int, default=4)
     sample.add_argument("--warmup", type=_nonnegative_int, default=1000)
     sample.add_argument("--draws", type=_positive_int, default=1000)
@@ -196,26 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--predict", action="store_true",
                         help="also draw the posterior predictive and the pointwise "
                              "log-likelihood (groups posterior_predictive, log_likelihood)")
-    _add_summary_options(sample)
-    sample.add_argument("--summary", help="write the summary JSON here")
-    sample.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
-    sample.add_argument("--force", action="store_true",
-                        help="overwrite existing --summary / --output files")
-    sample.add_argument("--quiet", action="store_true", help="no progress bar")
-    sample.add_argument("--no-cache", action="store_true",
-                        help="do not use the persistent compilation cache")
+    _add_outputs(sample)
 
-    build = sub.add_parser("build", help="compile the model to a standalone Python module "
-                                         "(JAX and NumPy only)")
-    build.add_argument("model")
+    build = command("build", "compile the model to a standalone Python module (JAX and "
+                             "NumPy only)",
+                    "a JSON file of data: decides observed vs latent, lets discrete latents "
+                    "be summed out, makes PARAM_SHAPES concrete, and checks the module "
+                    "against the compiler", passes=False)
     build.add_argument("-o", "--output", required=True,
                        help="the Python file to write, e.g. model_module.py")
-    build.add_argument("--data", help="a JSON file of data: decides observed vs latent, lets "
-                                      "discrete latents be summed out, makes PARAM_SHAPES "
-                                      "concrete, and checks the module against the compiler")
     build.add_argument("--force", action="store_true", help="overwrite an existing output file")
-    _add_extern(build)
     return parser
+
+
+def _add_outputs(parser) -> None:
+    """The summary table's options and the files `sample` and `fit` write."""
+    _add_summary_options(parser)
+    parser.add_argument("--summary", help="write the summary JSON here")
+    parser.add_argument("--output", help="write the draws here as netCDF (ArviZ format)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite existing --summary / --output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="do not use the persistent compilation cache")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
