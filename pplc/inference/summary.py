@@ -85,23 +85,13 @@ def _arviz_major_version() -> int:
     return int(_arviz().__version__.split(".")[0])
 
 
-def to_inference_data(posterior: Mapping[str, np.ndarray],
-                      sample_stats: Mapping[str, np.ndarray] | None = None,
-                      observed_data: Mapping[str, np.ndarray] | None = None,
-                      dims: Mapping[str, list[str]] | None = None,
-                      attrs: Mapping[str, Any] | None = None,
-                      posterior_predictive: Mapping[str, np.ndarray] | None = None,
-                      log_likelihood: Mapping[str, np.ndarray] | None = None,
-                      prior: bool = False,
-                      labels: Mapping[str, list[str]] | None = None):
+def to_inference_data(posterior: Mapping[str, np.ndarray], *args, **kwargs):
     """Draws (each array (chain, draw, *shape)) -> ArviZ's container: InferenceData for
-    ArviZ < 1, an `xarray.DataTree` for ArviZ >= 1, with the same groups either way.
-
-    `dims` names the axes of each variable (the same names in every group); `labels`
-    marks the variables whose draws are only their imputed entries (see `arviz_groups`).
-    """
-    groups = arviz_groups(posterior, sample_stats, observed_data, dims, attrs,
-                          posterior_predictive, log_likelihood, prior, labels)
+    ArviZ < 1, an `xarray.DataTree` for ArviZ >= 1, with the same groups either way. The
+    arguments are `arviz_groups`'s (`dims` names the axes of each variable, the same names
+    in every group; `labels` marks the variables whose draws are only their imputed
+    entries)."""
+    groups = arviz_groups(posterior, *args, **kwargs)
     if _arviz_major_version() >= 1:
         return _datatree(groups)
     return _arviz().InferenceData(**groups)
