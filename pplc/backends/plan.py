@@ -100,15 +100,16 @@ def format_plan(lowered) -> str:
         variable = lowered.graph[name]
         if variable.kind is Kind.DATA:
             continue
-        if variable.kind is Kind.DETERMINISTIC:
+        if variable.marginalized:
+            role = (f"summed out: log P({name} = k | the rest) for each of its values k, "
+                    "recorded with the draws")
+        elif variable.kind is Kind.DETERMINISTIC:
             role = "data only: computed once, before sampling" if name in lowered.data_only \
                 else "read by the density" if lowered.needed is None or name in lowered.needed \
                 else "recorded with the draws only"
         else:
             role = {Kind.LATENT: "latent", Kind.OBSERVED: "observed",
                     Kind.FACTOR: "a term of the density"}[variable.kind]
-            if variable.marginalized:
-                role = "summed out"
         shape = "x".join(map(str, lowered.shapes.get(name, ()))) or "scalar"
         lines.append(f"  {name}  {shape}  {role}")
         for i, piece in enumerate(variable.pieces):

@@ -77,3 +77,19 @@ def test_ir_plan_and_explain_on_the_command_line():
     refused = run("ir", model, "--plan")
     assert refused.returncode == 1 and "--plan needs --data" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_plan_says_how_a_summed_out_latent_is_recovered():
+    source = """\
+data N: int
+data y: real[N]
+w ~ Beta(2, 2)
+mu: ordered[2] ~ Normal(0, 5)
+for n in range(N):
+    z[n] ~ Bernoulli(w)
+    y[n] ~ Normal(mu[z[n]], 1.0)
+"""
+    model = pplc.compile(source).condition({"N": 3, "y": [-1.0, 0.2, 2.0]})
+    plan = format_plan(model.lowered)
+    assert "z  3x2  summed out: log P(z = k | the rest) for each of its values k" in plan
+    assert "prior simulation: forward simulation cannot draw this model's prior" in plan
