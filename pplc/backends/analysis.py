@@ -161,10 +161,13 @@ class _Analysis(ShapeAnalysis, DataChecks):
                 grid = self.shapes[variable.name][:len(writes)]
                 info.scan = recurrence.schedule(
                     variable.name, piece, info.ranges, grid, writes,
-                    lambda e, piece=piece, info=info: over_plates(
-                        lambda env: jnp.asarray(self.evaluate(e, env)), piece.plates,
-                        info.ranges, self.static),
+                    self._at_every_index(piece, info),
                     lambda e: self.evaluate(e, self.static), self.source)
+
+    def _at_every_index(self, piece: Piece, info: PieceInfo):
+        """e -> its values at every index of the piece's loops (data known now)."""
+        return lambda e: over_plates(lambda env: jnp.asarray(self.evaluate(e, env)),
+                                     piece.plates, info.ranges, self.static)
 
     def _schedule_groups(self) -> None:
         """The stages of each group of arrays that read each other's elements
@@ -177,9 +180,7 @@ class _Analysis(ShapeAnalysis, DataChecks):
                     info = self.pieces[(name, i)]
                     pieces.append(recurrence.GroupPiece(
                         name, i, piece, info.ranges, self._index_arrays(variable, i, piece),
-                        lambda e, piece=piece, info=info: over_plates(
-                            lambda env: jnp.asarray(self.evaluate(e, env)), piece.plates,
-                            info.ranges, self.static)))
+                        self._at_every_index(piece, info)))
             pieces.sort(key=lambda p: (p.piece.span.line, p.piece.span.column))
             grids = {n: self.shapes[n][:len(self.graph[n].pieces[0].indices)] for n in names}
             group, scans = recurrence.schedule_group(

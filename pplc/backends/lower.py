@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import jax
+import networkx as nx
 import jax.numpy as jnp
 import numpy as np
 
@@ -76,7 +77,7 @@ class LoweredModel:
     kinds: dict[str, str] = field(default_factory=dict)   # latent -> constraint kind
     needed: set[str] | None = None   # deterministics the density reads (None: all)
     states: dict[str, int] = field(default_factory=dict)  # discrete latent -> its values
-    groups: dict[str, Any] = field(default_factory=dict)  # member -> recurrence.Group
+    groups: dict[str, recurrence.Group] = field(default_factory=dict)  # member -> its group
 
     # ------------------------------------------------------------ public surface
     @property
@@ -293,7 +294,7 @@ class LoweredModel:
         dependency order; deterministics computed as they come."""
         env: Env = {**self.data.sizes, **data}
         out = {}
-        for j, name in enumerate(self.forward_order()):
+        for j, name in enumerate(nx.topological_sort(self.graph.dag)):
             variable = self.graph[name]
             if variable.stochastic:
                 fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
@@ -302,15 +303,6 @@ class LoweredModel:
             elif variable.kind is Kind.DETERMINISTIC and name not in data:
                 env[name] = out[name] = self._deterministic(variable, env)
         return out
-
-    def forward_order(self) -> list[str]:
-        """Parents before children over all dependencies (for forward simulation)."""
-        import networkx as nx
-
-        try:
-            return list(nx.topological_sort(self.graph.dag))
-        except nx.NetworkXUnfeasible:
-            return []
 
     def _pointwise(self, variable: Variable, env: Env, fn, shape: tuple | None = None
                    ) -> jax.Array:

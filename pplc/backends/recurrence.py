@@ -79,11 +79,6 @@ def own_reads(name: str, expr) -> list:
             or (isinstance(n, ast.Name) and n.id == name and id(n) not in subscripted)]
 
 
-# A subscript evaluated at every iteration: an integer array of shape (iterations,), or a
-# fixed (start, stop) range of the axis (a slice, a missing or unknowable subscript).
-_Axis = "np.ndarray | tuple[int, int]"
-
-
 def schedule(name: str, piece: Piece, ranges: list[range], grid: tuple[int, ...],
              writes: list[np.ndarray], at_every_index: Callable, static_value: Callable,
              source) -> Scan:
@@ -103,8 +98,8 @@ def schedule(name: str, piece: Piece, ranges: list[range], grid: tuple[int, ...]
     reads = [(node, _read_axes(node, name, grid, count, at_every_index, static_value))
              for node in own_reads(name, piece.value)]
 
-    if all(np.all(_box_max(written_at[0], axes) < 0) for _, axes in reads) if ranges else True:
-        return Scan(None)
+    if all(np.all(_box_max(written_at[0], axes) < 0) for _, axes in reads):
+        return Scan(None)   # it reads only elements other pieces define
     valid = [m for m in range(len(ranges))
              if all(np.all(_box_max(written_at[m], axes) < position[m]) for _, axes in reads)]
     if valid:
@@ -137,7 +132,8 @@ def scan_from_text(name: str, piece: Piece) -> Scan | None:
 
 
 def _read_axes(node, name, grid, count, at_every_index, static_value) -> list:
-    """Per axis of the grid, what `node` reads: indices at every iteration, or a range."""
+    """Per axis of the grid, what `node` reads: an integer array over the iterations, or a
+    (start, stop) range of the axis (a slice, or a subscript missing or unknown now)."""
     subscripts = node.indices if isinstance(node, ast.Index) else ()
     axes = []
     for axis, size in enumerate(grid):
@@ -279,17 +275,6 @@ class Group:
 
     names: tuple[str, ...]
     stages: tuple[Stage, ...]
-
-    def describe(self, graph) -> list[str]:
-        lines = []
-        for stage in self.stages:
-            if stage.joint:
-                name, i = stage.pieces[0]
-                index = graph[name].pieces[i].plates[stage.plates[0]].index
-                members = ", then ".join(f"{n} (line {graph[n].pieces[j].span.line})"
-                                         for n, j in stage.pieces)
-                lines.append(f"a joint scan over {index}: in each step {members}")
-        return lines
 
 
 @dataclass
