@@ -48,10 +48,21 @@ def test_every_builtin_in_every_layer(name):
     assert np.all(np.isfinite(result))
     if builtin.axes == "elementwise":
         assert result.shape == np.broadcast_shapes(*(np.shape(a) for a in args))
+        # Each entry of the result depends on that entry of the argument alone.
+        x, rest = args[0], args[1:]
+        one_by_one = [fn(jnp.asarray(v), *rest) for v in x]
+        np.testing.assert_allclose(result, one_by_one, rtol=1e-12)
     elif builtin.axes == "reduce":
         assert result.shape == ()
     elif builtin.axes == "same":
         assert result.shape == np.shape(args[0])
+        # ...but it is not elementwise: an entry depends on the others (or scalars fail).
+        try:
+            one_by_one = np.reshape([fn(jnp.asarray(v)) for v in np.ravel(args[0])],
+                                    np.shape(args[0]))
+        except (TypeError, ValueError, np.linalg.LinAlgError):
+            one_by_one = None
+        assert one_by_one is None or not np.allclose(result, one_by_one)
     # The built module writes the same function, or a helper written by `_builtin`.
     if "." in builtin.jax:
         written = eval(expressions.JAX_FUNCTIONS[name], {"jnp": jnp, "jax": jax})

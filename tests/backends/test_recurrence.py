@@ -387,6 +387,14 @@ def test_three_arrays_in_one_recurrence_match_numpy():
     assert model.lowered.groups["p"].stages[-1].pieces == (("q", 1), ("r", 1), ("p", 1))
 
 
+def test_arrays_computed_jointly_have_no_forward_prior_simulation():
+    """The variables' dependencies have a cycle (one without one among their elements):
+    forward simulation says so instead of drawing nothing."""
+    model = pplc.compile(THREE_ARRAYS).condition({"T": 4, "x": np.zeros(4), "s": 0.5})
+    with pytest.raises(pplc.PplcError, match="dependencies have a cycle"):
+        model.prior_predictive(draws=2)
+
+
 def test_arrays_that_read_each_other_at_the_same_step_are_refused():
     source = "data T: int\na ~ Normal(0, 1)\nu[0] = 0.0\nv[0] = 0.0\n" \
              "for t in range(1, T):\n    u[t] = v[t] + a\n    v[t] = u[t] * 2\n" \
