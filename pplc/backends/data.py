@@ -43,23 +43,105 @@ class BoundData:
         return {**self.arrays, **self.sizes}
 
 
+# Files that are not JSON, by their first bytes: what the user gave instead.
+_NOT_JSON = [(b"PK\x03\x04", "a zip archive (a NumPy .npz file?)"),
+             (b"\x93NUMPY", "a NumPy .npy file"),
+             (b"\x89HDF\r\n\x1a\n", "an HDF5 file (netCDF-4, .nc or .h5)"),
+             (b"CDF\x01", "a netCDF file"), (b"CDF\x02", "a netCDF file"),
+             (b"\x1f\x8b", "a gzip-compressed file")]
+
+# The most nested a data value may be: NumPy arrays have at most 64 axes.
+MAX_DATA_DEPTH = 32
+_INT64 = (-2 ** 63, 2 ** 63 - 1)
+
+
 def load_json(path: str | Path) -> tuple[dict, Source]:
     """Read a data file; syntax errors are reported as DATA.json:LINE:COL: error: ..."""
+    from pplc.frontend.text import decode, normalize
+
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise error(f"cannot read data file '{path}': it is a folder") from None
     except OSError as exc:
         raise error(f"cannot read data file '{path}': {exc.strerror or exc}") from None
-    return parse_json(text, str(path))
+    for magic, what in _NOT_JSON:
+        if data.startswith(magic):
+            raise error(f"'{path}' is {what}, not JSON", Source(str(path), ""),
+                        hint="pplc reads data as a JSON object of name -> value (numbers, "
+                             "nested lists, null for a missing entry)")
+    return parse_json(normalize(decode(data, str(path), what="data")), str(path))
+
+
+class _JsonRefusal(Exception):
+    """Raised inside json.loads' hooks; located afterwards by scanning the text."""
+
+
+class _DuplicateKey(_JsonRefusal):
+    pass
+
+
+class _TooLarge(_JsonRefusal):
+    pass
+
+
+def _json_object(pairs: list) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _json_int(text: str) -> int:
+    # Python's int() refuses more than 4,300 digits; beyond 19 none fits in 64 bits.
+    if len(text.lstrip("-")) > 19 or not _INT64[0] <= int(text) <= _INT64[1]:
+        raise _TooLarge(text)
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _TooLarge(text)
+    return value
 
 
 def parse_json(text: str, path: str = "<data>") -> tuple[dict, Source]:
+    """JSON text -> a dict, refusing what a JSON reader would take silently: a key given
+    twice (json keeps the last), an integer beyond 64 bits (NumPy would wrap it), a number
+    beyond a 64-bit float (it would become infinite). Each is located in the file."""
     source = Source(path, text)
     try:
-        raw = json.loads(text, parse_constant=_json_constant)
+        raw = json.loads(text, parse_constant=_json_constant, parse_int=_json_int,
+                         parse_float=_json_float, object_pairs_hook=_json_object)
     except json.JSONDecodeError as exc:
         raise error(f"invalid JSON: {exc.msg}", source, Span.point(exc.lineno, exc.colno)) \
             from None
+    except _DuplicateKey as exc:
+        key, first, second = _first_duplicate(text)
+        raise error(f"key \"{key}\" is given twice in the data file (first at line "
+                    f"{first.line}, column {first.column})", source, second,
+                    hint="a JSON reader would silently keep only the last value; remove one "
+                         "of the two") from None
+    except _TooLarge as exc:
+        literal = exc.args[0]
+        span = _literal_span(text, literal)
+        if any(c in literal for c in ".eE"):
+            message = f"the number {_shorten(literal)} is too large for a 64-bit float"
+            hint = "the largest is about 1.8e308"
+        else:
+            message = f"the integer {_shorten(literal)} does not fit in 64 bits"
+            hint = ("pplc's integers are 64-bit (-2**63 to 2**63 - 1); if it is a real "
+                    "number, write it with an exponent, such as 1.5e25")
+        raise error(message, source, span, hint=hint) from None
+    except RecursionError:
+        raise error(f"the data file nests arrays or objects more than {MAX_DATA_DEPTH} "
+                    "levels deep", source, _too_deep(text),
+                    hint="a data value is a number or an array of at most "
+                         f"{MAX_DATA_DEPTH} dimensions") from None
     if not isinstance(raw, dict):
         raise error("the data file must hold a JSON object of name -> value", source,
                     Span.point(1, 1))
@@ -70,16 +152,126 @@ def _json_constant(name: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[name]
 
 
+def _shorten(text: str) -> str:
+    return text if len(text) <= 40 else text[:20] + "..." + text[-10:]
+
+
+# ---------------------------------------------------------------- positions in a JSON file
+#
+# json.loads keeps no positions, so a diagnostic about an entry scans the text again: a
+# tokenizer that follows the nesting and knows the path (name, i, j, ...) of every value.
+# It runs only when something is wrong, so reading correct data costs nothing more.
+
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]|[^\s\[\]{}:,"]+')
+
+
+def _offset_span(text: str, start: int, end: int) -> Span:
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return Span(line, column, line, column + max(1, end - start))
+
+
+def _json_tokens(text: str):
+    """(kind, path, start, end, token) of every key ("key") and value ("value") of a valid
+    JSON text, in order; a container's value is its opening bracket."""
+    path: list = []
+    in_object: list[bool] = []
+    expect_key = False
+    for match in _TOKEN.finditer(text):
+        token, start = match.group(), match.start()
+        first = token[0]
+        if first == ",":
+            if in_object[-1]:
+                expect_key = True
+            else:
+                path[-1] += 1
+        elif first == ":":
+            continue
+        elif first in "]}":
+            in_object.pop()
+            path.pop()
+            expect_key = False
+        elif expect_key:
+            path[-1] = json.loads(token)
+            expect_key = False
+            yield "key", path, start, match.end(), token
+        else:
+            yield "value", path, start, match.end(), token
+            if first in "[{":
+                in_object.append(first == "{")
+                path.append(0 if first == "[" else None)
+                expect_key = first == "{"
+
+
+def value_span(source: Source | None, name: str, index: tuple[int, ...] = ()) -> Span | None:
+    """Where the value of `name[index]` stands in the data file (its number, or the key
+    when the value is not found: an index past what the file holds)."""
+    if source is None:
+        return None
+    want = [name, *(int(i) for i in index)]
+    try:
+        for kind, path, start, end, _ in _json_tokens(source.text):
+            if kind == "value" and path == want:
+                return _offset_span(source.text, start, end)
+    except (IndexError, ValueError):  # not valid JSON: a dict given with a source
+        return None
+    return key_span(source, name)
+
+
 def key_span(source: Source | None, name: str) -> Span | None:
     """Where `"name":` stands in the data file, for diagnostics about that entry."""
     if source is None:
         return None
-    match = re.search(r'"' + re.escape(name) + r'"\s*:', source.text)
-    if not match:
+    try:
+        for kind, path, start, end, _ in _json_tokens(source.text):
+            if kind == "key" and len(path) == 1 and path[0] == name:
+                return _offset_span(source.text, start, end)
+    except (IndexError, ValueError):
         return None
-    line = source.text.count("\n", 0, match.start()) + 1
-    column = match.start() - (source.text.rfind("\n", 0, match.start()) + 1) + 1
-    return Span(line, column, line, column + len(name) + 2)
+    return None
+
+
+def _first_duplicate(text: str) -> tuple[str, Span, Span]:
+    """The first key given twice in one object: (key, first place, second place)."""
+    keys: list[dict | None] = []  # per open container: an object's keys so far, or None
+    expect_key = False
+    for match in _TOKEN.finditer(text):
+        token, first = match.group(), match.group()[0]
+        if first in "[{":
+            keys.append({} if first == "{" else None)
+            expect_key = first == "{"
+        elif first in "]}":
+            keys.pop()
+            expect_key = False
+        elif first == ",":
+            expect_key = keys[-1] is not None
+        elif expect_key:
+            key, span = json.loads(token), _offset_span(text, match.start(), match.end())
+            if key in keys[-1]:
+                return key, keys[-1][key], span
+            keys[-1][key] = span
+            expect_key = False
+    raise ValueError("no key is given twice")  # json.loads found one: not reached
+
+
+def _literal_span(text: str, literal: str) -> Span | None:
+    for kind, _, start, end, token in _json_tokens(text):
+        if kind == "value" and token == literal:
+            return _offset_span(text, start, end)
+    return None
+
+
+def _too_deep(text: str) -> Span:
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DATA_DEPTH:
+                return _offset_span(text, match.start(), match.end())
+        elif token in "]}":
+            depth -= 1
+    return Span.point(1, 1)
 
 
 def bind_data(graph: Graph, raw: Mapping[str, Any], source: Source | None = None) -> BoundData:
@@ -105,13 +297,22 @@ def bind_data(graph: Graph, raw: Mapping[str, Any], source: Source | None = None
     sizes: dict[str, int] = {}
     arrays: dict[str, np.ndarray] = {}
     missing: dict[str, np.ndarray] = {}
+    failed: set[str] = set()  # refused entries: declarations sized by them are not checked
+    # NumPy reads [1, true] as [1, 1]: lists are searched for booleans, unless the file has
+    # no `true` or `false` at all (a search at C speed).
+    booleans = source is None or re.search(r"\btrue\b|\bfalse\b", source.text) is not None
     # Declarations are checked in dependency order: shapes are expressions of earlier sizes.
     for variable in graph.variables():
         if variable.name not in raw or variable.kind is Kind.LATENT:
             continue
+        declared = variable.declared_type
+        if declared is not None and failed & {n.id for e in (*declared.shape, *(
+                b.value for b in declared.bounds)) for n in ast.names_in(e)}:
+            continue
         try:
             value = _to_array(raw[variable.name], variable.name, source,
-                              allow_missing=variable.kind is Kind.OBSERVED)
+                              allow_missing=variable.kind is Kind.OBSERVED,
+                              booleans=booleans)
             if value.dtype.kind == "f" and np.isnan(value).any():
                 missing[variable.name] = np.isnan(value)
             declared = variable.declared_type
@@ -125,88 +326,117 @@ def bind_data(graph: Graph, raw: Mapping[str, Any], source: Source | None = None
                 arrays[variable.name] = value
         except PplcError as exc:
             diags.extend(exc)
+            failed.add(variable.name)
     diags.raise_if_any()
     return BoundData(sizes, arrays, source, missing)
 
 
-def _to_array(value, name: str, source: Source | None, allow_missing: bool = False
-              ) -> np.ndarray:
-    """Nested lists -> an array; null -> NaN; ragged or non-numeric lists are refused.
+def _to_array(value, name: str, source: Source | None, allow_missing: bool = False,
+              booleans: bool = True) -> np.ndarray:
+    """Nested lists -> an array; null -> NaN; ragged or non-numeric lists, booleans and
+    integers beyond 64 bits are refused, each at its place in the data file.
 
     Missing entries (null or NaN) are allowed only in the target of a `~`, whose missing
     entries become latent (imputed); anywhere else nothing could fill them in.
     """
-    span = key_span(source, name)
-    fast = _fast_array(value)
-    if fast is not None:
-        value = fast
-        _refuse_missing(value, name, source, span, allow_missing)
-        return value
-
-    def shape_of(v, path):
-        if isinstance(v, list):
-            if not v:
-                return (0,)
-            inner = [shape_of(x, path + (i,)) for i, x in enumerate(v)]
-            if any(s != inner[0] for s in inner):
-                raise error(f"data '{name}' is a ragged array: its rows have different lengths",
-                            source, span)
-            return (len(v),) + inner[0]
-        if v is None or isinstance(v, (bool, int, float)):
-            return ()
-        where = "".join(f"[{i}]" for i in path)
-        raise error(f"data '{name}{where}' is not a number: {json.dumps(v)[:40]}", source, span)
-
-    shape_of(value, ())
-
-    def flat(v):
-        if isinstance(v, list):
-            for x in v:
-                yield from flat(x)
-        else:
-            yield v
-
-    items = list(flat(value))
-    missing = [i for i, x in enumerate(items) if x is None]
-    numbers = [math.nan if x is None else x for x in items]
-    integral = all(isinstance(x, (bool, int)) for x in items) and not missing
-    array = np.array(numbers, dtype=np.int64 if integral else np.float64)
-    array = array.reshape(shape_of(value, ()))
-    _refuse_missing(array, name, source, span, allow_missing)
+    array = None if booleans and _holds_boolean(value) else _fast_array(value)
+    if array is None:
+        array = _precise_array(value, name, source)
+    _refuse_missing(array, name, source, allow_missing)
     return array
 
 
-def _refuse_missing(array, name, source, span, allow_missing: bool) -> None:
+def _where(index) -> str:
+    return "[" + ",".join(str(int(i)) for i in index) + "]" if len(index) else ""
+
+
+def _precise_array(value, name: str, source: Source | None) -> np.ndarray:
+    def refuse(message: str, path: tuple, hint: str | None = None):
+        raise error(message, source, value_span(source, name, path), hint=hint)
+
+    if hasattr(value, "__array__") and not isinstance(value, list):
+        value = np.asarray(value).tolist()
+
+    items: list = []
+
+    def shape_of(v, path: tuple) -> tuple[int, ...]:
+        if isinstance(v, list):
+            if len(path) >= MAX_DATA_DEPTH:
+                refuse(f"data '{name}' has more than {MAX_DATA_DEPTH} dimensions", path)
+            inner = [shape_of(x, path + (i,)) for i, x in enumerate(v)]
+            for i, s in enumerate(inner):
+                if s != inner[0]:
+                    refuse(f"data '{name}' is a ragged array: {name}{_where(path + (i,))} "
+                           f"has shape {shape_text(s)} but {name}{_where(path + (0,))} has "
+                           f"shape {shape_text(inner[0])}", path + (i,),
+                           hint="every row of an array has the same length")
+            return (len(v),) + (inner[0] if inner else ())
+        if isinstance(v, (bool, np.bool_)):
+            refuse(f"data '{name}{_where(path)}' is {str(bool(v)).lower()}, not a number",
+                   path, hint="write 1 for true and 0 for false")
+        if isinstance(v, (int, np.integer)):
+            if not _INT64[0] <= int(v) <= _INT64[1]:
+                refuse(f"data '{name}{_where(path)}' = {_shorten(str(int(v)))} does not fit "
+                       "in 64 bits", path, hint="pplc's integers are 64-bit (-2**63 to "
+                                                "2**63 - 1); give a real number as a float")
+            items.append(int(v))
+            return ()
+        if v is None or isinstance(v, (float, np.floating)):
+            items.append(math.nan if v is None else float(v))
+            return ()
+        refuse(f"data '{name}{_where(path)}' is not a number: {_shorten(_show(v))}", path)
+
+    shape = shape_of(value, ())
+    integral = all(isinstance(x, int) for x in items)
+    return np.array(items, dtype=np.int64 if integral else np.float64).reshape(shape)
+
+
+def _show(value) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _refuse_missing(array, name, source, allow_missing: bool) -> None:
     if array.dtype.kind == "f" and np.isnan(array).any() and not allow_missing:
-        index = np.argwhere(np.isnan(array))[0] if array.ndim else ()
-        where = "[" + ",".join(str(int(i)) for i in index) + "]" if array.ndim else ""
-        raise error(f"data '{name}{where}' is missing (null or NaN), but '{name}' has no "
-                    "distribution ('~') that could fill it in", source, span,
+        index = tuple(np.argwhere(np.isnan(array))[0]) if array.ndim else ()
+        raise error(f"data '{name}{_where(index)}' is missing (null or NaN), but '{name}' has "
+                    "no distribution ('~') that could fill it in", source,
+                    value_span(source, name, index),
                     hint="only entries of a variable on the left of '~' may be missing; "
                          "they are then imputed")
+
+
+def _holds_boolean(value) -> bool:
+    if isinstance(value, list):
+        return any(_holds_boolean(v) if isinstance(v, list) else isinstance(v, bool)
+                   for v in value)
+    return isinstance(value, bool)
 
 
 def _fast_array(value) -> np.ndarray | None:
     """Arrays (NumPy, JAX) and rectangular lists of plain numbers, converted by NumPy at
     C speed (a million rows in milliseconds); None when the slow, precise path is needed
-    (nulls, booleans, ragged or non-numeric lists) to say exactly what is wrong."""
+    (nulls, booleans, ragged or non-numeric lists) to say exactly what is wrong. A NumPy
+    boolean array is taken as 0 and 1 (its type says what it is); `true` in a list is not."""
     if hasattr(value, "__array__") and not isinstance(value, (list, bool)):
         array = np.asarray(value)
-        if array.dtype.kind in "iu":
+        if array.dtype.kind == "b":
             return array.astype(np.int64)
-        if array.dtype.kind == "f":
-            return array.astype(np.float64)
+    elif not isinstance(value, (list, int, float)) or isinstance(value, bool):
         return None
-    if not isinstance(value, (list, int, float)) or isinstance(value, bool):
-        return None
-    try:
-        array = np.asarray(value)
-    except ValueError:  # ragged
-        return None
+    else:
+        try:
+            array = np.asarray(value)
+        except (ValueError, OverflowError):  # ragged, or an integer beyond 64 bits
+            return None
+    if array.dtype.kind == "u" and array.size and array.max() > _INT64[1]:
+        return None  # the precise path says which entry does not fit
     if array.dtype.kind in "iu":
         return array.astype(np.int64)
     if array.dtype.kind == "f":
-        return array
+        return array.astype(np.float64)
     return None  # objects (None, strings, mixtures) or booleans: the precise path
 
 
@@ -236,6 +466,8 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
     expected = declared_sizes(declared, lambda e: evaluate(e, env), graph.source)
     if declared.base in ("corr_cholesky", "cov") and len(expected) == 1:
         expected = expected * 2  # corr_cholesky[K] and cov[K] are K x K
+    if value.shape == (0,) and 0 in expected:
+        value = value.reshape(expected)  # `[]` is how JSON writes a 0 x K matrix
     if value.shape != expected:
         raise error(f"data '{name}' has shape {shape_text(value.shape)}, but its declaration "
                     f"says {ast.type_to_source(declared)} = {shape_text(expected)}",
@@ -260,8 +492,8 @@ def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Gra
     if upper is not None:
         bad = present & (value >= upper if strict else value > upper)
         _refuse_outside(bad, value, name, declared, graph)
-    if declared.base in _STRUCTURE_CHECKS and present.all():
-        problem = _STRUCTURE_CHECKS[declared.base](value)
+    if declared.base in STRUCTURE_CHECKS and present.all():
+        problem = STRUCTURE_CHECKS[declared.base](value)
         if problem:
             raise error(f"data '{name}' does not satisfy its type "
                         f"{ast.type_to_source(declared)}: {problem}", graph.source,
@@ -285,14 +517,14 @@ def _first(mask: np.ndarray) -> str:
 
 # Tolerance for sums and symmetry of supplied data: well above float64 rounding of values
 # typed into a JSON file, well below any real mistake.
-_TOL = 1e-8
+SUM_TOLERANCE = 1e-8
 
 
 def _simplex(x: np.ndarray) -> str | None:
     if np.any(x < 0):
         return "an entry is negative"
     sums = x.sum(axis=-1)
-    if np.any(np.abs(sums - 1) > _TOL * x.shape[-1]):
+    if np.any(np.abs(sums - 1) > SUM_TOLERANCE * x.shape[-1]):
         return f"its last axis sums to {np.ravel(sums)[np.argmax(np.abs(np.ravel(sums) - 1))]:g}, not 1"
     return None
 
@@ -310,13 +542,13 @@ def _corr_cholesky(x: np.ndarray) -> str | None:
         return "it is not lower triangular"
     if np.any(np.diagonal(x, axis1=-2, axis2=-1) <= 0):
         return "its diagonal is not positive"
-    if np.any(np.abs(np.sum(x ** 2, axis=-1) - 1) > _TOL * x.shape[-1]):
+    if np.any(np.abs(np.sum(x ** 2, axis=-1) - 1) > SUM_TOLERANCE * x.shape[-1]):
         return "its rows do not have unit length"
     return None
 
 
 def _cov(x: np.ndarray) -> str | None:
-    if np.any(np.abs(x - np.swapaxes(x, -1, -2)) > _TOL * (1 + np.abs(x))):
+    if np.any(np.abs(x - np.swapaxes(x, -1, -2)) > SUM_TOLERANCE * (1 + np.abs(x))):
         return "it is not symmetric"
     try:
         np.linalg.cholesky(x)
@@ -325,7 +557,7 @@ def _cov(x: np.ndarray) -> str | None:
     return None
 
 
-_STRUCTURE_CHECKS = {
+STRUCTURE_CHECKS = {
     "simplex": _simplex, "ordered": _ordered,
     "positive_ordered": lambda x: _ordered(x, positive=True),
     "corr_cholesky": _corr_cholesky, "cov": _cov,

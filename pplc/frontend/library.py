@@ -296,3 +296,65 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {n: b.arity for n, b in BUILTINS.
 
 def builtins_with(axes: str) -> frozenset[str]:
     return frozenset(n for n, b in BUILTINS.items() if b.axes == axes)
+
+
+@dataclass(frozen=True)
+class ParameterSupport:
+    """Where a distribution parameter's values lie: the one table of parameter supports
+    (`PARAMETER_SUPPORTS`), checked wherever an argument's value is known before sampling
+    (numbers and data).
+
+    `kind`: a key of `KIND_BOUNDS` (its bounds; `open` excludes the bounds themselves, as
+    for a scale, which must be > 0; "real" means a finite number), or "extended_real" (any
+    number but NaN: a truncation bound, logits), "simplex" (entries >= 0 that sum to 1
+    along the last axis), "ordered" (strictly increasing along the last axis), "cov"
+    (symmetric positive definite), "lower_cholesky" (lower triangular, positive diagonal).
+    `above`: another parameter this one must exceed (Uniform's `high` > `low`).
+    """
+
+    kind: str
+    open: bool = False
+    above: str | None = None
+
+
+_REAL_PARAM = ParameterSupport("real")
+_ANY_PARAM = ParameterSupport("extended_real")
+_POSITIVE_PARAM = ParameterSupport("positive", open=True)
+_NONNEGATIVE_PARAM = ParameterSupport("positive")  # 0 allowed: a Poisson rate of 0
+_PROBABILITY = ParameterSupport("unit")
+_COUNT = ParameterSupport("nonnegative_int")
+_LOCATION_SCALE = {"loc": _REAL_PARAM, "scale": _POSITIVE_PARAM}
+
+PARAMETER_SUPPORTS: dict[str, dict[str, ParameterSupport]] = {
+    "Normal": _LOCATION_SCALE,
+    "HalfNormal": {"scale": _POSITIVE_PARAM},
+    "HalfCauchy": {"scale": _POSITIVE_PARAM},
+    "Cauchy": _LOCATION_SCALE,
+    "StudentT": {"df": _POSITIVE_PARAM, **_LOCATION_SCALE},
+    "LogNormal": _LOCATION_SCALE,
+    "Exponential": {"rate": _POSITIVE_PARAM},
+    "Gamma": {"concentration": _POSITIVE_PARAM, "rate": _POSITIVE_PARAM},
+    "Beta": {"concentration1": _POSITIVE_PARAM, "concentration0": _POSITIVE_PARAM},
+    "Uniform": {"low": _REAL_PARAM, "high": ParameterSupport("real", above="low")},
+    "Poisson": {"rate": _NONNEGATIVE_PARAM, "log_rate": _ANY_PARAM},
+    "Bernoulli": {"probs": _PROBABILITY, "logits": _ANY_PARAM},
+    "Binomial": {"total_count": _COUNT, "probs": _PROBABILITY, "logits": _ANY_PARAM},
+    "HalfStudentT": {"df": _POSITIVE_PARAM, "scale": _POSITIVE_PARAM},
+    "Laplace": _LOCATION_SCALE,
+    "Logistic": _LOCATION_SCALE,
+    "InverseGamma": {"concentration": _POSITIVE_PARAM, "scale": _POSITIVE_PARAM},
+    "Weibull": {"scale": _POSITIVE_PARAM, "concentration": _POSITIVE_PARAM},
+    "ChiSquared": {"df": _POSITIVE_PARAM},
+    "NegativeBinomial": {"mean": _NONNEGATIVE_PARAM, "concentration": _POSITIVE_PARAM},
+    "BetaBinomial": {"concentration1": _POSITIVE_PARAM, "concentration0": _POSITIVE_PARAM,
+                     "total_count": _COUNT},
+    "Categorical": {"probs": ParameterSupport("simplex"), "logits": _ANY_PARAM},
+    "OrderedLogistic": {"predictor": _REAL_PARAM, "cutpoints": ParameterSupport("ordered")},
+    "Dirichlet": {"concentration": _POSITIVE_PARAM},
+    "Multinomial": {"total_count": _COUNT, "probs": ParameterSupport("simplex")},
+    "MultivariateNormal": {"loc": _REAL_PARAM, "cov": ParameterSupport("cov"),
+                           "scale_tril": ParameterSupport("lower_cholesky")},
+    "LKJCholesky": {"dim": _COUNT, "concentration": _POSITIVE_PARAM},
+    "Truncated": {"lower": _ANY_PARAM, "upper": ParameterSupport("extended_real",
+                                                                 above="lower")},
+}

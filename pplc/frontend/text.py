@@ -15,8 +15,10 @@ from pplc.errors import PplcError, Source, Span, error
 BOM = "\ufeff"
 
 
-def decode(data: bytes, path: str) -> str:
-    """The text of a model file's bytes; PplcError if they are not UTF-8 text."""
+def decode(data: bytes, path: str, what: str = "model") -> str:
+    """The text of a model (or data, `what`) file's bytes; PplcError if they are not UTF-8
+    text."""
+    example = "model.ppl" if what == "model" else "data.json"
     if data.startswith(BOM.encode()):
         data = data[len(BOM.encode()):]
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -24,14 +26,14 @@ def decode(data: bytes, path: str) -> str:
                     hint="save the file as UTF-8, the encoding pplc (and Python) expects")
     if b"\0" in data:
         raise error(f"'{path}' is not a text file (it contains NUL bytes)", Source(path, ""),
-                    hint="a model is a UTF-8 text file, such as model.ppl")
+                    hint=f"a {what} file is a UTF-8 text file, such as {example}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _not_utf8(data, exc, path) from None
+        raise _not_utf8(data, exc, path, what) from None
 
 
-def _not_utf8(data: bytes, exc: UnicodeDecodeError, path: str) -> PplcError:
+def _not_utf8(data: bytes, exc: UnicodeDecodeError, path: str, what: str) -> PplcError:
     before = normalize(data[:exc.start].decode("utf-8"))
     line = before.count("\n") + 1
     column = len(before) - (before.rfind("\n") + 1) + 1
@@ -41,7 +43,7 @@ def _not_utf8(data: bytes, exc: UnicodeDecodeError, path: str) -> PplcError:
         guess = "it looks like Latin-1 or Windows-1252 text: "
     except UnicodeDecodeError:
         guess = ""
-    return error(f"the model file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be "
+    return error(f"the {what} file is not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be "
                  "decoded", Source(path, shown), Span.point(line, column),
                  hint=f"{guess}save the file as UTF-8, the encoding pplc (and Python) expects")
 

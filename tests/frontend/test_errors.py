@@ -141,9 +141,10 @@ DATA_ERRORS = [
      "data 'sigma[1]' = -1 is outside its declared type positive[J]", None),
     ("json-syntax", '{"J": 3, "y": [1, 2, 3],\n "sigma": [1, 1 2]}', ("data", 2, 17),
      "invalid JSON", None),
-    ("ragged", '{"J": 3, "y": [[1], [2, 3]], "sigma": [1, 1, 2]}', ("data", 1, 10),
+    # Entries are located at their value in the file, not at their key.
+    ("ragged", '{"J": 3, "y": [[1], [2, 3]], "sigma": [1, 1, 2]}', ("data", 1, 21),
      "data 'y' is a ragged array", None),
-    ("not-a-number", '{"J": 3, "y": [1, "two", 3], "sigma": [1, 1, 2]}', ("data", 1, 10),
+    ("not-a-number", '{"J": 3, "y": [1, "two", 3], "sigma": [1, 1, 2]}', ("data", 1, 19),
      "data 'y[1]' is not a number", None),
 ]
 
