@@ -115,37 +115,48 @@ _UNIT = Transform(
 )
 
 
+def constrain_lower_bounded(u, lower):
+    """x = lower + exp(u) on (lower, inf), and log|dx/du| = u per element."""
+    return lower + jnp.exp(u), _broadcast_like(jnp.asarray(u), lower)
+
+
+def constrain_upper_bounded(u, upper):
+    """x = upper - exp(u) on (-inf, upper) (Stan's convention: decreasing in u), and
+    log|dx/du| = u per element."""
+    return upper - jnp.exp(u), _broadcast_like(jnp.asarray(u), upper)
+
+
+def constrain_interval(u, lower, upper):
+    """x = lower + (upper - lower) sigmoid(u), measured from the nearer bound so that the
+    gap to it keeps full relative precision; log|dx/du| = log(upper - lower) +
+    log sigmoid(u) + log(1 - sigmoid(u))."""
+    width = upper - lower
+    x = jnp.where(u <= 0, lower + width * jax.nn.sigmoid(u), upper - width * jax.nn.sigmoid(-u))
+    return x, jnp.log(width) + _log_sigmoid_product(u)
+
+
 def _lower_bounded(lower) -> Transform:
     return Transform(
-        lambda u: lower + jnp.exp(u),
+        lambda u: constrain_lower_bounded(u, lower)[0],
         lambda x: jnp.log(x - lower),
-        lambda u: _broadcast_like(jnp.asarray(u), lower),
+        lambda u: constrain_lower_bounded(u, lower)[1],
     )
 
 
 def _upper_bounded(upper) -> Transform:
-    # Stan's convention: x = upper - exp(u), decreasing in u.
     return Transform(
-        lambda u: upper - jnp.exp(u),
+        lambda u: constrain_upper_bounded(u, upper)[0],
         lambda x: jnp.log(upper - x),
-        lambda u: _broadcast_like(jnp.asarray(u), upper),
+        lambda u: constrain_upper_bounded(u, upper)[1],
     )
 
 
 def _bounded(lower, upper) -> Transform:
-    def forward(u):
-        width = upper - lower
-        # Measure from the nearer bound, so the gap to it keeps full relative precision.
-        return jnp.where(u <= 0, lower + width * jax.nn.sigmoid(u),
-                         upper - width * jax.nn.sigmoid(-u))
-
-    def inverse(x):
-        return jnp.log(x - lower) - jnp.log(upper - x)
-
-    def log_abs_det_jacobian(u):
-        return jnp.log(upper - lower) + _log_sigmoid_product(u)
-
-    return Transform(forward, inverse, log_abs_det_jacobian)
+    return Transform(
+        lambda u: constrain_interval(u, lower, upper)[0],
+        lambda x: jnp.log(x - lower) - jnp.log(upper - x),
+        lambda u: constrain_interval(u, lower, upper)[1],
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -168,7 +179,7 @@ def _tail_sum(a: Array) -> Array:
     return jnp.flip(jnp.cumsum(jnp.flip(a, -1), axis=-1), -1)
 
 
-def _vector_shape(shape: tuple) -> tuple:
+def vector_free_shape(shape: tuple) -> tuple:
     if len(shape) < 1:
         raise ValueError(f"a vector type needs at least one axis, got shape {shape}")
     return tuple(shape)
@@ -201,16 +212,31 @@ def _ordered_inverse(x) -> Array:
     return jnp.concatenate([x[..., :1], jnp.log(jnp.diff(x, axis=-1))], axis=-1)
 
 
-_ORDERED = Transform(_ordered_forward, _ordered_inverse,
-                     lambda u: jnp.sum(_as_float(u)[..., 1:], axis=-1),
-                     event_ndim=1, unconstrained_shape=_vector_shape)
+def _ordered_log_abs_det_jacobian(u) -> Array:
+    return jnp.sum(_as_float(u)[..., 1:], axis=-1)
+
+
+_ORDERED = Transform(_ordered_forward, _ordered_inverse, _ordered_log_abs_det_jacobian,
+                     event_ndim=1, unconstrained_shape=vector_free_shape)
+
 
 # positive_ordered: x1 = exp(u1), xk = x(k-1) + exp(uk).
-_POSITIVE_ORDERED = Transform(
-    lambda u: jnp.cumsum(jnp.exp(_as_float(u)), axis=-1),
-    lambda x: jnp.log(jnp.diff(_as_float(x), axis=-1, prepend=0.0)),
-    lambda u: jnp.sum(_as_float(u), axis=-1),
-    event_ndim=1, unconstrained_shape=_vector_shape)
+
+def _positive_ordered_forward(u) -> Array:
+    return jnp.cumsum(jnp.exp(_as_float(u)), axis=-1)
+
+
+def _positive_ordered_inverse(x) -> Array:
+    return jnp.log(jnp.diff(_as_float(x), axis=-1, prepend=0.0))
+
+
+def _positive_ordered_log_abs_det_jacobian(u) -> Array:
+    return jnp.sum(_as_float(u), axis=-1)
+
+
+_POSITIVE_ORDERED = Transform(_positive_ordered_forward, _positive_ordered_inverse,
+                              _positive_ordered_log_abs_det_jacobian,
+                              event_ndim=1, unconstrained_shape=vector_free_shape)
 
 
 # simplex: centered stick-breaking.
@@ -247,15 +273,15 @@ def _simplex_log_abs_det_jacobian(u) -> Array:
     return jnp.sum(log_z + log_1mz + log_stick, axis=-1)
 
 
-def _simplex_shape(shape: tuple) -> tuple:
-    shape = _vector_shape(shape)
+def simplex_free_shape(shape: tuple) -> tuple:
+    shape = vector_free_shape(shape)
     if shape[-1] < 1:
         raise ValueError("a simplex needs K >= 1")
     return shape[:-1] + (shape[-1] - 1,)
 
 
 _SIMPLEX = Transform(_simplex_forward, _simplex_inverse, _simplex_log_abs_det_jacobian,
-                     event_ndim=1, unconstrained_shape=_simplex_shape)
+                     event_ndim=1, unconstrained_shape=simplex_free_shape)
 
 
 # corr_cholesky: tanh of canonical partial correlations (Stan, LKJ 2009).
@@ -305,14 +331,14 @@ def _corr_cholesky_log_abs_det_jacobian(u) -> Array:
     return jnp.sum(jnp.where(strict, log_1mz2 + 0.5 * log_left, 0.0), axis=(-2, -1))
 
 
-def _corr_cholesky_shape(shape: tuple) -> tuple:
+def corr_cholesky_free_shape(shape: tuple) -> tuple:
     k = _matrix_size(shape)
     return tuple(shape[:-2]) + (k * (k - 1) // 2,)
 
 
 _CORR_CHOLESKY = Transform(_corr_cholesky_forward, _corr_cholesky_inverse,
                            _corr_cholesky_log_abs_det_jacobian, event_ndim=2,
-                           unconstrained_shape=_corr_cholesky_shape)
+                           unconstrained_shape=corr_cholesky_free_shape)
 
 
 # cov: x = L L^T with L lower-triangular, exp on its diagonal (Stan's cov_matrix).
@@ -346,13 +372,52 @@ def _cov_log_abs_det_jacobian(u) -> Array:
     return k * math.log(2.0) + jnp.sum(weights * log_diag, axis=-1)
 
 
-def _cov_shape(shape: tuple) -> tuple:
+def cov_free_shape(shape: tuple) -> tuple:
     k = _matrix_size(shape)
     return tuple(shape[:-2]) + (k * (k + 1) // 2,)
 
 
 _COV = Transform(_cov_forward, _cov_inverse, _cov_log_abs_det_jacobian, event_ndim=2,
-                 unconstrained_shape=_cov_shape)
+                 unconstrained_shape=cov_free_shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Each transform as one function u -> (x, log|det J|): what a built module calls (copied by
+# source, codegen/constraints.py), from the same pieces as the transforms above.
+
+
+def constrain_ordered(u):
+    return _ordered_forward(u), _ordered_log_abs_det_jacobian(u)
+
+
+def constrain_positive_ordered(u):
+    return _positive_ordered_forward(u), _positive_ordered_log_abs_det_jacobian(u)
+
+
+def constrain_simplex(u):
+    return _simplex_forward(u), _simplex_log_abs_det_jacobian(u)
+
+
+def constrain_corr_cholesky(u):
+    return _corr_cholesky_forward(u), _corr_cholesky_log_abs_det_jacobian(u)
+
+
+def constrain_cov(u):
+    return _cov_forward(u), _cov_log_abs_det_jacobian(u)
+
+
+def constrain_function(kind: str, has_lower: bool = False, has_upper: bool = False):
+    """The function u -> (x, log|det J|) of a vector kind, or of an interval with the
+    bounds given (None for the identity of an unbounded one)."""
+    if kind in VECTOR_KINDS:
+        return globals()[f"constrain_{kind}"]
+    if kind != "interval":
+        raise ValueError(f"no constraining function for support '{kind}'")
+    if has_lower and has_upper:
+        return constrain_interval
+    if has_lower:
+        return constrain_lower_bounded
+    return constrain_upper_bounded if has_upper else None
 
 
 def _given(bound) -> bool:

@@ -87,12 +87,3 @@ def test_every_builtin_is_checked_for_its_arity(name):
     args = ", ".join(["x"] * (high + 1))
     with pytest.raises(pplc.PplcError, match=name):
         pplc.compile(f"data x: real[3]\ny = {name}({args})\n")
-
-
-def test_one_table_of_implicit_bounds():
-    """The support bounds built modules copy (backends/distributions.py) are the table's."""
-    from pplc.backends import distributions
-    from pplc.frontend.library import KIND_BOUNDS
-
-    for kind, bounds in distributions._KIND_BOUNDS.items():
-        assert KIND_BOUNDS[kind] == bounds

@@ -12,8 +12,7 @@ the bounds of later latents may read them.
 from __future__ import annotations
 
 from pplc.backends.codegen.module import Body, ModuleWriter, dict_lines, function
-from pplc.backends.codegen.runtime import FREE_SHAPES
-from pplc.backends.transforms import VECTOR_KINDS
+from pplc.backends.transforms import VECTOR_KINDS, constrain_function, transform_for
 from pplc.errors import error
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, KIND_BOUNDS, named_arguments
@@ -29,7 +28,7 @@ def write_constrain(writer: ModuleWriter) -> str:
     latents = writer.latents()
     lines = []
     if latents:
-        split = writer.runtime.template("_split")
+        split = writer.runtime.helper("_split")
         blocks = [writer.names.fresh(f"u_{writer.names(n)}") for n in latents]
         free = ", ".join(_free_shape(writer, n) for n in latents)
         target = f"[{blocks[0]}]" if len(blocks) == 1 else ", ".join(blocks)
@@ -56,9 +55,17 @@ def write_constrain(writer: ModuleWriter) -> str:
                     + dict_lines("values = ", entries) + ["return values, log_jacobian"])
 
 def _free_shape(writer: ModuleWriter, name: str) -> str:
+    """The unconstrained shape of a latent: pplc's own function of the constrained one."""
     kind = constraint_kind(writer.graph[name])
     shape = f'shapes["{name}"]'
-    return FREE_SHAPES[kind].format(shape=shape) if kind in FREE_SHAPES else shape
+    if kind == "interval":
+        return shape
+    return f"{_copy(writer, transform_for(kind).unconstrained_shape)}({shape})"
+
+
+def _copy(writer: ModuleWriter, fn) -> str:
+    """pplc's function `fn`, copied into the module by source; its name there."""
+    return writer.runtime.require(fn.__module__, fn.__name__)
 
 def constraint_kind(variable: Variable) -> str:
     """The constraint kind of a latent, as backends/analysis.py decides it."""
@@ -73,19 +80,15 @@ def _transform(writer: ModuleWriter, body: Body, variable: Variable, block: str)
     py = writer.names(variable.name)
     kind = constraint_kind(variable)
     if kind != "interval":
-        helper = writer.runtime.template(f"_to_{kind}")
+        helper = _copy(writer, constrain_function(kind))
         return [f"# {variable.name}: {kind}",
                 f"{py}, jacobian = {helper}({block})",
                 "log_jacobian += jnp.sum(jacobian)"]
     lower, upper, what = _bounds(writer, body, variable)
     if lower is None and upper is None:
         return [f"# {variable.name}: real, no transform", f"{py} = {block}"]
-    if upper is None:
-        call = f"{writer.runtime.template('_to_lower_bounded')}({block}, {lower})"
-    elif lower is None:
-        call = f"{writer.runtime.template('_to_upper_bounded')}({block}, {upper})"
-    else:
-        call = f"{writer.runtime.template('_to_interval')}({block}, {lower}, {upper})"
+    helper = _copy(writer, constrain_function("interval", lower is not None, upper is not None))
+    call = f"{helper}({', '.join([block] + [b for b in (lower, upper) if b is not None])})"
     return [f"# {variable.name}: {what}", f"{py}, jacobian = {call}",
             "log_jacobian += jnp.sum(jacobian)"]
 
@@ -142,9 +145,9 @@ def _interval_bounds(writer: ModuleWriter, body: Body, variable: Variable):
             value = f"({writer.index_tuple(w, piece)}, {w(expr)})"
             loops = writer.loops(w, piece)
             lam = f"lambda {', '.join(names)}: {value}" if names else f"lambda: {value}"
-            parts.append(f"{writer.runtime.template('_over')}({lam}"
+            parts.append(f"{writer.runtime.helper('_over')}({lam}"
                          f"{', ' + loops if loops else ''})")
-        bound = writer.runtime.template("_bound_array")
+        bound = writer.runtime.helper("_bound_array")
         out.append(f'{bound}(shapes["{variable.name}"], {", ".join(parts)})')
     return out[0], out[1]
 

@@ -1,8 +1,8 @@
 """Distribution calls -> small named functions in the generated module.
 
 `Normal(mu, tau)` in a `~` becomes `normal_logp(theta, mu, tau)`, a three-line wrapper
-that converts its arguments as backends/distributions.py's `log_prob` does (`_float`, and
-a static int for LKJCholesky's `dim`) and calls pplc's own density `_normal_lp`, copied
+that converts its arguments as backends/distributions.py's `log_prob` does (`to_float`, and
+a static int for LKJCholesky's `dim`) and calls pplc's own density `normal_lp`, copied
 into the module by `Runtime`. Samplers are `normal_sample(key, shape, mu, tau)` alike.
 A distribution with several signatures gets one wrapper per signature used
 (`bernoulli_logp` for probs, `bernoulli_logits_logp` for logits).
@@ -14,14 +14,15 @@ import ast as pyast
 import inspect
 import re
 
-from pplc.backends import distributions as dists
+from pplc.backends import cdfs, distributions as dists
+from pplc.backends.cdfs import CDFS
 from pplc.backends.codegen.expressions import distribution_arguments
 from pplc.backends.codegen.runtime import Runtime
 from pplc.errors import Source, error
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
 
-_MODULE = "pplc.backends.distributions"
+_DISTRIBUTIONS = "pplc.backends.distributions"
 
 
 def snake_case(name: str) -> str:
@@ -68,14 +69,14 @@ class DistributionWrappers:
         info = DISTRIBUTIONS[func]
         name = self.fresh(_base(func, signature) + "_" + what)
         impl = self._impl(what, func, signature)
-        args = ", ".join(f"int({p})" if p in info.static_params else f"_float({p})"
+        args = ", ".join(f"int({p})" if p in info.static_params else f"to_float({p})"
                          for p in signature)
         described = f"{func}({', '.join(signature)})"
         if what == "logp":
             text = (f"def {name}(value, {', '.join(signature)}):\n"
                     f'    """log {described} at value, one term per element '
                     f'(pplc\'s {impl})."""\n'
-                    f"    return {impl}(_float(value), {args})")
+                    f"    return {impl}(to_float(value), {args})")
         else:
             text = (f"def {name}(key, shape, {', '.join(signature)}):\n"
                     f'    """Draws of {described} of value shape `shape` '
@@ -86,9 +87,9 @@ class DistributionWrappers:
         return name
 
     def _impl(self, what: str, func: str, signature: tuple[str, ...]) -> str:
-        impl = dists._IMPLEMENTATIONS[func][signature][0 if what == "logp" else 1]
-        self.runtime.require(_MODULE, "_float")
-        return self.runtime.require(_MODULE, impl.__name__)
+        impl = dists.IMPLEMENTATIONS[func][signature][0 if what == "logp" else 1]
+        self.runtime.require("pplc.backends.numerics", "to_float")
+        return self.runtime.require(impl.__module__, impl.__name__)
 
     def _truncated(self, what: str, inner: ast.Call, signature: tuple[str, ...]) -> str:
         """Truncated(DIST(...), lower, upper): `truncated_normal_logp(value, loc, scale,
@@ -101,22 +102,22 @@ class DistributionWrappers:
         name = self.fresh("truncated_" + _base(inner.func, signature) + "_" + what)
         impl = self._impl("logp", inner.func, signature)
         params = ", ".join(signature)
-        floats = "(" + ", ".join(f"_float({p})" for p in signature) + \
+        floats = "(" + ", ".join(f"to_float({p})" for p in signature) + \
             ("," if len(signature) == 1 else "") + ")"
         bounds = "_bound(lower), _bound(upper)"
-        self.runtime.template("_bound")
+        self.runtime.helper("_bound")
         described = f"Truncated({inner.func}({params}), lower, upper)"
         if what == "logp":
-            self.runtime.template("_truncated_lp")
+            lp = self.runtime.require(_DISTRIBUTIONS, "truncated_lp")
             text = (f"def {name}(value, {params}, lower, upper):\n"
                     f'    """log {described} at value; a bound may be None."""\n'
-                    f"    return _truncated_lp(_float(value), {impl}, {cdfs}, {floats},\n"
-                    f"                         {bounds}, discrete={info.discrete})")
+                    f"    return {lp}(to_float(value), {impl}, {cdfs}, {floats},\n"
+                    f"                {bounds}, discrete={info.discrete})")
         elif not info.discrete and cdfs_have_inverse(inner.func):
-            self.runtime.template("_truncated_sample")
+            draw = self.runtime.require(_DISTRIBUTIONS, "truncated_sample")
             text = (f"def {name}(key, shape, {params}, lower, upper):\n"
                     f'    """Draws of {described} by inverse CDF; a bound may be None."""\n'
-                    f"    return _truncated_sample(key, shape, {cdfs}, {floats}, {bounds})")
+                    f"    return {draw}(key, shape, {cdfs}, {floats}, {bounds})")
         else:
             text = (f"def {name}(key, shape, {params}, lower, upper):\n"
                     f'    """pplc has no sampler for {described}."""\n'
@@ -135,7 +136,7 @@ class DistributionWrappers:
             raise error(f"{inner.func} cannot be truncated: it has no CDF", self.source,
                         inner.span)
         name = self.fresh("_" + _base(inner.func, signature) + "_cdfs")
-        self.runtime.define(_MODULE, name, expression)
+        self.runtime.define("pplc.backends.cdfs", name, expression)
         self.names[key] = name
         return name
 
@@ -152,18 +153,18 @@ def _base(func: str, signature: tuple[str, ...]) -> str:
 
 
 def cdfs_have_inverse(func: str) -> bool:
-    return func in dists._CDFS and dists._CDFS[func][3] is not None
+    return func in CDFS and CDFS[func][3] is not None
 
 
 def _cdf_table_entry(func: str, signature: tuple[str, ...]) -> str | None:
-    """The source of DIST's entry in distributions.py's `_CDFS` (continuous, by name) or
-    `_DISCRETE_CDFS` (by name and signature), e.g. `_symmetric(log_ndtr, ndtri)`."""
-    text = inspect.getsource(dists)
+    """The source of DIST's entry in cdfs.py's `CDFS` (continuous, by name) or
+    `DISCRETE_CDFS` (by name and signature), e.g. `symmetric(log_ndtr, ndtri)`."""
+    text = inspect.getsource(cdfs)
     for node in pyast.parse(text).body:
         if not (isinstance(node, pyast.AnnAssign) and isinstance(node.target, pyast.Name)
                 and isinstance(node.value, pyast.Dict)):
             continue
-        wanted = {"_CDFS": func, "_DISCRETE_CDFS": (func, signature)}.get(node.target.id)
+        wanted = {"CDFS": func, "DISCRETE_CDFS": (func, signature)}.get(node.target.id)
         for key, value in zip(node.value.keys, node.value.values):
             if wanted is not None and pyast.literal_eval(key) == wanted:
                 return pyast.get_source_segment(text, value)

@@ -73,7 +73,7 @@ class Context:
     functions: dict[str, str]        # model `def` and `extern def` -> Python name
     distribution: Callable           # (call) -> (log-density wrapper name, argument exprs)
     require: Callable                # (module, name) -> name of a copied pplc helper
-    template: Callable               # (name) -> name of a hand-written helper
+    helper: Callable                 # (name) -> name of a helper (codegen/helpers.py)
     source: Source
     locals: set[str] = field(default_factory=set)    # loop indices, def parameters
     reads: set[str] = field(default_factory=set)     # model names this body reads
@@ -141,7 +141,7 @@ class ExprWriter:
         if all(isinstance(i, ast.Number) for i in e.items):
             return f"jnp.array([{', '.join(repr(i.value) for i in e.items)}])", _ATOM
         items = ", ".join(self(i) for i in e.items)
-        return f"{self.c.template('_stack_items')}({items})", _ATOM
+        return f"{self.c.helper('_stack_items')}({items})", _ATOM
 
     # ------------------------------------------------------------ operators
     def _BinOp(self, e: ast.BinOp):
@@ -225,7 +225,7 @@ class ExprWriter:
             return f"jnp.concatenate([{items}])"
         if len(args) == 1:  # stack
             return f"jnp.asarray({args[0]})"
-        return f"{self.c.template('_stack_items')}({', '.join(args)})"
+        return f"{self.c.helper('_stack_items')}({', '.join(args)})"
 
     def _special(self, e: ast.Call) -> str:
         """integrate(f, a, b, ...) and ode(f, y0, t0, ts, ...): pplc's own implementations;
@@ -234,7 +234,7 @@ class ExprWriter:
         args = [fn]
         for a in e.args[1:]:
             text = self(a)
-            args.append(text if self.is_static(a) else f"{self.c.template('_f64')}({text})")
+            args.append(text if self.is_static(a) else f"{self.c.helper('_f64')}({text})")
         form = self.c.require("pplc.backends.special", e.func)
         return f"{form}({', '.join(args)})"
 
@@ -249,7 +249,7 @@ class ExprWriter:
         body = inner(e.body)
         self.c.reads |= inner.c.reads
         loops = ", ".join(self.loop(p) for p in e.plates)
-        over = self.c.template("_over")
+        over = self.c.helper("_over")
         return f"{over}(lambda {', '.join(indices)}: jnp.asarray({body}), {loops})", _ATOM
 
     def loop(self, plate) -> str:

@@ -21,7 +21,7 @@ import networkx as nx
 from pplc.backends.codegen.distributions import DistributionWrappers
 from pplc.backends.codegen.expressions import Context, ExprWriter, Names
 from pplc.backends.codegen.layout import WIDTH, wrap_lines
-from pplc.backends.codegen.runtime import TEMPLATES, Runtime
+from pplc.backends.codegen.runtime import Runtime, helper_names
 from pplc.backends.codegen.shapes import Shape, ShapeInference
 from pplc.errors import error
 from pplc.frontend import ast
@@ -57,7 +57,7 @@ class ModuleWriter:
         self.concrete = concrete_shapes or {}   # name -> shape from the build data, if any
         self.scans = scans or {}   # (name, piece) -> recurrence.Scan from the build data
         self.runtime = Runtime()
-        self.names = Names(_identifiers(graph, prior), GENERATED | _helper_names())
+        self.names = Names(_identifiers(graph, prior), GENERATED | helper_names())
         self.sizes = {v.name for v in prior.variables() if v.kind is not Kind.LATENT
                       and v.declared_type is not None and v.declared_type.base == "int"
                       and not v.declared_type.shape}
@@ -76,7 +76,7 @@ class ModuleWriter:
     # ------------------------------------------------------------ plumbing
     def writer(self, body: Body, local=()) -> ExprWriter:
         context = Context(self.names, self.sizes, self.functions, self.dists.logp,
-                          self.runtime.require, self.runtime.template, self.source,
+                          self.runtime.require, self.runtime.helper, self.source,
                           set(local), body.reads)
         return ExprWriter(context)
 
@@ -126,17 +126,17 @@ class ModuleWriter:
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
     def read_data(self, body: Body, names) -> list[str]:
-        """`J, y = _read_data(data, "J", "y")` for the data names a body reads."""
+        """`J, y = _read_data(data, DATA, "J", "y")` for the data names a body reads."""
         names = [n for n in self.graph.order() if n in names] + \
             sorted(n for n in names if n not in self.graph)
         if not names:
             return []
-        self.runtime.template("_read_data")
+        self.runtime.helper("_read_data")
         py = [self.names(n) for n in names]
         quoted = ", ".join(f'"{n}"' for n in names)
         if len(py) == 1:
-            return [f"{py[0]} = _read_data(data, {quoted})[0]"]
-        return [f"{', '.join(py)} = _read_data(data, {quoted})"]
+            return [f"{py[0]} = _read_data(data, DATA, {quoted})[0]"]
+        return [f"{', '.join(py)} = _read_data(data, DATA, {quoted})"]
 
     def is_data(self, name: str) -> bool:
         graph = self.graph if name in self.graph else self.prior
@@ -154,7 +154,7 @@ class ModuleWriter:
                 f"{self.functions[name]}({params})",
                 f"def {name}({', '.join(fn.params)})    {self.where(fn.span)}", body))
         for name, extern in self.graph.externs.items():
-            self.runtime.template("_unbound_extern")
+            self.runtime.helper("_unbound_extern")
             self.blocks.append(function(
                 f"{self.functions[name]}(*args)",
                 f'extern def {name}({", ".join(extern.params)}): calls EXTERNS["{name}"], '
@@ -198,8 +198,8 @@ class ModuleWriter:
             lines += [f"def {fn}({', '.join(inner(ast.Name(i, piece.span)) for i in indices)}):",
                       f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}"]
             loops = self.loops(inner, piece)
-            parts.append(f"{self.runtime.template('_over')}({fn}{', ' + loops if loops else ''})")
-        assemble = self.runtime.template("_assemble")
+            parts.append(f"{self.runtime.helper('_over')}({fn}{', ' + loops if loops else ''})")
+        assemble = self.runtime.helper("_assemble")
         value = f"{assemble}({self.extent(variable, w)}, {', '.join(parts)})"
         if not recursive:
             return lines + [f"return {value}"]
@@ -215,7 +215,7 @@ class ModuleWriter:
         scan = self._scan(variable, piece)
         indices = [p.index for p in piece.plates]
         fn = self._piece_function(variable, piece)
-        over = self.runtime.template("_over")
+        over = self.runtime.helper("_over")
         if scan.at_once or not scan.lags or not _in_axis_order(piece, scan):
             inner = self.writer(Body(reads=w.c.reads), indices + [variable.name])
             names = [inner(ast.Name(i, piece.span)) for i in indices]
@@ -376,7 +376,7 @@ class ModuleWriter:
         reads = [n for n in body.reads if self.is_data(n)]
         head = self.read_data(body, reads)
         if latents:
-            self.runtime.template("_read_params")
+            self.runtime.helper("_read_params")
             py = [self.names(n) for n in latents]
             target = f"[{py[0]}]" if len(py) == 1 else ", ".join(py)
             head.append(f"{target} = _read_params(params, param_shapes(data))")
@@ -398,7 +398,7 @@ class ModuleWriter:
             value = f"{name}({', '.join(args)})"
         if not indices:
             return f"target += jnp.sum({value})"
-        over = self.runtime.template("_sum_over")
+        over = self.runtime.helper("_sum_over")
         return f"target += {over}(lambda {', '.join(indices)}: {value}, {self.loops(w, piece)})"
 
     # ------------------------------------------------------------ constrain
@@ -460,13 +460,3 @@ def _identifiers(*graphs: Graph) -> set[str]:
             names |= {fn.name, *fn.params, *(a.name for a in fn.body)}
         names |= set(graph.externs)
     return {n for n in names if not n.startswith("factor@") and not n.startswith("marginal@")}
-
-
-def _helper_names() -> set[str]:
-    """Every name a copied pplc helper or template may define in the module."""
-    from pplc.backends.codegen.runtime import SOURCES, _index
-    names = set(TEMPLATES)
-    for module in SOURCES:
-        index = _index(module)
-        names |= set(index.definitions) | set(index.imports)
-    return names

@@ -64,11 +64,11 @@ def _draw(writer: ModuleWriter, body: Body, variable: Variable, stream: int) -> 
         args = [w.arg(a) for a in args]
         if piece.indices is None and not piece.plates:
             draw = f"{name}({', '.join([key, shape] + args)})"
-            whole = writer.runtime.template("_draw_whole")
+            whole = writer.runtime.helper("_draw_whole")
             cast = ".astype(int)" if discrete else ""
             lines.append(f"{py} = {whole}({draw}, {shape}){cast}")
             continue
-        fold, fill = writer.runtime.template("_fold"), writer.runtime.template("_fill")
+        fold, fill = writer.runtime.helper("_fold"), writer.runtime.helper("_fill")
         index = writer.index_tuple(w, piece) if piece.indices is not None else "()"
         depth = len(piece.indices or ())
         element = f"{shape}[{depth}:]" if depth else shape
