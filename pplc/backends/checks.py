@@ -16,7 +16,6 @@ from itertools import product
 from pplc.backends.data import STRUCTURE_CHECKS, SUM_TOLERANCE, value_span
 from pplc.backends.evaluate import call_params, over_plates, shape_text
 from pplc.backends.lower import is_discrete
-from pplc.backends.transforms import VECTOR_KINDS
 from pplc.errors import Diagnostic, PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
@@ -115,9 +114,6 @@ class DataChecks:
                             f"inside, the support of {func} ({_describe_support(support)})",
                             self.source, declared.span,
                             hint="leave the type out to use the support, or narrow it")
-            self.kinds[variable.name] = (
-                declared.base if declared is not None and declared.base in VECTOR_KINDS
-                else support.kind if support.kind in VECTOR_KINDS else "interval")
 
     def _check_log_prob_shapes(self) -> None:
         """A `~` whose arguments broadcast beyond the variable's shape is a mistake."""
@@ -308,7 +304,8 @@ class DataChecks:
         (they read only numbers, data and loop indices); None otherwise."""
         loop_vars = {p.index for p in piece.plates}
         reads = {n.id for n in ast.names_in(expr)} - loop_vars
-        known = (set(self.static) - set(self.data.missing)) | set(CONSTANTS)
+        # `pi` is a constant unless the model names a variable so
+        known = (set(self.static) - set(self.data.missing)) | (set(CONSTANTS) - set(self.graph.dag))
         if not reads <= known:
             return None
         for node in ast.walk(expr):
@@ -349,8 +346,9 @@ class DataChecks:
             problem = _parameter_problem(value, supports[param], loops)
             if problem is not None:
                 words, position = problem
+                varies = {n.id for n in ast.names_in(expr)} & {p.index for p in piece.plates}
                 where = _loop_words(tuple(p for p in position[:loops] if p is not None),
-                                    piece, self.pieces[key].ranges)
+                                    piece, self.pieces[key].ranges) if varies else ""
                 raise error(f"the {param} of {call.func} must be "
                             f"{_support_words(supports[param])}, but "
                             f"{_subject(position, loops)}{words}{where}", self.source,

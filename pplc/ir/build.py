@@ -16,7 +16,7 @@ import networkx as nx
 from pplc.errors import error
 from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program, flatten
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import BUILTINS, DISTRIBUTIONS, bind_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Plate, Variable, reads_itself
 
 
@@ -67,6 +67,7 @@ def build_graph(program: ast.Program, supplied: Iterable[str] | None = None,
 
     graph = Graph(dag, source, dict(defs.functions), dict(defs.externs))
     _refuse_cycles(graph)
+    _refuse_random_cycles(graph)
     return graph
 
 
@@ -183,3 +184,101 @@ def _refuse_cycles(graph: Graph) -> None:
                 graph[first].span,
                 hint="a model is a directed acyclic graph: a variable cannot depend on itself "
                      "through others")
+
+
+def _refuse_random_cycles(graph: Graph) -> None:
+    """Random variables whose distributions read each other in a cycle (`a ~ Normal(b, 1)`
+    with `b ~ Normal(a, 1)`, or `x ~ Normal(x, 1)`) are refused: the product of their
+    densities is no joint distribution (here an improper one, flat along a = b).
+
+    The value graph cannot see these cycles: a `~` variable's value comes from the sampler
+    or the data, not from its parameters. And the graph of all reads has cycles that are
+    sound element by element (GARCH: `y ~ Normal(0, sigma)` with `sigma[t]` reading
+    `y[t - 1]`). So only reads that tie each element to the same element, or to all of
+    them, count here (`_element_reads`); a cycle of such reads through a `~` variable is a
+    cycle of its elements whatever the data. Reads at other subscripts (`y[t - 1]`), or
+    through a `def`, may be sound, and are left to the analysis."""
+    tied = nx.DiGraph()
+    for name in graph.dag.nodes:
+        variable = graph[name]
+        if variable.kind is Kind.FACTOR:
+            continue
+        for parent in _element_reads(variable):
+            if parent in graph.dag:
+                tied.add_edge(parent, name)
+    for component in nx.strongly_connected_components(tied):
+        names = sorted(component, key=lambda n: (graph[n].span.line, graph[n].span.column))
+        if not any(graph[n].stochastic for n in names):
+            continue  # deterministic arrays: their cycles are refused or ordered elsewhere
+        if len(names) == 1 and not tied.has_edge(names[0], names[0]):
+            continue
+        cycle = [u for u, _ in nx.find_cycle(tied.subgraph(component), source=names[0])]
+        start = cycle.index(names[0]) if names[0] in cycle else 0
+        cycle = cycle[start:] + cycle[:start]
+        chain = " -> ".join(cycle + [cycle[0]])
+        first = graph[cycle[0]]
+        # At the statement of the first that reads the last: the read closing the cycle.
+        reader = next((p for p in first.pieces if cycle[-1] in _element_reads(
+            Variable(first.name, first.kind, (p,), None, p.span))), None)
+        what = f"'{cycle[0]}' depends on itself" if len(cycle) == 1 else \
+            "these variables depend on each other in a cycle"
+        raise error(f"{what}: {chain}", graph.source,
+                    reader.span if reader is not None else first.span,
+                    hint="a model is a directed acyclic graph: random variables cannot "
+                         "read each other in a cycle (their densities would make no joint "
+                         "distribution); give one of them a distribution that does not read "
+                         "the others, or read earlier elements only (x[t - 1])")
+
+
+# Calls whose result's elements each depend on the same elements of their arguments, or
+# on all of them (the library's axis rules): they keep an element-level cycle a cycle.
+_TYING_CALLS = frozenset(name for name, b in BUILTINS.items()
+                         if b.axes in ("elementwise", "reduce", "same")) - {"len"}
+_TYING_NODES = (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp)
+
+
+def _element_reads(variable: Variable) -> set[str]:
+    """The variables `variable` reads so that each element it defines depends on the same
+    element of theirs, or on every element: bare names (`y ~ Normal(mu, s)`, `sum(x)`) and
+    subscripts equal to the piece's own (`x[t] ~ Normal(y[t], 1)`), reached only through
+    arithmetic, elementwise functions and reductions. A list, a slice, another subscript
+    (`y[t - 1]`), `len`, a `def` or an extern may shift elements, and does not count."""
+    reads: set[str] = set()
+    for piece in variable.pieces:
+        own = None if piece.indices is None else tuple(ast.to_source(i) for i in piece.indices)
+        roots = [piece.value] if piece.value is not None else []
+        if piece.distribution is not None:
+            roots.extend(_distribution_arguments(piece.distribution))
+        for root in roots:
+            _tied_names(root, own, reads)
+    if variable.declared_type is not None:  # a support bound: every element depends on it
+        for bound in variable.declared_type.bounds:
+            _tied_names(bound.value, None, reads)
+    return reads
+
+
+def _distribution_arguments(call: ast.Call) -> list:
+    """A distribution call's argument expressions, those of a wrapped one included."""
+    out = []
+    for arg in (*call.args, *(k.value for k in call.keywords)):
+        if isinstance(arg, ast.Call) and arg.func in DISTRIBUTIONS:
+            out.extend(_distribution_arguments(arg))
+        else:
+            out.append(arg)
+    return out
+
+
+def _tied_names(expr, own: tuple[str, ...] | None, out: set[str]) -> None:
+    if isinstance(expr, ast.Name):
+        out.add(expr.id)
+    elif isinstance(expr, ast.Index):
+        if isinstance(expr.value, ast.Name) and own is not None and \
+                tuple(ast.to_source(i) for i in expr.indices) == own:
+            out.add(expr.value.id)
+        for index in expr.indices:  # `mu[z]`: each element depends on z's same element
+            if not isinstance(index, ast.Slice):
+                _tied_names(index, own, out)
+    elif isinstance(expr, _TYING_NODES) or (isinstance(expr, ast.Call)
+                                            and expr.func in _TYING_CALLS):
+        for child in ast.children(expr):
+            _tied_names(child, own, out)
