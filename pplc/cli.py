@@ -7,6 +7,7 @@
                 [--seed 0] [--summary OUT.json] [--output OUT.nc] [--force]
     pplc fit    MODEL.ppl --data DATA.json --method advi|fullrank|map|laplace
                 [--draws 1000] [--seed 0] [--summary OUT.json] [--output OUT.nc]
+    pplc predict MODEL.ppl --data NEW.json --draws FIT.nc -o PRED.nc [--seed 0] [--force]
     pplc build  MODEL.ppl -o model_module.py [--data DATA.json] [--force]
 
 A mistake in a model, its data or the options prints `FILE:LINE:COL: error: ...` with the
@@ -178,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also draw the posterior predictive and the pointwise "
                              "log-likelihood (groups posterior_predictive, log_likelihood)")
     _add_outputs(sample)
+
+    predict = command("predict", "predict at new inputs from a saved fit, without "
+                                 "re-sampling", "a JSON file of the new data (covariates and "
+                                 "sizes; leave out the observations to predict)",
+                      data_required=True)
+    predict.add_argument("--draws", required=True, metavar="FIT.nc",
+                         help="the fit: a netCDF file written by 'pplc sample --output' or "
+                              "'pplc fit --output'")
+    predict.add_argument("-o", "--output", required=True,
+                         help="write the predictions here as netCDF (ArviZ group "
+                              "'predictions', with the parameters' draws in 'posterior')")
+    predict.add_argument("--seed", type=_nonnegative_int, default=0)
+    predict.add_argument("--force", action="store_true", help="overwrite an existing output")
+    predict.add_argument("--no-cache", action="store_true",
+                         help="do not use the persistent compilation cache")
 
     build = command("build", "compile the model to a standalone Python module (JAX and "
                              "NumPy only)",
@@ -471,14 +487,38 @@ def _report(args, posterior, title: str) -> int:
                                               posterior.sampling_seconds, **extra))
         print(f"summary written to {args.summary}")
     if args.output:
-        from pplc.inference.summary import write_netcdf
-        write_netcdf(args.output, posterior.to_arviz())
+        posterior.to_netcdf(args.output)
         print(f"draws written to {args.output}")
     return 0
 
 
+def cmd_predict(args) -> int:
+    from pplc.inference.posterior import Posterior
+
+    output = Path(args.output)
+    if output.is_dir():
+        raise error(f"output path '{output}' is a folder")
+    if output.exists() and not args.force:
+        raise error(f"'{output}' already exists", hint="pass --force to overwrite it")
+    if not args.no_cache:
+        from pplc.cache import enable_compilation_cache
+        enable_compilation_cache()
+    fit = Posterior.from_netcdf(args.draws)
+    result = _condition(_load(args), args).predictions(fit, seed=args.seed)
+    print(f"{Path(args.model).name}: predictions at {args.data} from {args.draws} "
+          f"({result.num_chains} chains x {result.num_draws} draws)")
+    for name, values in result.posterior_predictive.items():
+        means = values.mean(axis=(0, 1))
+        print(f"  {name}: shape {values.shape[2:]}, predictive means from "
+              f"{means.min():.4g} to {means.max():.4g}")
+    result.to_netcdf(output)
+    print(f"predictions written to {output}")
+    return 0
+
+
 _COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd_sample,
-             "fit": cmd_fit, "explain": cmd_explain, "build": cmd_build}
+             "fit": cmd_fit, "explain": cmd_explain, "build": cmd_build,
+             "predict": cmd_predict}
 
 
 def entry_point() -> None:

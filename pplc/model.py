@@ -19,13 +19,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends.data import bind_data, load_json
+from pplc.backends.data import BoundData, bind_data, load_json
 from pplc.backends.analysis import lower
 from pplc.backends.dims import variable_dims
 from pplc.backends.lower import LoweredModel
 from pplc.backends.plan import prior_refusal
 from pplc import __version__
-from pplc.errors import Diagnostics, Source, did_you_mean, error
+from pplc.errors import Diagnostic, Diagnostics, PplcError, Source, did_you_mean, error
 from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program
 from pplc.frontend.parser import parse, parse_file
@@ -53,9 +53,16 @@ def _simulate_all(simulate, keys, data):
     return jax.lax.map(lambda key: simulate(key, data), keys, batch_size=256)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _unconstrain_all(unconstrain, values, data):
+    return jax.lax.map(lambda v: unconstrain(v, data), values, batch_size=256)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _predictive_all(predict, log_likelihood, keys, flat, data):
-    return jax.lax.map(lambda ku: (predict(ku[0], ku[1], data), log_likelihood(ku[1], data)),
+    """Predictive draws and (unless `log_likelihood` is None) pointwise log-likelihoods."""
+    return jax.lax.map(lambda ku: (predict(ku[0], ku[1], data),
+                                   {} if log_likelihood is None else log_likelihood(ku[1], data)),
                        (keys, flat), batch_size=256)
 
 
@@ -118,6 +125,27 @@ class Model:
         supplied = {name for name, value in data.items() if value is not None}
         graph = build_graph(self.program, supplied, self.definitions)
         bound = bind_data(graph, data, data_source)
+        try:
+            conditioned = self._conditioned(graph, bound, disabled_passes)
+        except PplcError as refusal:
+            # Observations left out become latents, which some cannot be (a Poisson `y`
+            # can be neither sampled by NUTS nor summed out). Such a model can still
+            # predict them from a fit; sampling it raises the refusal.
+            left_out = frozenset(v.name for v in self.graph.of_kind(Kind.OBSERVED)
+                                 if v.name not in supplied)
+            if not left_out:
+                raise
+            try:
+                conditioned = self._predicting(bound, left_out, None, disabled_passes)
+            except PplcError:
+                raise refusal from None
+            conditioned._refusal = refusal
+        conditioned.model = self
+        return conditioned
+
+    def _conditioned(self, graph: Graph, bound: BoundData, disabled_passes: tuple[str, ...]
+                     ) -> "ConditionedModel":
+        """The graph with its data bound -> a ConditionedModel (shapes, passes, lowering)."""
         # Mistakes are found on the model as written, so diagnostics point at the user's
         # own statements; the passes then work on a model known to be sound, with every
         # shape and number of states bound into the graph.
@@ -132,11 +160,57 @@ class Model:
             self._programs.pop(next(iter(self._programs)))
         conditioned = ConditionedModel(lowered, programs=programs)
         conditioned.unoptimized_graph = graph
+        conditioned._disabled_passes = tuple(disabled_passes)
         # The density of the user's own parameters (no reparameterization), lowered only
         # if `log_density(params)` is asked for on a reparameterized model.
         conditioned._lower_as_parameterized = lambda: lower(
             run_passes(graph, (*disabled_passes, "reparameterize")), bound, self.externs)
         return conditioned
+
+    def _predicting(self, bound: BoundData, names: frozenset[str],
+                    latent_model: "ConditionedModel | None", disabled_passes: tuple[str, ...]
+                    ) -> "ConditionedModel":
+        """The model on `bound`'s data with the `~` variables `names`, which the data leave
+        out, observed instead, through stand-in values (`pplc.stand_ins`; from
+        `latent_model`, the model where they are latents, where it exists).
+
+        Only the predictive draws of such a model mean anything: nothing reads the
+        stand-ins (`ConditionedModel._check_predictable` refuses a variable that another
+        reads, or that reads its own earlier elements), its likelihood terms at them are
+        never reported, and its densities and samplers refuse to run."""
+        from pplc.stand_ins import declared_shape, support_point
+
+        env = {**bound.sizes, **bound.arrays}
+        stand_ins = {}
+        for name in sorted(names):
+            variable = self.graph[name]
+            shape = declared_shape(variable, self.graph, env)
+            value = None
+            if latent_model is not None and not latent_model.graph[name].marginalized:
+                value = latent_model.constrain(np.zeros(latent_model.dim)).get(name)
+            if value is None or np.shape(value) != shape or not np.isfinite(value).all():
+                value = support_point(variable, shape)
+            stand_ins[name] = np.asarray(value, np.float64)
+        graph = build_graph(self.program, bound.names | names, self.definitions)
+        bound = BoundData(dict(bound.sizes), {**bound.arrays, **stand_ins}, bound.source,
+                          dict(bound.missing))
+        try:
+            predicting = self._conditioned(graph, bound, disabled_passes)
+        except PplcError as exc:
+            listed = ", ".join(f"'{n}'" for n in sorted(names))
+            raise PplcError([Diagnostic(
+                f"cannot predict {listed} here: lowering the model with "
+                f"{'them' if len(names) > 1 else 'it'} observed needs stand-in values "
+                "inside the support, and these were refused", hint="give values for "
+                f"{listed} in the data (any inside the support: they do not change the "
+                "predictions)"), *exc.diagnostics]) from None
+        predicting.model = self
+        predicting._stand_ins = names
+        predicting._refusal = error(
+            f"this model holds stand-in values for {', '.join(sorted(names))} (left out "
+            "of the data, to be predicted): it can predict from a fit, not be sampled or "
+            "evaluated", hint="give the observations in the data to fit the model")
+        return predicting
 
 
 _MAX_PROGRAMS = 8
@@ -166,6 +240,11 @@ def _program_key(graph: Graph, bound) -> Hashable:
 class ConditionedModel:
     """A model with its data: log densities as plain JAX functions, and sampling."""
 
+    model: "Model | None" = None             # the Model conditioned (set by condition)
+    _disabled_passes: tuple[str, ...] = ()
+    _stand_ins: frozenset[str] = frozenset()  # observations given stand-ins, to be predicted
+    _refusal: PplcError | None = None         # why it cannot be sampled (only predict)
+
     def __init__(self, lowered: LoweredModel, programs: Programs | None = None):
         self.lowered = lowered
         self.data = lowered.runtime_data()
@@ -191,6 +270,7 @@ class ConditionedModel:
 
     def unconstrained_log_density(self, u) -> jax.Array:
         """log p at a flat unconstrained vector, log-Jacobians included (jit/grad-able)."""
+        self._refuse_if_predicting_only()
         return self._log_density(jnp.asarray(u), self.data)
 
     def log_density(self, params: Mapping[str, Any]) -> jax.Array:
@@ -200,6 +280,7 @@ class ConditionedModel:
         a noncentered rewrite), and so is the density: the automatic reparameterization
         changes how NUTS samples, not this function.
         """
+        self._refuse_if_predicting_only()
         lowered = self._parameterized_as_written
         u = lowered.unconstrain(params, self.data)
         env, log_jacobian = lowered._values(u, self.data)
@@ -221,15 +302,19 @@ class ConditionedModel:
 
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
                *, max_tree_depth: int = 10, target_accept: float = 0.8,
-               chain_method: str = "auto", init: str = "uniform", metric: str = "diag",
-               progress: Callable | None = None) -> Posterior:
+               chain_method: str = "auto", init: "str | Posterior" = "uniform",
+               metric: str = "diag", progress: Callable | None = None) -> Posterior:
         """Draw from the posterior with NUTS (Stan's warmup: step size and diagonal metric).
 
         Initial points are uniform(-2, 2) on the unconstrained space, as in Stan. Draws come
         back in the user's parameterization, deterministics included. `init="pathfinder"`
         starts the chains from distinct draws of multi-path Pathfinder instead (as Stan and
-        PyMC offer), which skips the long walk from a poor starting point.
+        PyMC offer), which skips the long walk from a poor starting point. `init=posterior`
+        continues a fit (one loaded with `pplc.load`, say) from the last draw of each of
+        its chains; warmup still adapts the step size and metric anew, so a short one will
+        do.
         """
+        self._refuse_if_predicting_only()
         started = time.perf_counter()
         key = jax.random.PRNGKey(seed)
         init_key, run_key = jax.random.split(key)
@@ -239,10 +324,13 @@ class ConditionedModel:
             starts = initial_positions(log_density, self.data, self.dim, 4, init_key)
             approx = pathfinder(log_density, self.data, starts, init_key)
             init = init_from_pathfinder(approx, chains, init_key)
+        elif isinstance(init, Posterior):
+            init = self._continue_from(init, chains)
         elif init == "uniform":
             init = self._initial_positions(chains, init_key)
         else:
-            raise error(f"unknown init '{init}'", hint="init: uniform or pathfinder")
+            raise error(f"unknown init '{init}'",
+                        hint="init: uniform, pathfinder, or a Posterior to continue from")
         result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
                              num_samples=draws, max_tree_depth=max_tree_depth,
                              target_accept=target_accept, chain_method=chain_method,
@@ -254,7 +342,19 @@ class ConditionedModel:
                                {"inference_method": "nuts", "num_warmup": warmup,
                                 "seed": seed, "metric": metric,
                                 "max_tree_depth": max_tree_depth,
-                                "complete": int(result.complete)})
+                                "complete": int(result.complete),
+                                "_inverse_metric": np.asarray(result.inverse_mass_matrix)})
+
+    def _continue_from(self, posterior: Posterior, chains: int) -> np.ndarray:
+        """Starting points that continue a fit (perhaps loaded from a file): the last draw
+        of each of its chains, then the ones before, as many as `chains`."""
+        self._check_fit(posterior)
+        positions = self._fit_positions(posterior)
+        fit_chains, n, _ = positions.shape
+        if n == 0:
+            raise error("the fit to continue from holds no draws")
+        return np.stack([positions[c % fit_chains, -1 - (c // fit_chains) % n]
+                         for c in range(chains)])
 
     def fit(self, method: str = "advi", draws: int = 1000, seed: int = 0, *,
             max_iterations: int | None = None, progress: Callable | None = None) -> Posterior:
@@ -271,6 +371,7 @@ class ConditionedModel:
         from pplc.inference.laplace import laplace
         from pplc.inference.optimize import find_map
 
+        self._refuse_if_predicting_only()
         methods = ("advi", "fullrank", "map", "laplace", "pathfinder")
         if method not in methods:
             raise error(f"unknown method '{method}'", hint="methods: " + ", ".join(methods))
@@ -334,7 +435,7 @@ class ConditionedModel:
             raise
 
     def _posterior(self, positions, stats, n_grad_evals, compile_seconds, seconds,
-                   attrs) -> Posterior:
+                   attrs, observed: list[str] | None = None) -> Posterior:
         draws = self._constrain_draws(positions)
         # A summed-out discrete latent comes back as log P(value | rest) per draw: draw its
         # values from that conditional, and keep the probabilities as NAME_prob.
@@ -346,14 +447,20 @@ class ConditionedModel:
                 u = rng.uniform(size=probs.shape[:-1] + (1,)) * cumulative[..., -1:]
                 draws[variable.name] = (u > cumulative).sum(axis=-1).astype(np.int64)
                 draws[f"{variable.name}_prob"] = probs
-        attrs = {**attrs, "_positions": np.asarray(positions)}
+        # What another process needs to use these draws again (saved with them): the
+        # positions and their layout, the fingerprints of the model and data, the model.
+        attrs = {**attrs, "model_hash": self.model_hash, "data_hash": self.data_hash,
+                 "_positions": np.asarray(positions), "_layout": self._layout,
+                 "_model_source": self.graph.source.text,
+                 "_model_path": self.graph.source.path}
+        if observed is None:
+            observed = self.lowered.observed_names
         return Posterior(
             draws=draws, sample_stats=stats,
             n_grad_evals=n_grad_evals, compile_seconds=compile_seconds,
             sampling_seconds=seconds,
-            observed_data={v.name: np.asarray(self.lowered.data.arrays.get(
-                v.name, self.lowered.data.sizes.get(v.name)))
-                for v in self.graph.of_kind(Kind.OBSERVED)},
+            observed_data={name: np.asarray(self.lowered.data.arrays.get(
+                name, self.lowered.data.sizes.get(name))) for name in observed},
             labels={name: self.lowered.element_names(name)
                     for name in self.lowered.data.missing},
             dims={name: list(names) for name, names in self.dims.items()},
@@ -437,26 +544,235 @@ class ConditionedModel:
     def posterior_predictive(self, posterior: Posterior, seed: int = 0) -> dict[str, np.ndarray]:
         """Replicated observations, one per posterior draw: name -> (chain, draw, *shape).
 
-        Also stores them, and the pointwise log-likelihood, on `posterior` (see
-        `predictive`), so `posterior.to_arviz()` carries them for `arviz.loo` and PPC plots.
+        On the data `posterior` was fitted to, this also stores them, and the pointwise
+        log-likelihood, on `posterior` (see `predictive`), so `posterior.to_arviz()` carries
+        them for `arviz.loo` and PPC plots. On other data (new covariates, new sizes, the
+        observations left out) it predicts at those inputs from the fitted parameters,
+        without re-sampling and without changing `posterior`: see `predictions`.
+
+        Example:
+            >>> new = model.condition({"N": 3, "K": 3, "X": X_new})    # doctest: +SKIP
+            >>> new.posterior_predictive(posterior)["y"].shape          # doctest: +SKIP
+            (4, 1000, 3)
         """
-        self.predictive(posterior, seed)
-        return posterior.posterior_predictive
+        if self._is_fit_of(posterior):
+            self.predictive(posterior, seed)
+            return posterior.posterior_predictive
+        return self.predictions(posterior, seed).posterior_predictive
 
     def predictive(self, posterior: Posterior, seed: int = 0) -> None:
         """Add posterior predictive draws and the pointwise log-likelihood to `posterior`
-        (ArviZ groups posterior_predictive and log_likelihood), from its parameters."""
+        (ArviZ groups posterior_predictive and log_likelihood), from its parameters.
+
+        Only for the data `posterior` was fitted to: predictions at other data are not
+        the fit's, so `predictions` returns them apart."""
+        if not self._is_fit_of(posterior):
+            raise error("these draws were fitted to other data (or another model): "
+                        "predictive draws at this data would not belong to them",
+                        hint="use posterior_predictive(posterior) or predictions(posterior),"
+                             " which return predictions at this data without changing "
+                             "the fit")
+        predictions, log_lik = self._predictive_draws(self._fit_positions(posterior), seed)
+        posterior.posterior_predictive = predictions
+        posterior.log_likelihood = log_lik
+
+    def predictions(self, posterior: Posterior, seed: int = 0) -> Posterior:
+        """Predictions at this model's data from a fit to other data, with no re-sampling.
+
+        The data may have new covariates and new sizes, and may leave the observed
+        variables out (`{"N": 3, "K": 3, "X": X_new}` without `y`): those are then drawn,
+        one replicate per posterior draw, from their distribution at the fitted
+        parameters. The parameters' sizes must be the fit's (a hierarchical model's
+        groups, say); their draws are taken by name in the user's parameterization, so
+        the fit may come from another process (`pplc.load`).
+
+        Returns a `Posterior` with the same chains and draws: the fit's parameters and the
+        deterministics recomputed at this data (`draws`), the drawn observations
+        (`posterior_predictive`, ArviZ group `predictions`), and, for observations that
+        the data do give, their values and pointwise log-likelihood (a held-out set's).
+        Raises `PplcError` when the fit does not belong to this model."""
+        started = time.perf_counter()
+        self._check_fit(posterior)
+        left_out = self._left_out(posterior)
+        model = self._predicting_model(left_out)
+        model._check_predictable(left_out)
+        positions = model._fit_positions(posterior)
+        predicted, log_lik = model._predictive_draws(positions, seed)
+        result = model._posterior(positions, {}, 0, 0.0, time.perf_counter() - started,
+                                  {"inference_method": "predictions", "seed": seed},
+                                  observed=[name for name in model.lowered.observed_names
+                                            if name not in left_out])
+        result.posterior_predictive = predicted
+        result.log_likelihood = {k: v for k, v in log_lik.items() if k not in left_out}
+        result.predictions = True
+        return result
+
+    # ------------------------------------------------------------ using a fit's draws
+    @functools.cached_property
+    def model_hash(self) -> str:
+        """A fingerprint of the model's text (recorded with every fit)."""
+        from pplc.inference.saved import text_hash
+        return text_hash(self.graph.source.text)
+
+    @functools.cached_property
+    def data_hash(self) -> str:
+        """A fingerprint of the data this model is conditioned on (recorded with every fit)."""
+        from pplc.inference.saved import data_hash
+        return data_hash(self.lowered.data.sizes, self.lowered.data.arrays)
+
+    @functools.cached_property
+    def _layout(self) -> list:
+        """The unconstrained vector's blocks: [name, shape, size], saved with the draws."""
+        return [[b.name, list(b.shape), b.size] for b in self.lowered.layout]
+
+    def _is_fit_of(self, posterior: Posterior) -> bool:
+        """Were these draws made by this model on this data? Draws made elsewhere (by hand,
+        or by another program) without fingerprints count as this model's when they carry
+        positions in its layout, as before fingerprints were recorded."""
+        attrs = posterior.attrs
+        if self._stand_ins:
+            return False
+        if "model_hash" not in attrs and "data_hash" not in attrs:
+            return attrs.get("_positions") is not None and not posterior.predictions
+        return (attrs.get("model_hash") == self.model_hash
+                and attrs.get("data_hash") == self.data_hash and not posterior.predictions
+                and attrs.get("_layout", self._layout) == self._layout)
+
+    def _fit_positions(self, posterior: Posterior) -> np.ndarray:
+        """The fit's draws as (chain, draw, dim) positions in this model's unconstrained
+        space: the recorded positions when they are this model's on this data (exact),
+        otherwise the parameters' draws mapped by `unconstrain`."""
         positions = posterior.attrs.get("_positions")
-        if positions is None:
-            raise error("these draws do not carry their unconstrained positions")
+        if positions is not None and self._is_fit_of(posterior):
+            return np.asarray(positions)
+        return self._positions_from_draws(posterior)
+
+    def _refuse_if_predicting_only(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+
+    def _fit_latents(self) -> list[str]:
+        """The user's latents whose draws determine a point of this model: its latents as
+        written, less summed-out discrete ones (recomputed from the rest)."""
+        return [name for name, role in self.roles.items() if role == "latent"
+                and not self.graph[name].marginalized and name not in self.lowered.data.missing]
+
+    def _check_fit(self, posterior: Posterior) -> None:
+        """The fit is one of this model: every latent of the fit is one of the model's."""
+        if posterior.prior:
+            raise error("these are draws from the prior, not a fit",
+                        hint="predict from draws of the posterior (sample or fit)")
+        if not posterior.draws:
+            raise error("the fit holds no draws")
+        # A latent of the fit is a latent here too, or one of the model's observations
+        # (the fit may have imputed some of their entries).
+        ours = {name for name, role in self.roles.items() if role == "latent"}
+        if self.model is not None:
+            ours |= {v.name for v in self.model.graph.of_kind(Kind.OBSERVED)}
+        foreign = [name for name, role in posterior.roles.items()
+                   if role == "latent" and name not in ours]
+        if foreign:
+            where = posterior.attrs.get("_model_path")
+            raise error(f"the fit has latent{'s' if len(foreign) > 1 else ''} "
+                        f"{', '.join(repr(n) for n in foreign)}, which "
+                        f"{self.graph.source.path} does not declare: it is the fit of "
+                        "another model" + (f" ({where})" if where else ""),
+                        hint="predict with the model the fit was made with")
+        if posterior.attrs.get("model_hash") not in (None, self.model_hash):
+            import warnings
+            warnings.warn(f"the fit was made with another text of the model than "
+                          f"{self.graph.source.path}; its parameters are used by name",
+                          RuntimeWarning, stacklevel=3)
+
+    def _left_out(self, posterior: Posterior) -> frozenset[str]:
+        """The observations of the model (its `~` variables given as data) that this data
+        leave out and the fit did not draw: they are to be predicted."""
+        observed = {v.name for v in self.model.graph.of_kind(Kind.OBSERVED)} \
+            if self.model is not None else set()
+        return self._stand_ins | frozenset(
+            name for name in observed if name in self.graph
+            and self.graph[name].kind is not Kind.OBSERVED and name not in posterior.draws)
+
+    def _predicting_model(self, left_out: frozenset[str]) -> "ConditionedModel":
+        if left_out == self._stand_ins:
+            return self
+        cache = self.__dict__.setdefault("_predicting_models", {})
+        if left_out not in cache:
+            cache[left_out] = self.model._predicting(self.lowered.data, left_out, self,
+                                                     self._disabled_passes)
+        return cache[left_out]
+
+    def _check_predictable(self, left_out: frozenset[str]) -> None:
+        """Predictions draw each left-out observation from its distribution given the
+        parameters and the data. Refused where that is not what the model says: when a
+        variable reads the left-out one (its values would be needed, not drawn), or when it
+        reads its own earlier elements (a forecast must be simulated step by step)."""
+        written = self.unoptimized_graph
+        for name in sorted(left_out):
+            variable = written[name]
+            readers = sorted(n for n in written.dag.successors(name) if n != name)
+            if readers:
+                raise error(f"cannot predict '{name}' from the fit alone: "
+                            f"'{readers[0]}' reads it", written.source, variable.span,
+                            hint=f"give '{name}' in the data")
+            if variable.recursive:
+                raise error(f"cannot predict '{name}' at new inputs: it reads its own "
+                            "earlier elements, and forecasting by simulating them one after "
+                            "another is not supported yet", written.source, variable.span,
+                            hint=f"give '{name}' in the data for one-step-ahead predictions")
+        if self.lowered.data.missing:
+            name = sorted(self.lowered.data.missing)[0]
+            raise error(f"the data have missing entries in '{name}': predictions from a "
+                        "fit to other data cannot impute them",
+                        hint=f"leave '{name}' out of the data to predict all of it, or give "
+                             "complete values")
+
+    def _positions_from_draws(self, posterior: Posterior) -> np.ndarray:
+        """Map the fit's parameter draws (the user's latents, by name) to this model's
+        unconstrained space, checking that each is there with this model's shape."""
+        names = self._fit_latents()
+        chains, n = posterior.num_chains, posterior.num_draws
+        values = {}
+        for name in names:
+            if name not in posterior.draws:
+                raise error(f"the fit has no draws of '{name}', a latent of "
+                            f"{self.graph.source.path}: it is the fit of another model",
+                            self.graph.source, self.graph[name].span,
+                            hint="predict with the model the fit was made with")
+            draws = np.asarray(posterior.draws[name], np.float64)
+            shape = tuple(self.lowered.shapes[name])
+            if draws.shape[2:] != shape:
+                raise error(f"'{name}' has shape {_shape(draws.shape[2:])} in the fit but "
+                            f"{_shape(shape)} with this data",
+                            self.graph.source, self.graph[name].span,
+                            hint="predictions reuse the fitted parameters, so the sizes "
+                                 "they depend on must stay the fit's")
+            values[name] = jnp.asarray(draws.reshape((chains * n,) + shape))
+        flat = np.asarray(_unconstrain_all(self._programs.unconstrain, values, self.data))
+        bad = ~np.isfinite(flat)
+        if bad.any():
+            column = int(np.argwhere(bad)[0][1])
+            block = next(b for b in self.lowered.layout if b.offset <= column
+                         < b.offset + b.size)
+            raise error(f"the fitted values of '{block.name}' lie outside its support at this "
+                        "data", hint="its bounds depend on the data; predict at data that "
+                                     "keep the fitted values inside them")
+        return flat.reshape(chains, n, self.dim)
+
+    def _predictive_draws(self, positions: np.ndarray, seed: int
+                          ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Predictive draws and pointwise log-likelihood at (chain, draw, dim) positions;
+        no log-likelihood of observations that only stand-ins hold."""
         chains, n, dim = positions.shape
         flat = jnp.asarray(positions.reshape(chains * n, dim))
         keys = jax.random.split(jax.random.PRNGKey(seed), chains * n)
-        predictions, log_lik = _predictive_all(self._programs.predict, self._programs.log_likelihood,
-                                               keys, flat, self.data)
+        given = set(self.lowered.observed_names) - self._stand_ins
+        predictions, log_lik = _predictive_all(
+            self._programs.predict, self._programs.log_likelihood if given else None, keys,
+            flat, self.data)
         reshape = lambda v: np.asarray(v).reshape((chains, n) + v.shape[1:])  # noqa: E731
-        posterior.posterior_predictive = {k: reshape(v) for k, v in predictions.items()}
-        posterior.log_likelihood = {k: reshape(v) for k, v in log_lik.items()}
+        return ({k: reshape(v) for k, v in predictions.items()},
+                {k: reshape(v) for k, v in log_lik.items()})
 
     def _constrain_draws(self, positions: np.ndarray) -> dict[str, np.ndarray]:
         """(chain, draw, dim) unconstrained -> name -> (chain, draw, *shape) constrained."""
@@ -469,5 +785,10 @@ class ConditionedModel:
     @functools.cached_property
     def value_and_grad(self) -> Callable:
         """jit(value_and_grad(log density)) with the data as a runtime argument."""
+        self._refuse_if_predicting_only()
         fn = _jit_value_and_grad(self._log_density)
         return lambda u: fn(jnp.asarray(u), self.data)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -40,6 +40,9 @@ class Posterior:
     log_likelihood: dict[str, np.ndarray] = field(default_factory=dict)
     prior: bool = False   # draws from the prior (groups prior and prior_predictive)
     roles: dict[str, str] = field(default_factory=dict)  # name -> "latent" | "deterministic"
+    # Predictions at new inputs (`ConditionedModel.predictions`): the drawn observations
+    # are ArviZ's out-of-sample group `predictions`, not `posterior_predictive`.
+    predictions: bool = False
 
     @property
     def num_chains(self) -> int:
@@ -103,12 +106,38 @@ class Posterior:
                                      self.compile_seconds, self.sampling_seconds, **extra)
 
     def to_arviz(self):
-        """ArviZ's container (InferenceData, or DataTree for ArviZ >= 1)."""
+        """ArviZ's container (InferenceData, or DataTree for ArviZ >= 1). Predictions at
+        new inputs put their drawn observations in the group `predictions`."""
         attrs = {k: v for k, v in self.attrs.items() if not k.startswith("_")}
-        return _summary.to_inference_data(self.draws, self.sample_stats, self.observed_data,
+        data = _summary.to_inference_data(self.draws, self.sample_stats, self.observed_data,
                                           self.dims, attrs, self.posterior_predictive,
                                           self.log_likelihood, prior=self.prior,
                                           labels=self.labels)
+        if self.predictions and self.posterior_predictive:
+            rename = lambda group: "predictions" if group == "posterior_predictive" \
+                else group  # noqa: E731
+            if hasattr(data, "groups"):            # ArviZ < 1: InferenceData
+                return type(data)(**{rename(g): getattr(data, g) for g in data.groups()})
+            import xarray as xr                    # ArviZ >= 1: a DataTree
+            renamed = xr.DataTree.from_dict({f"/{rename(name)}": node.to_dataset()
+                                             for name, node in data.children.items()})
+            renamed.attrs.update(data.attrs)
+            return renamed
+        return data
+
+    def to_netcdf(self, path) -> None:
+        """Save to netCDF: ArviZ's groups, plus the unconstrained positions and what pplc
+        needs to predict from, summarize and continue this fit in another process
+        (`pplc.load` / `Posterior.from_netcdf`). The format `pplc sample --output` writes."""
+        from pplc.inference import saved
+        saved.save(self, path)
+
+    @classmethod
+    def from_netcdf(cls, path) -> "Posterior":
+        """A posterior back from a netCDF file (see `pplc.inference.saved.load`); a file
+        that is missing, not netCDF, or holds no draws raises `PplcError`."""
+        from pplc.inference import saved
+        return saved.load(path)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.draws[name]

@@ -1,0 +1,56 @@
+"""Stand-in values for observations that are to be predicted, not given.
+
+To predict `y` at new inputs from a fit, pplc lowers the model with `y` observed, so that
+its predictive draws come from `y`'s own statements given the fitted parameters. Lowering
+an observed variable needs values for it: these stand-ins. They are never read (a model
+where another variable reads `y`, or `y` its own earlier elements, is refused before), and
+the likelihood terms at them are never reported; they only have to pass the checks that
+observed data pass, so each lies inside its distribution's support.
+
+The shape is the declaration's (`data y: real[N]` at the new `N`). The value is, in order:
+`y`'s value at the origin of the unconstrained space of the model in which the left-out `y`
+is a latent (inside the support by construction, bounds that depend on data included),
+when that model exists and `y` is continuous there; else a point of the support's kind
+(0 counts, 1 for positive values, 1/K simplex entries, identity Cholesky factors).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from pplc.backends.data import declared_sizes
+from pplc.backends.evaluate import Evaluator
+from pplc.frontend.library import DISTRIBUTIONS
+from pplc.ir.graph import Graph, Variable
+
+# A point inside each support kind (for scalar kinds, every element of the array).
+_POINTS = {"real": 0.0, "positive": 1.0, "unit": 0.5, "nonnegative_int": 0.0,
+           "boolean": 0.0, "int_interval": 0.0}
+
+
+def declared_shape(variable: Variable, graph: Graph, env: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape `variable`'s declaration gives at the data's sizes."""
+    evaluate = Evaluator(graph.source, graph.functions, {})
+    declared = variable.declared_type
+    shape = declared_sizes(declared, lambda e: evaluate(e, dict(env)), graph.source)
+    if declared.base in ("corr_cholesky", "cov") and len(shape) == 1:
+        shape = shape * 2   # corr_cholesky[K] and cov[K] are K x K
+    return shape
+
+
+def support_point(variable: Variable, shape: tuple[int, ...]) -> np.ndarray:
+    """A value of `shape` inside the support of the variable's distribution."""
+    info = DISTRIBUTIONS[variable.pieces[0].distribution.func]
+    kind = info.support.kind
+    if kind == "simplex" and shape:
+        return np.full(shape, 1.0 / shape[-1])
+    if kind == "corr_cholesky" and len(shape) >= 2:
+        return np.broadcast_to(np.eye(shape[-1]), shape).copy()
+    if kind == "interval" and not info.wrapper:
+        lower, upper = info.support.lower, info.support.upper
+        numbers = [b for b in (lower, upper) if isinstance(b, (int, float))]
+        if len(numbers) == 2:
+            return np.full(shape, (numbers[0] + numbers[1]) / 2)
+    return np.full(shape, _POINTS.get(kind, 0.0))
