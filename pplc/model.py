@@ -185,11 +185,15 @@ class Model:
         for name in sorted(names):
             variable = self.graph[name]
             shape = declared_shape(variable, self.graph, env)
-            value = None
-            if latent_model is not None and not latent_model.graph[name].marginalized:
+            value = support_point(variable, shape)
+            if value is None and latent_model is not None \
+                    and not latent_model.graph[name].marginalized:
                 value = latent_model.constrain(np.zeros(latent_model.dim)).get(name)
-            if value is None or np.shape(value) != shape or not np.isfinite(value).all():
-                value = support_point(variable, shape)
+                if value is not None and (np.shape(value) != shape
+                                          or not np.isfinite(value).all()):
+                    value = None
+            if value is None:
+                value = np.zeros(shape)   # the checks will say if it is refused
             stand_ins[name] = np.asarray(value, np.float64)
         graph = build_graph(self.program, bound.names | names, self.definitions)
         bound = BoundData(dict(bound.sizes), {**bound.arrays, **stand_ins}, bound.source,
@@ -558,7 +562,7 @@ class ConditionedModel:
         if self._is_fit_of(posterior):
             self.predictive(posterior, seed)
             return posterior.posterior_predictive
-        return self.predictions(posterior, seed).posterior_predictive
+        return self._predict(posterior, seed)[2]
 
     def predictive(self, posterior: Posterior, seed: int = 0) -> None:
         """Add posterior predictive draws and the pointwise log-likelihood to `posterior`
@@ -592,12 +596,7 @@ class ConditionedModel:
         the data do give, their values and pointwise log-likelihood (a held-out set's).
         Raises `PplcError` when the fit does not belong to this model."""
         started = time.perf_counter()
-        self._check_fit(posterior)
-        left_out = self._left_out(posterior)
-        model = self._predicting_model(left_out)
-        model._check_predictable(left_out)
-        positions = model._fit_positions(posterior)
-        predicted, log_lik = model._predictive_draws(positions, seed)
+        model, positions, predicted, log_lik, left_out = self._predict(posterior, seed)
         result = model._posterior(positions, {}, 0, 0.0, time.perf_counter() - started,
                                   {"inference_method": "predictions", "seed": seed},
                                   observed=[name for name in model.lowered.observed_names
@@ -606,6 +605,17 @@ class ConditionedModel:
         result.log_likelihood = {k: v for k, v in log_lik.items() if k not in left_out}
         result.predictions = True
         return result
+
+    def _predict(self, posterior: Posterior, seed: int):
+        """(the model that predicts, the fit's positions in its space, predictive draws,
+        pointwise log-likelihoods, the observations left out)."""
+        self._check_fit(posterior)
+        left_out = self._left_out(posterior)
+        model = self._predicting_model(left_out)
+        model._check_predictable(left_out)
+        positions = model._fit_positions(posterior)
+        predicted, log_lik = model._predictive_draws(positions, seed)
+        return model, positions, predicted, log_lik, left_out
 
     # ------------------------------------------------------------ using a fit's draws
     @functools.cached_property

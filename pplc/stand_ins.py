@@ -7,11 +7,12 @@ where another variable reads `y`, or `y` its own earlier elements, is refused be
 the likelihood terms at them are never reported; they only have to pass the checks that
 observed data pass, so each lies inside its distribution's support.
 
-The shape is the declaration's (`data y: real[N]` at the new `N`). The value is, in order:
-`y`'s value at the origin of the unconstrained space of the model in which the left-out `y`
-is a latent (inside the support by construction, bounds that depend on data included),
-when that model exists and `y` is continuous there; else a point of the support's kind
-(0 counts, 1 for positive values, 1/K simplex entries, identity Cholesky factors).
+The shape is the declaration's (`data y: real[N]` at the new `N`). The value is a point of
+the support's kind (0 for reals and counts, 1 for positive values, 1/2 in the unit
+interval, 1/K simplex entries, identity Cholesky factors); where the support's bounds are
+the distribution's parameters (Uniform, Truncated), `y`'s value at the origin of the
+unconstrained space of the model in which the left-out `y` is a latent (inside the
+support by construction, bounds that depend on data included), when that model exists.
 """
 
 from __future__ import annotations
@@ -40,17 +41,18 @@ def declared_shape(variable: Variable, graph: Graph, env: Mapping[str, Any]) -> 
     return shape
 
 
-def support_point(variable: Variable, shape: tuple[int, ...]) -> np.ndarray:
-    """A value of `shape` inside the support of the variable's distribution."""
+def support_point(variable: Variable, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A value of `shape` inside the support of the variable's distribution, or None where
+    the support's bounds are parameters (Uniform's, Truncated's) or its kind has no point
+    that passes for every parameter (Multinomial counts must sum to total_count)."""
     info = DISTRIBUTIONS[variable.pieces[0].distribution.func]
     kind = info.support.kind
+    if info.wrapper:
+        return None
     if kind == "simplex" and shape:
         return np.full(shape, 1.0 / shape[-1])
     if kind == "corr_cholesky" and len(shape) >= 2:
         return np.broadcast_to(np.eye(shape[-1]), shape).copy()
-    if kind == "interval" and not info.wrapper:
-        lower, upper = info.support.lower, info.support.upper
-        numbers = [b for b in (lower, upper) if isinstance(b, (int, float))]
-        if len(numbers) == 2:
-            return np.full(shape, (numbers[0] + numbers[1]) / 2)
-    return np.full(shape, _POINTS.get(kind, 0.0))
+    if kind in _POINTS:
+        return np.full(shape, _POINTS[kind])
+    return None
