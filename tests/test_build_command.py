@@ -225,6 +225,16 @@ def test_every_conformance_module_matches_the_compiler(tmp_path):
 # constraints (simplex, positive_ordered, corr_cholesky, cov, bounds that are expressions of
 # other latents), defs, recurrences over two loops, built-ins, list literals, Bernoulli and
 # Binomial latents summed out, integrals with a finite and an infinite limit.
+BACKWARD = """\
+data T: int
+data e: real[T]
+c ~ Normal(0, 1)
+h[T - 1] = e[T - 1]
+for t in range(T - 1):
+    h[t] = c * h[t + 1] + e[t]
+s ~ Normal(sum(h), 1)
+"""
+
 FEATURES = {
     "hmm": ("""\
 data T: int
@@ -328,6 +338,40 @@ I = integrate(f, 0, z, a)
 J = integrate(f, 0, inf, a)
 factor sum(log(I)) + log(J)
 """, {"N": 3, "z": [0.5, 1.0, 2.0]}),
+    # Arrays defined in terms of each other's elements: joint scans (ARMA(1,1) as Stan
+    # users write it; three arrays whose step order is not the order of their names).
+    "arma": ("""data T: int
+data y: real[T]
+mu ~ Normal(0, 10)
+phi ~ Normal(0, 2)
+theta ~ Normal(0, 2)
+sigma ~ HalfCauchy(2.5)
+nu[0] = mu + phi * mu
+err[0] = y[0] - nu[0]
+for t in range(1, T):
+    nu[t] = mu + phi * y[t - 1] + theta * err[t - 1]
+    err[t] = y[t] - nu[t]
+for t in range(T):
+    factor -0.5 * (err[t] / sigma) ** 2 - log(sigma)
+""", {"T": 7, "y": [0.3, -0.1, 0.4, 0.9, 0.2, -0.5, 0.1]}),
+    "three_arrays": ("""data T: int
+data K: int
+data x: real[T, K]
+a ~ Normal(0, 1)
+for k in range(K):
+    p[0, k] = 1.0
+    q[0, k] = 0.0
+    r[0, k] = x[0, k]
+for t in range(1, T):
+    for k in range(K):
+        q[t, k] = a * p[t - 1, k] + r[t - 1, k]
+        r[t, k] = q[t, k] * 0.5 + x[t, k]
+        p[t, k] = r[t, k] - q[t - 1, k]
+s ~ Normal(sum(p) + sum(q) + sum(r), 1)
+""", {"T": 5, "K": 2, "x": [[0.1, 0.2], [0.3, -0.4], [0.5, 0.6], [-0.7, 0.8], [0.9, 1.0]],
+      "s": 0.5}),
+    # One element per step, in the dependency order found for the build data.
+    "backward": (BACKWARD, {"T": 6, "e": [0.1, -0.2, 0.3, 0.4, -0.5, 0.6], "s": 1.0}),
 }
 
 
@@ -355,6 +399,44 @@ def test_recursions_are_built_with_the_plans_scans(tmp_path):
     text = out.read_text()
     assert "def lagged_scan(" in text and "= lagged_scan(" in text
     assert "_recurrence" not in text
+
+
+def test_a_module_that_holds_for_the_build_sizes_only_refuses_others(tmp_path):
+    """A recursion computed in an order found from the build data (here backwards) holds
+    for those sizes only: the module says so in BUILT_FOR and refuses other sizes with a
+    plain error, instead of computing in a wrong order."""
+    model = tmp_path / "backward.ppl"
+    model.write_text(BACKWARD)
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"T": 6, "e": [0.1, -0.2, 0.3, 0.4, -0.5, 0.6], "s": 1.0}))
+    out = tmp_path / "backward.py"
+    result = pplc_cli("build", str(model), "--data", str(data), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert 'BUILT_FOR = {"T": 6}' in out.read_text()
+    code = ("import importlib.util, sys\n"
+            f"spec = importlib.util.spec_from_file_location('m', {str(out)!r})\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "import numpy as np\n"
+            "h = m.constrain(np.array([0.5]), {'T': 6, 'e': [1.0] * 6, 's': 0.0})['h']\n"
+            "assert np.allclose(h, [1.96875, 1.9375, 1.875, 1.75, 1.5, 1.0]), h\n"
+            "try:\n"
+            "    m.constrain(np.array([0.5]), {'T': 7, 'e': [1.0] * 7, 's': 0.0})\n"
+            "except ValueError as e:\n"
+            "    print(e)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "built for T = 6, not 7" in run.stdout
+
+
+def test_arrays_computed_jointly_need_the_data_to_be_built(tmp_path):
+    model = tmp_path / "arma.ppl"
+    model.write_text(FEATURES["arma"][0])
+    result = pplc_cli("build", str(model), "-o", str(tmp_path / "arma.py"))
+    assert result.returncode == 1
+    assert "arma.ppl:7:1: error: pplc build needs the data to write 'nu' and 'err'" \
+        in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # ---------------------------------------------------------------- without --data

@@ -73,8 +73,8 @@ z ~ MultivariateNormal(c, scale_tril=L)
         numpyro.sample("z", dist.MultivariateNormal(c, scale_tril=L))
 
     model = _matches_numpyro(source, {"y": [2, 3, 5]}, twin)
-    assert model.lowered.kinds == {"theta": "simplex", "c": "ordered", "L": "corr_cholesky",
-                                   "z": "interval"}
+    kinds = {n: c.kind for n, c in model.lowered.plan.constraints.items()}
+    assert kinds == {"theta": "simplex", "c": "ordered", "L": "corr_cholesky", "z": "interval"}
     assert model.dim == 2 + 3 + 3 + 3
 
 

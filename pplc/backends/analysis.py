@@ -12,14 +12,14 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import jax.numpy as jnp
-import networkx as nx
 import numpy as np
 
-from pplc.backends import recurrence
+from pplc.backends import plan, recurrence
 from pplc.backends.checks import DataChecks, discrete_latent_diagnostic
 from pplc.backends.data import BoundData
 from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges
-from pplc.backends.lower import Block, Env, LoweredModel, PieceInfo, is_discrete
+from pplc.backends.lower import Env, LoweredModel, PieceInfo, is_discrete
+from pplc.backends.plan import Block
 from pplc.backends.shapes import ShapeAnalysis
 from pplc.backends.transforms import transform_for
 from pplc.errors import Diagnostics, PplcError, error
@@ -50,7 +50,7 @@ class _Analysis(ShapeAnalysis, DataChecks):
         self.dtypes: dict[str, Any] = {}
         self.pieces: dict[tuple[str, int], PieceInfo] = {}
         self.static: Env = dict(data.sizes)   # known concrete values (sizes, data arrays)
-        self.kinds: dict[str, str] = {}       # latent -> constraint kind (transforms.py)
+        self.scans: dict[tuple[str, int], recurrence.Scan] = {}   # recursive piece -> order
         self.groups: dict[str, recurrence.Group] = {}   # member -> its group
         self.members = {n: g for g in graph.groups() for n in g}
 
@@ -89,10 +89,11 @@ class _Analysis(ShapeAnalysis, DataChecks):
         self._check_observed_support()
         order = graph.order()
         self._check_imputable()
+        constraints = plan.constraints(graph, imputed=self.data.missing)
         layout, offset = [], 0
         for name in order:
             if graph[name].kind is Kind.LATENT:
-                kind = self.kinds[name]
+                kind = constraints[name].kind
                 shape = self.shapes[name]
                 free = shape if kind == "interval" else \
                     transform_for(kind).unconstrained_shape(shape)
@@ -102,26 +103,11 @@ class _Analysis(ShapeAnalysis, DataChecks):
                 count = int(self.data.missing[name].sum())
                 layout.append(Block(name, (count,), offset, imputed=True))
                 offset += count
-        data_only = self._data_only_deterministics(order)
-        targets = [v.name for v in graph.variables() if v.stochastic or v.kind is Kind.FACTOR]
-        needed = set()
-        for name in targets:
-            needed |= nx.ancestors(graph.dag, name)
-        return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, layout,
-                            self.pieces, self.externs, data_only, self.kinds, needed,
-                            self._states(), self.groups)
-
-    def _data_only_deterministics(self, order) -> list[str]:
-        depends: dict[str, bool] = {}
-        for name in order:
-            variable = self.graph[name]
-            parents = self.graph.parents(name)
-            random = variable.kind is Kind.LATENT or name in self.data.missing \
-                or any(depends.get(p, False) for p in parents)
-            depends[name] = random
-        # A recursion may read later nodes only through the full graph; be safe with cycles.
-        return [n for n in order if self.graph[n].kind is Kind.DETERMINISTIC
-                and not depends[n] and not self.graph[n].recursive and n not in self.groups]
+        decisions = plan.Plan(tuple(layout), constraints, self.scans, self.groups,
+                              plan.data_only(graph, self.data.missing), plan.needed(graph),
+                              self._states(), plan.prior_refusal(graph))
+        return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, self.pieces,
+                            decisions, self.externs)
 
     def _piece_info(self, variable: Variable, piece: Piece) -> PieceInfo:
         ranges = plate_ranges(piece.plates, self.evaluate, self.static)
@@ -159,7 +145,7 @@ class _Analysis(ShapeAnalysis, DataChecks):
                                      f"such as {variable.name}[t] = f({variable.name}[t - 1])")
                 writes = self._index_arrays(variable, i, piece)
                 grid = self.shapes[variable.name][:len(writes)]
-                info.scan = recurrence.schedule(
+                self.scans[(variable.name, i)] = recurrence.schedule(
                     variable.name, piece, info.ranges, grid, writes,
                     self._at_every_index(piece, info),
                     lambda e: self.evaluate(e, self.static), self.source)
@@ -185,6 +171,5 @@ class _Analysis(ShapeAnalysis, DataChecks):
             grids = {n: self.shapes[n][:len(self.graph[n].pieces[0].indices)] for n in names}
             group, scans = recurrence.schedule_group(
                 names, pieces, grids, lambda e: self.evaluate(e, self.static), self.source)
-            for key, scan in scans.items():
-                self.pieces[key].scan = scan
+            self.scans.update(scans)
             self.groups.update({n: group for n in names})

@@ -12,7 +12,6 @@ The log density is Stan's: sum of the log densities of every `~` piece and every
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
@@ -22,35 +21,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from pplc.backends import distributions as dists, recurrence, scans
-from pplc.backends.recurrence import Scan
 from pplc.backends.data import BoundData
+from pplc.backends.constraints import constraint_of
 from pplc.backends.evaluate import Evaluator, call_params, over_plates
+from pplc.backends.plan import Block, Plan
 from pplc.backends.transforms import transform_for
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, KIND_BOUNDS, type_bounds
+from pplc.frontend.library import DISTRIBUTIONS
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 Env = dict[str, Any]
 
-
-
-@dataclass(frozen=True)
-class Block:
-    """A latent's slice of the unconstrained vector."""
-
-    name: str
-    shape: tuple[int, ...]
-    offset: int
-    imputed: bool = False   # the missing entries of an observed variable, not a latent
-    free_shape: tuple[int, ...] | None = None  # unconstrained shape, if not `shape`
-
-    @property
-    def unconstrained_shape(self) -> tuple[int, ...]:
-        return self.shape if self.free_shape is None else self.free_shape
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.unconstrained_shape)
 
 
 @dataclass
@@ -60,7 +41,6 @@ class PieceInfo:
     ranges: list[range]
     positional: tuple[str, ...] = ()   # parameter names of the distribution's positional args
     recursive: bool = False
-    scan: Scan | None = None           # a recursive piece's evaluation order
 
 
 @dataclass
@@ -70,14 +50,26 @@ class LoweredModel:
     order: list[str]
     shapes: dict[str, tuple[int, ...]]
     dtypes: dict[str, Any]
-    layout: list[Block]
     pieces: dict[tuple[str, int], PieceInfo]
+    plan: Plan
     externs: Mapping[str, Callable] = field(default_factory=dict)
-    data_only: list[str] = field(default_factory=list)   # deterministics of data alone
-    kinds: dict[str, str] = field(default_factory=dict)   # latent -> constraint kind
-    needed: set[str] | None = None   # deterministics the density reads (None: all)
-    states: dict[str, int] = field(default_factory=dict)  # discrete latent -> its values
-    groups: dict[str, recurrence.Group] = field(default_factory=dict)  # member -> its group
+
+    # ------------------------------------------------------------ the plan's decisions
+    @property
+    def layout(self) -> tuple[Block, ...]:
+        return self.plan.layout
+
+    @property
+    def data_only(self) -> tuple[str, ...]:
+        return self.plan.data_only
+
+    @property
+    def states(self) -> Mapping[str, int]:
+        return self.plan.states
+
+    @property
+    def groups(self) -> Mapping[str, recurrence.Group]:
+        return self.plan.groups
 
     # ------------------------------------------------------------ public surface
     @property
@@ -189,15 +181,15 @@ class LoweredModel:
                 env[name] = self._with_imputed(name, env, x) if block.imputed else x
                 log_jacobian = log_jacobian + jnp.sum(transform.log_abs_det_jacobian(u_block))
             elif variable.kind is Kind.DETERMINISTIC and name not in data:
-                if only_needed and self.needed is not None and name not in self.needed:
+                if only_needed and name not in self.plan.needed:
                     continue
                 env[name] = self._deterministic(variable, env)
         return env, log_jacobian
 
     def _transform(self, variable: Variable, block: Block, env: Env):
-        """The constraint transform of a block: a vector kind (simplex, ...) or an interval
-        whose bounds may move with other variables."""
-        kind = self.kinds.get(variable.name, "interval")
+        """The constraint transform of a block (constraints.py): a vector kind (simplex,
+        ...) or an interval whose bounds may move with other variables."""
+        kind = self.plan.constraints[variable.name].kind
         if kind != "interval" and not block.imputed:
             return transform_for(kind)
         lower, upper = self._block_bounds(variable, block, env)
@@ -347,52 +339,41 @@ class LoweredModel:
         return tuple(evaluate(i, env) for i in piece.indices)
 
     def _bounds(self, variable: Variable, env: Env):
-        """The latent's (lower, upper) support, broadcast over its shape where they vary."""
+        """The latent's (lower, upper), its plan's expressions evaluated and broadcast over
+        its shape where they vary: each piece's support bounds, narrowed by its type's."""
+        constraint = self.plan.constraints[variable.name]
+        if constraint.kind != "interval":   # an imputed entry of a vector: elementwise
+            constraint = constraint_of(variable, interval=True)
         shape = self.shapes[variable.name]
-        declared = variable.declared_type
-        lowers, uppers = [], []
-        for i, piece in enumerate(variable.pieces):
-            info = DISTRIBUTIONS[piece.distribution.func]
-            support = info.support
-            if support.kind in ("real", "positive", "unit"):
-                lowers.append(KIND_BOUNDS[support.kind][0])
-                uppers.append(KIND_BOUNDS[support.kind][1])
-                continue
-            lower, upper = self._piece_bounds(variable, i, piece, env, shape)
-            lowers.append(lower)
-            uppers.append(upper)
-        lower = _combine(lowers, shape)
-        upper = _combine(uppers, shape)
-        if declared is not None:
-            evaluate = self._evaluate
-            type_lower, type_upper = type_bounds(declared, lambda e: evaluate(e, env))
-            lower = type_lower if lower is None else (
-                lower if type_lower is None else jnp.maximum(lower, type_lower))
-            upper = type_upper if upper is None else (
-                upper if type_upper is None else jnp.minimum(upper, type_upper))
-        return lower, upper
+        sides = []
+        for bounds, typed, narrow in ((constraint.lower, constraint.type_lower, jnp.maximum),
+                                      (constraint.upper, constraint.type_upper, jnp.minimum)):
+            bound = _combine([self._piece_bound(variable, i, piece, expr, env, shape)
+                              for i, (piece, expr) in enumerate(zip(variable.pieces, bounds))],
+                             shape)
+            if typed is not None:
+                given = self._evaluate(typed, env)
+                bound = given if bound is None else narrow(bound, given)
+            sides.append(bound)
+        return sides[0], sides[1]
 
-    def _piece_bounds(self, variable, i, piece, env, shape):
-        info = self.pieces[(variable.name, i)]
-        catalogue = DISTRIBUTIONS[piece.distribution.func]
+    def _piece_bound(self, variable, i, piece, expr, env, shape):
+        """One piece's bound: a number as is, else its values over the piece's loops, set
+        into the whole variable's shape, NaN where other pieces define it (`_combine`)."""
+        if expr is None or isinstance(expr, ast.Number):
+            return None if expr is None else float(expr.value)
+        info, evaluate = self.pieces[(variable.name, i)], self._evaluate
+        element = shape[len(piece.indices):] if piece.indices is not None else shape
 
         def body(local):
-            params = self._params(variable, i, piece.distribution, local)
-            lower, upper = dists.support_bounds(catalogue, params)
-            element = shape[len(piece.indices):] if piece.indices is not None else shape
-            lower = None if lower is None else jnp.broadcast_to(lower, element)
-            upper = None if upper is None else jnp.broadcast_to(upper, element)
             lhs = self._lhs(piece, local) if piece.indices is not None else ()
-            return lhs, lower, upper
+            return lhs, jnp.broadcast_to(jnp.asarray(evaluate(expr, local), jnp.float64),
+                                         element)
 
-        lhs, lower, upper = over_plates(body, piece.plates, info.ranges, env)
+        lhs, values = over_plates(body, piece.plates, info.ranges, env)
         if piece.indices is None:
-            return lower, upper
-        # Scatter this piece's bounds into the whole variable's shape; NaN marks elements
-        # other pieces define (combined in `_combine`).
-        full_lower = None if lower is None else jnp.full(shape, jnp.nan).at[lhs].set(lower)
-        full_upper = None if upper is None else jnp.full(shape, jnp.nan).at[lhs].set(upper)
-        return full_lower, full_upper
+            return values
+        return jnp.full(shape, jnp.nan).at[lhs].set(values)
 
     def _deterministic(self, variable: Variable, env: Env):
         name = variable.name
@@ -415,13 +396,15 @@ class LoweredModel:
                 lhs, values = over_plates(body, piece.plates, info.ranges, env)
                 array = array.at[lhs].set(jnp.asarray(values, array.dtype))
             else:
-                array = self._recurrence(variable, piece, info, env, array)
+                array = self._recurrence(variable, i, env, array)
         return array
 
-    def _recurrence(self, variable, piece, info, env, array):
-        """A recursive piece in the order analysis found (`info.scan`, recurrence.py), run
-        by the scan for that strategy (scans.py)."""
-        scan, name, evaluate = info.scan, variable.name, self._evaluate
+    def _recurrence(self, variable, i, env, array):
+        """Piece i, recursive, in the order the plan holds (recurrence.py), run by the scan
+        for that strategy (scans.py)."""
+        name, evaluate = variable.name, self._evaluate
+        piece, info = variable.pieces[i], self.pieces[(name, i)]
+        scan = self.plan.scans[(name, i)]
         if scan.at_once:
             def body(local):
                 local = {**local, name: array}
@@ -471,9 +454,7 @@ class LoweredModel:
                 continue
             ((name, i),) = stage.pieces
             variable = self.graph[name]
-            arrays[name] = self._recurrence(variable, variable.pieces[i],
-                                            self.pieces[(name, i)], {**env, **arrays},
-                                            arrays[name])
+            arrays[name] = self._recurrence(variable, i, {**env, **arrays}, arrays[name])
         return arrays
 
     def _joint_scan(self, stage, env: Env, arrays: dict) -> dict:
@@ -482,28 +463,25 @@ class LoweredModel:
         evaluate = self._evaluate
         names = tuple(arrays)
         first_name, first_i = stage.pieces[0]
-        first = self.graph[first_name].pieces[first_i]
-        scanned = first.plates[stage.plates[0]]
         steps = self.pieces[(first_name, first_i)].ranges[stage.plates[0]]
 
-        def step(carry, t):
-            current = dict(zip(names, carry))
-            for (name, i), at in zip(stage.pieces, stage.plates):
-                piece, info = self.graph[name].pieces[i], self.pieces[(name, i)]
-                others = [p for k, p in enumerate(piece.plates) if k != at]
-                other_ranges = [r for k, r in enumerate(info.ranges) if k != at]
-                local = {**env, **current, scanned.index: t}
+        def values_at(name, i, at):
+            piece, info = self.graph[name].pieces[i], self.pieces[(name, i)]
+            others = [p for k, p in enumerate(piece.plates) if k != at]
+            other_ranges = [r for k, r in enumerate(info.ranges) if k != at]
+            index = piece.plates[at].index   # this piece's name for the shared loop
 
-                def body(inner_env, piece=piece):
-                    return self._lhs(piece, inner_env), evaluate(piece.value, inner_env)
-                lhs, values = over_plates(body, others, other_ranges, local)
-                array = current[name]
-                current[name] = array.at[lhs].set(jnp.asarray(values, array.dtype))
-            return tuple(current[n] for n in names), None
+            def at_step(carry, t):
+                local = {**env, **dict(zip(names, carry)), index: t}
+                return over_plates(lambda inner: (self._lhs(piece, inner),
+                                                  evaluate(piece.value, inner)),
+                                   others, other_ranges, local)
+            return at_step
 
-        carry, _ = jax.lax.scan(step, tuple(arrays[n] for n in names),
-                                jnp.arange(steps.start, steps.stop))
-        return dict(zip(names, carry))
+        pieces = [(names.index(name), values_at(name, i, at))
+                  for (name, i), at in zip(stage.pieces, stage.plates)]
+        out = scans.joint_scan(pieces, tuple(arrays[n] for n in names), steps)
+        return dict(zip(names, out))
 
 
 def is_discrete(call: ast.Call) -> bool:

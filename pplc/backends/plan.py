@@ -1,18 +1,101 @@
-"""The lowering decisions as text: `pplc explain` reports how each loop runs, and
-`pplc ir --plan` prints the whole plan, both read from the `LoweredModel` that runs (the
-layout of the unconstrained vector, each latent's transform, each piece's evaluation
-order), so the explanation cannot drift from what is computed.
+"""The lowering plan: every decision the renderings read, made once, as plain data.
+
+`Plan` holds the layout of the unconstrained vector, each latent's constraint
+(constraints.py), the evaluation order of each recursive piece and of each group of arrays
+computed jointly (recurrence.py), the deterministics of data alone and those the density
+reads, the number of values of each discrete latent, and what prior simulation can do.
+analysis.py makes it with the data's sizes in hand; the JAX lowering (lower.py) runs it;
+a built module (codegen/) writes it out, and `plan_without_data` gives the part a module
+built without data can know. `pplc explain` and `pplc ir --plan` print it (below), so the
+explanation cannot drift from what is computed.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
 import networkx as nx
 
+from pplc.backends.constraints import Constraint, constraint_of
+from pplc.backends.recurrence import Group, Scan
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS
-from pplc.ir.graph import Kind, Note, Piece, reads_itself
+from pplc.ir.graph import Graph, Kind, Note, Piece, reads_itself
 
 NAME = "lowering"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A latent's slice of the unconstrained vector."""
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+    imputed: bool = False   # the missing entries of an observed variable, not a latent
+    free_shape: tuple[int, ...] | None = None  # unconstrained shape, if not `shape`
+
+    @property
+    def unconstrained_shape(self) -> tuple[int, ...]:
+        return self.shape if self.free_shape is None else self.free_shape
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.unconstrained_shape)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The decisions of the lowering (module docstring); empty fields where there is
+    nothing to decide (a model built without data has no layout and no scans)."""
+
+    layout: tuple[Block, ...] = ()
+    constraints: Mapping[str, Constraint] = field(default_factory=dict)
+    scans: Mapping[tuple[str, int], Scan] = field(default_factory=dict)
+    groups: Mapping[str, Group] = field(default_factory=dict)   # member -> its group
+    data_only: tuple[str, ...] = ()    # deterministics of data alone: computed once
+    needed: frozenset[str] = frozenset()   # what the density reads
+    states: Mapping[str, int] = field(default_factory=dict)   # discrete -> its values
+    prior_refusal: tuple[str, object] | None = None   # why forward simulation cannot run
+
+
+def plan_without_data(graph: Graph) -> Plan:
+    """What can be decided from the graph alone: constraints, data-only and needed
+    deterministics, prior simulation."""
+    return Plan(constraints=constraints(graph), data_only=data_only(graph),
+                needed=needed(graph), prior_refusal=prior_refusal(graph))
+
+
+def constraints(graph: Graph, imputed=()) -> dict[str, Constraint]:
+    """The constraint of every latent, and the interval of each observed variable whose
+    missing entries are imputed."""
+    out = {v.name: constraint_of(v) for v in graph.of_kind(Kind.LATENT)}
+    out.update({name: constraint_of(graph[name], interval=True) for name in imputed})
+    return out
+
+
+def data_only(graph: Graph, missing=()) -> tuple[str, ...]:
+    """Deterministics that depend on data alone (Stan's transformed data), in graph order:
+    computed once before sampling, not recorded. Recursions and arrays computed jointly
+    stay in the density, whose scans compute them."""
+    random: dict[str, bool] = {}
+    order = graph.order()
+    for name in order:
+        random[name] = graph[name].kind is Kind.LATENT or name in missing or any(
+            random.get(p, False) for p in graph.parents(name))
+    members = {n for group in graph.groups() for n in group}
+    return tuple(n for n in order if graph[n].kind is Kind.DETERMINISTIC and not random[n]
+                 and not graph[n].recursive and n not in members)
+
+
+def needed(graph: Graph) -> frozenset[str]:
+    """The variables the log density reads: ancestors of a `~` or a `factor`."""
+    out: set[str] = set()
+    for variable in graph.variables():
+        if variable.stochastic or variable.kind is Kind.FACTOR:
+            out |= nx.ancestors(graph.dag, variable.name)
+    return frozenset(out)
 
 
 def loops_text(piece: Piece) -> str:
@@ -21,19 +104,21 @@ def loops_text(piece: Piece) -> str:
                      + f"{ast.to_source(p.stop)})" for p in piece.plates)
 
 
-def evaluation(lowered, name: str, i: int) -> str:
+def evaluation(plan: Plan, graph: Graph, name: str, i: int) -> str:
     """How piece i of `name` is evaluated, in words."""
-    piece = lowered.graph[name].pieces[i]
-    scan = lowered.pieces[(name, i)].scan
-    group = lowered.groups.get(name)
+    piece = graph[name].pieces[i]
+    scan = plan.scans.get((name, i))
+    group = plan.groups.get(name)
     stage = next((s for s in group.stages if (name, i) in s.pieces), None) if group else None
     if stage is not None and stage.joint:
         position = stage.pieces.index((name, i))
         index = piece.plates[stage.plates[position]].index
-        lines = [f"{n} (line {lowered.graph[n].pieces[j].span.line})" for n, j in stage.pieces]
+        lines = [f"{n} (line {graph[n].pieces[j].span.line})" for n, j in stage.pieces]
         return f"a joint scan over {index}; each step computes " + ", then ".join(lines)
     if scan is not None:
         return scan.describe(piece)
+    if graph[name].kind is Kind.DETERMINISTIC and reads_itself(name, piece):
+        return "a scan, in the order the data's sizes give"
     if not piece.plates:
         return "once"
     return "one vectorized operation"
@@ -47,24 +132,10 @@ def loop_notes(lowered) -> list[Note]:
         for i, piece in enumerate(variable.pieces):
             if piece.plates:
                 label = "factor" if variable.kind is Kind.FACTOR else name
-                notes.append(Note(NAME, piece.span, f"{label}: loop over {loops_text(piece)} "
-                                                    f"-> {evaluation(lowered, name, i)}"))
+                how = evaluation(lowered.plan, lowered.graph, name, i)
+                notes.append(Note(NAME, piece.span,
+                                  f"{label}: loop over {loops_text(piece)} -> {how}"))
     return notes
-
-
-def _transform(lowered, name: str) -> str:
-    """A latent's constraint: a vector transform's kind, or the bounds it lies within."""
-    kind = lowered.kinds.get(name, "interval")
-    if kind != "interval":
-        return kind
-    variable = lowered.graph[name]
-    if variable.declared_type is not None:
-        return "within " + ast.type_to_source(variable.declared_type) + " and its support"
-    support = DISTRIBUTIONS[variable.pieces[0].distribution.func].support
-    if support.kind == "interval":
-        return f"interval({support.lower}, {support.upper})"
-    return {"real": "real (identity)", "positive": "positive (log)",
-            "unit": "unit (logit)"}.get(support.kind, support.kind)
 
 
 def prior_refusal(graph) -> tuple[str, object] | None:
@@ -85,35 +156,50 @@ def prior_refusal(graph) -> tuple[str, object] | None:
 
 
 def format_plan(lowered) -> str:
-    """The plan: the unconstrained layout, then every value and how it is computed."""
-    lines = [f"# unconstrained vector: {lowered.dim} values"]
-    for block in lowered.layout:
-        what = "imputed entries" if block.imputed else _transform(lowered, block.name)
+    """The plan of a conditioned model (`pplc ir --plan`)."""
+    return render(lowered.plan, lowered.graph, lowered.shapes, lowered.order)
+
+
+def render(plan: Plan, graph: Graph, shapes: Mapping | None = None, order=None) -> str:
+    """The plan as text: the unconstrained layout, then every value and how it is
+    computed. Without data (`shapes` None), each latent's constraint in place of the
+    layout, whose sizes the data give."""
+    order = graph.order() if order is None else order
+    if shapes is None:
+        lines = ["# unconstrained vector: laid out from the data's sizes"]
+        lines += [f"  {name}  {c.describe()}" for name, c in plan.constraints.items()]
+    else:
+        dim = sum(block.size for block in plan.layout)
+        lines = [f"# unconstrained vector: {dim} values"]
+    for block in plan.layout:
+        constraint = plan.constraints[block.name].describe()
+        what = f"imputed entries, {constraint}" if block.imputed else constraint
         shape = "x".join(map(str, block.shape)) or "scalar"
         lines.append(f"  [{block.offset}:{block.offset + block.size}]  {block.name}  "
                      f"{shape}  {what}")
-    refusal = prior_refusal(lowered.graph)
+    refusal = plan.prior_refusal
     lines.append("# prior simulation: " + ("forward, every variable given its parents"
                                            if refusal is None else refusal[0]))
     lines.append("# values and terms, in evaluation order")
-    for name in lowered.order:
-        variable = lowered.graph[name]
+    for name in order:
+        variable = graph[name]
         if variable.kind is Kind.DATA:
             continue
         if variable.marginalized:
             role = (f"summed out: log P({name} = k | the rest) for each of its values k, "
                     "recorded with the draws")
         elif variable.kind is Kind.DETERMINISTIC:
-            role = "data only: computed once, before sampling" if name in lowered.data_only \
-                else "read by the density" if lowered.needed is None or name in lowered.needed \
+            role = "data only: computed once, before sampling" if name in plan.data_only \
+                else "read by the density" if name in plan.needed \
                 else "recorded with the draws only"
         else:
             role = {Kind.LATENT: "latent", Kind.OBSERVED: "observed",
                     Kind.FACTOR: "a term of the density"}[variable.kind]
-        shape = "x".join(map(str, lowered.shapes.get(name, ()))) or "scalar"
-        lines.append(f"  {name}  {shape}  {role}")
+        shape = "" if shapes is None else \
+            "  " + ("x".join(map(str, shapes.get(name, ()))) or "scalar")
+        lines.append(f"  {name}{shape}  {role}")
         for i, piece in enumerate(variable.pieces):
             where = f"line {piece.span.line}"
             loops = f" for {loops_text(piece)}" if piece.plates else ""
-            lines.append(f"    {where}{loops}: {evaluation(lowered, name, i)}")
+            lines.append(f"    {where}{loops}: {evaluation(plan, graph, name, i)}")
     return "\n".join(lines) + "\n"

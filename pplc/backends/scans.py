@@ -45,3 +45,19 @@ def ordered_scan(value_at, array, order):
         return carry.at[index].set(jnp.asarray(value, carry.dtype)), None
     array, _ = jax.lax.scan(step, array, jnp.asarray(order))
     return array
+
+
+def joint_scan(pieces, arrays, steps):
+    """Several arrays (a tuple) computed together along one loop: for t in `steps` in
+    order, each `(k, values_at)` of `pieces` in turn sets `arrays[k][index] = values`,
+    `values_at(arrays, t) -> (index, values)` reading the arrays as they stand (ARMA's
+    `nu[t]` reads `err[t - 1]`, then `err[t]` reads `nu[t]`). One `lax.scan` carries them
+    all."""
+    def step(carry, t):
+        carry = list(carry)
+        for k, values_at in pieces:
+            index, values = values_at(tuple(carry), t)
+            carry[k] = carry[k].at[index].set(jnp.asarray(values, carry[k].dtype))
+        return tuple(carry), None
+    out, _ = jax.lax.scan(step, tuple(arrays), jnp.arange(steps.start, steps.stop))
+    return out

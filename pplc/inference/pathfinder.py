@@ -36,7 +36,6 @@ number of paths compiles nothing (a new `num_draws` recompiles only the small dr
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable, NamedTuple
 
@@ -48,13 +47,10 @@ from jax.scipy.linalg import solve_triangular
 
 from pplc.errors import error
 from pplc.inference import _cache
+from pplc.inference.lbfgs import CURVATURE_EPS, lbfgs_direction, line_search, update_alpha
+from pplc.inference.psis import psis
 
 Array = jax.Array
-
-_CURVATURE_EPS = 1e-12  # skip a pair unless s.z > eps * |z|^2 (paper Alg. 3; Stan's check)
-_WOLFE_C1 = 1e-4  # sufficient decrease (Armijo)
-_WOLFE_C2 = 0.9  # weak curvature condition, the usual one for quasi-Newton methods
-_MAX_LINE_SEARCH = 30
 
 # Path status codes (failures are values inside jit; the driver turns them into errors).
 STATUS_RUNNING, STATUS_CONVERGED, STATUS_MAX_ITER, STATUS_LINE_SEARCH, STATUS_NONFINITE_INIT = range(5)
@@ -187,73 +183,6 @@ def _logp_batch(logdensity_fn: Callable, phi: Array, data: Any) -> Array:
     return jnp.where(jnp.isnan(lp), -jnp.inf, lp)
 
 
-def _update_alpha(alpha: Array, s: Array, z: Array) -> Array:
-    """Diagonal of the BFGS update of the Oren-Luenberger-scaled diag(1/alpha) (paper Alg. 3).
-
-    1/alpha' = a/(b alpha) + z^2/b - a s^2 / (b c alpha^2),
-    a = z^T diag(alpha) z, b = z^T s, c = s^T diag(1/alpha) s.
-    """
-    a = jnp.dot(z * alpha, z)
-    b = jnp.dot(z, s)
-    c = jnp.dot(s / alpha, s)
-    return 1.0 / (a / (b * alpha) + z**2 / b - a * s**2 / (b * c * alpha**2))
-
-
-def _lbfgs_direction(G: Array, S: Array, Y: Array, valid: Array) -> Array:
-    """-H G by the two-loop recursion, H0 = (s.y / y.y) I from the newest pair (Nocedal 1980)."""
-    sy = jnp.sum(S * Y, axis=1)
-    rho = jnp.where(valid, 1.0 / jnp.where(valid, sy, 1.0), 0.0)
-
-    def backward(q, i):
-        a = rho[i] * jnp.dot(S[i], q)
-        return q - a * Y[i], a
-
-    m = S.shape[0]
-    q, a = lax.scan(backward, G, jnp.arange(m - 1, -1, -1))
-    a = a[::-1]  # a[i] belongs to pair i
-    yy = jnp.dot(Y[-1], Y[-1])
-    scale = jnp.where(valid[-1], sy[-1] / jnp.where(valid[-1], yy, 1.0), 1.0)
-
-    def forward(r, i):
-        b = rho[i] * jnp.dot(Y[i], r)
-        return r + S[i] * (a[i] - b), None
-
-    r, _ = lax.scan(forward, scale * q, jnp.arange(m))
-    return -r
-
-
-def _line_search(value_and_grad: Callable, x: Array, F0: Array, G0: Array, d: Array, t0: Array):
-    """Weak Wolfe line search on F(x + t d) by bisection and doubling (Lewis & Overton 2013).
-
-    Returns (ok, t, F, G, evaluations); when the Wolfe conditions are never met it falls
-    back to the last point with sufficient decrease, and reports failure only without one.
-    """
-    dphi0 = jnp.dot(G0, d)
-    inf = jnp.asarray(jnp.inf, x.dtype)
-
-    def cond(c):
-        i, done = c[0], c[1]
-        return ~done & (i < _MAX_LINE_SEARCH)
-
-    def body(c):
-        i, _, lo, hi, t, best = c
-        F, G = value_and_grad(x + t * d)
-        finite = jnp.isfinite(F) & jnp.all(jnp.isfinite(G))
-        armijo = finite & (F <= F0 + _WOLFE_C1 * t * dphi0)
-        curvature = jnp.dot(G, d) >= _WOLFE_C2 * dphi0
-        done = armijo & curvature
-        best = lax.cond(armijo, lambda: (jnp.array(True), t, F, G), lambda: best)
-        hi = jnp.where(armijo, hi, t)
-        lo = jnp.where(armijo & ~curvature, t, lo)
-        t_next = jnp.where(jnp.isinf(hi), 2.0 * t, 0.5 * (lo + hi))
-        return i + 1, done, lo, hi, t_next, best
-
-    best0 = (jnp.array(False), jnp.zeros_like(t0), F0, G0)
-    start = (jnp.int32(0), jnp.array(False), jnp.zeros_like(t0), inf, t0, best0)
-    n, _, _, _, _, (ok, t, F, G) = lax.while_loop(cond, body, start)
-    return ok, t, F, G, n
-
-
 def _elbo(logdensity_fn: Callable, a: Approximation, key: Array, num_draws: int, data: Any) -> Array:
     g = _gaussian(a)
     u = jax.random.normal(key, (num_draws, a.position.shape[0]), a.position.dtype)
@@ -293,16 +222,16 @@ def _path_program(logdensity_fn: Callable, dim: int, history_size: int, max_iter
 
         def body(st):
             G = -st.grad
-            d = _lbfgs_direction(G, st.S, st.Z, st.valid)
+            d = lbfgs_direction(G, st.S, st.Z, st.valid)
             descent = jnp.dot(G, d) < 0
             d = jnp.where(descent, d, -G)  # a numerically bad history: fall back to steepest
             first = ~jnp.any(st.valid)
             t0 = jnp.where(first, jnp.minimum(1.0, 1.0 / jnp.linalg.norm(G)), 1.0).astype(dtype)
-            ok, t, F1, G1, n_ls = _line_search(neg, st.x, -st.logp, G, d, t0)
+            ok, t, F1, G1, n_ls = line_search(neg, st.x, -st.logp, G, d, t0)
             x1 = st.x + t * d
             s, z = x1 - st.x, G1 - G  # z = g_l - g_{l+1} in the paper's sign (g = grad log p)
-            accept = ok & (jnp.dot(s, z) > _CURVATURE_EPS * jnp.dot(z, z))
-            alpha = jnp.where(accept, _update_alpha(st.alpha, s, z), st.alpha)
+            accept = ok & (jnp.dot(s, z) > CURVATURE_EPS * jnp.dot(z, z))
+            alpha = jnp.where(accept, update_alpha(st.alpha, s, z), st.alpha)
             S = jnp.where(accept, jnp.concatenate([st.S[1:], s[None]]), st.S)
             Z = jnp.where(accept, jnp.concatenate([st.Z[1:], z[None]]), st.Z)
             valid = jnp.where(accept, jnp.concatenate([st.valid[1:], jnp.array([True])]), st.valid)
@@ -346,69 +275,6 @@ def _draw_program(logdensity_fn: Callable, num_draws: int):
 def _log_q_program(a: Approximation, points: Array) -> Array:
     """`log_q(approximation, points) -> log q(points)`, for the mixture density of the pool."""
     return _log_q(_gaussian(a), points)
-
-
-def _gpd_fit(x: np.ndarray) -> tuple[float, float]:
-    """Generalized Pareto (k, sigma) of sorted exceedances x > 0, Zhang & Stephens (2009).
-
-    The profile-likelihood-weighted estimate of theta = -k/sigma over a grid, then k shrunk
-    toward 0.5 by a weakly informative prior worth 10 observations (Vehtari+ 2024, App. C).
-    """
-    n = len(x)
-    m = 30 + int(math.sqrt(n))
-    theta = 1.0 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))
-    theta = theta / (3.0 * x[int(n / 4 + 0.5) - 1]) + 1.0 / x[-1]
-    k = -np.mean(np.log1p(-theta[:, None] * x), axis=1)  # k(theta), Zhang-Stephens sign
-    log_lik = n * (np.log(theta / k) + k - 1.0)
-    w = 1.0 / np.exp(log_lik[None, :] - log_lik[:, None]).sum(axis=1)
-    keep = w >= 10 * np.finfo(float).eps
-    w, theta = w[keep] / w[keep].sum(), theta[keep]
-    theta_hat = np.sum(theta * w)
-    xi = np.mean(np.log1p(-theta_hat * x))  # shape parameter, > 0 for a heavy tail
-    sigma = -xi / theta_hat
-    xi = (n * xi + 10 * 0.5) / (n + 10)
-    return float(xi), float(sigma)
-
-
-def psis(log_ratios: np.ndarray) -> tuple[np.ndarray, float]:
-    """Pareto-smoothed importance sampling: (normalized log weights, k-hat).
-
-    The largest M = ceil(min(0.2 S, 3 sqrt(S))) ratios are replaced by the expected order
-    statistics of a generalized Pareto fitted to them, and truncated at the largest raw
-    ratio (Vehtari, Simpson, Gelman, Yao & Gabry 2024). Non-finite ratios get weight 0.
-    k-hat is -inf when the ratios are constant to rounding (nothing to smooth), +inf when
-    there are too few or they cannot be fitted.
-    """
-    lw = np.asarray(log_ratios, dtype=float).copy()
-    finite = np.isfinite(lw)
-    if not finite.any():
-        return np.full_like(lw, -np.inf), float("inf")
-    lw[~finite] = -np.inf
-    lw -= lw[finite].max()
-    S = int(finite.sum())
-    M = int(math.ceil(min(0.2 * S, 3.0 * math.sqrt(S))))
-    k = float("inf")
-    if M >= 5 and S > M:
-        order = np.argsort(lw)  # -inf first
-        tail = order[-M:]
-        cutoff = lw[order[-M - 1]]
-        if np.isfinite(cutoff):
-            exceed = np.exp(lw[tail]) - np.exp(cutoff)
-            if exceed[int(M / 4 + 0.5) - 1] <= 1e-12 * np.exp(cutoff):
-                # The ratios are constant to rounding (an exact approximation): no tail.
-                k = float("-inf")
-            else:
-                with np.errstate(all="ignore"):
-                    k, sigma = _gpd_fit(exceed)
-                if not np.isfinite(k):
-                    k = float("inf")
-                elif sigma > 0:
-                    p = (np.arange(1, M + 1) - 0.5) / M
-                    q = sigma * (np.expm1(-k * np.log1p(-p)) / k if abs(k) > 1e-12 else -np.log1p(-p))
-                    lw[tail] = np.minimum(np.log(q + np.exp(cutoff)), 0.0)
-    m = lw[finite].max()
-    lw -= m + np.log(np.sum(np.exp(lw[finite] - m)))
-    return lw, k
 
 
 def _numpy_rng(key: Array) -> np.random.Generator:

@@ -38,13 +38,14 @@ def test_bound_array_keeps_each_pieces_bounds():
 
 def test_read_data_binds_sizes_as_ints_and_refuses_missing_entries():
     declared = {"N": "int", "y": "real[N]", "k": None}
-    n, y, k = helpers._read_data({"N": 3, "y": [1, 2, 3], "k": [1, 2]}, declared, "N", "y", "k")
+    n, y, k = helpers._read_data({"N": 3, "y": [1, 2, 3], "k": [1, 2]}, declared, {}, "N", "y",
+                                 "k")
     assert n == 3 and isinstance(n, int)
     assert y.dtype == jnp.float64 and k.dtype == jnp.int64
     with pytest.raises(ValueError, match="missing entries"):
-        helpers._read_data({"y": [1.0, None]}, declared, "y")
+        helpers._read_data({"y": [1.0, None]}, declared, {}, "y")
     with pytest.raises(KeyError, match="data 'N' is missing"):
-        helpers._read_data({}, declared, "N")
+        helpers._read_data({}, declared, {}, "N")
 
 
 def test_fill_and_fold_draw_each_element_from_its_own_stream():
@@ -53,3 +54,10 @@ def test_fill_and_fold_draw_each_element_from_its_own_stream():
         helpers._fold(key, (i,)))), range(3))
     assert len(set(np.asarray(draws).tolist())) == 3
     assert float(draws[1]) == float(jax.random.normal(jax.random.fold_in(key, 1)))
+
+
+def test_read_data_refuses_sizes_other_than_those_the_module_was_built_for():
+    declared = {"T": "int"}
+    assert helpers._read_data({"T": 6}, declared, {"T": 6}, "T") == [6]
+    with pytest.raises(ValueError, match="built for T = 6, not 7"):
+        helpers._read_data({"T": 7}, declared, {"T": 6}, "T")

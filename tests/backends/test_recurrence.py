@@ -53,14 +53,13 @@ def _numpy_two_lags(a, b, e):
 
 
 def _scans(model) -> dict:
-    return {key: info.scan for key, info in model.lowered.pieces.items() if info.scan}
+    return dict(model.lowered.plan.scans)
 
 
 def _with_scan(lowered, key, scan):
     """The lowered model with one piece's evaluation order replaced (a plan built by hand)."""
-    pieces = dict(lowered.pieces)
-    pieces[key] = replace(pieces[key], scan=scan)
-    return replace(lowered, pieces=pieces)
+    plan = lowered.plan
+    return replace(lowered, plan=replace(plan, scans={**plan.scans, key: scan}))
 
 
 def _scan_carries(fn, u) -> list[tuple]:

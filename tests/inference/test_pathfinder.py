@@ -21,8 +21,8 @@ from pplc.inference.pathfinder import (
     init_from_pathfinder,
     inverse_hessian,
     pathfinder,
-    psis,
 )
+from pplc.inference.psis import psis
 
 
 def _gauss_logp(x, data):

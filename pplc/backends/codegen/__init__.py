@@ -21,6 +21,7 @@ on the data: its parameters are the model's own, in the layout of
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,6 +31,7 @@ from pplc.backends.codegen.module import ModuleWriter, dict_lines
 from pplc.backends.codegen.prior import write_sample_prior
 from pplc.backends.codegen.runtime import Runtime
 from pplc.backends.lower import is_discrete
+from pplc.backends.plan import format_plan, plan_without_data, render
 from pplc.errors import InternalError, error
 from pplc.ir.graph import Graph, Kind
 from pplc.passes.pipeline import run_passes
@@ -66,9 +68,9 @@ def generate_module(graph: Graph, prior: Graph, *, model_path: str | Path,
     _refuse_unsupported(graph, lowered)
     model_path = Path(model_path)
     concrete = dict(lowered.shapes) if lowered is not None else {}
-    scans = {key: info.scan for key, info in lowered.pieces.items()
-             if info.scan is not None} if lowered is not None else {}
-    writer = ModuleWriter(graph, prior, model_path.name, concrete, scans)
+    plan = lowered.plan if lowered is not None else plan_without_data(graph)
+    dtypes = dict(lowered.dtypes) if lowered is not None else {}
+    writer = ModuleWriter(graph, prior, model_path.name, plan, concrete, dtypes)
     writer.model_functions()
     variable_shapes, param_shapes = writer.shape_functions()
     log_density = writer.log_density()
@@ -79,8 +81,10 @@ def generate_module(graph: Graph, prior: Graph, *, model_path: str | Path,
         "\n".join(_imports(writer.runtime)),
         'jax.config.update("jax_enable_x64", True)',
         writer.runtime.source(),
+        _plan_section(writer, lowered),
         _section("the model"),
         _data_table(writer),
+        _built_for(writer, lowered),
         _externs_table(writer),
         *writer.blocks,
         variable_shapes,
@@ -101,10 +105,11 @@ def _refuse_unsupported(graph: Graph, lowered) -> None:
                     "which pplc imputes as latent values", graph.source, graph[name].span,
                     hint="build with data that have no missing entries")
     for names in graph.groups():
-        raise error(f"pplc build cannot write {' and '.join(repr(n) for n in names)} yet: "
-                    "arrays defined in terms of each other's elements, which the compiler "
-                    "computes in a joint scan", graph.source, graph[names[0]].span,
-                    hint="sample the model with pplc itself")
+        if lowered is None:
+            raise error(f"pplc build needs the data to write {' and '.join(map(repr, names))}: "
+                        "arrays defined in terms of each other's elements are computed in "
+                        "an order found from the subscripts' values", graph.source,
+                        graph[names[0]].span, hint="pass --data")
 
 
 # ---------------------------------------------------------------- module text
@@ -121,6 +126,13 @@ def constrain(u, data):
     """The latents and deterministics at a flat unconstrained vector u, by name."""
     return _constrain(u, data)[0]
 '''.strip("\n")
+
+
+def _plan_section(writer: ModuleWriter, lowered) -> str:
+    """The plan this module runs, as `pplc ir --plan` prints it (backends/plan.py)."""
+    text = format_plan(lowered) if lowered is not None else render(writer.plan, writer.graph)
+    return "\n".join([_section("the lowering plan (pplc ir --plan): what this module runs")]
+                     + [f"# {line.removeprefix('# ')}".rstrip() for line in text.splitlines()])
 
 
 def _section(title: str) -> str:
@@ -205,6 +217,20 @@ def _data_table(writer: ModuleWriter) -> str:
             entries.append(f'"{variable.name}": {text}')
     return "# Data: name -> declared type (None: not declared). Int sizes fix shapes.\n" + \
         "\n".join(dict_lines("DATA = ", entries))
+
+
+def _built_for(writer: ModuleWriter, lowered) -> str:
+    """BUILT_FOR: the sizes this module holds for only, when something in it could not be
+    written in terms of the data's sizes; empty when it takes any sizes."""
+    if not writer.fixed_by:
+        return "# The module takes data of any sizes.\nBUILT_FOR = {}"
+    sizes = {n: int(v) for n, v in lowered.data.sizes.items() if n in writer.sizes}
+    reasons = ", ".join(dict.fromkeys(writer.fixed_by))
+    entries = [f'"{n}": {v}' for n, v in sizes.items()]
+    comment = textwrap.fill(f"The sizes of the data given to pplc build, on which {reasons} "
+                            "depend: data of other sizes are refused (build again for them).",
+                            width=90, initial_indent="# ", subsequent_indent="# ")
+    return comment + "\n" + "\n".join(dict_lines("BUILT_FOR = ", entries))
 
 
 def _externs_table(writer: ModuleWriter) -> str:

@@ -97,11 +97,13 @@ def _stack_items(*items):
     return jnp.stack(jnp.broadcast_arrays(*items))
 
 
-def _read_data(data, declared, *names):
+def _read_data(data, declared, built_for, *names):
     """The named data as pplc binds them: int sizes as Python ints (they fix shapes and
     loop ranges), everything else as JAX arrays, float64 unless declared int (`declared`:
-    name -> declared type, the module's DATA table). The data are not checked against the
-    model here (pplc checks them when it conditions on them)."""
+    name -> declared type, the module's DATA table). A size in `built_for` (the module's
+    BUILT_FOR: what it was built for, where a shape or an order could not be written in
+    terms of the sizes) must have that value. The data are not otherwise checked against
+    the model here (pplc checks them when it conditions on them)."""
     out = []
     for name in names:
         value = data.get(name)
@@ -118,6 +120,9 @@ def _read_data(data, declared, *names):
             if np.isnan(array).any():
                 raise ValueError(f"data '{name}' has missing entries (NaN or None): this "
                                  "module cannot impute them (pplc can)")
+        if name in built_for and array.ndim == 0 and int(array) != built_for[name]:
+            raise ValueError(f"this module was built for {name} = {built_for[name]}, not "
+                             f"{int(array)}: build it again with these data (see BUILT_FOR)")
         out.append(int(array) if base == "int" and array.ndim == 0 else jnp.asarray(array))
     return out
 

@@ -17,6 +17,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 import networkx as nx
+import numpy as np
 
 from pplc.backends.codegen.distributions import DistributionWrappers
 from pplc.backends.codegen.expressions import Context, ExprWriter, Names
@@ -27,6 +28,7 @@ from pplc.errors import error
 from pplc.frontend import ast
 from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 from pplc.backends import recurrence
+from pplc.backends.plan import Plan
 from pplc.backends.recurrence import Scan
 
 # Names the generated code itself uses, which model names must not shadow.
@@ -43,19 +45,24 @@ class Body:
     """What one generated function reads: the model names its code refers to."""
 
     reads: set[str] = field(default_factory=set)
+    computed: set[str] = field(default_factory=set)   # arrays of groups already computed
 
 
 class ModuleWriter:
     """Writes the functions of one module; `Runtime` collects the helpers they call."""
 
-    def __init__(self, graph: Graph, prior: Graph, file_name: str, concrete_shapes=None,
-                 scans=None):
+    def __init__(self, graph: Graph, prior: Graph, file_name: str, plan: Plan,
+                 concrete_shapes=None, concrete_dtypes=None):
         self.graph = graph
         self.prior = prior            # the model as written: what sample_prior simulates
         self.source = graph.source
         self.file = file_name
         self.concrete = concrete_shapes or {}   # name -> shape from the build data, if any
-        self.scans = scans or {}   # (name, piece) -> recurrence.Scan from the build data
+        self.plan = plan   # the lowering's decisions (backends/plan.py), with the data if given
+        self.dtypes = concrete_dtypes or {}    # name -> dtype from the build data, if any
+        # Why the module holds only for the build data's sizes (a shape or an order that
+        # could not be written in terms of them); BUILT_FOR then makes it refuse others.
+        self.fixed_by: list[str] = []
         self.runtime = Runtime()
         self.names = Names(_identifiers(graph, prior), GENERATED | helper_names())
         self.sizes = {v.name for v in prior.variables() if v.kind is not Kind.LATENT
@@ -126,7 +133,8 @@ class ModuleWriter:
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
     def read_data(self, body: Body, names) -> list[str]:
-        """`J, y = _read_data(data, DATA, "J", "y")` for the data names a body reads."""
+        """`J, y = _read_data(data, DATA, BUILT_FOR, "J", "y")` for the data names a body
+        reads."""
         names = [n for n in self.graph.order() if n in names] + \
             sorted(n for n in names if n not in self.graph)
         if not names:
@@ -135,8 +143,8 @@ class ModuleWriter:
         py = [self.names(n) for n in names]
         quoted = ", ".join(f'"{n}"' for n in names)
         if len(py) == 1:
-            return [f"{py[0]} = _read_data(data, DATA, {quoted})[0]"]
-        return [f"{', '.join(py)} = _read_data(data, DATA, {quoted})"]
+            return [f"{py[0]} = _read_data(data, DATA, BUILT_FOR, {quoted})[0]"]
+        return [f"{', '.join(py)} = _read_data(data, DATA, BUILT_FOR, {quoted})"]
 
     def is_data(self, name: str) -> bool:
         graph = self.graph if name in self.graph else self.prior
@@ -167,6 +175,8 @@ class ModuleWriter:
         name = variable.name
         if name in self.computes:
             return self.computes[name]
+        if name in self.plan.groups:
+            return self._compute_group(self.plan.groups[name])
         fn = self.names.fresh(f"compute_{self.names(name)}")
         self.computes[name] = fn
         body = Body()
@@ -181,6 +191,70 @@ class ModuleWriter:
                                     lines))
         self.compute_args[name] = args
         return fn
+
+    def _compute_group(self, group: recurrence.Group) -> str:
+        """One function computing arrays defined in terms of each other's elements, stage
+        by stage as the plan orders them (a joint scan: scans.joint_scan)."""
+        names = [self.names(n) for n in group.names]
+        fn = self.names.fresh("compute_" + "_".join(names))
+        body = Body()
+        w = self.writer(body)
+        lines = []
+        for name, own in zip(group.names, names):
+            variable = self.graph[name]
+            element = self.concrete[name][len(variable.pieces[0].indices):]
+            shape = Shape(self.extent_dims(variable, w) + tuple(str(n) for n in element))
+            dtype = "jnp.int64" if np.issubdtype(self.dtypes[name], np.integer) \
+                else "jnp.float64"
+            lines.append(f"{own} = jnp.zeros({shape.text}, {dtype})")
+        for stage in group.stages:
+            lines.append("")
+            if stage.joint:
+                lines += self._joint_lines(w, group, stage)
+                continue
+            ((name, i),) = stage.pieces
+            variable = self.graph[name]
+            lines += self._recursive_lines(w, variable, variable.pieces[i], self.names(name))
+        lines.append(f"return {', '.join(names)}")
+        body.reads -= set(group.names)
+        args = self._ordered(body.reads)
+        doc = "\n".join(f"{self.statement(self.graph[n], p)}    {self.where(p.span)}"
+                         for n in group.names for p in self.graph[n].pieces)
+        self.blocks.append(function(f"{fn}({', '.join(self.names(a) for a in args)})",
+                                    "Computed together: " + ", ".join(group.names)
+                                    + " read each other's elements.\n" + doc, lines))
+        for name in group.names:
+            self.computes[name] = fn
+            self.compute_args[name] = args
+        return fn
+
+    def _joint_lines(self, w: ExprWriter, group: recurrence.Group, stage) -> list[str]:
+        """Pieces of several arrays in one scan over the loop they share: each a function
+        of the arrays as they stand and the loop indices (pplc/backends/scans.py)."""
+        names = [self.names(n) for n in group.names]
+        over = self.runtime.helper("_over")
+        lines, entries = [], []
+        for (name, i), at in zip(stage.pieces, stage.plates):
+            variable = self.graph[name]
+            piece = variable.pieces[i]
+            indices = [p.index for p in piece.plates]
+            inner = self.writer(Body(reads=w.c.reads), indices + list(group.names))
+            loop_names = [inner(ast.Name(n, piece.span)) for n in indices]
+            fn = self._piece_function(variable, piece)
+            lines += [f"def {fn}({', '.join(names + loop_names)}):",
+                      f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}"]
+            others = [n for k, n in enumerate(loop_names) if k != at]
+            loops = ", ".join(inner.loop(p) for k, p in enumerate(piece.plates) if k != at)
+            call = f"{fn}(*arrays, {', '.join(loop_names)})"
+            entries.append(f"({group.names.index(name)}, lambda arrays, {loop_names[at]}: "
+                           f"{over}(lambda {', '.join(others)}: {call}"
+                           f"{', ' + loops if loops else ''}))" if others else
+                           f"({group.names.index(name)}, lambda arrays, {loop_names[at]}: "
+                           f"{call})")
+            steps = inner.loop(piece.plates[at])
+        joint_scan = self.runtime.require("pplc.backends.scans", "joint_scan")
+        return lines + [f"{', '.join(names)} = {joint_scan}([{', '.join(entries)}], "
+                        f"({', '.join(names)},), {steps})"]
 
     def _compute_lines(self, w: ExprWriter, variable: Variable, own: str) -> list[str]:
         """The body of a compute function: the value, or the array assembled from its
@@ -216,6 +290,8 @@ class ModuleWriter:
         indices = [p.index for p in piece.plates]
         fn = self._piece_function(variable, piece)
         over = self.runtime.helper("_over")
+        if scan.order is not None:
+            return self._ordered_lines(w, variable, piece, own, scan, fn)
         if scan.at_once or not scan.lags or not _in_axis_order(piece, scan):
             inner = self.writer(Body(reads=w.c.reads), indices + [variable.name])
             names = [inner(ast.Name(i, piece.span)) for i in indices]
@@ -225,8 +301,9 @@ class ModuleWriter:
                     f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}"]
             if scan.at_once:
                 loops = ", ".join(inner.loop(p) for p in piece.plates)
-                return head + [f"index, value = {over}(lambda {', '.join(names)}: "
-                               f"{fn}({own}, {', '.join(names)}), {loops})",
+                values = f"{over}(lambda {', '.join(names)}: {fn}({own}, {', '.join(names)}), " \
+                    f"{loops})" if names else f"{fn}({own})"
+                return head + [f"index, value = {values}",
                                f"{own} = {own}.at[index].set(jnp.asarray(value, {own}.dtype))"]
             others = [n for k, n in enumerate(names) if k != scan.plate]
             loops = ", ".join(inner.loop(p) for k, p in enumerate(piece.plates)
@@ -260,18 +337,42 @@ class ModuleWriter:
         """The loop a recursive piece is scanned over: analysis's decision for the build
         data, or, without data, one the subscripts alone prove (`h[t] = f(h[t - 1])`)."""
         index = variable.pieces.index(piece)
-        scan = self.scans.get((variable.name, index)) or recurrence.scan_from_text(
+        scan = self.plan.scans.get((variable.name, index)) or recurrence.scan_from_text(
             variable.name, piece)
         if scan is None:
             raise error(f"pplc build cannot tell from the text alone in which order to "
                         f"compute the elements of '{variable.name}'", self.source, piece.span,
                         hint="pass --data: the order is found from the subscripts' values")
-        if scan.plate is None and not scan.at_once:
-            raise error(f"pplc build cannot write a recursion of '{variable.name}' computed "
-                        "one element at a time in dependency order yet", self.source,
-                        piece.span, hint="write it so that each element reads elements of "
-                                         "an earlier iteration of one loop")
         return scan
+
+    def _ordered_lines(self, w: ExprWriter, variable: Variable, piece: Piece, own: str,
+                       scan: Scan, fn: str) -> list[str]:
+        """One element per step in the dependency order the plan found for the build data
+        (scans.ordered_scan): the order is a constant of the module, so an array of
+        another shape is refused rather than computed in a wrong order."""
+        indices = [p.index for p in piece.plates]
+        inner = self.writer(Body(reads=w.c.reads), indices + [variable.name])
+        names = [inner(ast.Name(i, piece.span)) for i in indices]
+        order = self.names.fresh(f"ORDER_{own}")
+        rows = np.asarray(scan.order).tolist()
+        self.blocks.append(f"# The order in which {variable.name}'s elements are computed "
+                           f"(line {piece.span.line}), found\n# from the data given to "
+                           f"pplc build: each row is ({', '.join(indices)}).\n"
+                           + textwrap.fill(f"{order} = np.array({rows!r}, dtype=np.int64)",
+                                           width=WIDTH, subsequent_indent="    ",
+                                           break_on_hyphens=False))
+        shape = tuple(self.concrete[variable.name])
+        self.fixed_by.append(f"the order of {variable.name}'s elements")
+        ordered_scan = self.runtime.require("pplc.backends.scans", "ordered_scan")
+        return [f"def {fn}({', '.join([own] + names)}):  # reads its own elements, in the "
+                "order below",
+                f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}",
+                f"if {own}.shape != {shape!r}:",
+                f"    raise ValueError(\"the order of {variable.name}'s elements was found "
+                f"for the data pplc build was given ({variable.name} of shape {shape}): "
+                f"build the module again for these data\")",
+                f"{own} = {ordered_scan}(lambda {own}, row: {fn}({own}, *row), {own}, "
+                f"{order})"]
 
     def _piece_function(self, variable: Variable, piece: Piece) -> str:
         """A name for the function of one piece's element: `sigma[t]` -> `sigma_t`."""
@@ -282,6 +383,10 @@ class ModuleWriter:
         return self.names.fresh(name)
 
     def extent(self, variable: Variable, w: ExprWriter) -> str:
+        return Shape(self.extent_dims(variable, w)).text
+
+    def extent_dims(self, variable: Variable, w: ExprWriter) -> tuple[str, ...]:
+        """The leading axes a variable's subscripts cover, as sizes of the data."""
         inference = ShapeInference(self.graph, w, w.is_static)
         leading = inference.extent(variable)
         if leading is None:
@@ -292,8 +397,9 @@ class ModuleWriter:
                             "numbers)", self.source, variable.span,
                             hint="pass --data so that the module is built for those sizes")
             depth = len(variable.pieces[0].indices)
-            return Shape(tuple(str(n) for n in concrete[:depth])).text
-        return Shape(leading).text
+            self.fixed_by.append(f"the extent of {variable.name}")
+            return tuple(str(n) for n in concrete[:depth])
+        return tuple(leading)
 
     def _ordered(self, names) -> list[str]:
         order = {n: i for i, n in enumerate(self.graph.order())}
@@ -301,11 +407,18 @@ class ModuleWriter:
         return sorted(names, key=lambda n: (order.get(n, prior.get(n, 0)), n))
 
     def call_compute(self, body: Body, variable: Variable) -> list[str]:
-        """A deterministic's value, computed where a function needs it (with its comment)."""
+        """A deterministic's value, computed where a function needs it (with its comment);
+        the arrays of a group all at once, where the first of them is needed."""
+        if variable.name in body.computed:
+            return []
         fn = self.compute(variable)
         body.reads |= set(self.compute_args[variable.name])
         args = ", ".join(self.names(a) for a in self.compute_args[variable.name])
-        return [first_comment(self, variable), f"{self.names(variable.name)} = {fn}({args})"]
+        group = self.plan.groups.get(variable.name)
+        targets = [variable.name] if group is None else list(group.names)
+        body.computed |= set(targets)
+        return [first_comment(self, variable),
+                f"{', '.join(self.names(n) for n in targets)} = {fn}({args})"]
 
     # ------------------------------------------------------------ shapes
     def shape_functions(self) -> tuple[str, str]:
@@ -349,6 +462,7 @@ class ModuleWriter:
                         "the data's sizes", self.source, variable.span,
                         hint=f"declare its type (e.g. {variable.name}: real[N] ~ ...), or pass "
                              "--data so that the module is built for those sizes")
+        self.fixed_by.append(f"the shape of {variable.name}")
         return Shape(tuple(str(n) for n in concrete))
 
     def latents(self) -> list[str]:
