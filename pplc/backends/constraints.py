@@ -40,17 +40,22 @@ class Constraint:
     type_upper: Bound = None
 
     def describe(self) -> str:
-        """`simplex`, or the interval as the model writes its ends: `(0.0, inf)`."""
+        """`simplex`, or the interval with its transform, its ends as the model writes
+        them: `above 0.0 (log)`, `between a and b (logit)`, `real (identity)`."""
         if self.kind != "interval":
             return self.kind
         ends = []
         for side, typed in ((self.lower, self.type_lower), (self.upper, self.type_upper)):
-            texts = sorted({ast.to_source(b) for b in side if b is not None})
+            texts = list(dict.fromkeys(ast.to_source(b) for b in side if b is not None))
             if typed is not None:
                 texts.append(ast.to_source(typed) + " (its type)")
-            default = "-inf" if side is self.lower else "inf"
-            ends.append(" and ".join(texts) if texts else default)
-        return f"interval({ends[0]}, {ends[1]})" if ends != ["-inf", "inf"] else "real"
+            ends.append(" and ".join(texts) if len(texts) < 3 else f"{texts[0]}, ...")
+        lower, upper = ends
+        if lower and upper:
+            return f"between {lower} and {upper} (logit)"
+        if lower or upper:
+            return f"above {lower} (log)" if lower else f"below {upper} (log)"
+        return "real (identity)"
 
 
 def constraint_of(variable: Variable, interval: bool = False) -> Constraint:
