@@ -38,8 +38,9 @@ class _Parser(argparse.ArgumentParser):
         raise error(f"{message}", hint=f"see '{self.prog} --help'")
 
 
-def _whole_number(minimum: int):
-    """An argparse type: a whole number >= minimum, with a plain-words refusal."""
+def _whole_number(minimum: int, maximum: int | None = None):
+    """An argparse type: a whole number >= minimum (and <= maximum), with a plain-words
+    refusal."""
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -47,12 +48,16 @@ def _whole_number(minimum: int):
             raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected a number <= {maximum}, got "
+                                             f"{text if len(text) < 30 else text[:20] + '...'}")
         return value
     return parse
 
 
 _positive_int = _whole_number(1)
 _nonnegative_int = _whole_number(0)
+_seed = _whole_number(0, 2 ** 63 - 1)  # JAX's PRNGKey takes a signed 64-bit integer
 
 
 def _probability(text: str) -> float:
@@ -151,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                      default="advi")
     fit.add_argument("--draws", type=_positive_int, default=1000,
                      help="draws from the approximation (not for map)")
-    fit.add_argument("--seed", type=_nonnegative_int, default=0)
+    fit.add_argument("--seed", type=_seed, default=0)
     fit.add_argument("--max-iterations", type=_positive_int, default=None)
     _add_outputs(fit)
 
@@ -161,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--chains", type=_positive_int, default=4)
     sample.add_argument("--warmup", type=_nonnegative_int, default=1000)
     sample.add_argument("--draws", type=_positive_int, default=1000)
-    sample.add_argument("--seed", type=_nonnegative_int, default=0)
+    sample.add_argument("--seed", type=_seed, default=0)
     sample.add_argument("--max-tree-depth", type=_positive_int, default=10)
     sample.add_argument("--target-accept", type=_probability, default=0.8)
     sample.add_argument("--chain-method", choices=["auto", "vectorized", "sequential", "parallel"],
@@ -190,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-o", "--output", required=True,
                          help="write the predictions here as netCDF (ArviZ group "
                               "'predictions', with the parameters' draws in 'posterior')")
-    predict.add_argument("--seed", type=_nonnegative_int, default=0)
+    predict.add_argument("--seed", type=_seed, default=0)
     predict.add_argument("--force", action="store_true", help="overwrite an existing output")
     predict.add_argument("--no-cache", action="store_true",
                          help="do not use the persistent compilation cache")
@@ -353,10 +358,7 @@ def cmd_build(args) -> int:
     from pplc.inference.summary import write_atomically
 
     output = Path(args.output)
-    if output.is_dir():
-        raise error(f"output path '{output}' is a folder")
-    if output.exists() and not args.force:
-        raise error(f"'{output}' already exists", hint="pass --force to overwrite it")
+    _check_outputs(args, "output")
     if output.suffix != ".py":
         raise error(f"the output '{output}' should be a Python file (.py)")
     model = _load(args)
@@ -399,21 +401,58 @@ def _import_in_background(*modules: str) -> None:
 
 
 def _prepare_run(args):
-    """Shared start of `sample` and `fit`: cache, output checks, model and data."""
+    """Shared start of `sample` and `fit`: output checks (before any work), cache, model
+    and data."""
     started = time.perf_counter()
+    _check_outputs(args, "summary", "output")
     _import_in_background("arviz")
     if not args.no_cache:
         from pplc.cache import enable_compilation_cache
         enable_compilation_cache()
-    for path in (args.summary, args.output):
-        if path and Path(path).is_dir():
-            raise error(f"output path '{path}' is a folder")
-        if path and Path(path).exists() and not args.force:
-            raise error(f"'{path}' already exists", hint="pass --force to overwrite it")
     conditioned = _condition(_load(args), args)
     if args.vars:
         _check_vars(conditioned, args.vars)
     return conditioned, time.perf_counter() - started
+
+
+def _check_outputs(args, *options: str) -> None:
+    """Every output file can be written, said before any work, so that no run is lost to
+    its last step: not a folder, not already there (without --force), in a folder that
+    exists (not under a file) and takes a new file, and no two outputs the same file."""
+    import tempfile
+
+    seen: dict[str, str] = {}
+    for option in options:
+        name = getattr(args, option, None)
+        if not name:
+            continue
+        path = Path(name)
+        if path.is_dir():
+            raise error(f"output path '{path}' is a folder")
+        if path.exists() and not args.force:
+            raise error(f"'{path}' already exists", hint="pass --force to overwrite it")
+        folder = path.parent
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise error(f"cannot write --{option} '{path}': '{existing}' is a file, not a "
+                        "folder")
+        if existing != folder:
+            raise error(f"cannot write --{option} '{path}': folder '{folder}' does not exist",
+                        hint=f"create it first (mkdir -p {folder})")
+        try:
+            handle, probe = tempfile.mkstemp(dir=folder, prefix=".pplc-")
+            os.close(handle)
+            os.remove(probe)
+        except OSError as exc:
+            raise error(f"cannot write --{option} '{path}': folder '{folder}' does not take "
+                        f"new files ({exc.strerror or exc})") from None
+        same = os.path.realpath(path)
+        if same in seen:
+            raise error(f"--{seen[same]} and --{option} are the same file '{path}'",
+                        hint="give each output a file of its own")
+        seen[same] = option
 
 
 def _check_vars(conditioned, names: Sequence[str]) -> None:
