@@ -304,9 +304,7 @@ class DataChecks:
         (they read only numbers, data and loop indices); None otherwise."""
         loop_vars = {p.index for p in piece.plates}
         reads = {n.id for n in ast.names_in(expr)} - loop_vars
-        # `pi` is a constant unless the model names a variable so
-        known = (set(self.static) - set(self.data.missing)) | (set(CONSTANTS) - set(self.graph.dag))
-        if not reads <= known:
+        if not all(self._known_now(name) for name in reads):
             return None
         for node in ast.walk(expr):
             if isinstance(node, ast.Call) and (node.func in ast.SPECIAL_FORMS
@@ -317,6 +315,13 @@ class DataChecks:
                                           piece.plates, self.pieces[key].ranges, self.static))
         except (PplcError, KeyError, TypeError, ValueError, IndexError):
             return None
+
+    def _known_now(self, name: str) -> bool:
+        """A name whose value is known before sampling: data without missing entries, or a
+        constant (`pi`) that the model does not name a variable."""
+        if name in self.graph.dag:
+            return name in self.static and name not in self.data.missing
+        return name in CONSTANTS
 
     def _check_arguments(self) -> None:
         """Distribution arguments known now (numbers, data) inside their parameters'
