@@ -242,15 +242,24 @@ def _element_reads(variable: Variable) -> set[str]:
     element of theirs, or on every element: bare names (`y ~ Normal(mu, s)`, `sum(x)`) and
     subscripts equal to the piece's own (`x[t] ~ Normal(y[t], 1)`), reached only through
     arithmetic, elementwise functions and reductions. A list, a slice, another subscript
-    (`y[t - 1]`), `len`, a `def` or an extern may shift elements, and does not count."""
-    reads: set[str] = set()
+    (`y[t - 1]`), `len`, a `def` or an extern may shift elements, and does not count.
+
+    Every piece must read a name so for it to count (which elements each piece defines is
+    known only with the data), except the variable's own name: a piece whose elements read
+    themselves is a cycle whatever the others define."""
+    per_piece = []
     for piece in variable.pieces:
         own = None if piece.indices is None else tuple(ast.to_source(i) for i in piece.indices)
         roots = [piece.value] if piece.value is not None else []
         if piece.distribution is not None:
             roots.extend(_distribution_arguments(piece.distribution))
+        tied: set[str] = set()
         for root in roots:
-            _tied_names(root, own, reads)
+            _tied_names(root, own, tied)
+        per_piece.append(tied)
+    reads = set.intersection(*per_piece) if per_piece else set()
+    if any(variable.name in tied for tied in per_piece):
+        reads.add(variable.name)
     if variable.declared_type is not None:  # a support bound: every element depends on it
         for bound in variable.declared_type.bounds:
             _tied_names(bound.value, None, reads)

@@ -105,3 +105,23 @@ def test_a_cycle_of_random_variables_is_refused_with_its_chain(name):
 @pytest.mark.parametrize("name", ACCEPTED)
 def test_cycles_that_are_sound_element_by_element_are_accepted(name):
     pplc.compile(ACCEPTED[name])
+
+
+def test_pieces_that_tie_different_elements_are_no_cycle():
+    # x[0] reads y[0], whose own piece reads nothing; y[t] reads x[t], whose piece reads
+    # nothing: no element depends on itself.
+    pplc.compile("""\
+data T: int
+x[0] ~ Normal(y[0], 1)
+y[0] ~ Normal(0, 1)
+for t in range(1, T):
+    x[t] ~ Normal(0, 1)
+    y[t] ~ Normal(x[t], 1)
+""")
+
+
+def test_one_piece_reading_its_own_elements_is_a_cycle():
+    with pytest.raises(PplcError) as info:
+        pplc.compile("data T: int\nx[0] ~ Normal(0, 1)\nfor t in range(1, T):\n"
+                     "    x[t] ~ Normal(x[t], 1)\n")
+    assert "'x' depends on itself: x -> x" in str(info.value)
