@@ -226,8 +226,11 @@ class DataChecks:
             if inner is None or inner.support.kind not in KIND_BOUNDS:
                 return None
             lower, upper = KIND_BOUNDS[inner.support.kind]
-            bounds = (self._known_bound(key, piece, "lower", lower), "lower",
-                      self._known_bound(key, piece, "upper", upper), "upper")
+            given = named_arguments(call)  # a bound left out is the inner support's own
+            bounds = (self._known_bound(key, piece, "lower", lower),
+                      "lower" if "lower" in given else None,
+                      self._known_bound(key, piece, "upper", upper),
+                      "upper" if "upper" in given else None)
             discrete = inner.discrete
         elif kind in ("interval", "int_interval"):
             bounds = (self._known_bound(key, piece, info.support.lower), info.support.lower,
@@ -253,8 +256,10 @@ class DataChecks:
                              len(piece.plates))
             if total is _UNKNOWN or total is None:
                 return inside, constant("non-negative integers")
-            return inside & (at.sum(axis=-1, keepdims=True) == total[..., None]), \
-                constant("counts that sum to total_count")
+            sums = at.sum(axis=-1, keepdims=True)
+            return inside & (sums == total[..., None]), lambda position: (
+                f"counts that sum to total_count = {_number(total[position[:-1]])}; these "
+                f"sum to {_number(sums[position[:-1]][0])}")
         else:
             return None
         lower, lower_name, upper, upper_name = bounds
