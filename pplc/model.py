@@ -576,9 +576,55 @@ class ConditionedModel:
                         hint="use posterior_predictive(posterior) or predictions(posterior),"
                              " which return predictions at this data without changing "
                              "the fit")
-        predictions, log_lik = self._predictive_draws(self._fit_positions(posterior), seed)
+        positions = self._fit_positions(posterior)
+        predictions, log_lik = self._predictive_draws(positions, seed)
         posterior.posterior_predictive = predictions
         posterior.log_likelihood = log_lik
+        posterior.log_prior = self._log_prior(posterior, positions)
+        self._say_what_is_not_produced()
+
+    def _say_what_is_not_produced(self) -> None:
+        """Observations of the model as written whose replicates and pointwise
+        log-likelihood cannot be produced are named in a warning, never left out quietly:
+        those that a summed-out discrete latent's marginalization took into its sum."""
+        written = getattr(self, "unoptimized_graph", self.graph)
+        produced = set(self.lowered.observed_names)
+        lost = [v.name for v in written.of_kind(Kind.OBSERVED) if v.name not in produced]
+        if lost:
+            import warnings
+            summed = [v.name for v in self.graph.variables() if v.marginalized]
+            names = ", ".join(f"'{n}'" for n in lost)
+            warnings.warn(f"no posterior predictive draws or pointwise log-likelihood for "
+                          f"{names}: summing out the discrete latent "
+                          f"{', '.join(repr(n) for n in summed) or 'variables'} took "
+                          f"{'their statements' if len(lost) > 1 else 'its statement'} into "
+                          "one sum, and pplc cannot replicate or split it yet",
+                          RuntimeWarning, stacklevel=3)
+
+    def _log_prior(self, posterior: Posterior, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """Each latent's log prior at each draw, (chain, draw), on the model in the user's
+        parameterization (`pplc.inference.log_prior`); a warning names the statements
+        that belong to no latent's prior."""
+        from pplc.inference.log_prior import log_prior
+
+        chains, n, dim = positions.shape
+        lowered = self._parameterized_as_written
+        if lowered is self.lowered:
+            flat = jnp.asarray(positions.reshape(chains * n, dim))
+        else:
+            values = {name: jnp.asarray(np.asarray(posterior.draws[name], np.float64)
+                                        .reshape((chains * n,) + tuple(lowered.shapes[name])))
+                      for name in self._fit_latents()}
+            flat = _unconstrain_all(lowered.unconstrain, values, self.data)
+        terms, unassigned = log_prior(lowered, self.data, flat)
+        if unassigned:
+            import warnings
+            warnings.warn("the log_prior group leaves out the terms of "
+                          f"{', '.join(repr(n) for n in unassigned)}: they are no one "
+                          "latent's prior (a factor statement, or the sum over a summed-out "
+                          "discrete latent of its prior and its observations' likelihood)",
+                          RuntimeWarning, stacklevel=3)
+        return {name: np.asarray(v).reshape(chains, n) for name, v in terms.items()}
 
     def predictions(self, posterior: Posterior, seed: int = 0) -> Posterior:
         """Predictions at this model's data from a fit to other data, with no re-sampling.

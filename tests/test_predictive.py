@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy import stats
 
 import pplc
@@ -49,7 +50,7 @@ def test_cli_predict_writes_the_arviz_groups(tmp_path):
     import arviz as az
     idata = az.from_netcdf(out)
     for group in ("posterior", "sample_stats", "observed_data", "posterior_predictive",
-                  "log_likelihood"):
+                  "log_likelihood", "log_prior", "unconstrained_posterior"):
         assert group in idata.groups(), group
 
 
@@ -129,3 +130,51 @@ def test_cli_prior_writes_prior_groups_with_the_model_dims(tmp_path):
     assert idata.prior["theta"].dims == ("chain", "draw", "J")
     assert idata.prior_predictive["y"].dims == ("chain", "draw", "J")
     assert idata.prior["theta"].shape == (1, 400, 8)   # 4 chains x 100 draws, as one
+
+
+def test_log_prior_of_each_latent_in_the_users_parameterization():
+    """The log_prior group holds each latent's prior term at each draw, no Jacobian:
+    eight schools' theta is sampled noncentered, yet its log prior is sum_j log
+    Normal(theta_j | mu, tau) of the user's statement. ArviZ's power-scaling sensitivity
+    reads the group."""
+    eight = EXAMPLE.parent / "eight_schools"
+    model = pplc.compile(eight / "model.ppl").condition(eight / "data.json")
+    assert any(v.internal for v in model.graph.variables())   # noncentered by the pass
+    posterior = model.sample(chains=2, warmup=300, draws=200, seed=4)
+    model.predictive(posterior, seed=4)
+    log_prior = posterior.log_prior
+    assert set(log_prior) == {"mu", "tau", "theta"}
+    mu, tau, theta = posterior["mu"], posterior["tau"], posterior["theta"]
+    np.testing.assert_allclose(log_prior["mu"], stats.norm(0, 5).logpdf(mu), rtol=1e-12)
+    np.testing.assert_allclose(log_prior["tau"], stats.halfcauchy(scale=5).logpdf(tau),
+                               rtol=1e-12)
+    np.testing.assert_allclose(log_prior["theta"], stats.norm(mu[..., None], tau[..., None])
+                               .logpdf(theta).sum(axis=-1), rtol=1e-10)
+    import arviz as az
+    idata = posterior.to_arviz()
+    assert idata.log_prior["theta"].dims == ("chain", "draw")
+    sensitivity = az.psens(idata, component="prior")
+    assert all(np.all(np.isfinite(sensitivity[name].values)) for name in ("mu", "tau"))
+
+
+def test_what_a_marginalized_model_cannot_replicate_is_said(tmp_path):
+    """A mixture's y is folded into the sum over z: its replicates and pointwise
+    log-likelihood are not produced yet, and both the API and `sample --predict` say so
+    (the log prior of w, mu and sigma is still written)."""
+    mixture = EXAMPLE.parent / "gaussian_mixture"
+    model = pplc.compile(mixture / "model.ppl").condition(mixture / "data.json")
+    posterior = model.sample(chains=1, warmup=200, draws=50, seed=0)
+    with pytest.warns(RuntimeWarning, match="no posterior predictive draws or pointwise "
+                                            "log-likelihood for 'y'"):
+        model.predictive(posterior)
+    assert set(posterior.log_prior) == {"w", "mu", "sigma"}
+    out = tmp_path / "mixture.nc"
+    result = subprocess.run([sys.executable, "-m", "pplc.cli", "sample",
+                             str(mixture / "model.ppl"), "--data", str(mixture / "data.json"),
+                             "--chains", "1", "--warmup", "100", "--draws", "50", "--predict",
+                             "--output", str(out), "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "warning: no posterior predictive draws or pointwise log-likelihood for 'y'" \
+        in result.stderr
+    import arviz as az
+    assert "log_prior" in az.from_netcdf(out).groups()

@@ -43,6 +43,7 @@ class Posterior:
     # Predictions at new inputs (`ConditionedModel.predictions`): the drawn observations
     # are ArviZ's out-of-sample group `predictions`, not `posterior_predictive`.
     predictions: bool = False
+    log_prior: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (chain, draw)
 
     @property
     def num_chains(self) -> int:
@@ -113,6 +114,8 @@ class Posterior:
                                           self.dims, attrs, self.posterior_predictive,
                                           self.log_likelihood, prior=self.prior,
                                           labels=self.labels)
+        if self.log_prior:
+            data = _with_log_prior(data, self.log_prior, attrs)
         if self.predictions and self.posterior_predictive:
             rename = lambda group: "predictions" if group == "posterior_predictive" \
                 else group  # noqa: E731
@@ -146,3 +149,19 @@ class Posterior:
         names = ", ".join(self.draws)
         return (f"Posterior({self.num_chains} chains x {self.num_draws} draws: {names}; "
                 f"{self.divergences} divergences)")
+
+
+def _with_log_prior(data, log_prior: dict[str, np.ndarray], attrs: dict):
+    """ArviZ's `log_prior` group (what `arviz.psens` reads): each latent's log prior,
+    (chain, draw), added to the container."""
+    import xarray as xr
+
+    chains, draws = next(iter(log_prior.values())).shape
+    group = xr.Dataset({name: (("chain", "draw"), np.asarray(v))
+                        for name, v in log_prior.items()}, coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+                       attrs=dict(attrs))
+    if hasattr(data, "add_groups"):          # ArviZ < 1: InferenceData
+        data.add_groups({"log_prior": group})
+    else:                                    # ArviZ >= 1: a DataTree
+        data["log_prior"] = xr.DataTree(group)
+    return data

@@ -174,7 +174,7 @@ def load(path: str | Path) -> "Posterior":
         observed_data=arrays("observed_data"), dims=dims, attrs=attrs,
         labels=labels, posterior_predictive=arrays(predictive) or arrays("predictions"),
         log_likelihood=arrays("log_likelihood"), prior=prior, roles=roles,
-        predictions="predictions" in groups)
+        predictions="predictions" in groups, log_prior=arrays("log_prior"))
 
 
 def _read_groups(path: Path) -> dict:

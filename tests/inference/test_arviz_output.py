@@ -78,7 +78,7 @@ def test_every_group_names_the_axes_after_the_model(eight_schools):
     _, posterior = eight_schools
     idata = posterior.to_arviz()
     assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data",
-                                   "posterior_predictive", "log_likelihood"}
+                                   "posterior_predictive", "log_likelihood", "log_prior"}
     assert idata.posterior["theta"].dims == ("chain", "draw", "J")
     assert idata.observed_data["y"].dims == ("J",)
     assert idata.posterior_predictive["y"].dims == ("chain", "draw", "J")
