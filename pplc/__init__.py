@@ -9,5 +9,8 @@ __version__ = "0.1.0"
 
 from pplc.errors import PplcError  # noqa: E402
 from pplc.model import ConditionedModel, Model, compile  # noqa: E402
+from pplc.inference.posterior import Posterior  # noqa: E402
+from pplc.inference.saved import load  # noqa: E402
 
-__all__ = ["compile", "Model", "ConditionedModel", "PplcError", "__version__"]
+__all__ = ["compile", "Model", "ConditionedModel", "PplcError", "Posterior", "load",
+           "__version__"]

@@ -174,9 +174,8 @@ def test_a_new_process_predicts_from_the_saved_fit(fit):
     as in this process (the parameters are read back exactly)."""
     out = fit["folder"] / "pred_in_new_process.npy"
     script = textwrap.dedent(f"""
-        import json, numpy as np, pplc
-        from pplc.inference.posterior import Posterior
-        posterior = Posterior.from_netcdf({str(fit["fit_path"])!r})
+        import numpy as np, pplc
+        posterior = pplc.load({str(fit["fit_path"])!r})
         model = pplc.compile({str(fit["model_path"])!r})
         new = model.condition({str(fit["new_path"])!r})
         np.save({str(out)!r}, new.posterior_predictive(posterior, seed=11)["y"])
