@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "simulation; the observations only give shapes)")
     sample.add_argument("--predict", action="store_true",
                         help="also draw the posterior predictive and the pointwise "
-                             "log-likelihood (groups posterior_predictive, log_likelihood)")
+                             "log-likelihood, and each latent's log prior (groups "
+                             "posterior_predictive, log_likelihood, log_prior)")
     _add_outputs(sample)
 
     predict = command("predict", "predict at new inputs from a saved fit, without "
