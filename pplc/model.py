@@ -442,15 +442,11 @@ class ConditionedModel:
                    attrs, observed: list[str] | None = None) -> Posterior:
         draws = self._constrain_draws(positions)
         # A summed-out discrete latent comes back as log P(value | rest) per draw: draw its
-        # values from that conditional, and keep the probabilities as NAME_prob.
-        rng = np.random.default_rng(attrs.get("seed", 0))
-        for variable in self.graph.variables():
-            if variable.marginalized and variable.name in draws:
-                probs = np.exp(draws.pop(variable.name))
-                cumulative = np.cumsum(probs, axis=-1)
-                u = rng.uniform(size=probs.shape[:-1] + (1,)) * cumulative[..., -1:]
-                draws[variable.name] = (u > cumulative).sum(axis=-1).astype(np.int64)
-                draws[f"{variable.name}_prob"] = probs
+        # values jointly for each draw (a chain's whole path), and keep the probabilities
+        # as NAME_prob (pplc/inference/discrete.py).
+        from pplc.inference.discrete import draw_summed_out
+        draw_summed_out(self.graph, draws, self.data, tuple(np.shape(positions)[:2]),
+                        np.random.default_rng(attrs.get("seed", 0)))
         # What another process needs to use these draws again (saved with them): the
         # positions and their layout, the fingerprints of the model and data, the model.
         attrs = {**attrs, "model_hash": self.model_hash, "data_hash": self.data_hash,

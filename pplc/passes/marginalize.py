@@ -10,7 +10,15 @@ read it element by element:
 
 so the sampler sees only continuous parameters, and the per-element log-probabilities of
 z given each draw are kept, from which z itself is drawn for every posterior draw. The
-sum is vectorized over the plate like any other piece: O(N K) per evaluation.
+sum is vectorized over the plate like any other piece: O(N K) per evaluation. The
+elements are independent given the rest (each z[n] enters only its own terms, and nothing
+but those observations reads it), so drawing each from its conditional is a joint draw.
+
+A Markov chain z[0] ~ D0; z[t] ~ D(z[t - 1]) read as z[t] by observations is summed out by
+the forward algorithm; its smoothed marginals P(z[t] = k | everything else) are recorded
+as z, and its log terms (initial, transition, emission: `chain_term`) as internal
+deterministics, from which pplc/inference/discrete.py draws whole paths by forward
+filtering-backward sampling.
 """
 
 from __future__ import annotations
@@ -26,36 +34,56 @@ FINITE = {"Bernoulli", "Categorical", "Binomial"}
 
 
 def marginalize(graph: Graph) -> Graph:
-    notes, rewritten = [], []
+    plans = {}   # name -> (variable, plan) or a reason it is not summed out
     for variable in graph.of_kind(Kind.LATENT):
         if not any(p.distribution.func in FINITE for p in variable.pieces):
             continue
-        if len(variable.pieces) != 1:
-            chain = _plan_chain(graph, variable)
-            if isinstance(chain, str):
-                notes.append(Note(NAME, variable.pieces[0].span,
-                                  f"{variable.name}: not marginalized — {chain}"))
-                continue
-            rewritten.extend(_rewrite_chain(variable, *chain))
-            notes.append(Note(NAME, variable.pieces[0].span,
-                              f"{variable.name}: a Markov chain over {chain[2]} states, summed "
-                              "out by the forward algorithm (O(T K^2)); its smoothed "
-                              "marginals are recorded"))
-            continue
-        plan = _plan(graph, variable)
+        plan = _plan(graph, variable) if len(variable.pieces) == 1 else \
+            _plan_chain(graph, variable)
+        plans[variable.name] = plan if isinstance(plan, str) else (variable, plan)
+    # A statement that reads two discrete latents would be folded into both sums, each
+    # reading the other as a value: neither is summed out.
+    readers: dict[tuple[str, int], list[str]] = {}
+    for name, plan in plans.items():
+        if not isinstance(plan, str):
+            for child, i in plan[1][-1]:
+                readers.setdefault((child.name, i), []).append(name)
+    for (child, _), names in readers.items():
+        for name in names:
+            others = [other for other in names if other != name]
+            if others and not isinstance(plans[name], str):
+                plans[name] = (f"'{child}' also reads '{others[0]}': discrete latents read "
+                               "by one statement cannot be summed out one by one")
+    notes, rewritten, folded = [], [], []
+    for name, plan in plans.items():
         if isinstance(plan, str):
+            notes.append(Note(NAME, graph[name].pieces[0].span,
+                              f"{name}: not marginalized — {plan}"))
+            continue
+        variable, plan = plan
+        folded.extend(plan[-1])
+        if len(variable.pieces) != 1:
+            rewritten.extend(_rewrite_chain(variable, *plan))
             notes.append(Note(NAME, variable.pieces[0].span,
-                              f"{variable.name}: not marginalized — {plan}"))
+                              f"{name}: a Markov chain over {plan[2]} states, summed "
+                              "out by the forward algorithm (O(T K^2)); for each draw its "
+                              "path is drawn jointly by forward filtering-backward sampling, "
+                              f"and {name}_prob holds each element's smoothed "
+                              f"marginal P({name}[t] = k | data, parameters)"))
             continue
         count, children = plan
         rewritten.extend(_rewrite(graph, variable, count, children))
         names = ", ".join(sorted({c.name for c, _ in children}))
         notes.append(Note(NAME, variable.pieces[0].span,
-                          f"{variable.name}: summed out over its {count} values with {names}; "
-                          f"its values are drawn from their conditional for each draw"))
+                          f"{name}: summed out over its {count} values with {names}; "
+                          f"for each draw its values are drawn from their exact conditional "
+                          f"(its elements are independent given the parameters: each enters "
+                          f"only its own terms), given in {name}_prob"))
     if not rewritten:
         return graph.with_notes(*notes) if notes else graph
-    return replace_variables(graph, rewritten).with_notes(*notes)
+    # Every observation less the pieces folded into any sum (two latents may each explain
+    # some of one variable's statements).
+    return replace_variables(graph, rewritten + _without_folded(folded)).with_notes(*notes)
 
 
 def _plan(graph: Graph, variable: Variable):
@@ -168,7 +196,7 @@ def _rewrite(graph: Graph, variable: Variable, count: int, children) -> list[Var
                            (Piece(piece.plates, piece.indices, None,
                                   ast.Call("log_softmax", (joint,), (), span, span), span),),
                            None, variable.span, marginalized=True)
-    return [factor, conditional] + _without_folded(children)
+    return [factor, conditional]
 
 
 # ---------------------------------------------------------------- Markov chains (HMMs)
@@ -251,7 +279,30 @@ def _rewrite_chain(variable: Variable, first: Piece, rest: Piece, count: int, ch
     marginals = Variable(name, Kind.DETERMINISTIC,
                          (Piece((), None, None, ast.Call("hmm_smooth", args, (), span, span),
                                 span),), None, variable.span, marginalized=True)
-    return [factor, marginals] + _without_folded(children)
+    # What drawing whole paths needs (forward filtering-backward sampling,
+    # pplc/inference/discrete.py): the chain's log terms, recorded with each draw. The
+    # density never reads them. A transition that does not read the loop variable is the
+    # same at every step: one K x K matrix instead of T - 1 of them.
+    t = rest.plates[0].index
+    homogeneous = all(t not in {n.id for n in ast.names_in(with_state(rest.distribution, j))}
+                      for j in states)
+    recorded = {"initial": initial, "transition": transition.body if homogeneous
+                else transition, "emission": emission}
+    terms = [Variable(chain_term(name, part), Kind.DETERMINISTIC,
+                      (Piece((), None, None, expr, span),), None, variable.span, internal=True)
+             for part, expr in recorded.items()]
+    return [factor, marginals, *terms]
+
+
+CHAIN_TERMS = ("initial", "transition", "emission")
+
+
+def chain_term(name: str, part: str) -> str:
+    """The internal deterministic holding one of a summed-out chain's log terms:
+    `initial` [k] = log p(z[0] = k); `transition` [j, k] = log p(z[t] = k | z[t - 1] = j),
+    or [t - 1, j, k] when it changes with t; `emission` [t, k] = log p(y[t] | z[t] = k),
+    every observation read at t summed."""
+    return f"{part}@{name}"
 
 
 def _without_folded(children) -> list[Variable]:

@@ -297,3 +297,52 @@ for n in range(N):
     assert graph.states == {} and shaped.states == {"z": 4}   # a new graph
     summed = marginalize(shaped)
     assert summed["z"].marginalized and "summed out over its 4 values" in summed.notes[0].message
+
+
+# ------------------------------------------------------------ several discrete latents
+
+def test_two_latents_explaining_statements_of_one_variable():
+    """z1 explains y[0..2), z2 explains y[2..4): each sum folds its own statement of y, and
+    neither statement is left behind as an observation (the density is brute force's)."""
+    source = """\
+data y: real[4]
+mu: real[2] ~ Normal(0, 3)
+nu: real[2] ~ Normal(0, 3)
+for n in range(2):
+    z1[n] ~ Bernoulli(0.5)
+    y[n] ~ Normal(mu[z1[n]], 1.0)
+for m in range(2):
+    z2[m] ~ Bernoulli(0.3)
+    y[m + 2] ~ Normal(nu[z2[m]], 1.0)
+"""
+    y = np.array([0.1, 1.0, -2.0, 0.5])
+    model = pplc.compile(source).condition({"y": y.tolist()})
+    assert model.graph["z1"].marginalized and model.graph["z2"].marginalized
+    assert model.graph["y"].kind is Kind.DATA
+    mu, nu = np.array([0.0, 1.0]), np.array([-1.0, 0.5])
+    expected = stats.norm(0, 3).logpdf(mu).sum() + stats.norm(0, 3).logpdf(nu).sum()
+    for n in range(2):
+        expected += logsumexp(np.log([0.5, 0.5]) + stats.norm(mu, 1).logpdf(y[n]))
+        expected += logsumexp(np.log([0.7, 0.3]) + stats.norm(nu, 1).logpdf(y[n + 2]))
+    assert float(model.log_density({"mu": mu, "nu": nu})) == pytest.approx(expected, rel=1e-12)
+
+
+def test_one_statement_reading_two_discrete_latents_is_refused_with_the_reason():
+    """Summing z1 and z2 out one at a time would make each sum read the other as a value;
+    both are refused, each with the other's name, at its own statement."""
+    source = """\
+data N: int
+data y: real[N]
+mu: real[2] ~ Normal(0, 3)
+nu: real[2] ~ Normal(0, 3)
+for n in range(N):
+    z1[n] ~ Bernoulli(0.5)
+    z2[n] ~ Bernoulli(0.5)
+    y[n] ~ Normal(mu[z1[n]] + nu[z2[n]], 1.0)
+"""
+    with pytest.raises(PplcError) as info:
+        pplc.compile(source).condition({"N": 3, "y": [0.1, 1.0, -2.0]})
+    text = info.value.render()
+    assert "'z1' is a latent discrete variable (Bernoulli) that cannot be summed out: " \
+           "'y' also reads 'z2'" in text
+    assert "'y' also reads 'z1'" in text
