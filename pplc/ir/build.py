@@ -187,83 +187,121 @@ def _refuse_cycles(graph: Graph) -> None:
 
 
 def _refuse_random_cycles(graph: Graph) -> None:
-    """Random variables whose distributions read each other in a cycle (`a ~ Normal(b, 1)`
-    with `b ~ Normal(a, 1)`, or `x ~ Normal(x, 1)`) are refused: the product of their
-    densities is no joint distribution (here an improper one, flat along a = b).
+    """Latent variables whose distributions read each other in a cycle (`a ~ Normal(b, 1)`
+    with `b ~ Normal(a, 1)`, `x ~ Normal(x, 1)`) are refused: the product of their densities
+    is no joint distribution (here an improper one, flat along a = b).
 
     The value graph cannot see these cycles: a `~` variable's value comes from the sampler
     or the data, not from its parameters. And the graph of all reads has cycles that are
     sound element by element (GARCH: `y ~ Normal(0, sigma)` with `sigma[t]` reading
-    `y[t - 1]`). So only reads that tie each element to the same element, or to all of
-    them, count here (`_element_reads`); a cycle of such reads through a `~` variable is a
-    cycle of its elements whatever the data. Reads at other subscripts (`y[t - 1]`), or
-    through a `def`, may be sound, and are left to the analysis."""
-    tied = nx.DiGraph()
-    for name in graph.dag.nodes:
-        variable = graph[name]
-        if variable.kind is Kind.FACTOR:
-            continue
-        for parent in _element_reads(variable):
-            if parent in graph.dag:
-                tied.add_edge(parent, name)
+    `y[t - 1]`). So a cycle is refused only where the text proves that some element depends
+    on itself, whatever the data (`_Reads`): a cycle of reads that tie each element to the
+    same element or to all of them, or a cycle through a read of a whole array by a
+    reduction (`alpha[j] ~ Normal(mean(z), 1)`) whose other reads are made by every piece.
+    Other cycles (`y[t + 1]` one way, `y[t - 1]` the other) are left to the analysis.
+
+    Observed variables and data break cycles: they are fixed numbers, so a prior that reads
+    the data (`mu ~ Normal(mean(y), 10)` with `y ~ Normal(mu, 1)` observed, as Stan allows)
+    is a proper density. The same model with `y` not supplied is a cycle of latents."""
+    reads = {name: _Reads.of(graph[name]) for name in graph.dag.nodes
+             if graph[name].kind in (Kind.LATENT, Kind.DETERMINISTIC)}
+    tied, every = nx.DiGraph(), nx.DiGraph()
+    for name, of in reads.items():
+        for parent in of.tied & set(reads):
+            tied.add_edge(parent, name)
+        for parent in of.every & set(reads):
+            every.add_edge(parent, name)
     for component in nx.strongly_connected_components(tied):
-        names = sorted(component, key=lambda n: (graph[n].span.line, graph[n].span.column))
-        if not any(graph[n].stochastic for n in names):
+        if not any(graph[n].kind is Kind.LATENT for n in component):
             continue  # deterministic arrays: their cycles are refused or ordered elsewhere
-        if len(names) == 1 and not tied.has_edge(names[0], names[0]):
-            continue
-        cycle = [u for u, _ in nx.find_cycle(tied.subgraph(component), source=names[0])]
-        start = cycle.index(names[0]) if names[0] in cycle else 0
-        cycle = cycle[start:] + cycle[:start]
-        chain = " -> ".join(cycle + [cycle[0]])
-        first = graph[cycle[0]]
-        # At the statement of the first that reads the last: the read closing the cycle.
-        reader = next((p for p in first.pieces if cycle[-1] in _element_reads(
-            Variable(first.name, first.kind, (p,), None, p.span))), None)
-        what = f"'{cycle[0]}' depends on itself" if len(cycle) == 1 else \
-            "these variables depend on each other in a cycle"
-        raise error(f"{what}: {chain}", graph.source,
-                    reader.span if reader is not None else first.span,
-                    hint="a model is a directed acyclic graph: random variables cannot "
-                         "read each other in a cycle (their densities would make no joint "
-                         "distribution); give one of them a distribution that does not read "
-                         "the others, or read earlier elements only (x[t - 1])")
+        first = min(component, key=lambda n: (graph[n].span.line, graph[n].span.column))
+        if len(component) > 1 or tied.has_edge(first, first):
+            edges = nx.find_cycle(tied.subgraph(component), source=first)
+            _refuse_cycle(graph, [u for u, _ in edges], "tied")
+    latent_components = [c for c in nx.strongly_connected_components(every)
+                         if any(graph[n].kind is Kind.LATENT for n in c)]
+    for component in latent_components:
+        for name in sorted(component):
+            for parent in sorted(reads[name].total & component):
+                back = nx.shortest_path(every, name, parent) if parent != name else [name]
+                _refuse_cycle(graph, back, "every")
+
+
+def _refuse_cycle(graph: Graph, cycle: list[str], how: str) -> None:
+    """`cycle`: each name read by the next, the last by the first, each read as `how`
+    says (a field of `_Reads`). Shown from its earliest statement, at the read closing
+    it."""
+    start = cycle.index(min(cycle, key=lambda n: (graph[n].span.line, graph[n].span.column)))
+    cycle = cycle[start:] + cycle[:start]
+    chain = " -> ".join(cycle + [cycle[0]])
+    first = graph[cycle[0]]
+    reader = next((p for p in first.pieces if cycle[-1] in getattr(_Reads.of(Variable(
+        first.name, first.kind, (p,), None, p.span)), how)), None)
+    what = f"'{cycle[0]}' depends on itself" if len(cycle) == 1 else \
+        "these variables depend on each other in a cycle"
+    raise error(f"{what}: {chain}", graph.source,
+                reader.span if reader is not None else first.span,
+                hint="a model is a directed acyclic graph: random variables cannot "
+                     "read each other in a cycle (their densities would make no joint "
+                     "distribution); give one of them a distribution that does not read "
+                     "the others, or read earlier elements only (x[t - 1])")
 
 
 # Calls whose result's elements each depend on the same elements of their arguments, or
 # on all of them (the library's axis rules): they keep an element-level cycle a cycle.
 _TYING_CALLS = frozenset(name for name, b in BUILTINS.items()
                          if b.axes in ("elementwise", "reduce", "same")) - {"len"}
+_REDUCTIONS = frozenset(name for name, b in BUILTINS.items() if b.axes == "reduce") - {"len"}
 _TYING_NODES = (ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp)
 
 
-def _element_reads(variable: Variable) -> set[str]:
-    """The variables `variable` reads so that each element it defines depends on the same
-    element of theirs, or on every element: bare names (`y ~ Normal(mu, s)`, `sum(x)`) and
-    subscripts equal to the piece's own (`x[t] ~ Normal(y[t], 1)`), reached only through
-    arithmetic, elementwise functions and reductions. A list, a slice, another subscript
-    (`y[t - 1]`), `len`, a `def` or an extern may shift elements, and does not count.
+class _Reads:
+    """How a variable reads others, as far as the text proves, for every piece alike:
+
+    - `tied`: each element it defines depends on the same element of the other, or on all
+      of them: bare names (`y ~ Normal(mu, s)`, `sum(x)`) and subscripts equal to the
+      piece's own (`x[t] ~ Normal(y[t], 1)`), reached only through arithmetic, elementwise
+      functions and reductions. A list, a slice, another subscript (`y[t - 1]`), `len`, a
+      `def` or an extern may shift elements, and does not count;
+    - `total`: each element depends on every element of the other (a reduction of it:
+      `mean(z)`);
+    - `every`: each element depends on some element of the other (any read but `len`).
 
     Every piece must read a name so for it to count (which elements each piece defines is
-    known only with the data), except the variable's own name: a piece whose elements read
-    themselves is a cycle whatever the others define."""
-    per_piece = []
-    for piece in variable.pieces:
-        own = None if piece.indices is None else tuple(ast.to_source(i) for i in piece.indices)
-        roots = [piece.value] if piece.value is not None else []
-        if piece.distribution is not None:
-            roots.extend(_distribution_arguments(piece.distribution))
-        tied: set[str] = set()
-        for root in roots:
-            _tied_names(root, own, tied)
-        per_piece.append(tied)
-    reads = set.intersection(*per_piece) if per_piece else set()
-    if any(variable.name in tied for tied in per_piece):
-        reads.add(variable.name)
-    if variable.declared_type is not None:  # a support bound: every element depends on it
-        for bound in variable.declared_type.bounds:
-            _tied_names(bound.value, None, reads)
-    return reads
+    known only with the data), except the variable's own name in `tied` and `total`: a
+    piece whose elements read themselves so is a cycle whatever the others define.
+    """
+
+    def __init__(self, tied: set[str], total: set[str], every: set[str]):
+        self.tied, self.total, self.every = tied, total, every
+
+    @staticmethod
+    def of(variable: Variable) -> "_Reads":
+        per_piece = []
+        for piece in variable.pieces:
+            own = None if piece.indices is None else \
+                tuple(ast.to_source(i) for i in piece.indices)
+            roots = [piece.value] if piece.value is not None else []
+            if piece.distribution is not None:
+                roots.extend(_distribution_arguments(piece.distribution))
+            found = (set(), set(), set())
+            for root in roots:
+                _classify(root, own, found, tied=True, total=False)
+            per_piece.append(found)
+        sets = []
+        for k in range(3):
+            common = set.intersection(*(f[k] for f in per_piece)) if per_piece else set()
+            if k < 2 and any(variable.name in f[k] for f in per_piece):
+                common.add(variable.name)
+            sets.append(common)
+        tied, total, every = sets
+        if variable.declared_type is not None:  # a support bound: each element depends on it
+            for bound in variable.declared_type.bounds:
+                found = (set(), set(), set())
+                _classify(bound.value, None, found, tied=True, total=False)
+                tied |= found[0]
+                every |= found[2]
+        return _Reads(tied, total, every)
 
 
 def _distribution_arguments(call: ast.Call) -> list:
@@ -277,17 +315,33 @@ def _distribution_arguments(call: ast.Call) -> list:
     return out
 
 
-def _tied_names(expr, own: tuple[str, ...] | None, out: set[str]) -> None:
+def _classify(expr, own: tuple[str, ...] | None, found: tuple[set, set, set], tied: bool,
+              total: bool) -> None:
+    """Add the names `expr` reads to `found` = (tied, total, every); `tied`/`total`: the
+    path from the piece's root to `expr` keeps ties / is inside a reduction that does."""
+    tied_names, total_names, every_names = found
     if isinstance(expr, ast.Name):
-        out.add(expr.id)
-    elif isinstance(expr, ast.Index):
-        if isinstance(expr.value, ast.Name) and own is not None and \
-                tuple(ast.to_source(i) for i in expr.indices) == own:
-            out.add(expr.value.id)
+        every_names.add(expr.id)
+        if tied:
+            tied_names.add(expr.id)
+        if total:
+            total_names.add(expr.id)
+        return
+    if isinstance(expr, ast.Call) and expr.func == "len":
+        return  # reads a shape, not values
+    if isinstance(expr, ast.Index):
+        if isinstance(expr.value, ast.Name):
+            every_names.add(expr.value.id)
+            if tied and own is not None and \
+                    tuple(ast.to_source(i) for i in expr.indices) == own:
+                tied_names.add(expr.value.id)
+        else:
+            _classify(expr.value, own, found, False, False)
         for index in expr.indices:  # `mu[z]`: each element depends on z's same element
-            if not isinstance(index, ast.Slice):
-                _tied_names(index, own, out)
-    elif isinstance(expr, _TYING_NODES) or (isinstance(expr, ast.Call)
-                                            and expr.func in _TYING_CALLS):
-        for child in ast.children(expr):
-            _tied_names(child, own, out)
+            _classify(index, own, found, tied and not isinstance(index, ast.Slice), False)
+        return
+    keeps = isinstance(expr, _TYING_NODES) or (isinstance(expr, ast.Call)
+                                               and expr.func in _TYING_CALLS)
+    reduces = isinstance(expr, ast.Call) and expr.func in _REDUCTIONS
+    for child in ast.children(expr):
+        _classify(child, own, found, tied and keeps, (total or reduces) and keeps)

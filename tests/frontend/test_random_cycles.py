@@ -29,11 +29,28 @@ REFUSED = {
                          "z -> w -> z"),
     "through a support bound": ("a ~ Normal(b, 1)\nb: real(lower=a) ~ Normal(0, 5)\n",
                                 "a -> b -> a"),
-    "observed reads itself": ("data N: int\ndata y: real[N]\ny ~ Normal(mean(y), 1)\n",
-                              "'y' depends on itself"),
+    "through a mean of a whole array": (
+        "data N: int\ndata G: int\ndata g: int[N]\nfor j in range(G):\n"
+        "    alpha[j] ~ Normal(mean(z), 1)\nfor n in range(N):\n"
+        "    z[n] ~ Normal(alpha[g[n]], 1)\n", "alpha -> z -> alpha"),
+    "a prior reading latent draws": ("data N: int\nmu ~ Normal(mean(y), 10)\n"
+                                     "for n in range(N):\n    y[n] ~ Normal(mu, 1)\n",
+                                     "mu -> y -> mu"),
 }
 
 ACCEPTED = {
+    # Observed variables are fixed numbers: a prior that reads the data is a proper density
+    # (Stan allows it), and so is an observation's distribution that reads the data.
+    "a prior reading the data": "data N: int\ndata y: real[N]\nmu ~ Normal(mean(y), 10)\n"
+                                "y ~ Normal(mu, 1)\n",
+    "an observation reading the data": "data N: int\ndata y: real[N]\n"
+                                       "y ~ Normal(mean(y), 1)\n",
+    "a mean read by a piece that is not every piece": """\
+data T: int
+x[0] ~ Normal(mean(x[1:T]), 1)
+for t in range(1, T):
+    x[t] ~ Normal(0, 1)
+""",
     "garch, vectorized": """\
 data T: int
 data y: real[T]
