@@ -78,6 +78,7 @@ from jax import lax
 
 from pplc.errors import error
 from pplc.inference import _cache
+from pplc.inference.psis import far_from_posterior, psis
 
 Array = jax.Array
 ProgressFn = Callable[[str, int, int, int], None]
@@ -115,6 +116,9 @@ class ADVIResult(NamedTuple):
     seconds: wall time of the fit, compilation excluded (that is compile_seconds).
     learning_rate: the eta used (chosen by the search or given).
     num_skipped: gradient steps skipped because the gradient was not finite.
+    pareto_k: the Pareto k-hat of the importance ratios p/q at the draws (Yao, Vehtari,
+        Simpson & Gelman 2018): an ELBO that stopped changing says nothing of how far q is
+        from the posterior; k-hat above 0.7 says it is far.
     """
 
     draws: np.ndarray
@@ -128,6 +132,7 @@ class ADVIResult(NamedTuple):
     n_grad_evals: int
     learning_rate: float = float("nan")
     num_skipped: int = 0
+    pareto_k: float = float("nan")   # PSIS k-hat of p/q at the draws (psis.py): > 0.7, far off
 
 
 # -- the family ----------------------------------------------------------------------------
@@ -265,14 +270,31 @@ def _adapt_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo
     return jax.vmap(run, in_axes=(None, None, 0, None, None, None, None))
 
 
-def _init_program(logdensity_fn: Callable, method: str, elbo_samples: int, num_draws: int):
-    """(state, key, data) -> (elbo at the state, draws): the initial ELBO and final draws."""
+def _init_program(logdensity_fn: Callable, method: str, elbo_samples: int):
+    """(state, key, data) -> the ELBO at the state (the initial one)."""
 
     def run(state: ADVIState, key: Array, data: Any):
-        k1, k2 = jax.random.split(key)
+        k1, _ = jax.random.split(key)
         logdensity = lambda x: logdensity_fn(x, data)
-        elbo = elbo_estimate(logdensity, method, state.mu, state.rho, k1, elbo_samples)
-        return elbo, sample(k2, state, num_draws, method)
+        return elbo_estimate(logdensity, method, state.mu, state.rho, k1, elbo_samples)
+
+    return run
+
+
+def _draws_program(logdensity_fn: Callable, method: str, num_draws: int):
+    """(state, key, data) -> (draws, log p - log q at them): the final draws (the same as
+    `_init_program`'s for the same key) and their importance ratios, the log density
+    mapped over the draws one at a time (a vmap would hold every draw's data at once)."""
+
+    def run(state: ADVIState, key: Array, data: Any):
+        _, k2 = jax.random.split(key)
+        eps = jax.random.normal(k2, (num_draws, state.mu.shape[0]), state.mu.dtype)
+        draws = _transform(method, state.mu, state.rho, eps)
+        log_p = lax.map(lambda x: logdensity_fn(x, data), draws)
+        # q(mu + L eps) = N(eps; 0, I) / |det L|, and entropy = log|det L| + d/2 (1 + log 2pi)
+        log_q = -0.5 * jnp.sum(eps ** 2, axis=1) - entropy(method, state.rho) \
+            + 0.5 * state.mu.shape[0]
+        return draws, log_p - log_q
 
     return run
 
@@ -355,11 +377,10 @@ def fit_advi(
         compile_seconds += seconds
         return program
 
-    final_program = compiled(
-        ("advi-init-draws", method, elbo_samples, num_draws),
-        lambda: _init_program(logdensity_fn, method, elbo_samples, num_draws),
-        state0, init_key, data)
-    elbo_init, _ = final_program(state0, init_key, data)
+    init_program = compiled(("advi-init", method, elbo_samples),
+                            lambda: _init_program(logdensity_fn, method, elbo_samples),
+                            state0, init_key, data)
+    elbo_init = init_program(state0, init_key, data)
     if not np.isfinite(float(elbo_init)):
         raise error(
             "ADVI: the ELBO at the initial values is not finite: the log density is not "
@@ -438,12 +459,19 @@ def fit_advi(
 
     if average:
         state = state._replace(mu=avg[0], rho=avg[1])
-    _, draws = final_program(state, draw_key, data)
+    draws_program = compiled(("advi-draws", method, num_draws),
+                             lambda: _draws_program(logdensity_fn, method, num_draws),
+                             state, draw_key, data)
+    draws, log_ratios = draws_program(state, draw_key, data)
+    _, pareto_k = psis(np.asarray(log_ratios))
     if not converged:
         warnings.warn(
             f"ADVI did not converge in {max_iterations} iterations (mean relative ELBO "
             f"change {np.mean(rel_changes):.3g}, median {np.median(rel_changes):.3g}, "
             f"tol_rel_obj {tol_rel_obj})", RuntimeWarning, stacklevel=2)
+    far = far_from_posterior(f"the {method} ADVI approximation", float(pareto_k))
+    if far:
+        warnings.warn(far, RuntimeWarning, stacklevel=2)
     if num_skipped:
         warnings.warn(f"ADVI skipped {num_skipped} gradient steps whose gradient was not "
                       "finite", RuntimeWarning, stacklevel=2)
@@ -465,4 +493,5 @@ def fit_advi(
         n_grad_evals=n_grad_evals,
         learning_rate=eta,
         num_skipped=num_skipped,
+        pareto_k=float(pareto_k),
     )

@@ -20,6 +20,7 @@ and the mode are runtime arguments).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -29,6 +30,7 @@ from jax.scipy.linalg import solve_triangular
 
 from pplc.errors import error
 from pplc.inference import _cache
+from pplc.inference.psis import far_from_posterior, psis
 
 Array = jax.Array
 
@@ -40,10 +42,12 @@ class LaplaceResult(NamedTuple):
     mean: np.ndarray
     cov: np.ndarray
     log_density_at_mode: float
+    pareto_k: float = float("nan")   # PSIS k-hat of p/q at the draws: > 0.7, far from Gaussian
 
 
 def _program(logdensity_fn: Callable, num_draws: int):
-    """(mode, key, data) -> (log density, cov, draws, ok, min eigenvalue of H)."""
+    """(mode, key, data) -> (log density, cov, draws, ok, min eigenvalue of H, log p - log q
+    at the draws)."""
 
     def run(mode: Array, key: Array, data: Any):
         f = lambda x: logdensity_fn(x, data)
@@ -58,7 +62,11 @@ def _program(logdensity_fn: Callable, num_draws: int):
         z = jax.random.normal(key, (num_draws, mode.shape[0]), mode.dtype)
         draws = mode + z @ chol_inv  # rows: (C^-T z)^T = z^T C^-1
         min_eig = jnp.linalg.eigvalsh(neg_hess)[0]
-        return lp, cov, draws, ok, min_eig
+        # q(mode + C^-T z) = N(z; 0, I) |det C|: log q = -|z|^2/2 - d/2 log 2pi + log|det C|
+        log_q = -0.5 * jnp.sum(z ** 2, axis=1) - 0.5 * mode.shape[0] * jnp.log(2 * jnp.pi) \
+            + jnp.sum(jnp.log(jnp.diag(chol)))
+        log_p = jax.lax.map(f, draws) if num_draws else jnp.zeros(0, mode.dtype)
+        return lp, cov, draws, ok, min_eig, log_p - log_q
 
     return run
 
@@ -100,7 +108,7 @@ def laplace(
         lambda: _program(logdensity_fn, int(num_draws)),
         position, rng_key, data,
     )
-    lp, cov, draws, ok, min_eig = program(position, rng_key, data)
+    lp, cov, draws, ok, min_eig, log_ratios = program(position, rng_key, data)
     if not bool(ok):
         if not np.isfinite(float(lp)):
             raise error("Laplace approximation: the log density is not finite at the mode "
@@ -111,9 +119,14 @@ def laplace(
             f"{-float(min_eig):.3g}), so no Gaussian approximation exists",
             hint="check that find_map converged; a saddle point or a flat direction "
             "(a non-identified parameter) has no Laplace approximation")
+    pareto_k = float(psis(np.asarray(log_ratios))[1]) if int(num_draws) else float("nan")
+    far = far_from_posterior("the Laplace approximation", pareto_k)
+    if far:
+        warnings.warn(far, RuntimeWarning, stacklevel=2)
     return LaplaceResult(
         draws=np.asarray(draws),
         mean=position,
         cov=np.asarray(cov),
         log_density_at_mode=float(lp),
+        pareto_k=pareto_k,
     )

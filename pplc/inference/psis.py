@@ -75,3 +75,13 @@ def psis(log_ratios: np.ndarray) -> tuple[np.ndarray, float]:
     m = lw[finite].max()
     lw -= m + np.log(np.sum(np.exp(lw[finite] - m)))
     return lw, k
+
+
+def far_from_posterior(what: str, k: float) -> str | None:
+    """The plain-words warning for an approximation whose k-hat says it is unreliable
+    (above 0.7, Vehtari et al. 2024), or None."""
+    if not k > 0.7:
+        return None
+    return (f"{what} is far from the posterior: the Pareto k-hat of its importance weights "
+            f"is {k:.2f} (above 0.7), so its means and sds can be badly off even when it "
+            "reports convergence; sample with NUTS (pplc sample) instead")
