@@ -155,7 +155,7 @@ class Model:
         optimized = run_passes(graph, disabled_passes)
         lowered = lower(optimized, bound, self.externs)
         key = _program_key(optimized, bound)
-        programs = self._programs.setdefault(key, Programs(lowered, lowered.log_density))
+        programs = self._programs.setdefault(key, Programs(lowered, lowered.log_density, {}))
         if len(self._programs) > _MAX_PROGRAMS:
             self._programs.pop(next(iter(self._programs)))
         conditioned = ConditionedModel(lowered, programs=programs)
@@ -228,6 +228,9 @@ class Programs(NamedTuple):
 
     lowered: LoweredModel
     log_density: Callable
+    # Further programs made on first use and kept for the same shapes: the lowering in
+    # the user's parameterization and the log-prior program (`_log_prior`).
+    cache: dict
 
 
 def _program_key(graph: Graph, bound) -> Hashable:
@@ -256,9 +259,10 @@ class ConditionedModel:
         # whose functions key every compiled program (samplers, constrain, predictive).
         # They read the data only through their `data` argument, so conditioning on new
         # data of the same shapes compiles nothing.
-        programs = programs or Programs(lowered, lowered.log_density)
+        programs = programs or Programs(lowered, lowered.log_density, {})
         self._programs = programs.lowered
         self._log_density = programs.log_density
+        self._shared = programs.cache
 
     @property
     def graph(self) -> Graph:
@@ -601,18 +605,23 @@ class ConditionedModel:
         """Each latent's log prior at each draw, (chain, draw), on the model in the user's
         parameterization (`pplc.inference.log_prior`); a warning names the statements
         that belong to no latent's prior."""
-        from pplc.inference.log_prior import log_prior
+        from pplc.inference.log_prior import log_prior, log_prior_program
 
         chains, n, dim = positions.shape
-        lowered = self._parameterized_as_written
-        if lowered is self.lowered:
+        reparameterized = any(v.recover for v in self.graph.variables())
+        # Kept with the compiled programs, so new data of the same shapes compile nothing.
+        if "log_prior" not in self._shared:
+            lowered = self._parameterized_as_written if reparameterized else self._programs
+            self._shared["log_prior"] = (lowered, log_prior_program(lowered))
+        lowered, program = self._shared["log_prior"]
+        if not reparameterized:
             flat = jnp.asarray(positions.reshape(chains * n, dim))
         else:
             values = {name: jnp.asarray(np.asarray(posterior.draws[name], np.float64)
                                         .reshape((chains * n,) + tuple(lowered.shapes[name])))
                       for name in self._fit_latents()}
             flat = _unconstrain_all(lowered.unconstrain, values, self.data)
-        terms, unassigned = log_prior(lowered, self.data, flat)
+        terms, unassigned = log_prior(program, flat, self.data)
         if unassigned:
             import warnings
             warnings.warn("the log_prior group leaves out the terms of "
