@@ -27,7 +27,8 @@ from typing import Any, Mapping
 
 from pplc.backends.checks import discrete_latent_diagnostic
 from pplc.backends.codegen.constraints import write_constrain
-from pplc.backends.codegen.module import ModuleWriter, dict_lines
+from pplc.backends.codegen.layout import dict_lines
+from pplc.backends.codegen.module import ModuleWriter
 from pplc.backends.codegen.prior import write_sample_prior
 from pplc.backends.codegen.runtime import Runtime
 from pplc.backends.lower import is_discrete

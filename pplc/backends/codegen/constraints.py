@@ -9,7 +9,9 @@ Deterministics are computed in graph order, as the bounds of later latents may r
 
 from __future__ import annotations
 
-from pplc.backends.codegen.module import Body, ModuleWriter, dict_lines, function
+from pplc.backends.codegen.expressions import Body
+from pplc.backends.codegen.layout import dict_lines, function
+from pplc.backends.codegen.module import ModuleWriter
 from pplc.backends.transforms import constrain_function, transform_for
 from pplc.frontend import ast
 from pplc.ir.graph import Kind, Variable

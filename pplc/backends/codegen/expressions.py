@@ -263,3 +263,11 @@ def distribution_arguments(call: ast.Call, signature: tuple[str, ...]) -> list:
     """A distribution call's argument expressions in the order of its signature."""
     named = named_arguments(call)
     return [named[p] for p in signature]
+
+
+@dataclass
+class Body:
+    """What one generated function reads: the model names its code refers to."""
+
+    reads: set[str] = field(default_factory=set)
+    computed: set[str] = field(default_factory=set)   # arrays of groups already computed

@@ -159,3 +159,29 @@ class _Parenthesized(ast.expr):
     def __init__(self, value):
         super().__init__()
         self.value = value
+
+
+def function(signature: str, doc: str, body: list[str]) -> str:
+    """A function's text: its docstring wrapped, its body's long lines laid out again."""
+    lines = [f"def {signature}:"] + docstring(doc, "    ")
+    lines += wrap_lines(["    " + line if line else "" for line in body])
+    return "\n".join(lines)
+
+
+def docstring(doc: str, indent: str) -> list[str]:
+    """Triple-quoted, each paragraph line wrapped to the width (statements can be long)."""
+    lines = []
+    for line in doc.split("\n"):
+        lines += textwrap.wrap(line, WIDTH - len(indent), break_long_words=False,
+                               break_on_hyphens=False, subsequent_indent="    ") or [""]
+    lines[0] = '"""' + lines[0]
+    lines[-1] += '"""'
+    return [indent + line if line else "" for line in lines]
+
+
+def dict_lines(prefix: str, entries: list[str], width: int = 92) -> list[str]:
+    """`prefix{...}` on one line, or one entry per line when it is long."""
+    one = f"{prefix}{{{', '.join(entries)}}}"
+    if len(one) <= width:
+        return [one]
+    return [f"{prefix}{{"] + [f"    {e}," for e in entries] + ["}"]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import networkx as nx
 
-from pplc.backends.codegen.module import Body, ModuleWriter, dict_lines, function
+from pplc.backends.codegen.expressions import Body
+from pplc.backends.codegen.layout import dict_lines, function
+from pplc.backends.codegen.module import ModuleWriter
 from pplc.backends.plan import prior_refusal
 from pplc.frontend.library import DISTRIBUTIONS
 from pplc.ir.graph import Kind, Variable
