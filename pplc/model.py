@@ -771,6 +771,12 @@ class ConditionedModel:
         written = self.unoptimized_graph
         for name in sorted(left_out):
             variable = written[name]
+            if name not in self.lowered.observed_names:
+                summed = [v.name for v in self.graph.variables() if v.marginalized]
+                raise error(f"cannot predict '{name}' yet: summing out the discrete latent "
+                            f"{', '.join(repr(n) for n in summed) or 'variables'} took its "
+                            "statement into one sum, which pplc cannot draw from yet",
+                            written.source, variable.span)
             readers = sorted(n for n in written.dag.successors(name) if n != name)
             if readers:
                 raise error(f"cannot predict '{name}' from the fit alone: "

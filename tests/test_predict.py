@@ -326,3 +326,15 @@ for t in range(1, T):
         chains=1, warmup=50, draws=20)
     with pytest.raises(PplcError, match="'z' reads it"):
         model.condition({"z": [0.3, 0.1]}).posterior_predictive(posterior)
+
+
+def test_observations_folded_into_a_sum_are_refused_not_dropped():
+    """A mixture's y is summed over z by the marginalization: predicting it at new inputs
+    is refused at its declaration, never answered with no draws."""
+    mixture = Path(__file__).resolve().parents[1] / "examples" / "gaussian_mixture"
+    model = pplc.compile(mixture / "model.ppl")
+    posterior = model.condition(mixture / "data.json").sample(chains=1, warmup=100, draws=20)
+    K = json.loads((mixture / "data.json").read_text())["K"]
+    with pytest.raises(PplcError, match="cannot predict 'y' yet: summing out the discrete "
+                                        "latent 'z'"):
+        model.condition({"N": 3, "K": K}).posterior_predictive(posterior)
