@@ -154,6 +154,8 @@ class DataChecks:
                 continue
             values = np.asarray(values)
             for i, piece in enumerate(variable.pieces):
+                if piece.distribution is None:
+                    continue
                 at, index_of = self._observed_at(variable, i, piece, values)
                 present = ~np.isnan(at) if at.dtype.kind == "f" else np.ones(at.shape, bool)
                 infinite = present & ~np.isfinite(at) if at.dtype.kind == "f" else \

@@ -120,7 +120,7 @@ def parse_json(text: str, path: str = "<data>") -> tuple[dict, Source]:
     except json.JSONDecodeError as exc:
         raise error(f"invalid JSON: {exc.msg}", source, Span.point(exc.lineno, exc.colno)) \
             from None
-    except _DuplicateKey as exc:
+    except _DuplicateKey:
         key, first, second = _first_duplicate(text)
         raise error(f"key \"{key}\" is given twice in the data file (first at line "
                     f"{first.line}, column {first.column})", source, second,

@@ -6,7 +6,6 @@ would have worked."""
 
 from __future__ import annotations
 
-import itertools
 
 import jax
 import jax.numpy as jnp
