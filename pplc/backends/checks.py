@@ -535,7 +535,9 @@ def _vanishes_at_zero(func: str) -> bool:
     info = DISTRIBUTIONS[func]
     if info.discrete or info.wrapper or info.event_ndim:
         return False
-    spread = {"positive": (0.5, 1.0, 3.0), "real": (-1.0, 0.0, 1.0), "unit": (0.3,),
+    # Shapes below, at and above 1 (ChiSquared's df around 2), where a density at 0 turns
+    # from infinite to finite to 0.
+    spread = {"positive": (0.5, 1.0, 2.0, 3.0), "real": (-1.0, 0.0, 1.0), "unit": (0.3,),
               "nonnegative_int": (3.0,), "extended_real": (-1.0, 0.0, 1.0)}
     signature = info.signatures[0]
     choices = [spread.get(PARAMETER_SUPPORTS[func][p].kind, (1.0,)) for p in signature]

@@ -92,3 +92,21 @@ def test_a_bound_the_table_allows_is_one_the_density_uses(name, signature):
         for bound in _closed_bounds(PARAMETER_SUPPORTS[name][param]):
             densities = _densities(name, {**inside, param: bound})
             assert _usable(densities), (name, param, bound, densities)
+
+
+def test_an_observed_zero_is_refused_only_where_every_density_vanishes_there():
+    """0 is in a positive support (HalfNormal, Exponential have a density there); it is
+    refused where the density is 0 at 0 whatever the parameters, and only there."""
+    import pplc
+    from pplc.errors import PplcError
+
+    def check(dist: str):
+        model = pplc.compile(f"data y: real[2]\ny ~ {dist}\n")
+        return model.condition({"y": [0.0, 1.0]})
+
+    for dist in ("ChiSquared(2)", "Gamma(1, 1)", "Weibull(1, 1)", "Exponential(1)",
+                 "HalfNormal(1)"):
+        check(dist)
+    for dist in ("LogNormal(0, 1)", "InverseGamma(2, 1)"):
+        with pytest.raises(PplcError, match="its density is 0 at 0"):
+            check(dist)
