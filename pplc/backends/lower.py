@@ -20,11 +20,12 @@ import networkx as nx
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import distributions as dists, recurrence, scans
+from pplc.backends import distributions as dists, recurrence
 from pplc.backends.data import BoundData
 from pplc.backends.constraints import constraint_of
 from pplc.backends.evaluate import Evaluator, call_params, over_plates
 from pplc.backends.plan import Block, Plan
+from pplc.backends.recursions import RecursionRunner
 from pplc.backends.transforms import transform_for
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS
@@ -44,7 +45,7 @@ class PieceInfo:
 
 
 @dataclass
-class LoweredModel:
+class LoweredModel(RecursionRunner):
     graph: Graph
     data: BoundData
     order: list[str]
@@ -398,90 +399,6 @@ class LoweredModel:
             else:
                 array = self._recurrence(variable, i, env, array)
         return array
-
-    def _recurrence(self, variable, i, env, array):
-        """Piece i, recursive, in the order the plan holds (recurrence.py), run by the scan
-        for that strategy (scans.py)."""
-        name, evaluate = variable.name, self._evaluate
-        piece, info = variable.pieces[i], self.pieces[(name, i)]
-        scan = self.plan.scans[(name, i)]
-        if scan.at_once:
-            def body(local):
-                local = {**local, name: array}
-                return self._lhs(piece, local), evaluate(piece.value, local)
-            lhs, values = over_plates(body, piece.plates, info.ranges, env)
-            return array.at[lhs].set(jnp.asarray(values, array.dtype))
-        if scan.plate is None:
-            def value_at(carry, indices):
-                local = {**env, name: carry}
-                local.update({p.index: indices[k] for k, p in enumerate(piece.plates)})
-                return self._lhs(piece, local), evaluate(piece.value, local)
-            return scans.ordered_scan(value_at, array, scan.order)
-        scanned = piece.plates[scan.plate]
-        others = [p for k, p in enumerate(piece.plates) if k != scan.plate]
-        other_ranges = [r for k, r in enumerate(info.ranges) if k != scan.plate]
-        steps = info.ranges[scan.plate]
-        if not scan.lags:
-            def values_at(carry, t):
-                local = {**env, name: carry, scanned.index: t}
-                return over_plates(lambda inner: (self._lhs(piece, inner),
-                                                  evaluate(piece.value, inner)),
-                                   others, other_ranges, local)
-            return scans.scan_loop(values_at, array, steps)
-        # Each read `h[.., t - k, ..]` becomes the slice `h@lagk[..]` of the window.
-        depth = max(scan.lags)
-        lag_names = {k: f"{name}@lag{k}" for k in scan.lags}
-        value = ast.substitute(piece.value, recurrence.lag_read(name, scan.axis, scanned.index,
-                                                                lag_names))
-        # The other loops in the order of the array axes they write (a permutation).
-        written = [i.id for i in piece.indices]
-        permutation = sorted(range(len(others)), key=lambda k: written.index(others[k].index))
-
-        def slice_at(window, t):
-            local = {**env, scanned.index: t}
-            local.update({lag: window[depth - k] for k, lag in lag_names.items()})
-            row = jnp.asarray(over_plates(lambda inner: evaluate(value, inner), others,
-                                          other_ranges, local))
-            return jnp.transpose(row, permutation + list(range(len(others), row.ndim)))
-        return scans.lagged_scan(slice_at, array, scan.axis, depth, steps)
-
-    def _group(self, group, env: Env) -> dict:
-        """Arrays that read each other's elements, stage by stage (recurrence.Group)."""
-        arrays = {n: jnp.zeros(self.shapes[n], self.dtypes[n]) for n in group.names}
-        for stage in group.stages:
-            if stage.joint:
-                arrays = self._joint_scan(stage, env, arrays)
-                continue
-            ((name, i),) = stage.pieces
-            variable = self.graph[name]
-            arrays[name] = self._recurrence(variable, i, {**env, **arrays}, arrays[name])
-        return arrays
-
-    def _joint_scan(self, stage, env: Env, arrays: dict) -> dict:
-        """Several pieces in one `lax.scan` over the loop they share: in each step, each
-        piece in turn (vectorized over its other loops) reads the arrays as they stand."""
-        evaluate = self._evaluate
-        names = tuple(arrays)
-        first_name, first_i = stage.pieces[0]
-        steps = self.pieces[(first_name, first_i)].ranges[stage.plates[0]]
-
-        def values_at(name, i, at):
-            piece, info = self.graph[name].pieces[i], self.pieces[(name, i)]
-            others = [p for k, p in enumerate(piece.plates) if k != at]
-            other_ranges = [r for k, r in enumerate(info.ranges) if k != at]
-            index = piece.plates[at].index   # this piece's name for the shared loop
-
-            def at_step(carry, t):
-                local = {**env, **dict(zip(names, carry)), index: t}
-                return over_plates(lambda inner: (self._lhs(piece, inner),
-                                                  evaluate(piece.value, inner)),
-                                   others, other_ranges, local)
-            return at_step
-
-        pieces = [(names.index(name), values_at(name, i, at))
-                  for (name, i), at in zip(stage.pieces, stage.plates)]
-        out = scans.joint_scan(pieces, tuple(arrays[n] for n in names), steps)
-        return dict(zip(names, out))
 
 
 def is_discrete(call: ast.Call) -> bool:
