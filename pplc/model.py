@@ -404,10 +404,17 @@ class ConditionedModel:
                               method="meanfield" if method == "advi" else "fullrank",
                               num_draws=draws, progress=progress, **options)
             positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
-            attrs = {"iterations": result.iterations, "converged": int(result.converged)}
+            attrs = {"iterations": result.iterations, "converged": int(result.converged),
+                     "pareto_k": float(result.pareto_k)}
         else:
             options = {} if max_iterations is None else {"max_iterations": max_iterations}
-            mode = find_map(self._log_density, self.data, init, **options)
+            # The mode of the model as written: a noncentered rewrite (a sampling choice)
+            # changes the Jacobian and so moves the mode; MAP and Laplace must not move.
+            written = self._parameterized_as_written
+            density = self._log_density if written is self.lowered else written.log_density
+            if written is not self.lowered:
+                init = written.unconstrain(self.constrain(init), self.data)
+            mode = find_map(density, self.data, init, **options)
             if not mode.converged:
                 import warnings
                 warnings.warn(f"the optimizer stopped after {mode.iterations} iterations "
@@ -419,8 +426,13 @@ class ConditionedModel:
             if method == "map":
                 positions = np.asarray(mode.position)[None, :]
             else:
-                approx = laplace(self._log_density, self.data, mode, run_key, num_draws=draws)
+                approx = laplace(density, self.data, mode, run_key, num_draws=draws)
                 positions = approx.draws
+                attrs["pareto_k"] = float(approx.pareto_k)
+            if written is not self.lowered:   # back to the sampler's layout, for the output
+                to_sampler = jax.vmap(lambda w: self.lowered.unconstrain(
+                    written.constrain(w, self.data), self.data))
+                positions = np.asarray(to_sampler(jnp.asarray(positions)))
         setup = time.perf_counter() - started - seconds
         return self._posterior(np.asarray(positions)[None], {}, n_grad, setup, seconds,
                                {"inference_method": method, "seed": seed, **attrs})
