@@ -169,19 +169,52 @@ class DataChecks:
                         hint="an observation must be a finite number; write null for a "
                              "missing one (it is then imputed)")
                 test = self._support_test((name, i), piece, at)
-                if test is None:
-                    continue
-                inside, words = test
-                with np.errstate(invalid="ignore"):
-                    bad = present & ~inside
-                if bad.any():
-                    position = tuple(np.argwhere(bad)[0])
-                    index = index_of(position)
-                    raise self._data_error(
-                        f"observed {_element(name, index)} = {_number(values[index])} is "
-                        f"outside the support of {piece.distribution.func} "
-                        f"({words(position)})",
-                        name, index, piece, hint="check the data, or the distribution")
+                if test is not None:
+                    inside, words = test
+                    with np.errstate(invalid="ignore"):
+                        bad = present & ~inside
+                    if bad.any():
+                        position = tuple(np.argwhere(bad)[0])
+                        index = index_of(position)
+                        raise self._data_error(
+                            f"observed {_element(name, index)} = {_number(values[index])} "
+                            f"is outside the support of {piece.distribution.func} "
+                            f"({words(position)})",
+                            name, index, piece, hint="check the data, or the distribution")
+                self._check_known_density((name, i), piece, at, present, values, index_of)
+
+    def _check_known_density(self, key, piece: Piece, at, present, values, index_of) -> None:
+        """Where every argument of a scalar distribution is known now, its log density at
+        each observation must be a number above -inf: an observation the distribution
+        cannot produce (Gamma(3, 1) at 0) makes every posterior point impossible."""
+        from pplc.backends import distributions as dists
+
+        call = piece.distribution
+        info = DISTRIBUTIONS[call.func]
+        if info.wrapper or info.event_ndim or isinstance(info.support.upper, AxisLength):
+            return
+        params = {}
+        for param, expr in named_arguments(call).items():
+            value = self._known_value(key, piece, expr)
+            aligned = None if value is None else _aligned(value, at, len(piece.plates))
+            if aligned is None or aligned is _UNKNOWN:
+                return
+            params[param] = aligned
+        with np.errstate(invalid="ignore", divide="ignore"):
+            density = np.asarray(dists.get(call.func).log_prob(jnp.asarray(at, float),
+                                                               **params))
+        bad = present & (np.isnan(density) | np.isneginf(density))
+        if bad.any():
+            position = tuple(np.argwhere(bad)[0])
+            index = index_of(position)
+            shown = ", ".join(_number(params[p][position]) for p in params)
+            raise self._data_error(
+                f"observed {_element(key[0], index)} = "
+                f"{_number(values[index])} has log density "
+                f"{'NaN' if np.isnan(density[position]) else '-inf'} under "
+                f"{call.func}({shown})", key[0], index, piece,
+                hint="its arguments are all known, so no parameter can make it possible: "
+                     "check the data, or the distribution")
 
     def _observed_at(self, variable: Variable, i: int, piece: Piece, values: np.ndarray):
         """The observed values a piece addresses, with its loops' axes first (as its
