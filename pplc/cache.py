@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import jax
+from pplc._jax import jax
 
 
 def cache_dir() -> Path:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, NamedTuple
 
-import jax
+from pplc._jax import jax
 import jax.numpy as jnp
 import numpy as np
 
