@@ -254,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - anything else is a pplc bug
         _internal(exc)
         return EXIT_INTERNAL_ERROR
+    finally:
+        _join_background()
 
 
 def _internal(exc: BaseException) -> None:
@@ -388,11 +390,16 @@ def cmd_build(args) -> int:
     return 0
 
 
+_BACKGROUND: list = []   # threads importing modules; joined before main returns
+
+
 def _import_in_background(*modules: str) -> None:
     """Start importing slow modules (ArviZ: ~2 s) on a thread while XLA compiles.
 
     XLA compilation releases the GIL, so the import overlaps it; a later `import` of the
-    same module simply waits for this one to finish (Python's import lock).
+    same module simply waits for this one to finish (Python's import lock). `main` joins
+    the thread before it returns: an interpreter that exits while a thread is still
+    importing (a user error found early) can abort in finalization ("Fatal Python error").
     """
     import importlib
     import threading
@@ -403,7 +410,14 @@ def _import_in_background(*modules: str) -> None:
                 importlib.import_module(module)
             except Exception:  # noqa: BLE001 - the real import later reports any problem
                 pass
-    threading.Thread(target=run, daemon=True).start()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    _BACKGROUND.append(thread)
+
+
+def _join_background() -> None:
+    while _BACKGROUND:
+        _BACKGROUND.pop().join()
 
 
 def _prepare_run(args):
@@ -411,13 +425,15 @@ def _prepare_run(args):
     and data."""
     started = time.perf_counter()
     _check_outputs(args, "summary", "output")
-    _import_in_background("arviz")
     if not args.no_cache:
         from pplc.cache import enable_compilation_cache
         enable_compilation_cache()
     conditioned = _condition(_load(args), args)
     if args.vars:
         _check_vars(conditioned, args.vars)
+    # Only now that model and data are sound: a mistake is reported without waiting for
+    # it, and the import does not contend for the interpreter while the model is lowered.
+    _import_in_background("arviz")
     return conditioned, time.perf_counter() - started
 
 

@@ -99,3 +99,20 @@ def _imported(tree: ast.Module) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             found.append((node.lineno, node.module))
     return [name for _, name in sorted(found)]
+
+
+def test_a_data_mistake_starts_no_background_import(tmp_path):
+    """`pplc sample` imports ArviZ on a thread while XLA compiles, but only once the model
+    and data are sound: an interpreter that exits while a thread imports can abort in
+    finalization ("Fatal Python error", status -6) instead of exiting with status 1."""
+    data = tmp_path / "d.json"
+    data.write_text('{"J": 2, "y": [1.0, 2.0, 3.0], "sigma": [1.0, 1.0]}')
+    loaded = _child(
+        "import contextlib, io, threading, pplc.cli\n"
+        "with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+        f"    status = pplc.cli.main(['sample', {str(EIGHT / 'model.ppl')!r}, '--data', "
+        f"{str(data)!r}, '--quiet', '--no-cache'])\n"
+        "assert status == 1, err.getvalue()\n"
+        "assert threading.active_count() == 1\n"
+        + _LOADED)
+    assert "arviz" not in loaded
