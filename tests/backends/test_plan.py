@@ -50,9 +50,8 @@ s ~ Normal(a + sum(c), 1)
     assert "[0:1]  a  scalar  real (identity)" in plan
     assert "c  3x2  read by the density" in plan
     lowered = model.lowered
-    pieces = dict(lowered.pieces)
-    pieces[("c", 1)] = replace(pieces[("c", 1)], scan=Scan(plate=1))
-    notes = [n.message for n in loop_notes(replace(lowered, pieces=pieces))]
+    plan = replace(lowered.plan, scans={**lowered.plan.scans, ("c", 1): Scan(plate=1)})
+    notes = [n.message for n in loop_notes(replace(lowered, plan=plan))]
     assert "c: loop over j in range(J), t in range(1, T) -> a scan over t, vectorized over " \
            "j in each step" in notes
 
@@ -70,7 +69,7 @@ def test_ir_plan_and_explain_on_the_command_line():
     plan = run("ir", model, "--data", data, "--plan")
     assert plan.returncode == 0, plan.stderr
     assert "# unconstrained vector: 10 values" in plan.stdout
-    assert "[1:2]  tau  scalar  positive (log)" in plan.stdout
+    assert "[1:2]  tau  scalar  above 0.0 (log)" in plan.stdout
     explain = run("explain", model, "--data", data)
     assert "theta: loop over j in range(J) -> one vectorized operation    [lowering]" \
         in explain.stdout
