@@ -33,16 +33,13 @@ import numpy as np
 
 from pplc.errors import Diagnostic, Span
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import DISTRIBUTIONS, PARAMETER_SUPPORTS, bind_arguments
 from pplc.ir.graph import Graph, Kind, Variable
 
 WIDE_UNIFORM = 1e3          # rule 1: a width above this is "very wide" whatever the data
 DATA_SCALE_FACTOR = 100.0   # rule 1 with data: two orders of magnitude beyond the data
 VAGUE_GAMMA = 0.1           # rule 4: both Gamma/InverseGamma parameters at most this
 
-# Parameters that must be > 0 (rule 3), by their catalogue names.
-POSITIVE_PARAMS = frozenset({"scale", "rate", "concentration", "concentration0",
-                             "concentration1", "df", "total_count", "mean"})
 # Declared types whose values are never below 0.
 _NONNEGATIVE_TYPES = frozenset({"positive", "positive_ordered", "unit", "simplex", "cov"})
 _NONNEGATIVE_SUPPORTS = frozenset({"positive", "unit", "simplex", "nonnegative_int", "boolean",
@@ -119,8 +116,9 @@ def _positive_argument(graph: Graph, data) -> Iterator[Diagnostic]:
         for call in _calls(variable):
             for param, expr in _bound(call).items():
                 name = _variable_of(expr)
-                if param not in POSITIVE_PARAMS or name is None or name not in graph \
-                        or graph[name].kind is not Kind.LATENT:
+                support = PARAMETER_SUPPORTS.get(call.func, {}).get(param)
+                if support is None or support.kind != "positive" or name is None \
+                        or name not in graph or graph[name].kind is not Kind.LATENT:
                     continue
                 lower = _lower_bound(graph[name], env)
                 if lower is not None and lower < 0:
