@@ -27,12 +27,14 @@ def to_float(x) -> Array:
 
 
 def xlogy(x: Array, y: Array) -> Array:
-    """x * log(y), 0 where x = y = 0 and -inf where x > 0 = y, with finite derivatives
-    everywhere (JAX's gives NaN). A zero-inflated model sums such -inf terms in a
-    logsumexp: a NaN derivative there would poison the whole gradient."""
+    """x * log(y), 0 where x = y = 0, -inf where x > 0 = y and +inf where x < 0 = y (the
+    limits: Gamma(0.5, 1)'s density at 0 is infinite), with finite derivatives everywhere
+    (JAX's gives NaN). A zero-inflated model sums such -inf terms in a logsumexp: a NaN
+    derivative there would poison the whole gradient."""
     y_zero = y == 0
     safe = jnp.log(jnp.where(y_zero, 1.0, y))
-    return jnp.where(y_zero, jnp.where(x == 0, 0.0, -jnp.inf), x * safe)
+    limit = jnp.where(x == 0, 0.0, jnp.where(x > 0, -jnp.inf, jnp.inf))
+    return jnp.where(y_zero, limit, x * safe)
 
 
 def xlog1py(x: Array, y: Array) -> Array:

@@ -657,3 +657,16 @@ def test_truncated_without_inverse_cdf_has_no_sampler():
                                   lower=1.0)
     with pytest.raises(InternalError):
         D.truncated("Dirichlet", dict(concentration=jnp.ones(3)), lower=0.0)
+
+
+def test_densities_that_are_infinite_at_zero_say_so():
+    """x log y at y = 0 has the limit -inf for x > 0 and +inf for x < 0: Gamma and
+    ChiSquared with shape below 1, and Weibull with concentration below 1, have an
+    infinite density at 0 (scipy agrees); the other side of 1 it is 0 (log -inf)."""
+    from pplc.backends.distributions import get
+
+    assert float(get("Gamma").log_prob(0.0, concentration=0.5, rate=1.0)) == np.inf
+    assert float(get("Gamma").log_prob(0.0, concentration=3.0, rate=1.0)) == -np.inf
+    assert float(get("ChiSquared").log_prob(0.0, df=1.0)) == np.inf
+    assert float(get("Weibull").log_prob(0.0, scale=1.0, concentration=0.5)) == np.inf
+    assert float(get("Bernoulli").log_prob(1.0, probs=0.0)) == -np.inf
