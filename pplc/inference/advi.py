@@ -469,7 +469,7 @@ def fit_advi(
             f"ADVI did not converge in {max_iterations} iterations (mean relative ELBO "
             f"change {np.mean(rel_changes):.3g}, median {np.median(rel_changes):.3g}, "
             f"tol_rel_obj {tol_rel_obj})", RuntimeWarning, stacklevel=2)
-    far = far_from_posterior(f"the {method} ADVI approximation", float(pareto_k))
+    far = far_from_posterior(f"the {method} ADVI approximation", float(pareto_k), num_draws)
     if far:
         warnings.warn(far, RuntimeWarning, stacklevel=2)
     if num_skipped:

@@ -120,7 +120,7 @@ def laplace(
             hint="check that find_map converged; a saddle point or a flat direction "
             "(a non-identified parameter) has no Laplace approximation")
     pareto_k = float(psis(np.asarray(log_ratios))[1]) if int(num_draws) else float("nan")
-    far = far_from_posterior("the Laplace approximation", pareto_k)
+    far = far_from_posterior("the Laplace approximation", pareto_k, int(num_draws))
     if far:
         warnings.warn(far, RuntimeWarning, stacklevel=2)
     return LaplaceResult(

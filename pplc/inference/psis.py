@@ -77,10 +77,11 @@ def psis(log_ratios: np.ndarray) -> tuple[np.ndarray, float]:
     return lw, k
 
 
-def far_from_posterior(what: str, k: float) -> str | None:
+def far_from_posterior(what: str, k: float, draws: int) -> str | None:
     """The plain-words warning for an approximation whose k-hat says it is unreliable
-    (above 0.7, Vehtari et al. 2024), or None."""
-    if not k > 0.7:
+    (above 0.7, Vehtari et al. 2024), or None; none from fewer than 100 draws, too few
+    for k-hat itself (psis gives inf below 25)."""
+    if not k > 0.7 or draws < 100:
         return None
     return (f"{what} is far from the posterior: the Pareto k-hat of its importance weights "
             f"is {k:.2f} (above 0.7), so its means and sds can be badly off even when it "
