@@ -1,5 +1,6 @@
 """The driver: reproducibility, no recompilation, chain methods and chunking agree."""
 
+import os
 
 import jax
 import jax.numpy as jnp
@@ -183,3 +184,21 @@ def test_real_sigint_stops_threaded_chains_cleanly():
     full = sample_nuts(_regression, _data(0), X0, jax.random.key(4), **kw)
     np.testing.assert_array_equal(r.positions, full.positions[:, :n])
     assert threading.active_count() == threads_before  # no worker left running
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_auto_runs_chains_one_after_another_on_a_process_given_one_core():
+    """"auto" counts the cores the process may use (taskset, a cpuset, a test worker), not
+    the machine's: two threads on one core only take turns."""
+    from pplc.inference import mcmc
+
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert mcmc.available_cores() == 1
+        # (several JAX devices make "auto" shard the chains over them instead)
+        expected = "sequential" if mcmc._chain_mesh(4) is None else "vectorized"
+        assert mcmc._auto_method(4) == expected
+    finally:
+        os.sched_setaffinity(0, before)
+    assert mcmc.available_cores() == len(before)
