@@ -116,3 +116,17 @@ def test_a_data_mistake_starts_no_background_import(tmp_path):
         "assert threading.active_count() == 1\n"
         + _LOADED)
     assert "arviz" not in loaded
+
+
+def test_a_model_mistake_is_reported_before_jax_is_imported_even_with_data(tmp_path):
+    bad = tmp_path / "bad.ppl"
+    bad.write_text("data y: real\nmu ~ Normal(0, 1)\ny ~ Normal(mu, sigmaa)\n")
+    data = tmp_path / "d.json"
+    data.write_text('{"y": 1.0}')
+    loaded = _child(
+        "import contextlib, io, pplc.cli\n"
+        "with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+        f"    assert pplc.cli.main(['sample', {str(bad)!r}, '--data', {str(data)!r}]) == 1\n"
+        "assert 'sigmaa' in err.getvalue(), err.getvalue()\n"
+        + _LOADED)
+    assert loaded == []
