@@ -93,6 +93,15 @@ class Model:
     def source(self) -> Source:
         return self.program.source
 
+    def graph_svg(self) -> str:
+        """The model's PGM picture as SVG text (`pplc graph`'s; plates by loop ranges).
+        Notebooks show it inline; raises `PplcError` without Graphviz's `dot`."""
+        from pplc.ir.graphviz import to_svg
+        return to_svg(self.graph)
+
+    def _repr_svg_(self) -> str | None:
+        return _svg_or_none(self.graph_svg)
+
     def _check_externs(self) -> None:
         """Every `extern def` has a Python callable, and every callable an `extern def`."""
         diags = Diagnostics()
@@ -276,6 +285,16 @@ class ConditionedModel:
     def param_names(self) -> list[str]:
         return self.lowered.param_names
 
+    def graph_svg(self) -> str:
+        """The model as written, as a PGM picture (SVG text), with the data's sizes on
+        its plates (`J = 8`); notebooks show it inline."""
+        from pplc.ir.graphviz import to_svg
+        return to_svg(getattr(self, "unoptimized_graph", self.graph),
+                      dict(self.lowered.data.sizes))
+
+    def _repr_svg_(self) -> str | None:
+        return _svg_or_none(self.graph_svg)
+
     def unconstrained_log_density(self, u) -> jax.Array:
         """log p at a flat unconstrained vector, log-Jacobians included (jit/grad-able)."""
         self._refuse_if_predicting_only()
@@ -311,7 +330,8 @@ class ConditionedModel:
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
                *, max_tree_depth: int = 10, target_accept: float = 0.8,
                chain_method: str = "auto", init: "str | Posterior" = "uniform",
-               metric: str = "diag", progress: Callable | None = None) -> Posterior:
+               metric: str = "diag", progress: "bool | Callable | None" = None
+               ) -> Posterior:
         """Draw from the posterior with NUTS (Stan's warmup: step size and diagonal metric).
 
         Initial points are uniform(-2, 2) on the unconstrained space, as in Stan. Draws come
@@ -321,6 +341,10 @@ class ConditionedModel:
         continues a fit (one loaded with `pplc.load`, say) from the last draw of each of
         its chains; warmup still adapts the step size and metric anew, so a short one will
         do.
+
+        `progress`: None (default) shows a bar in a notebook or on a terminal and stays
+        quiet elsewhere; True always, False never; a callable gets
+        `(phase, done, total, divergences)` after each chunk of iterations.
         """
         self._refuse_if_predicting_only()
         started = time.perf_counter()
@@ -339,10 +363,12 @@ class ConditionedModel:
         else:
             raise error(f"unknown init '{init}'",
                         hint="init: uniform, pathfinder, or a Posterior to continue from")
-        result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
-                             num_samples=draws, max_tree_depth=max_tree_depth,
-                             target_accept=target_accept, chain_method=chain_method,
-                             metric=metric, progress=progress)
+        from pplc.inference.progress import progress_for
+        with progress_for(progress) as callback:
+            result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
+                                 num_samples=draws, max_tree_depth=max_tree_depth,
+                                 target_accept=target_accept, chain_method=chain_method,
+                                 metric=metric, progress=callback)
         setup = time.perf_counter() - started - result.warmup_seconds \
             - result.sampling_seconds
         return self._posterior(result.positions, dict(result.stats), result.n_grad_evals,
@@ -365,7 +391,8 @@ class ConditionedModel:
                          for c in range(chains)])
 
     def fit(self, method: str = "advi", draws: int = 1000, seed: int = 0, *,
-            max_iterations: int | None = None, progress: Callable | None = None) -> Posterior:
+            max_iterations: int | None = None, progress: "bool | Callable | None" = None
+            ) -> Posterior:
         """Approximate the posterior: "advi" (mean-field), "fullrank", "map", "laplace" or
         "pathfinder" (multi-path, 4 paths, with Pareto-smoothed importance resampling).
 
@@ -400,9 +427,11 @@ class ConditionedModel:
                               stacklevel=2)
         elif method in ("advi", "fullrank"):
             options = {} if max_iterations is None else {"max_iterations": max_iterations}
-            result = fit_advi(self._log_density, self.data, init, run_key,
-                              method="meanfield" if method == "advi" else "fullrank",
-                              num_draws=draws, progress=progress, **options)
+            from pplc.inference.progress import progress_for
+            with progress_for(progress) as callback:
+                result = fit_advi(self._log_density, self.data, init, run_key,
+                                  method="meanfield" if method == "advi" else "fullrank",
+                                  num_draws=draws, progress=callback, **options)
             positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
             attrs = {"iterations": result.iterations, "converged": int(result.converged),
                      "pareto_k": float(result.pareto_k)}
@@ -867,6 +896,14 @@ class ConditionedModel:
         self._refuse_if_predicting_only()
         fn = _jit_value_and_grad(self._log_density)
         return lambda u: fn(jnp.asarray(u), self.data)
+
+
+def _svg_or_none(draw: Callable[[], str]) -> str | None:
+    """A notebook's picture, or None (the notebook then shows the repr) without `dot`."""
+    try:
+        return draw()
+    except PplcError:
+        return None
 
 
 def _shape(shape: tuple[int, ...]) -> str:

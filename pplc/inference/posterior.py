@@ -142,6 +142,11 @@ class Posterior:
         from pplc.inference import saved
         return saved.load(path)
 
+    def _repr_html_(self) -> str:
+        """Notebooks show the summary table (`pplc.inference.report_html`)."""
+        from pplc.inference.report_html import summary_html
+        return summary_html(self)
+
     def __getitem__(self, name: str) -> np.ndarray:
         return self.draws[name]
 

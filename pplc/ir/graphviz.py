@@ -153,6 +153,18 @@ def render(graph: Graph, path: str | Path, sizes: Mapping[str, int] | None = Non
     return path
 
 
+def to_svg(graph: Graph, sizes: Mapping[str, int] | None = None) -> str:
+    """The picture as SVG text (what `Model.graph_svg` returns and notebooks show).
+
+    Raises `PplcError` when Graphviz's `dot` program is missing."""
+    if shutil.which("dot") is None:
+        raise _no_dot(Path("<svg>"))
+    try:
+        return to_dot(graph, sizes).pipe(format="svg").decode("utf-8")
+    except graphviz.ExecutableNotFound:
+        raise _no_dot(Path("<svg>")) from None
+
+
 def _no_dot(path: Path):
     return error(f"cannot draw the model to '{path}': Graphviz's `dot` program is not "
                  "on PATH",
