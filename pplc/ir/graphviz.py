@@ -14,14 +14,21 @@ The conventions are the textbook ones (Bishop, PRML ch. 8; daft; numpyro's
 
 A variable sits in the plates its pieces share: `theta[j] ~ ...` inside `for j in
 range(J)` is in plate `J`; a variable defined piecewise inside and outside a loop
-(`sigma[0] = ...; for t in range(1, T): sigma[t] = ...`) sits outside it. A vectorized
-statement (`y ~ Normal(theta, sigma)` with `y: real[J]`) has no loop and so no plate.
+(`sigma[0] = ...; for t in range(1, T): sigma[t] = ...`) sits outside it.
 
-A data array sits in the plate that loops over its first declared size (`week: real[N]`
-in the plate `N`), when the model has one at the top level. Data used only as sizes (`J`
-in `range(J)` or `real[J]`) are left out, as daft and
+A whole-array statement sits in the plate over its first declared size, as its loop
+would: `beta: real[K] ~ Normal(0, 1)` in plate `K`, and `y ~ Bernoulli(...)` with
+`data y: int[N]` in plate `N`; not when its distribution draws whole vectors (Dirichlet,
+MultivariateNormal) or its type ties the elements together (`simplex`, `ordered`): those
+are one draw, outside any plate. A data array sits in the plate over its first declared
+size (`week: real[N]` in plate `N`). Data used only as sizes (`J` in `range(J)` or
+`real[J]`) are left out, as daft and
 numpyro do: the plate label already says `J`. Data read anywhere else (in a
 distribution, a value, an index or a bound) are drawn, with their edges.
+
+A pass's internal terms are hidden: a noncentered `theta_std ~ Normal(0.0 * mu + 0.0 *
+tau, 1)` keeps the shape of `mu` and `tau` with its zeros, which is bookkeeping, not a
+dependence: it is drawn `~ Normal(0, 1)`, with no edges from `mu` and `tau`.
 
 Nodes come in `Graph.order()` (topological, source order on ties), clusters in order of
 their range text and edges sorted, so the DOT source is the same on every run.
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import html
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -43,6 +51,7 @@ import networkx as nx
 from pplc.errors import error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
+from pplc.frontend.library import DISTRIBUTIONS
 from pplc.ir.graph import Graph, Kind, Piece, Plate, Variable
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot"}
@@ -90,8 +99,9 @@ def to_dot(graph: Graph, sizes: Mapping[str, int] | None = None) -> graphviz.Dig
             for plate in piece.plates:
                 plates.setdefault(_plate_key(plate), plate)
     for name in shown:
-        if graph[name].kind is Kind.DATA:
-            place[name] = _data_path(graph[name], plates)
+        variable = graph[name]
+        if variable.kind is Kind.DATA or (not place[name] and _whole_array(variable)):
+            place[name] = _first_size_path(variable, plates)
 
     paths = sorted({path[:depth] for path in place.values()
                     for depth in range(1, len(path) + 1)})
@@ -111,7 +121,8 @@ def to_dot(graph: Graph, sizes: Mapping[str, int] | None = None) -> graphviz.Dig
 
     fill(dot, ())
     rank = {name: i for i, name in enumerate(shown)}
-    edges = sorted(((u, v) for u, v in graph.dag.edges if u in rank and v in rank),
+    edges = sorted(((u, v) for u, v in graph.dag.edges if u in rank and v in rank
+                    and not _bookkeeping(graph, u, v)),
                    key=lambda e: (rank[e[1]], rank[e[0]]))
     feedback = _feedback_edges(graph)
     for u, v in edges:
@@ -193,17 +204,36 @@ def _common_path(variable: Variable) -> tuple[PlateKey, ...]:
     return common
 
 
-def _data_path(variable: Variable, plates: Mapping[PlateKey, Plate]) -> tuple[PlateKey, ...]:
-    """A data vector `week: real[N]` sits in the top-level plate over `range(N)`, if any.
+# Declared types whose elements are drawn independently by an elementwise statement; the
+# others (simplex, ordered, cov, ...) tie them together into one draw.
+_ELEMENTWISE_TYPES = {"real", "int", "positive", "unit"}
 
-    Data have no pieces, so their plate comes from the declared shape: its first size, when
-    a loop of the model runs over exactly that range.
-    """
+
+def _whole_array(variable: Variable) -> bool:
+    """A `~` of a whole array, element by element: `beta: real[K] ~ Normal(0, 1)`."""
+    declared = variable.declared_type
+    if declared is None or not declared.shape or declared.base not in _ELEMENTWISE_TYPES:
+        return False
+    if variable.kind not in (Kind.LATENT, Kind.OBSERVED) or not variable.pieces:
+        return False
+    for piece in variable.pieces:
+        info = DISTRIBUTIONS.get(piece.distribution.func) \
+            if isinstance(piece.distribution, ast.Call) else None
+        if piece.indices is not None or piece.plates or info is None or info.event_ndim:
+            return False
+    return True
+
+
+def _first_size_path(variable: Variable, plates: dict[PlateKey, Plate]
+                     ) -> tuple[PlateKey, ...]:
+    """The top-level plate over the first declared size (`week: real[N]` in plate `N`),
+    made when no loop of the model runs over exactly that range."""
     shape = variable.declared_type.shape if variable.declared_type is not None else ()
     if not shape:
         return ()
     key = ("", to_source(shape[0]))
-    return (key,) if key in plates else ()
+    plates.setdefault(key, Plate("", None, shape[0], variable.declared_type.span))
+    return (key,)
 
 
 def _plate_label(plate: Plate, sizes: Mapping[str, int]) -> str:
@@ -324,8 +354,51 @@ def _label(variable: Variable) -> str:
 
 def _rhs(piece: Piece) -> str:
     if piece.distribution is not None:
-        return "~ " + _shorten(to_source(piece.distribution))
-    return "= " + _shorten(to_source(piece.value))
+        return "~ " + _shorten(to_source(_without_zero_terms(piece.distribution)))
+    return "= " + _shorten(to_source(_without_zero_terms(piece.value)))
+
+
+def _is_zero(expr) -> bool:
+    return isinstance(expr, ast.Number) and expr.value == 0
+
+
+def _without_zero_terms(expr):
+    """`0.0 * mu + 0.0 * tau` -> `0`: the terms a pass adds only to keep a shape."""
+    if isinstance(expr, ast.BinOp):
+        left, right = _without_zero_terms(expr.left), _without_zero_terms(expr.right)
+        if expr.op == "*" and (_is_zero(left) or _is_zero(right)):
+            return ast.Number(0, expr.span)
+        if expr.op == "+" and _is_zero(left):
+            return right
+        if expr.op in ("+", "-") and _is_zero(right):
+            return left
+        return replace(expr, left=left, right=right)
+    if isinstance(expr, ast.Call):
+        return replace(expr, args=tuple(_without_zero_terms(a) for a in expr.args),
+                       keywords=tuple(replace(k, value=_without_zero_terms(k.value))
+                                      for k in expr.keywords))
+    return expr
+
+
+def _bookkeeping(graph: Graph, tail: str, head: str) -> bool:
+    """An edge into a pass's internal variable from a name that only its zero terms read
+    (see the module docstring)."""
+    variable = graph[head]
+    if not variable.internal:
+        return False
+    read: set[str] = set()
+    for piece in variable.pieces:
+        for expr in (piece.distribution, piece.value, *(piece.indices or ())):
+            if expr is not None:
+                read |= {n.id for n in ast.names_in(_without_zero_terms(expr))}
+        for plate in piece.plates:
+            read |= {n.id for e in (plate.start, plate.stop) if e is not None
+                     for n in ast.names_in(e)}
+    declared = variable.declared_type
+    if declared is not None:
+        read |= {n.id for e in (*declared.shape, *(b.value for b in declared.bounds))
+                 for n in ast.names_in(e)}
+    return tail not in read
 
 
 def _shorten(text: str) -> str:

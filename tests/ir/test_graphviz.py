@@ -130,7 +130,7 @@ def test_eight_schools_centered():
     assert set(dot.edges) == {("mu", "theta"), ("tau", "theta"), ("theta", "y"),
                               ("sigma", "y")}
     assert dot.plate_path("theta") == ["J"]
-    assert dot.plate_path("y") == []            # vectorized, no loop: no plate
+    assert dot.plate_path("y") == ["J"]         # vectorized: in the plate over its size
     assert dot.nodes["theta"]["label"] == "theta\n~ Normal(mu, tau)"
     assert dot.nodes["y"]["label"] == "y\n~ Normal(theta, sigma)"
     assert ">sigma<" in dot.nodes["sigma"]["label"]
@@ -151,7 +151,9 @@ def test_eight_schools_noncentered():
     assert dot.kind("y") == "gray-ellipse"
     assert set(dot.edges) == {("theta_trans", "theta"), ("tau", "theta"), ("mu", "theta"),
                               ("theta", "y"), ("sigma", "y")}
-    assert dot.clusters == {}
+    # Whole-array `~` statements and data arrays sit in the plate over their first size.
+    assert dot.plate_path("theta_trans") == dot.plate_path("y") == ["J"]
+    assert dot.plate_path("sigma") == ["J"] and len(dot.clusters) == 1
 
 
 def test_data_arrays_sit_in_the_plate_over_their_size():
@@ -196,7 +198,7 @@ def test_garch_piecewise_deterministic_and_feedback_edge():
     assert "T" not in dot.nodes and dot.kind("sigma1") == "data-square"
     assert dot.kind("sigma") == "dashed-ellipse"
     # pieces inside and outside the loop: the variable sits outside the plate
-    assert dot.plate_path("sigma") == [] and dot.clusters == {}
+    assert dot.plate_path("sigma") == [] and dot.plate_path("y") == ["T"]
     label = dot.nodes["sigma"]["label"].split("\n")
     assert label[:2] == ["sigma", "[0] = sigma1"]
     assert label[2].startswith("[t] = sqrt(") and label[2].endswith("…")
@@ -205,6 +207,42 @@ def test_garch_piecewise_deterministic_and_feedback_edge():
     # sigma[t] reads y[t - 1]: the y -> sigma edge is drawn but does not rank y above sigma
     assert dot.edges[("y", "sigma")] == {"constraint": "false"}
     assert dot.edges[("sigma", "y")] == {}
+
+
+WHOLE_ARRAYS = """\
+data N: int
+data K: int
+data X: real[N, K]
+data y: int[N]
+w: simplex[K] ~ Dirichlet(ones(K))
+mu: ordered[K] ~ Normal(0, 1)
+beta: real[K] ~ Normal(0, 1)
+L: real[K] ~ MultivariateNormal(zeros(K), diag(ones(K)))
+y ~ Bernoulli(logits=X @ beta + w[0] + mu[0] + L[0])
+"""
+
+
+def test_whole_array_statements_sit_in_the_plate_over_their_size():
+    dot = Dot(to_dot(_graph(WHOLE_ARRAYS), sizes={"N": 100, "K": 3}))
+    assert dot.plate_path("beta") == ["K = 3"]
+    assert dot.plate_path("y") == dot.plate_path("X") == ["N = 100"]
+    # One draw of a whole vector (Dirichlet, MultivariateNormal) or elements tied by their type
+    # (ordered): outside any plate.
+    assert dot.plate_path("w") == dot.plate_path("mu") == dot.plate_path("L") == []
+
+
+def test_a_pass_s_internal_zero_terms_are_hidden():
+    model = pplc.compile(CENTERED / "model.ppl")
+    from pplc.passes.pipeline import run_passes
+    data = CENTERED / "data.json"
+    conditioned = model.condition(data)
+    graph = run_passes(conditioned.unoptimized_graph, (), until="reparameterize")
+    (raw,) = [v.name for v in graph.variables() if v.internal]
+    dot = Dot(to_dot(graph))
+    # theta_raw ~ Normal(0.0 * mu + 0.0 * tau, 1): shape bookkeeping, not dependence.
+    assert dot.nodes[raw]["label"] == f"{raw}\n~ Normal(loc=0, scale=1.0)"
+    assert (("mu", raw) not in dot.edges and ("tau", raw) not in dot.edges
+            and ("mu", "theta") in dot.edges)
 
 
 def test_model_without_loops():
