@@ -9,6 +9,7 @@
                 [--draws 1000] [--seed 0] [--summary OUT.json] [--output OUT.nc]
     pplc predict MODEL.ppl --data NEW.json --draws FIT.nc -o PRED.nc [--seed 0] [--force]
     pplc build  MODEL.ppl -o model_module.py [--data DATA.json] [--force]
+    pplc plot   FIT.nc --kind trace|pair|ppc|forest [--vars NAME ...] -o FILE.png [--force]
 
 A mistake in a model, its data or the options prints `FILE:LINE:COL: error: ...` with the
 source line and a caret, and exits with status 1; never a traceback. Any other exception
@@ -209,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", required=True,
                        help="the Python file to write, e.g. model_module.py")
     build.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+    plot = sub.add_parser("plot", help="draw a saved fit with ArviZ: trace, pair, posterior "
+                                       "predictive check (ppc) or forest plot")
+    plot.add_argument("fit", metavar="FIT.nc", help="a netCDF file written by 'pplc sample "
+                                                    "--output' or 'pplc fit --output'")
+    plot.add_argument("--kind", required=True, help="trace, pair, ppc or forest")
+    plot.add_argument("--vars", nargs="+", metavar="NAME",
+                      help="the variables to draw (default: the model's latents; for ppc, "
+                           "its observed variables)")
+    plot.add_argument("-o", "--output", required=True, help="the picture: .png, .svg or .pdf")
+    plot.add_argument("--force", action="store_true", help="overwrite an existing output")
     return parser
 
 
@@ -582,9 +594,32 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    """The picture's path, kind and file are checked before ArviZ is imported (~2 s)."""
+    from pplc.plots import KINDS, check_picture_path
+    from pplc.errors import did_you_mean
+
+    if args.kind not in KINDS:
+        raise error(f"unknown kind of plot '{args.kind}'",
+                    hint=did_you_mean(args.kind, KINDS) or "kinds: " + ", ".join(KINDS))
+    check_picture_path(args.output)
+    _check_outputs(args, "output")
+    if not Path(args.fit).exists():
+        raise error(f"cannot read '{args.fit}': no such file",
+                    hint="pass a file written by 'pplc sample --output' or 'pplc fit --output'")
+    from pplc.inference.posterior import Posterior
+    from pplc.plots import plot
+
+    posterior = Posterior.from_netcdf(args.fit)
+    for note in plot(posterior, args.kind, args.output, args.vars):
+        print(note, file=sys.stderr)
+    print(f"picture written to {args.output}")
+    return 0
+
+
 _COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd_sample,
              "fit": cmd_fit, "explain": cmd_explain, "build": cmd_build,
-             "predict": cmd_predict}
+             "predict": cmd_predict, "plot": cmd_plot}
 
 
 def entry_point() -> None:
