@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import plan, recurrence
+from pplc.backends import plan, recurrence, sharding
 from pplc.backends.checks import DataChecks, discrete_latent_diagnostic
 from pplc.backends.data import BoundData
 from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges
@@ -105,7 +105,11 @@ class _Analysis(ShapeAnalysis, DataChecks):
                 offset += count
         decisions = plan.Plan(tuple(layout), constraints, self.scans, self.groups,
                               plan.data_only(graph, self.data.missing), plan.needed(graph),
-                              self._states(), plan.prior_refusal(graph))
+                              self._states(), plan.prior_refusal(graph),
+                              sharding.decide(graph, self.shapes, self.data.sizes,
+                                              self.data.arrays, plan.data_only(graph),
+                                              {*self.scans, *((n, i) for n in self.groups
+                                                for i in range(len(graph[n].pieces)))}))
         return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, self.pieces,
                             decisions, self.externs)
 

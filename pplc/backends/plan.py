@@ -20,6 +20,7 @@ import networkx as nx
 
 from pplc.backends.constraints import Constraint, constraint_of
 from pplc.backends.recurrence import Group, Scan
+from pplc.backends.sharding import Sharding
 from pplc.frontend import ast
 from pplc.ir.graph import Graph, Kind, Note, Piece, reads_itself
 
@@ -58,6 +59,7 @@ class Plan:
     needed: frozenset[str] = frozenset()   # what the density reads
     states: Mapping[str, int] = field(default_factory=dict)   # discrete -> its values
     prior_refusal: tuple[str, object] | None = None   # why forward simulation cannot run
+    sharding: Sharding | None = None   # data arrays split across devices (sharding.py)
 
 
 def plan_without_data(graph: Graph) -> Plan:
@@ -135,6 +137,9 @@ def loop_notes(lowered) -> list[Note]:
                 how = evaluation(lowered.plan, lowered.graph, name, i)
                 notes.append(Note(NAME, piece.span,
                                   f"{label}: loop over {loops_text(piece)} -> {how}"))
+    sharding = lowered.plan.sharding
+    if sharding is not None and sharding.span is not None:
+        notes.append(Note(NAME, sharding.span, "with --shard-data: " + sharding.describe()))
     return notes
 
 
@@ -180,6 +185,8 @@ def render(plan: Plan, graph: Graph, shapes: Mapping | None = None, order=None) 
     refusal = plan.prior_refusal
     lines.append("# prior simulation: " + ("forward, every variable given its parents"
                                            if refusal is None else refusal[0]))
+    if plan.sharding is not None:
+        lines.append("# data sharding (--shard-data): " + plan.sharding.describe())
     lines.append("# values and terms, in evaluation order")
     for name in order:
         variable = graph[name]

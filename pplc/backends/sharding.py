@@ -1,0 +1,115 @@
+"""Which data arrays are split across devices, along which axis: a decision of the plan.
+
+With `--shard-data` (`sample(shard_data=True)`) the arrays that run over the observations
+are placed on a device mesh split along that axis, and everything else is replicated
+(inference/sharding.py places them; JAX's SPMD partitioner splits the computation and
+inserts the sum of the per-device partial log densities, so value and gradient are the
+single-device ones up to the order of the summation). The decision is made here, once,
+from the shaped graph, so that `pplc ir --plan` and `pplc explain` say what runs:
+
+  * the plate is the data size over which observations run (a dimension of an observed
+    array's declared type, or the stop of a loop around a `~` of observed data or around a
+    `factor`, which is what a `~` becomes when a discrete latent is summed out), the
+    largest if several;
+  * every data array (and every deterministic of data alone) with an axis over that size is
+    split along it (the first such axis), unless
+  * a recurrence reads it: a piece computed in order along its loop (a scan, an array that
+    reads its own earlier elements, the forward algorithm of a summed-out Markov chain)
+    cannot be split along its own axis, so the arrays it reads stay whole on every device.
+
+Which arrays are split changes only where the work runs, never the result: the
+partitioner keeps the program's meaning whatever the placement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from pplc.errors import Span
+from pplc.frontend import ast
+from pplc.ir.graph import Graph, Kind, Piece, reads_itself
+
+RECURSIVE_CALLS = frozenset({"hmm_forward", "hmm_smooth"})
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """The observations' plate (`size` = `extent` rows), the arrays split along it (name ->
+    axis) and those over it kept whole (name -> why)."""
+
+    size: str
+    extent: int
+    span: Span | None
+    axes: Mapping[str, int] = field(default_factory=dict)
+    whole: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        split = ", ".join(f"{n} (axis {a})" for n, a in self.axes.items()) or "nothing"
+        text = f"split along {self.size} = {self.extent}: {split}"
+        for name, why in self.whole.items():
+            text += f"; {name} kept whole: {why}"
+        return text
+
+
+def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[str, int],
+           arrays, data_only=(), recurrences=()) -> Sharding | None:
+    """The sharding of a conditioned model (module docstring), or None when no observed
+    array runs over a data size. `arrays`: the data arrays' names; `recurrences`: the
+    (name, piece index) of pieces computed in order (the plan's scans and groups)."""
+    candidates: dict[str, Span] = {}
+    for variable in graph.of_kind(Kind.OBSERVED, Kind.FACTOR):   # a factor: a summed-out `~`
+        dims = variable.declared_type.shape if variable.declared_type is not None else ()
+        for dim in dims:
+            if isinstance(dim, ast.Name) and dim.id in sizes:
+                candidates.setdefault(dim.id, dim.span)
+        for piece in variable.pieces:
+            for plate in piece.plates:
+                if isinstance(plate.stop, ast.Name) and plate.stop.id in sizes:
+                    candidates.setdefault(plate.stop.id, plate.stop.span)
+    if not candidates:
+        return None
+    size = max(candidates, key=lambda s: sizes[s])   # the first of the largest
+    extent = sizes[size]
+    axes: dict[str, int] = {}
+    for name in arrays:
+        axis = _declared_axis(graph, name, size)
+        if axis is not None:
+            axes[name] = axis
+    for name in data_only:   # no declared type: the one axis of the plate's extent
+        matching = [k for k, n in enumerate(shapes.get(name, ())) if n == extent]
+        if len(matching) == 1:
+            axes[name] = matching[0]
+    whole: dict[str, str] = {}
+    for variable in graph.variables():
+        for i, piece in enumerate(variable.pieces):
+            if not _in_order(variable.name, i, piece, recurrences):
+                continue
+            for read in sorted({n.id for n in _reads(piece)} & set(axes)):
+                del axes[read]
+                whole[read] = (f"read by the recurrence on line {piece.span.line}, "
+                               "which runs in order along its loop")
+    return Sharding(size, extent, candidates[size], axes, whole)
+
+
+def _declared_axis(graph: Graph, name: str, size: str) -> int | None:
+    """The first axis of a data array declared over `size` (`real[N, K]`: 0 for N)."""
+    if name not in graph or graph[name].declared_type is None:
+        return None
+    dims = graph[name].declared_type.shape
+    return next((k for k, d in enumerate(dims) if isinstance(d, ast.Name) and d.id == size),
+                None)
+
+
+def _in_order(name: str, i: int, piece: Piece, recurrences) -> bool:
+    """Whether a piece is computed element after element (it cannot be split)."""
+    calls = [c for e in (piece.value, piece.distribution) if e is not None
+             for c in ast.walk(e) if isinstance(c, ast.Call)]
+    return ((name, i) in recurrences or reads_itself(name, piece)
+            or any(c.func in RECURSIVE_CALLS for c in calls))
+
+
+def _reads(piece: Piece):
+    for expr in (piece.value, piece.distribution, *(piece.indices or ())):
+        if expr is not None:
+            yield from ast.names_in(expr)
