@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also draw the posterior predictive and the pointwise "
                              "log-likelihood, and each latent's log prior (groups "
                              "posterior_predictive, log_likelihood, log_prior)")
+    sample.add_argument("--shard-data", action="store_true",
+                        help="split the arrays of observations across the JAX devices, "
+                             "as 'pplc ir --plan' shows (docs/scaling.md)")
     _add_outputs(sample)
 
     predict = command("predict", "predict at new inputs from a saved fit, without "
@@ -342,10 +345,11 @@ def _condition(model, args):
 
 
 def cmd_explain(args) -> int:
-    from pplc.backends.plan import loop_notes
+    from pplc.backends.plan import loop_notes, sharding_notes
 
     conditioned = _condition(_load(args), args)
-    notes = conditioned.graph.notes + tuple(loop_notes(conditioned.lowered))
+    notes = conditioned.graph.notes + tuple(loop_notes(conditioned.lowered)) \
+        + tuple(sharding_notes(conditioned.lowered))
     for note in notes:
         print(f"{conditioned.graph.source.path}:{note.span.line}:{note.span.column}: "
               f"{note.message}    [{note.pass_name}]")
@@ -529,7 +533,7 @@ def cmd_sample(args) -> int:
             chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
             chain_method=args.chain_method, init=args.init, metric=args.metric,
-            progress=progress)
+            progress=progress, shard_data=args.shard_data)
     posterior.compile_seconds += frontend_seconds
     complete = bool(posterior.attrs.get("complete", 1))
     if args.predict and complete:

@@ -33,6 +33,7 @@ from pplc.ir.build import build_graph
 from pplc.ir.graph import Graph
 from pplc.inference.initialize import initial_positions
 from pplc.inference.mcmc import sample_nuts
+from pplc.inference.sharding import axes_to_split
 from pplc.inference.posterior import Posterior
 from pplc.ir.graph import Kind
 from pplc.passes.pipeline import run_passes
@@ -330,8 +331,8 @@ class ConditionedModel:
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
                *, max_tree_depth: int = 10, target_accept: float = 0.8,
                chain_method: str = "auto", init: "str | Posterior" = "uniform",
-               metric: str = "diag", progress: "bool | Callable | None" = None
-               ) -> Posterior:
+               metric: str = "diag", progress: "bool | Callable | None" = None,
+               shard_data: bool = False) -> Posterior:
         """Draw from the posterior with NUTS (Stan's warmup: step size and diagonal metric).
 
         Initial points are uniform(-2, 2) on the unconstrained space, as in Stan. Draws come
@@ -345,6 +346,9 @@ class ConditionedModel:
         `progress`: None (default) shows a bar in a notebook or on a terminal and stays
         quiet elsewhere; True always, False never; a callable gets
         `(phase, done, total, divergences)` after each chunk of iterations.
+
+        `shard_data=True` splits the arrays of observations across the JAX devices, as the
+        plan says (`pplc ir --plan`; docs/scaling.md); the result is the same.
         """
         self._refuse_if_predicting_only()
         started = time.perf_counter()
@@ -368,7 +372,10 @@ class ConditionedModel:
             result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
                                  num_samples=draws, max_tree_depth=max_tree_depth,
                                  target_accept=target_accept, chain_method=chain_method,
-                                 metric=metric, progress=callback)
+                                 metric=metric, progress=callback,
+                                 shard_data=axes_to_split(self.lowered.plan.sharding,
+                                                          self.graph.source)
+                                 if shard_data else None)
         setup = time.perf_counter() - started - result.warmup_seconds \
             - result.sampling_seconds
         return self._posterior(result.positions, dict(result.stats), result.n_grad_evals,

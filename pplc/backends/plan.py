@@ -137,10 +137,15 @@ def loop_notes(lowered) -> list[Note]:
                 how = evaluation(lowered.plan, lowered.graph, name, i)
                 notes.append(Note(NAME, piece.span,
                                   f"{label}: loop over {loops_text(piece)} -> {how}"))
-    sharding = lowered.plan.sharding
-    if sharding is not None and sharding.span is not None:
-        notes.append(Note(NAME, sharding.span, "with --shard-data: " + sharding.describe()))
     return notes
+
+
+def sharding_notes(lowered) -> list[Note]:
+    """What --shard-data would split (`pplc explain`), at the size it splits along."""
+    sharding = lowered.plan.sharding
+    if sharding is None or sharding.span is None:
+        return []
+    return [Note(NAME, sharding.span, "with --shard-data: " + sharding.describe())]
 
 
 def prior_refusal(graph) -> tuple[str, object] | None:

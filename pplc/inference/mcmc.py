@@ -85,6 +85,7 @@ from pplc.inference.adaptation import (
     initial_chain_state,
 )
 from pplc.inference.nuts import build_kernel
+from pplc.inference.sharding import CHAIN, Placement
 
 Array = jax.Array
 ProgressFn = Callable[[str, int, int, int], None]
@@ -145,12 +146,14 @@ def _chain_mesh(num_chains: int) -> Mesh | None:
 
 
 def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: float, batched: bool,
-                   mesh: Mesh | None = None):
+                   mesh: Mesh | None = None, placement: Placement | None = None):
     # The metric (diag or dense) is not an argument: the step reads it from the shapes of
     # the chain state's inverse mass matrix at trace time.
     """The function compiled per chunk: (chain state(s), schedule chunk, data) -> (state, outputs)."""
 
     def run_chain(cs: ChainState, rows: ScheduleRow, data: Any):
+        if placement is not None:   # split data: their padding rows cut off (sharding.py)
+            data = placement.trim(data)
         logdensity_and_grad = jax.value_and_grad(lambda x: logdensity_fn(x, data))
         kernel = build_kernel(logdensity_and_grad, max_tree_depth=max_tree_depth)
         step = build_adaptive_step(kernel, logdensity_and_grad, target_accept)
@@ -176,6 +179,9 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
     chains = jax.vmap(run_chain, in_axes=(0, None, None))
     if mesh is None:
         return chains
+    if placement is not None:   # manual over chains only: the partitioner splits the data
+        return jax.shard_map(chains, mesh=mesh, in_specs=(P(CHAIN), P(), P()), out_specs=P(CHAIN),
+                             axis_names={CHAIN}, check_vma=False)
     # Each device runs its block of chains locally; rows and data are replicated.
     return jax.shard_map(chains, mesh=mesh, in_specs=(P("chain"), P(), P()), out_specs=P("chain"),
                          check_vma=False)
@@ -208,6 +214,7 @@ def sample_nuts(
     progress: ProgressFn | None = None,
     chunk_size: int | None = None,
     metric: str = "diag",
+    shard_data: dict[str, int] | None = None,
 ) -> MCMCResult:
     """Sample with NUTS and Stan's windowed warmup, one chain per row of `init_positions`.
 
@@ -222,6 +229,8 @@ def sample_nuts(
         chunk_size: iterations per compiled call (static; default 100).
         metric: "diag" (Stan's diag_e, the default) or "dense" (Stan's dense_e: a full
             covariance, for strongly correlated posteriors; O(dim^2) per leapfrog step).
+        shard_data: data array -> axis to split across the devices (the plan's sharding;
+            inference/sharding.py), the rest replicated; None keeps all data whole.
 
     Returns:
         An `MCMCResult`; `complete` is False if a KeyboardInterrupt stopped the run, which
@@ -251,14 +260,22 @@ def sample_nuts(
     batched = method == "vectorized"
     mesh = _chain_mesh(num_chains) if batched else None
     jit_options = {}
-    if mesh is not None:
+    placement = None
+    if shard_data and len(jax.devices()) > 1:
+        placement = Placement.make(shard_data, data, num_chains, batched)
+        mesh = placement.mesh if batched else None
+        by_chain = NamedSharding(placement.mesh, P(CHAIN) if batched else P())
+        states = jax.device_put(states, by_chain)
+        jit_options["in_shardings"] = (by_chain, placement.replicated, placement.shardings(data))
+        data = placement.place(data)
+    elif mesh is not None:
         by_chain, replicated = NamedSharding(mesh, P("chain")), NamedSharding(mesh, P())
         states = jax.device_put(states, by_chain)
         data = jax.device_put(data, replicated)
         jit_options["in_shardings"] = (by_chain, replicated, replicated)
 
     static = ("nuts-chunk", int(max_tree_depth), float(target_accept), batched, chunk, metric,
-              mesh.devices.size if mesh is not None else 1)
+              mesh.devices.size if mesh is not None else 1, placement.key if placement else None)
     one = states if batched else jax.tree.map(lambda a: a[0], states)
     example_rows = _padded_chunks(rows, 0, 1, chunk)[0][0] if len(rows.iteration) else None
     if example_rows is None:  # nothing to do
@@ -266,7 +283,7 @@ def sample_nuts(
     program, compile_seconds = _cache.compiled(
         logdensity_fn,
         static,
-        lambda: _chunk_program(logdensity_fn, max_tree_depth, target_accept, batched, mesh),
+        lambda: _chunk_program(logdensity_fn, max_tree_depth, target_accept, batched, mesh, placement),
         one,
         example_rows,
         data,

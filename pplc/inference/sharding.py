@@ -1,0 +1,150 @@
+"""Data split across the devices of one process: the placement the plan decided, in JAX.
+
+The plan (backends/sharding.py) names the arrays that run over the observations and the
+axis of each. Here they are placed on a `jax.sharding.Mesh` with `NamedSharding`s, split
+along that axis over the mesh's "data" axis, with everything else (the parameters, the
+sampler's state, the other data) replicated. The log density is then compiled with `jit`
+over those input shardings, and XLA's SPMD partitioner (GSPMD) runs each device on its
+rows and sums the partial log densities with an all-reduce it inserts; the gradient is
+exact, and differs from one device's only by the order of the summation. No runtime of
+our own: the collectives are XLA's.
+
+Rows that do not divide over the devices: a `NamedSharding` needs equal shards, so each
+split array is padded with copies of its last row up to a multiple of the device count,
+and the program slices the padding off first thing (`Placement.trim`); the sliced array
+keeps the split (the partitioner pads uneven shards internally), and the model never sees
+a padded row, whatever it does with the whole array.
+
+Chains: where chains are vectorized, the mesh has two axes, ("chain", "data"): a
+`shard_map` over "chain" only (the "data" axis left to the partitioner) gives each row of
+the mesh its block of chains, each running its own NUTS loops, and within it the data are
+split over the row's devices. Where chains run one after another or on threads, each
+chain's program runs on the one-axis "data" mesh of all devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Mapping
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+CHAIN, DATA = "chain", "data"
+
+
+def chain_and_data_shape(num_devices: int, num_chains: int, batched: bool) -> tuple[int, int]:
+    """(chain devices, data devices): the data get at least two devices where there are,
+    the chains (when vectorized) the largest number dividing both counts in what is left."""
+    if not batched or num_devices < 2:
+        return 1, num_devices
+    c = max(k for k in range(1, num_devices // 2 + 1)
+            if num_chains % k == 0 and num_devices % k == 0)
+    return c, num_devices // c
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The mesh and where each data array lives on it; `lengths` are the true extents of
+    the split axes (before padding)."""
+
+    mesh: Mesh
+    axes: Mapping[str, int]
+    lengths: Mapping[str, int]
+
+    @classmethod
+    def make(cls, axes: Mapping[str, int], data: Mapping[str, Any], num_chains: int = 1,
+             batched: bool = False, devices=None) -> "Placement":
+        devices = list(jax.devices() if devices is None else devices)
+        c, d = chain_and_data_shape(len(devices), num_chains, batched)
+        grid = np.array(devices[:c * d])
+        mesh = Mesh(grid.reshape(c, d), (CHAIN, DATA)) if batched else Mesh(grid, (DATA,))
+        axes = {name: axis for name, axis in axes.items() if name in data}
+        lengths = {name: int(np.shape(data[name])[axis]) for name, axis in axes.items()}
+        return cls(mesh, axes, lengths)
+
+    @property
+    def data_devices(self) -> int:
+        return int(self.mesh.shape[DATA])
+
+    @property
+    def key(self) -> Hashable:
+        """What the compiled program depends on, beyond the arguments' shapes."""
+        return ("data-sharded", tuple(self.mesh.shape.items()),
+                tuple(sorted(self.axes.items())), tuple(sorted(self.lengths.items())))
+
+    def spec(self, name: str) -> P:
+        if name not in self.axes:
+            return P()
+        return P(*([None] * self.axes[name]), DATA)
+
+    def shardings(self, data: Mapping[str, Any]) -> dict[str, NamedSharding]:
+        return {name: NamedSharding(self.mesh, self.spec(name)) for name in data}
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, P())
+
+    def place(self, data: Mapping[str, Any]) -> dict[str, jax.Array]:
+        """The data on the mesh: split arrays padded to a multiple of the data devices and
+        split along their axis; the rest replicated."""
+        out = {}
+        shardings = self.shardings(data)
+        for name, value in data.items():
+            value = np.asarray(value)
+            if name in self.axes:
+                value = _pad(value, self.axes[name], self.data_devices)
+            out[name] = jax.device_put(value, shardings[name])
+        return out
+
+    def trim(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Inside the program: the split arrays without their padding rows, still split."""
+        out = dict(data)
+        for name, axis in self.axes.items():
+            value = jax.lax.slice_in_dim(data[name], 0, self.lengths[name], axis=axis)
+            out[name] = jax.lax.with_sharding_constraint(
+                value, NamedSharding(self.mesh, self.spec(name)))
+        return out
+
+
+def _pad(value: np.ndarray, axis: int, parts: int) -> np.ndarray:
+    """Copies of the last row appended along `axis` up to a multiple of `parts` (valid
+    values of the array's type, never read: `Placement.trim` cuts them off)."""
+    extra = -value.shape[axis] % parts
+    if not extra:
+        return value
+    width = [(0, 0)] * value.ndim
+    width[axis] = (0, extra)
+    return np.pad(value, width, mode="edge")
+
+
+def sharded_value_and_grad(log_density: Callable, data: Mapping[str, Any],
+                           axes: Mapping[str, int], devices=None) -> Callable:
+    """u -> (log density, gradient) with the data split as the plan says, on a one-axis
+    mesh of `devices` (default: all): for checking against one device, and benchmarks."""
+    placement = Placement.make(axes, data, devices=devices)
+    placed = placement.place(data)
+    fn = jax.jit(jax.value_and_grad(lambda u, d: log_density(u, placement.trim(d))),
+                 in_shardings=(placement.replicated, placement.shardings(data)))
+    return lambda u: fn(jax.device_put(np.asarray(u, np.float64), placement.replicated),
+                        placed)
+
+
+def axes_to_split(sharding, source=None) -> dict[str, int]:
+    """The plan's split (backends/sharding.py `Sharding`, or None) as name -> axis, or a
+    located error when there is nothing to split."""
+    if sharding is not None and sharding.axes:
+        return dict(sharding.axes)
+    why = ("no observed array runs over a data size" if sharding is None
+           else sharding.describe())
+    return _refuse(f"shard_data: nothing to split across devices: {why}", source,
+                   None if sharding is None else sharding.span)
+
+
+def _refuse(message: str, source, span):
+    from pplc.errors import error
+    raise error(message, source, span,
+                hint="sharding splits the arrays of observations (a `data y: real[N]` "
+                     "observed by a `~`); run without --shard-data")

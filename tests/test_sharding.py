@@ -1,0 +1,211 @@
+"""Data split across devices (--shard-data): the plan's decision, and the same log density,
+gradient and posterior as one device.
+
+The number of JAX devices is fixed when JAX starts, so the checks that need several
+devices run this file as a script in a subprocess with
+XLA_FLAGS=--xla_force_host_platform_device_count=N (4 and 8 virtual CPU devices), which
+prints its measurements as JSON; the tests assert on them. Every data size here (1001,
+1003, 203 rows) divides neither 4 nor 8, so the padded rows are always exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HIER = ROOT / "examples" / "hierarchical_logistic" / "model.ppl"
+MIXTURE = ROOT / "examples" / "gaussian_mixture" / "model.ppl"
+
+GROUPED = """
+data N: int
+data G: int
+data g: int(lower=0, upper=G - 1)[N]
+data y: real[N]
+mu ~ Normal(0, 1)
+tau ~ HalfNormal(1)
+sigma ~ HalfNormal(1)
+for j in range(G):
+    alpha[j] ~ Normal(mu, tau)
+for n in range(N):
+    y[n] ~ Normal(alpha[g[n]], sigma)
+"""
+
+RECURRENCE = """
+data T: int
+data x: real[T]
+data y: real[T]
+phi ~ Uniform(-1, 1)
+sigma ~ HalfNormal(1)
+m[0] = x[0]
+for t in range(1, T):
+    m[t] = phi * m[t - 1] + x[t]
+for t in range(T):
+    y[t] ~ Normal(m[t], sigma)
+"""
+
+NO_PLATE = """
+data y: real
+mu ~ Normal(0, 1)
+y ~ Normal(mu, 1)
+"""
+
+
+def models():
+    """(name, model, data) of the four models checked."""
+    import pplc
+    rng = np.random.default_rng(7)
+    n, groups = 1001, 20
+    hier = {"N": n, "G": groups, "K": 3, "g": rng.integers(0, groups, n),
+            "X": rng.normal(size=(n, 3)), "y": rng.integers(0, 2, n)}
+    grouped = {"N": n, "G": groups, "g": rng.integers(0, groups, n),
+               "y": rng.normal(size=n)}
+    t = 203
+    recurrence = {"T": t, "x": rng.normal(size=t), "y": rng.normal(size=t)}
+    mixture = {"N": 1003, "K": 3, "y": np.concatenate(
+        [rng.normal(-3, 1, 500), rng.normal(0, 1, 300), rng.normal(4, 1, 203)])}
+    return [("hierarchical_logistic", pplc.compile(HIER), hier),
+            ("grouped", pplc.compile(GROUPED), grouped),
+            ("recurrence", pplc.compile(RECURRENCE), recurrence),
+            ("mixture", pplc.compile(MIXTURE), mixture)]
+
+
+# ---------------------------------------------------------------- the plan (one device)
+def test_the_plan_splits_the_observations_and_keeps_recurrences_whole():
+    plans = {name: model.condition(data).lowered.plan.sharding
+             for name, model, data in models()}
+    assert plans["hierarchical_logistic"].size == "N"
+    assert dict(plans["hierarchical_logistic"].axes) == {"g": 0, "X": 0, "y": 0}
+    assert dict(plans["grouped"].axes) == {"g": 0, "y": 0}
+    assert dict(plans["mixture"].axes) == {"y": 0}
+    recurrence = plans["recurrence"]
+    assert dict(recurrence.axes) == {"y": 0}
+    assert "x" in recurrence.whole and "recurrence on line 9" in recurrence.whole["x"]
+
+
+def test_ir_plan_and_explain_report_the_sharding():
+    data = str(HIER.parent / "data.json")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pplc.cli", *a], cwd=ROOT,
+                                    capture_output=True, text=True, timeout=120)
+    plan = run("ir", "--plan", str(HIER), "--data", data)
+    assert plan.returncode == 0, plan.stderr
+    assert "# data sharding (--shard-data): split along N = 1000: g (axis 0), X (axis 0), " \
+           "y (axis 0)" in plan.stdout
+    explain = run("explain", str(HIER), "--data", data)
+    assert "model.ppl:8:31: with --shard-data: split along N = 1000" in explain.stdout
+
+
+def test_a_model_with_nothing_to_split_is_refused_with_its_reason(tmp_path):
+    import pplc
+    from pplc.errors import PplcError
+    model = pplc.compile(NO_PLATE).condition({"y": 0.5})
+    with pytest.raises(PplcError, match="nothing to split across devices: no observed array"):
+        model.sample(chains=1, warmup=10, draws=10, shard_data=True, progress=False)
+
+
+# ---------------------------------------------------------------- several devices
+def run_on_devices(devices: int, *what: str) -> dict:
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+           "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, __file__, *what], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("devices", [4, 8])
+def test_log_density_and_gradient_equal_one_devices(devices):
+    results = run_on_devices(devices, "density")
+    assert results["devices"] == devices
+    for name, r in results["models"].items():
+        # The same terms summed in another order: rounding only (~1e-16 relative).
+        assert r["value_rel"] <= 1e-12, (name, r)
+        assert r["grad_rel"] <= 1e-12, (name, r)
+        # The split arrays really are split: each device holds ceil(rows / devices).
+        for array, (shard_rows, rows) in r["shards"].items():
+            assert shard_rows == -(-rows // devices), (name, array, shard_rows, rows)
+    # A whole-array statement (`y ~ Bernoulli(logits=a[g] + X @ beta)`) runs split: no
+    # floating-point row of the data crosses devices, only partial sums (of the density
+    # and of the gradient: 1 + 20 + 3 values). The integer group index g is gathered whole
+    # by XLA's partitioning of the gradient's scatter into `a` (4 bytes a row).
+    hier = results["models"]["hierarchical_logistic"]["collectives"]
+    assert all(n < 1001 for op, kind, n in hier if kind == "f64"), hier
+
+
+@pytest.mark.slow
+def test_posterior_of_hierarchical_logistic_matches_the_unsharded_run():
+    r = run_on_devices(4, "posterior")
+    # Same seed, but NUTS is chaotic: summation order changes the path after a few
+    # iterations, so the two runs are compared as independent runs: the difference of two
+    # means, each with its Monte Carlo standard error, within 4 standard errors of the
+    # difference (a 6e-5 chance per parameter of failing if both are right).
+    for name, (mean_a, se_a, mean_b, se_b) in r.items():
+        assert abs(mean_a - mean_b) <= 4 * np.hypot(se_a, se_b), (name, r[name])
+
+
+# ---------------------------------------------------------------- the subprocess side
+def _density() -> dict:
+    import jax
+    from pplc.inference.sharding import Placement, sharded_value_and_grad
+    out = {}
+    for name, model, data in models():
+        conditioned = model.condition(data)
+        axes = dict(conditioned.lowered.plan.sharding.axes)
+        u = np.random.default_rng(1).normal(size=conditioned.dim) * 0.5
+        value, grad = conditioned.value_and_grad(u)
+        split = sharded_value_and_grad(conditioned._log_density, conditioned.data, axes)
+        value_s, grad_s = split(u)
+        placed = Placement.make(axes, conditioned.data).place(conditioned.data)
+        shards = {a: (placed[a].addressable_shards[0].data.shape[axes[a]],
+                      int(np.shape(conditioned.data[a])[axes[a]])) for a in axes}
+        out[name] = {"value_rel": float(abs(value - value_s) / abs(value)),
+                     "grad_rel": float(np.max(np.abs(grad - grad_s)) / np.max(np.abs(grad))),
+                     "shards": shards, "collectives": _collectives(conditioned, axes)}
+    return {"devices": len(jax.devices()), "models": out}
+
+
+def _collectives(conditioned, axes) -> list[tuple[str, str, int]]:
+    """(op, element type, elements) of each collective of the compiled split program."""
+    import re
+    import jax
+    from pplc.inference.sharding import Placement
+    placement = Placement.make(axes, conditioned.data)
+    fn = jax.jit(jax.value_and_grad(
+        lambda u, d: conditioned._log_density(u, placement.trim(d))),
+        in_shardings=(placement.replicated, placement.shardings(conditioned.data)))
+    text = fn.lower(jax.device_put(np.zeros(conditioned.dim), placement.replicated),
+                    placement.place(conditioned.data)).compile().as_text()
+    out = []
+    for op, shapes in re.findall(r"= (.*?) (all-gather|all-reduce|all-to-all|"
+                                 r"collective-permute|reduce-scatter)\(", text):
+        for kind, dims in re.findall(r"(\w+)\[([\d,]*)\]", op):
+            out.append((shapes, kind, int(np.prod([int(d) for d in dims.split(",") if d]))))
+    return out
+
+
+def _posterior() -> dict:
+    import arviz
+    name, model, data = models()[0]
+    conditioned = model.condition(data)
+    runs = [conditioned.sample(chains=4, warmup=300, draws=300, seed=3, progress=False,
+                               chain_method="vectorized", shard_data=shard)
+            for shard in (False, True)]
+    out = {}
+    for var in ("mu_a", "sigma_a", "beta"):
+        draws = [np.asarray(p[var]).reshape(4, 300, -1) for p in runs]
+        for k in range(draws[0].shape[-1]):
+            row = []
+            for d in draws:
+                row += [float(d[..., k].mean()), float(arviz.mcse(d[..., k]))]
+            out[f"{var}[{k}]"] = row
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps({"density": _density, "posterior": _posterior}[sys.argv[1]]()))
