@@ -39,37 +39,16 @@ class _Parser(argparse.ArgumentParser):
         raise error(f"{message}", hint=f"see '{self.prog} --help'")
 
 
-def _whole_number(minimum: int, maximum: int | None = None):
-    """An argparse type: a whole number >= minimum (and <= maximum), with a plain-words
-    refusal."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise argparse.ArgumentTypeError(f"expected a number <= {maximum}, got "
-                                             f"{text if len(text) < 30 else text[:20] + '...'}")
-        return value
-    return parse
+def _option(name: str, parser, *flags: str, **kwargs) -> None:
+    """An option read through pplc.options' table, the one the Python API checks with:
+    `--chains 0` and `sample(chains=0)` are refused in the same words."""
+    from pplc.options import OPTIONS, argparse_type
 
-
-_positive_int = _whole_number(1)
-_nonnegative_int = _whole_number(0)
-_seed = _whole_number(0, 2 ** 63 - 1)  # JAX's PRNGKey takes a signed 64-bit integer
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, "
-                                         f"got {value}")
-    return value
+    if OPTIONS[name].kind == "choice":
+        kwargs.setdefault("choices", OPTIONS[name].choices)
+    else:
+        kwargs.setdefault("type", argparse_type(name))
+    parser.add_argument(*flags, **kwargs)
 
 
 def _add_passes(parser) -> None:
@@ -153,28 +132,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = command("fit", "approximate the posterior: ADVI, full-rank ADVI, MAP, Laplace",
                   data_required=True)
-    fit.add_argument("--method", choices=["advi", "fullrank", "map", "laplace", "pathfinder"],
-                     default="advi")
-    fit.add_argument("--draws", type=_positive_int, default=1000,
-                     help="draws from the approximation (not for map)")
-    fit.add_argument("--seed", type=_seed, default=0)
-    fit.add_argument("--max-iterations", type=_positive_int, default=None)
+    _option("method", fit, "--method", default="advi")
+    _option("draws", fit, "--draws", default=1000,
+            help="draws from the approximation (not for map)")
+    _option("seed", fit, "--seed", default=0)
+    _option("max_iterations", fit, "--max-iterations", default=None)
     _add_outputs(fit)
 
     command("explain", "say what each optimization pass decided", data_required=True)
 
     sample = command("sample", "draw from the posterior with NUTS", data_required=True)
-    sample.add_argument("--chains", type=_positive_int, default=4)
-    sample.add_argument("--warmup", type=_nonnegative_int, default=1000)
-    sample.add_argument("--draws", type=_positive_int, default=1000)
-    sample.add_argument("--seed", type=_seed, default=0)
-    sample.add_argument("--max-tree-depth", type=_positive_int, default=10)
-    sample.add_argument("--target-accept", type=_probability, default=0.8)
-    sample.add_argument("--chain-method", choices=["auto", "vectorized", "sequential", "parallel"],
-                        default="auto")
-    sample.add_argument("--metric", choices=["diag", "dense"], default="diag",
-                        help="the mass matrix adapted in warmup: diagonal (Stan's default) "
-                             "or dense (for strongly correlated posteriors)")
+    _option("chains", sample, "--chains", default=4)
+    _option("warmup", sample, "--warmup", default=1000)
+    _option("draws", sample, "--draws", default=1000)
+    _option("seed", sample, "--seed", default=0)
+    _option("max_tree_depth", sample, "--max-tree-depth", default=10)
+    _option("target_accept", sample, "--target-accept", default=0.8)
+    _option("chain_method", sample, "--chain-method", default="auto")
+    _option("metric", sample, "--metric", default="diag",
+            help="the mass matrix adapted in warmup: diagonal (Stan's default) "
+                 "or dense (for strongly correlated posteriors)")
     sample.add_argument("--init", choices=["uniform", "pathfinder"], default="uniform",
                         help="starting points: uniform(-2, 2) on the unconstrained space "
                              "(Stan's), or draws from multi-path Pathfinder")
@@ -200,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("-o", "--output", required=True,
                          help="write the predictions here as netCDF (ArviZ group "
                               "'predictions', with the parameters' draws in 'posterior')")
-    predict.add_argument("--seed", type=_seed, default=0)
+    _option("seed", predict, "--seed", default=0)
     predict.add_argument("--force", action="store_true", help="overwrite an existing output")
     predict.add_argument("--no-cache", action="store_true",
                          help="do not use the persistent compilation cache")
@@ -274,9 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _internal(exc: BaseException) -> None:
-    print(f"internal error: {type(exc).__name__}: {exc}\n"
-          "This is a bug in pplc, not in your model. Please report it with the model and "
-          "data that caused it (set PPLC_TRACEBACK=1 for details).", file=sys.stderr)
+    from pplc.errors import REPORT
+
+    what = exc.detail if isinstance(exc, InternalError) else f"{type(exc).__name__}: {exc}"
+    print(f"internal error: {what}\n{REPORT} (Set PPLC_TRACEBACK=1 for details.)",
+          file=sys.stderr)
     if os.environ.get("PPLC_TRACEBACK"):
         import traceback
         traceback.print_exception(exc)
@@ -362,6 +341,7 @@ def cmd_explain(args) -> int:
 def cmd_graph(args) -> int:
     from pplc.ir.graphviz import render
 
+    _check_outputs(args, "output")   # a picture is redrawn over an old one (no --force)
     model = _load(args)
     if args.after and not args.data:
         raise error("--after needs --data: the passes decide from the data")
@@ -472,7 +452,7 @@ def _check_outputs(args, *options: str) -> None:
         path = Path(name)
         if path.is_dir():
             raise error(f"output path '{path}' is a folder")
-        if path.exists() and not args.force:
+        if path.exists() and not getattr(args, "force", True):
             raise error(f"'{path}' already exists", hint="pass --force to overwrite it")
         folder = path.parent
         existing = folder
@@ -578,10 +558,7 @@ def cmd_predict(args) -> int:
     from pplc.inference.posterior import Posterior
 
     output = Path(args.output)
-    if output.is_dir():
-        raise error(f"output path '{output}' is a folder")
-    if output.exists() and not args.force:
-        raise error(f"'{output}' already exists", hint="pass --force to overwrite it")
+    _check_outputs(args, "output")
     if not args.no_cache:
         from pplc.cache import enable_compilation_cache
         enable_compilation_cache()

@@ -108,8 +108,48 @@ class PplcError(Exception):
         return "\n".join(d.render() for d in self.diagnostics)
 
 
+REPORT = ("This is a bug in pplc, not in your model or data: please report it with the "
+          "model and data that caused it.")
+
+
 class InternalError(Exception):
-    """A bug in pplc, not in the user's model: reported as such, never with a caret."""
+    """A bug in pplc, not in the user's model: reported as such, never with a caret.
+
+    Its text ends with a request to report it (`REPORT`); `detail` is the text without."""
+
+    def __init__(self, detail: str = ""):
+        self.detail = str(detail)
+        super().__init__(f"{self.detail}\n{REPORT}" if self.detail else REPORT)
+
+
+def guard(method):
+    """A public entry point of the Python API whose failures are all `PplcError` (the
+    user's mistake) or `InternalError` (pplc's): any other exception escaping it (an
+    `IndexError` deep in the sampler) is pplc's bug and becomes an `InternalError` that
+    names it, chained to the original for its traceback. KeyboardInterrupt passes."""
+    import functools
+
+    @functools.wraps(method)
+    def guarded(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (PplcError, InternalError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything else is a pplc bug
+            raise InternalError(f"{type(exc).__name__}: {exc}") from exc
+    guarded.__wrapped__ = method
+    return guarded
+
+
+def guard_public_methods(*classes: type) -> None:
+    """`guard` every public method of `classes` (names without a leading underscore;
+    properties and class attributes are left alone)."""
+    for cls in classes:
+        for name, member in list(vars(cls).items()):
+            if name.startswith("_") or isinstance(member, (type, staticmethod, classmethod)):
+                continue
+            if callable(member):
+                setattr(cls, name, guard(member))
 
 
 def error(message: str, source: Source | None = None, span: Span | None = None,

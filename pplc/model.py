@@ -25,7 +25,8 @@ from pplc.backends.dims import variable_dims
 from pplc.backends.lower import LoweredModel
 from pplc.backends.plan import prior_refusal
 from pplc import __version__
-from pplc.errors import Diagnostic, Diagnostics, PplcError, Source, did_you_mean, error
+from pplc.errors import (Diagnostic, Diagnostics, PplcError, Source, did_you_mean, error,
+                         guard_public_methods)
 from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program
 from pplc.frontend.parser import parse, parse_file
@@ -36,6 +37,7 @@ from pplc.inference.mcmc import sample_nuts
 from pplc.inference.sharding import axes_to_split
 from pplc.inference.posterior import Posterior
 from pplc.ir.graph import Kind
+from pplc.options import check_options, check_params, check_posterior
 from pplc.passes.pipeline import run_passes
 
 
@@ -70,6 +72,12 @@ def _predictive_all(predict, log_likelihood, keys, flat, data):
 def compile(path_or_source: str | Path, externs: Mapping[str, Callable] | None = None
             ) -> "Model":
     """Parse and check a model given as a file path or as source text."""
+    if externs is not None and not isinstance(externs, Mapping):
+        raise error(f"externs must be a dict of extern name -> Python function, not "
+                    f"{type(externs).__name__}")
+    if not isinstance(path_or_source, (str, Path)):
+        raise error(f"compile takes a model's source text or the path of a .ppl file, not "
+                    f"{type(path_or_source).__name__}")
     text = str(path_or_source)
     if isinstance(path_or_source, Path) or ("\n" not in text and text.endswith(".ppl")):
         program = parse_file(path_or_source)
@@ -132,6 +140,9 @@ class Model:
         self._check_externs()
         if isinstance(data, (str, Path)):
             data, data_source = load_json(data)
+        elif not isinstance(data, Mapping):
+            raise error(f"condition takes the data as a dict of name -> value, or the path "
+                        f"of a JSON file, not {type(data).__name__}")
         supplied = {name for name, value in data.items() if value is not None}
         graph = build_graph(self.program, supplied, self.definitions)
         bound = bind_data(graph, data, data_source)
@@ -299,7 +310,16 @@ class ConditionedModel:
     def unconstrained_log_density(self, u) -> jax.Array:
         """log p at a flat unconstrained vector, log-Jacobians included (jit/grad-able)."""
         self._refuse_if_predicting_only()
-        return self._log_density(jnp.asarray(u), self.data)
+        return self._log_density(self._flat(u), self.data)
+
+    def _flat(self, u) -> jax.Array:
+        """`u` as the sampler's flat vector, refused unless it has `dim` entries."""
+        u = jnp.asarray(u)
+        if u.shape != (self.dim,):
+            raise error(f"expected a flat vector of the {self.dim} unconstrained parameters, "
+                        f"got shape {_shape(u.shape)}",
+                        hint="the layout is param_names; unconstrain(params) makes one")
+        return u
 
     def log_density(self, params: Mapping[str, Any]) -> jax.Array:
         """log p(params, data) at constrained latent values, without the Jacobian terms.
@@ -310,9 +330,29 @@ class ConditionedModel:
         """
         self._refuse_if_predicting_only()
         lowered = self._parameterized_as_written
+        self._check_params(params, "log_density")
         u = lowered.unconstrain(params, self.data)
         env, log_jacobian = lowered._values(u, self.data)
-        return lowered.log_density(u, self.data) - log_jacobian
+        value = lowered.log_density(u, self.data) - log_jacobian
+        # Outside the support the density is 0: -inf, not the nan of log(-1) in the inverse
+        # transform, nor the density at another point (a simplex that does not sum to one
+        # maps to one that does): the values must come back from u unchanged. A nan given
+        # stays nan.
+        inside = jnp.all(jnp.isfinite(u))
+        for block in lowered.layout:
+            if block.name not in lowered.data.missing:
+                given = jnp.asarray(params[block.name], jnp.float64)
+                inside &= jnp.allclose(env[block.name], given, rtol=1e-6, atol=1e-12)
+        given_nan = jnp.any(jnp.stack([jnp.any(jnp.isnan(jnp.asarray(params[b.name],
+                                                                      jnp.float64)))
+                                       for b in lowered.layout] or [jnp.bool_(False)]))
+        return jnp.where(inside | given_nan, value, -jnp.inf)
+
+    def _check_params(self, params, what: str) -> None:
+        lowered = self._parameterized_as_written
+        known = {v.name for v in self.graph.variables()} \
+            | {v.name for v in getattr(self, "unoptimized_graph", self.graph).variables()}
+        check_params(params, {b.name: tuple(b.shape) for b in lowered.layout}, known, what)
 
     @functools.cached_property
     def _parameterized_as_written(self) -> LoweredModel:
@@ -321,11 +361,12 @@ class ConditionedModel:
         return self._lower_as_parameterized()
 
     def constrain(self, u) -> dict[str, jax.Array]:
-        return self.lowered.constrain(jnp.asarray(u), self.data)
+        return self.lowered.constrain(self._flat(u), self.data)
 
     def unconstrain(self, params: Mapping[str, Any]) -> jax.Array:
         """The user's latent values -> the sampler's flat vector (the inverse of
         `constrain`); a pass's internal variables are computed from them."""
+        self._check_params(params, "unconstrain")
         return self.lowered.unconstrain(params, self.data)
 
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
@@ -351,6 +392,14 @@ class ConditionedModel:
         plan says (`pplc ir --plan`; docs/scaling.md); the result is the same.
         """
         self._refuse_if_predicting_only()
+        options = check_options(chains=chains, warmup=warmup, draws=draws, seed=seed,
+                                max_tree_depth=max_tree_depth, target_accept=target_accept,
+                                chain_method=chain_method, metric=metric)
+        chains, warmup, draws, seed = (options[k] for k in ("chains", "warmup", "draws", "seed"))
+        max_tree_depth, target_accept = options["max_tree_depth"], options["target_accept"]
+        if not isinstance(init, (Posterior, str)):
+            raise error(f"unknown init {init!r}",
+                        hint="init: uniform, pathfinder, or a Posterior to continue from")
         started = time.perf_counter()
         key = jax.random.PRNGKey(seed)
         init_key, run_key = jax.random.split(key)
@@ -414,9 +463,9 @@ class ConditionedModel:
         from pplc.inference.optimize import find_map
 
         self._refuse_if_predicting_only()
-        methods = ("advi", "fullrank", "map", "laplace", "pathfinder")
-        if method not in methods:
-            raise error(f"unknown method '{method}'", hint="methods: " + ", ".join(methods))
+        options = check_options(method=method, draws=draws, seed=seed,
+                                max_iterations=max_iterations)
+        draws, seed, max_iterations = (options[k] for k in ("draws", "seed", "max_iterations"))
         started = time.perf_counter()
         init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
         init = self._initial_positions(1, init_key)[0]
@@ -569,6 +618,8 @@ class ConditionedModel:
         """Draws from the prior and the prior predictive by forward simulation: name ->
         array (draws, *shape) for every latent, observed and deterministic variable. The
         supplied observations are ignored (their shapes are kept)."""
+        options = check_options(draws=draws, seed=seed)
+        draws, seed = options["draws"], options["seed"]
         refusal = prior_refusal(self.graph)
         if refusal is not None:
             raise error(refusal[0], self.graph.source, refusal[1],
@@ -582,6 +633,7 @@ class ConditionedModel:
     def sample_prior(self, draws: int = 1000, seed: int = 0) -> Posterior:
         """`prior_predictive` as a Posterior marked `prior`: its ArviZ groups are prior
         (parameters) and prior_predictive (observations), with the model's dims."""
+        check_options(draws=draws, seed=seed)
         started = time.perf_counter()
         values = self.prior_predictive(draws=draws, seed=seed)
         observed = {v.name for v in self.graph.of_kind(Kind.OBSERVED)}
@@ -607,6 +659,8 @@ class ConditionedModel:
             >>> new.posterior_predictive(posterior)["y"].shape          # doctest: +SKIP
             (4, 1000, 3)
         """
+        check_posterior(posterior, "posterior_predictive")
+        seed = check_options(seed=seed)["seed"]
         if self._is_fit_of(posterior):
             self.predictive(posterior, seed)
             return posterior.posterior_predictive
@@ -618,6 +672,8 @@ class ConditionedModel:
 
         Only for the data `posterior` was fitted to: predictions at other data are not
         the fit's, so `predictions` returns them apart."""
+        check_posterior(posterior, "predictive")
+        seed = check_options(seed=seed)["seed"]
         if not self._is_fit_of(posterior):
             raise error("these draws were fitted to other data (or another model): "
                         "predictive draws at this data would not belong to them",
@@ -694,6 +750,8 @@ class ConditionedModel:
         (`posterior_predictive`, ArviZ group `predictions`), and, for observations that
         the data do give, their values and pointwise log-likelihood (a held-out set's).
         Raises `PplcError` when the fit does not belong to this model."""
+        check_posterior(posterior, "predictions")
+        seed = check_options(seed=seed)["seed"]
         started = time.perf_counter()
         model, positions, predicted, log_lik, left_out = self._predict(posterior, seed)
         result = model._posterior(positions, {}, 0, 0.0, time.perf_counter() - started,
@@ -902,7 +960,7 @@ class ConditionedModel:
         """jit(value_and_grad(log density)) with the data as a runtime argument."""
         self._refuse_if_predicting_only()
         fn = _jit_value_and_grad(self._log_density)
-        return lambda u: fn(jnp.asarray(u), self.data)
+        return lambda u: fn(self._flat(u), self.data)
 
 
 def _svg_or_none(draw: Callable[[], str]) -> str | None:
@@ -915,3 +973,7 @@ def _svg_or_none(draw: Callable[[], str]) -> str | None:
 
 def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# Every public method raises PplcError for a user's mistake, InternalError for pplc's.
+guard_public_methods(Model, ConditionedModel)

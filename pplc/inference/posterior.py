@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from pplc.errors import did_you_mean, error, guard_public_methods
 from pplc.inference import summary as _summary
 
 
@@ -74,7 +75,7 @@ class Posterior:
     def element_names(self, name: str) -> list[str]:
         """`theta[0]`, `X[1,2]`, ... of one variable, as the summary names them (only the
         imputed entries of a partly observed variable)."""
-        return self.labels.get(name) or _summary.element_names(name, self.draws[name].shape[2:])
+        return self.labels.get(name) or _summary.element_names(name, self[name].shape[2:])
 
     def summary(self, var_names: str | Sequence[str] | None = None
                 ) -> dict[str, dict[str, float]]:
@@ -87,6 +88,10 @@ class Posterior:
         Example:
             >>> posterior.summary(var_names=["mu", "theta[0]"])["mu"]["mcse_mean"]  # doctest: +SKIP
         """
+        if var_names is not None and not isinstance(var_names, str) and not (
+                isinstance(var_names, Sequence)
+                and all(isinstance(name, str) for name in var_names)):
+            raise error(f"var_names takes a name or a list of names, not {var_names!r}")
         chosen = _summary.select_variables(var_names, self.variable_names(), self.element_names)
         stats = _summary.summarize({name: self.draws[name] for name in chosen}, self.labels)
         return {element: stats[element] for name, picked in chosen.items()
@@ -148,6 +153,10 @@ class Posterior:
         return summary_html(self)
 
     def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.draws:
+            raise error(f"no draws of '{name}'",
+                        hint=did_you_mean(str(name), self.draws)
+                        or "the variables are " + ", ".join(self.draws))
         return self.draws[name]
 
     def __repr__(self) -> str:
@@ -170,3 +179,7 @@ def _with_log_prior(data, log_prior: dict[str, np.ndarray], attrs: dict):
     else:                                    # ArviZ >= 1: a DataTree
         data["log_prior"] = xr.DataTree(group)
     return data
+
+
+# Every public method raises PplcError for a user's mistake, InternalError for pplc's.
+guard_public_methods(Posterior)

@@ -260,18 +260,42 @@ def summary_json(parameters: Mapping[str, Mapping[str, float]], divergences: int
 
 
 def write_atomically(path: str | Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a file."""
+    """Write through a temporary file in the same folder, then rename: never half a file
+    under the final name (a full disk, Ctrl-C, a crash leave the old file as it was).
+
+    The file gets the permissions of any file the user creates (0666 less the umask),
+    not mkstemp's private 0600. A file that cannot be written (a folder in the way, a
+    full disk, no permission) is the user's `PplcError`, naming the file and the cause."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise error(f"expected the path of a file to write, not {type(path).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise error(f"cannot write '{path}': it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise error(f"cannot write '{path}': {exc.strerror or exc}") from None
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):   # ENOSPC, EFBIG, EDQUOT, EIO, ...
+            raise error(f"cannot write '{path}': {exc.strerror or exc}",
+                        hint="nothing was written under that name; an existing file there "
+                             "is unchanged") from None
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, so set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, doc: Mapping) -> None:
