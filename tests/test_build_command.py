@@ -466,6 +466,45 @@ def test_built_without_data_the_module_takes_any_sizes(tmp_path):
     assert imported_modules(module) <= ALLOWED_IMPORTS
 
 
+LAST_APART = """\
+data T: int
+data y: real[T]
+mu ~ Normal(0, 1)
+x[T - 1] ~ Normal(mu, 1)
+for t in range(T - 1):
+    x[t] ~ Normal(mu, 2)
+m[T - 1] = x[T - 1]
+for t in range(T - 1):
+    m[t] = mu + x[t]
+y ~ Normal(m, 1)
+"""
+
+
+def test_a_subscript_that_is_a_size_is_written_in_terms_of_it(tmp_path):
+    """`x[T - 1]` defined apart from `x[t]` for t in range(T - 1): the extent is the
+    largest subscript + 1 over the pieces, `max(T, T - 1)` = `T` (ir/extents.py), so the
+    module takes any T; it used to hold for the build sizes only (BUILT_FOR), and could
+    not be built without data."""
+    model = tmp_path / "last.ppl"
+    model.write_text(LAST_APART)
+    module = tmp_path / "last.py"
+    result = pplc_cli("build", model, "-o", module)
+    assert result.returncode == 0, result.stderr
+    text = module.read_text()
+    assert "BUILT_FOR = {}" in text and '"x": (T,)' in text and "_assemble((T,)" in text
+    jobs, expected = [], []
+    for i, y in enumerate([[0.1, 0.2, -0.3, 0.5], [0.3, -1.0]]):
+        data = {"T": len(y), "y": y}
+        data_path = tmp_path / f"data{i}.json"
+        data_path.write_text(json.dumps(data))
+        job = density_job(tmp_path, f"last{i}", module, data_path)
+        expected.append(oracle(model, data, Path(job["points"]), seed=20 + i))
+        jobs.append(job)
+    run_child(tmp_path, jobs)
+    for job, values in zip(jobs, expected):
+        compare(job, values)
+
+
 def test_extern_functions_are_left_for_the_user(tmp_path):
     """`extern def` becomes an EXTERNS entry the user fills; bound to the same function as
     pplc's, the module's density is pplc's."""

@@ -1,7 +1,8 @@
 """The one table of built-in functions (frontend/library.py `BUILTINS`), checked entry by
 entry in every layer that reads it: the checks (arity), the JAX lowering (the function it
 resolves to, and that its result's axes follow the declared rule), the built module's text
-(the same JAX function) and the two shape rules (ArviZ dims, the module's shapes)."""
+(the same JAX function) and the one symbolic axis inference (pplc/ir/axes.py), which the
+ArviZ dims and a built module's shapes share."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 
 import pplc
-from pplc.backends import dims
-from pplc.backends.codegen import expressions, shapes
+from pplc.backends.codegen import expressions
+from pplc.ir import axes
 from pplc.backends.functions import FUNCTIONS, HELPERS
 from pplc.frontend.library import BUILTINS
 
@@ -69,12 +70,10 @@ def test_every_builtin_in_every_layer(name):
         assert written is fn
     else:
         assert name in expressions.SHAPE_FUNCTIONS and fn is HELPERS[builtin.jax]
-    # Both shape rules agree with the table.
-    assert (name in dims.ELEMENTWISE) == (builtin.axes == "elementwise")
-    assert (name in dims.REDUCTIONS) == (builtin.axes == "reduce")
-    assert (name in dims.SAME_AXES) == (builtin.axes == "same")
-    assert (name in shapes._ELEMENTWISE) == (builtin.axes in ("elementwise", "same"))
-    assert (name in shapes._REDUCTIONS) == (builtin.axes == "reduce")
+    # The one symbolic axis inference (ArviZ dims and built modules) reads the table.
+    assert (name in axes.ELEMENTWISE) == (builtin.axes == "elementwise")
+    assert (name in axes.REDUCTIONS) == (builtin.axes == "reduce")
+    assert (name in axes.SAME_AXES) == (builtin.axes == "same")
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))

@@ -19,7 +19,7 @@ from pplc.backends.codegen.expressions import Body, Context, ExprWriter, Names
 from pplc.backends.codegen.layout import dict_lines, function
 from pplc.backends.codegen.recursions import RecursionWriter
 from pplc.backends.codegen.runtime import Runtime, helper_names
-from pplc.backends.codegen.shapes import Shape, ShapeInference
+from pplc.backends.codegen.shapes import ShapeWriter, tuple_text
 from pplc.backends.plan import Plan
 from pplc.errors import error
 from pplc.frontend import ast
@@ -213,12 +213,11 @@ class ModuleWriter(RecursionWriter):
         return self.names.fresh(name)
 
     def extent(self, variable: Variable, w: ExprWriter) -> str:
-        return Shape(self.extent_dims(variable, w)).text
+        return tuple_text(self.extent_dims(variable, w))
 
     def extent_dims(self, variable: Variable, w: ExprWriter) -> tuple[str, ...]:
         """The leading axes a variable's subscripts cover, as sizes of the data."""
-        inference = ShapeInference(self.graph, w, w.is_static)
-        leading = inference.extent(variable)
+        leading = ShapeWriter(self.graph, w, self.concrete).leading(variable)
         if leading is None:
             concrete = self.concrete.get(variable.name)
             if concrete is None:
@@ -256,17 +255,21 @@ class ModuleWriter(RecursionWriter):
         body = Body()
         w = self.writer(body)
         variables = [v for v in self.prior.variables() if v.stochastic]
-        inference = ShapeInference(self.prior, w, w.is_static)
+        shapes = ShapeWriter(self.prior, w, self.concrete)
         entries = []
         symbolic = {}
         fixed = []
         for variable in variables:
-            shape = inference.of(variable.name)
-            if shape is None:
-                shape = self._concrete_shape(variable)
+            if variable.kind is Kind.OBSERVED and variable.declared_type is None:
+                text = f"np.shape({w(ast.Name(variable.name, variable.span))})"
+                entries.append(f'"{variable.name}": {text}')
+                continue
+            dims = shapes.of(variable.name)
+            if dims is None:
+                dims = self._concrete_shape(variable)
                 fixed.append(variable.name)
-            entries.append(f'"{variable.name}": {shape.text}')
-            symbolic[variable.name] = repr(shape.dims if shape.dims is not None else shape.expr)
+            entries.append(f'"{variable.name}": {tuple_text(dims)}')
+            symbolic[variable.name] = repr(dims)
         self.symbolic_param_shapes = {n: symbolic[n] for n in self.latents()}
         reads = [n for n in body.reads if self.is_data(n)]
         doc = "The shapes of the random variables (latent and observed) for these data."
@@ -284,7 +287,7 @@ class ModuleWriter(RecursionWriter):
                            f"return {{name: shapes[name] for name in ({keys})}}"])
         return shapes, params
 
-    def _concrete_shape(self, variable: Variable) -> Shape:
+    def _concrete_shape(self, variable: Variable) -> tuple[str, ...]:
         concrete = self.concrete.get(variable.name)
         same_role = variable.name in self.graph and self.graph[variable.name].stochastic
         if concrete is None or not same_role:
@@ -293,7 +296,7 @@ class ModuleWriter(RecursionWriter):
                         hint=f"declare its type (e.g. {variable.name}: real[N] ~ ...), or pass "
                              "--data so that the module is built for those sizes")
         self.fixed_by.append(f"the shape of {variable.name}")
-        return Shape(tuple(str(n) for n in concrete))
+        return tuple(str(n) for n in concrete)
 
     def latents(self) -> list[str]:
         return [n for n in self.graph.order() if self.graph[n].kind is Kind.LATENT]

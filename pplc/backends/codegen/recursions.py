@@ -16,7 +16,7 @@ import numpy as np
 from pplc.backends import recurrence
 from pplc.backends.codegen.expressions import Body, ExprWriter
 from pplc.backends.codegen.layout import WIDTH, function
-from pplc.backends.codegen.shapes import Shape
+from pplc.backends.codegen.shapes import tuple_text
 from pplc.backends.recurrence import Scan
 from pplc.errors import error
 from pplc.frontend import ast
@@ -38,10 +38,10 @@ class RecursionWriter:
         for name, own in zip(group.names, names):
             variable = self.graph[name]
             element = self.concrete[name][len(variable.pieces[0].indices):]
-            shape = Shape(self.extent_dims(variable, w) + tuple(str(n) for n in element))
+            shape = tuple_text(self.extent_dims(variable, w) + tuple(str(n) for n in element))
             dtype = "jnp.int64" if np.issubdtype(self.dtypes[name], np.integer) \
                 else "jnp.float64"
-            lines.append(f"{own} = jnp.zeros({shape.text}, {dtype})")
+            lines.append(f"{own} = jnp.zeros({shape}, {dtype})")
         for stage in group.stages:
             lines.append("")
             if stage.joint:
