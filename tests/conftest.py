@@ -1,0 +1,68 @@
+"""Settings for the whole test session, and for the `pplc` processes that tests start.
+
+`make test` must finish in 10 minutes on two cores (issue 16, item 7); XLA compilation is
+a third of the suite's time. These settings do not change what any test computes:
+
+* One persistent XLA compilation cache for the session, in a temporary folder that the
+  pytest-xdist workers and the `pplc` processes they start share (`PPLC_CACHE_DIR`, made by
+  the controller before it starts the workers, which inherit it). Most tests build their
+  model afresh, so JAX's in-memory cache, keyed by the Python function, misses; the disk
+  cache, keyed by the program's text, finds a program that another test, worker or
+  process compiled before, as a user's second `pplc sample` would. The tests also leave
+  the user's own cache (~/.cache/pplc) alone and cannot read a stale one. Measured by CPU
+  time (benchmarks/suite_time.md): 8% less on passes/test_marginalize.py, 4% less on
+  test_log_density_oracle.py.
+  Safe to share: a cache entry is keyed by the program, the JAX/XLA versions and flags, so
+  a loaded executable is the one a compile would give; JAX writes entries without a lock,
+  but a half-written entry fails to decompress and JAX compiles instead (with a warning).
+  A program loaded from the cache still emits JAX's compile event, so the tests that count
+  compilations keep counting (inference/test_count_compiles.py).
+  PPLC_TEST_NO_CACHE=1 runs without it; set PPLC_CACHE_DIR yourself to keep one across
+  sessions.
+* PPLC_TEST_PIN=1 puts each xdist worker, and every process it starts, on its own share of
+  the cores (its affinity); pplc's "auto" chain method then runs a worker's chains one
+  after another instead of two threads per worker contending for the same two cores. A
+  chain's draws do not depend on the chain method. Off by default: it saved no CPU time in
+  our measurement, and on a machine shared with other work a pinned worker cannot move off
+  a busy core.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+_made: list[str] = []   # the cache folder this process made (the controller), to delete
+
+
+def pytest_configure(config):
+    _pin_worker()
+    import pplc._jax  # noqa: F401 - float64, as pplc computes, before any test builds an array
+
+    if os.environ.get("PPLC_TEST_NO_CACHE"):
+        return
+    if not os.environ.get("PPLC_CACHE_DIR"):
+        os.environ["PPLC_CACHE_DIR"] = tempfile.mkdtemp(prefix="pplc-test-cache-")
+        _made.append(os.environ["PPLC_CACHE_DIR"])
+    from pplc.cache import enable_compilation_cache
+
+    enable_compilation_cache()
+
+
+def pytest_unconfigure(config):
+    for folder in _made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pin_worker() -> None:
+    """Worker i of n runs on every n-th of the cores this session may use, from the i-th."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")          # "gw0", "gw1", ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if (not os.environ.get("PPLC_TEST_PIN") or not worker.startswith("gw") or count < 2
+            or not hasattr(os, "sched_setaffinity")):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < count:
+        return  # more workers than cores: the kernel shares them out best
+    os.sched_setaffinity(0, cores[int(worker[2:]) % count::count])
