@@ -106,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         """A subcommand on a model file, with --data, --extern and (unless off) --no-pass."""
         parser = sub.add_parser(name, help=help)
         parser.add_argument("model")
-        parser.add_argument("--data", required=data_required, help=data_help)
+        parser.add_argument("--data", required=data_required, action="append",
+                            help=data_help + "; .json, .csv (a column per array) or .npz, "
+                                 "repeatable: the files are merged")
         _add_extern(parser)
         if passes:
             _add_passes(parser)
@@ -152,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     _option("metric", sample, "--metric", default="diag",
             help="the mass matrix adapted in warmup: diagonal (Stan's default) "
                  "or dense (for strongly correlated posteriors)")
-    sample.add_argument("--init", choices=["uniform", "pathfinder"], default="uniform",
+    sample.add_argument("--init", default="uniform", metavar="uniform|pathfinder|FILE",
                         help="starting points: uniform(-2, 2) on the unconstrained space "
-                             "(Stan's), or draws from multi-path Pathfinder")
+                             "(Stan's), draws from multi-path Pathfinder, or a file of "
+                             "initial values (.json, .csv or .npz) for some or all latents, "
+                             "the others uniform")
     sample.add_argument("--prior", action="store_true",
                         help="draw from the prior and prior predictive instead (forward "
                              "simulation; the observations only give shapes)")
@@ -226,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
+        if isinstance(getattr(args, "data", None), list) and len(args.data) == 1:
+            args.data = args.data[0]     # one file (the usual case); several: a list
         if args.version:
             from pplc import __version__
             print(f"pplc {__version__}")
@@ -371,9 +377,9 @@ def cmd_build(args) -> int:
         raise error(f"the output '{output}' should be a Python file (.py)")
     model = _load(args)
     if args.data:
-        from pplc.backends.data import load_json
+        from pplc.datafiles import read_data
 
-        data, data_source = load_json(args.data)
+        data, data_source = read_data(args.data)
         conditioned = model.condition(data, data_source, disabled_passes=DISABLED_PASSES)
         text = generate_module(conditioned.graph, conditioned.unoptimized_graph,
                                model_path=args.model, version=__version__,
@@ -507,12 +513,13 @@ def cmd_sample(args) -> int:
     if args.prior:
         return _report(args, _prior_draws(conditioned, args, frontend_seconds),
                        f"{Path(args.model).name}: prior, {args.chains * args.draws} draws")
+    init = _init(args.init)
     from pplc.inference.progress import ProgressBar
     with ProgressBar(enabled=not args.quiet) as progress:
         posterior = conditioned.sample(
             chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
-            chain_method=args.chain_method, init=args.init, metric=args.metric,
+            chain_method=args.chain_method, init=init, metric=args.metric,
             progress=progress, shard_data=args.shard_data)
     posterior.compile_seconds += frontend_seconds
     complete = bool(posterior.attrs.get("complete", 1))
@@ -527,6 +534,19 @@ def cmd_sample(args) -> int:
                                       f"{posterior.num_draws} draws"
                                       + ("" if complete else " (INCOMPLETE)"))
     return status if complete else EXIT_INTERRUPTED
+
+
+def _init(text: str):
+    """--init: a rule's name, or a file of initial values (`pplc.initial_values`)."""
+    rules = ("uniform", "pathfinder")
+    if text in rules:
+        return text
+    if not Path(text).suffix:
+        from pplc.errors import did_you_mean
+        raise error(f"unknown --init '{text}'", hint=did_you_mean(text, rules)
+                    or "--init uniform, pathfinder, or a file of initial values (.json)")
+    from pplc.initial_values import read_init
+    return read_init(text)
 
 
 def _prior_draws(conditioned, args, frontend_seconds):

@@ -19,11 +19,12 @@ from pplc._jax import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends.data import BoundData, bind_data, load_json
+from pplc.backends.data import BoundData, bind_data
 from pplc.backends.analysis import lower
 from pplc.backends.dims import variable_dims
 from pplc.backends.lower import LoweredModel
 from pplc.backends.plan import prior_refusal
+from pplc.datafiles import as_data
 from pplc import __version__
 from pplc.errors import (Diagnostic, Diagnostics, PplcError, Source, did_you_mean, error,
                          guard_public_methods)
@@ -134,12 +135,15 @@ class Model:
     def condition(self, data: Mapping[str, Any] | str | Path,
                   data_source: Source | None = None, *, disabled_passes: tuple[str, ...] = ()
                   ) -> "ConditionedModel":
-        """Bind data (a dict, or a path to a JSON file), run the passes, lower the model.
+        """Bind data, run the passes, lower the model. The data are a dict of name ->
+        value, a pandas DataFrame (a column per array), or the path of a .json, .csv or
+        .npz file, or a list of such paths, merged (`pplc.datafiles`).
 
         `disabled_passes` turns passes off by name (for comparison and benchmarks)."""
         self._check_externs()
-        if isinstance(data, (str, Path)):
-            data, data_source = load_json(data)
+        read = as_data(data)
+        if read is not None:
+            data, data_source = read
         elif not isinstance(data, Mapping):
             raise error(f"condition takes the data as a dict of name -> value, or the path "
                         f"of a JSON file, not {type(data).__name__}")
@@ -382,7 +386,9 @@ class ConditionedModel:
         PyMC offer), which skips the long walk from a poor starting point. `init=posterior`
         continues a fit (one loaded with `pplc.load`, say) from the last draw of each of
         its chains; warmup still adapts the step size and metric anew, so a short one will
-        do.
+        do. `init={"tau": 1.0, ...}` starts the latents given there (in your
+        parameterization) and the others by the uniform rule, after checking the values
+        (`pplc.initial_values`).
 
         `progress`: None (default) shows a bar in a notebook or on a terminal and stays
         quiet elsewhere; True always, False never; a callable gets
@@ -397,9 +403,10 @@ class ConditionedModel:
                                 chain_method=chain_method, metric=metric)
         chains, warmup, draws, seed = (options[k] for k in ("chains", "warmup", "draws", "seed"))
         max_tree_depth, target_accept = options["max_tree_depth"], options["target_accept"]
-        if not isinstance(init, (Posterior, str)):
+        if not isinstance(init, (Posterior, str, Mapping)):
             raise error(f"unknown init {init!r}",
-                        hint="init: uniform, pathfinder, or a Posterior to continue from")
+                        hint="init: uniform, pathfinder, a Posterior to continue from, or "
+                             "a dict of initial values")
         started = time.perf_counter()
         key = jax.random.PRNGKey(seed)
         init_key, run_key = jax.random.split(key)
@@ -411,11 +418,15 @@ class ConditionedModel:
             init = init_from_pathfinder(approx, chains, init_key)
         elif isinstance(init, Posterior):
             init = self._continue_from(init, chains)
+        elif isinstance(init, Mapping):
+            from pplc.initial_values import initial_points
+            init = initial_points(self, init, self._initial_positions(chains, init_key))
         elif init == "uniform":
             init = self._initial_positions(chains, init_key)
         else:
             raise error(f"unknown init '{init}'",
-                        hint="init: uniform, pathfinder, or a Posterior to continue from")
+                        hint="init: uniform, pathfinder, a Posterior to continue from, or "
+                             "a dict of initial values")
         from pplc.inference.progress import progress_for
         with progress_for(progress) as callback:
             result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
