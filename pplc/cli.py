@@ -230,8 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         args = build_parser().parse_args(argv)
-        if isinstance(getattr(args, "data", None), list) and len(args.data) == 1:
-            args.data = args.data[0]     # one file (the usual case); several: a list
+        if isinstance(getattr(args, "data", None), list):   # one file, or several merged
+            args.data = args.data[0] if len(args.data) == 1 else _Files(args.data)
         if args.version:
             from pplc import __version__
             print(f"pplc {__version__}")
@@ -254,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL_ERROR
     finally:
         _join_background()
+
+
+class _Files(list):
+    """Several --data files: printed as `a.csv + sizes.json` in the commands' messages."""
+
+    def __str__(self) -> str:
+        return " + ".join(self)
 
 
 def _internal(exc: BaseException) -> None:

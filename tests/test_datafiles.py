@@ -142,6 +142,7 @@ def test_cli_data_files_and_init(files, capsys):
     model = str(files / "model.ppl")
     assert main(["check", model, "--data", str(files / "table.csv"), "--data",
                  str(files / "sizes.json")]) == 0
+    assert f"ok with {files / 'table.csv'} + {files / 'sizes.json'}:" in capsys.readouterr().out
     assert main(["check", model, "--data", str(files / "table.csv")]) == 1
     err = capsys.readouterr().err
     assert "data 'N' is declared but not supplied" in err and "Traceback" not in err

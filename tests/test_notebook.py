@@ -70,6 +70,10 @@ def test_text_bar_redraws_one_line_per_phase():
     assert lines[0].startswith("\rwarmup") and "\rwarmup    [" + "#" * 30 + "] 100/100  2 " \
         "divergences" in lines[0]
     assert lines[1].startswith("\rsampling  [" + "#" * 30 + "]")
+    stream = io.StringIO()
+    with TextBar(stream) as bar:
+        bar("optimization", 10, 100, 1)     # ADVI's fourth number counts skipped steps
+    assert "1 skipped steps" in stream.getvalue()
 
 
 def test_example_notebook_in_a_real_kernel():

@@ -25,6 +25,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
     TimeElapsedColumn, TimeRemainingColumn
 
 
+def counted(phase: str) -> str:
+    """What the callback's fourth number counts: NUTS's divergent transitions, or ADVI's
+    skipped steps (its phases are "adaptation" and "optimization")."""
+    return "divergences" if phase in ("warmup", "sampling") else "skipped steps"
+
+
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (IPython's ZMQ shell), not in a terminal IPython."""
     ipython = sys.modules.get("IPython")
@@ -45,7 +51,8 @@ class ProgressBar:
         if self.enabled:
             self._progress = Progress(
                 TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[divergences]} divergences"), TimeElapsedColumn(),
+                TextColumn("{task.fields[divergences]} {task.fields[what]}"),
+                TimeElapsedColumn(),
                 TimeRemainingColumn(), console=self._console or Console(file=sys.stderr),
                 transient=False)
             self._progress.__enter__()
@@ -59,7 +66,8 @@ class ProgressBar:
         if self._progress is None:
             return
         if phase not in self._tasks:
-            self._tasks[phase] = self._progress.add_task(phase, total=total, divergences=0)
+            self._tasks[phase] = self._progress.add_task(phase, total=total, divergences=0,
+                                                         what=counted(phase))
         self._progress.update(self._tasks[phase], completed=done, total=total,
                               divergences=divergences)
 
@@ -96,7 +104,7 @@ class TextBar:
         filled = int(self.WIDTH * done / total) if total else self.WIDTH
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         self._last = time.perf_counter()
-        self._write(f"\r{phase:<9} [{bar}] {done}/{total}  {divergences} divergences  "
+        self._write(f"\r{phase:<9} [{bar}] {done}/{total}  {divergences} {counted(phase)}  "
                     f"{self._last - self._started:.1f} s")
 
 
