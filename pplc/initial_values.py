@@ -37,6 +37,15 @@ def read_init(path: str | Path) -> InitValues:
     return out
 
 
+def latents(conditioned) -> list[str]:
+    """The latents that take initial values: the model's own (in its parameterization),
+    less summed-out discrete ones and imputed entries of data, which follow from the rest."""
+    missing = conditioned.lowered.data.missing
+    return [name for name, role in conditioned.roles.items() if role == "latent"
+            and name in conditioned.graph and not conditioned.graph[name].marginalized
+            and name not in missing]
+
+
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -44,11 +53,11 @@ def _shape_text(shape: tuple[int, ...]) -> str:
 def check_values(conditioned, values: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The given values as float arrays of the latents' shapes, or a `PplcError`."""
     source = getattr(values, "source", None)
-    latents = conditioned._fit_latents()
+    names = latents(conditioned)
     roles = conditioned.roles
     out = {}
     for name, value in values.items():
-        if name not in latents:
+        if name not in names:
             if name in roles and roles[name] == "latent":
                 why = "it is a discrete latent summed out of the density, drawn after the fit"
             elif name in roles or name in conditioned.graph:
@@ -59,8 +68,8 @@ def check_values(conditioned, values: Mapping[str, Any]) -> dict[str, np.ndarray
                 why = "the model has no latent of that name"
             raise error(f"cannot start '{name}' at a given value: {why}", source,
                         key_span(source, name),
-                        hint=did_you_mean(name, latents) or "the latents are "
-                        + ", ".join(latents))
+                        hint=did_you_mean(name, names) or "the latents are "
+                        + ", ".join(names))
         shape = tuple(conditioned.lowered.shapes[name])
         try:
             array = np.asarray(value, dtype=np.float64)
@@ -92,7 +101,7 @@ def initial_points(conditioned, values: Mapping[str, Any], starts: np.ndarray
     points = []
     for u in np.asarray(starts):
         current = conditioned.constrain(u)
-        params = {name: np.asarray(current[name]) for name in conditioned._fit_latents()}
+        params = {name: np.asarray(current[name]) for name in latents(conditioned)}
         params.update(given)
         point = np.asarray(conditioned.unconstrain(params))
         for block in lowered.layout:
