@@ -509,7 +509,8 @@ def _check_vars(conditioned, names: Sequence[str]) -> None:
 def cmd_fit(args) -> int:
     conditioned, frontend_seconds = _prepare_run(args)
     posterior = conditioned.fit(method=args.method, draws=args.draws, seed=args.seed,
-                                max_iterations=args.max_iterations)
+                                max_iterations=args.max_iterations,
+                                progress=False if args.quiet else None)  # a terminal: a bar
     posterior.compile_seconds += frontend_seconds
     what = "the mode" if args.method == "map" else f"{posterior.num_draws} draws"
     return _report(args, posterior, f"{Path(args.model).name}: {args.method}, {what}")

@@ -46,7 +46,7 @@ def test_posterior_shows_an_html_summary_table():
     assert "2 chains x 50 draws" in text
 
 
-def test_progress_argument():
+def test_progress_argument(monkeypatch):
     calls = []
     with progress_for(lambda *a: calls.append(a)) as callback:
         callback("sampling", 1, 2, 0)
@@ -57,6 +57,13 @@ def test_progress_argument():
     with progress_for(None) as callback:
         assert callback is None
     assert isinstance(progress_for(True), ProgressBar)
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert isinstance(progress_for(None), ProgressBar)   # someone watches: a bar
+    assert progress_for(False).__enter__() is None
 
 
 def test_text_bar_redraws_one_line_per_phase():
