@@ -105,8 +105,22 @@ def test_a_model_with_nothing_to_split_is_refused_with_its_reason(tmp_path):
     import pplc
     from pplc.errors import PplcError
     model = pplc.compile(NO_PLATE).condition({"y": 0.5})
-    with pytest.raises(PplcError, match="nothing to split across devices: no observed array"):
+    assert model.lowered.plan.sharding.size is None
+    with pytest.raises(PplcError, match="cannot split the data across devices: nothing to "
+                                        "split: no observed array runs over a data size"):
         model.sample(chains=1, warmup=10, draws=10, shard_data=True, progress=False)
+
+
+def test_the_command_line_refuses_at_the_observation(tmp_path):
+    (tmp_path / "m.ppl").write_text(NO_PLATE.lstrip())
+    (tmp_path / "d.json").write_text('{"y": 0.5}')
+    done = subprocess.run([sys.executable, "-m", "pplc.cli", "sample", "m.ppl", "--data",
+                           "d.json", "--shard-data", "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1
+    assert "m.ppl:3:1: error: shard_data: cannot split" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 # ---------------------------------------------------------------- several devices

@@ -38,13 +38,15 @@ class Sharding:
     """The observations' plate (`size` = `extent` rows), the arrays split along it (name ->
     axis) and those over it kept whole (name -> why)."""
 
-    size: str
+    size: str | None   # None: no observed array runs over a data size
     extent: int
     span: Span | None
     axes: Mapping[str, int] = field(default_factory=dict)
     whole: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
+        if self.size is None:
+            return "nothing to split: no observed array runs over a data size"
         split = ", ".join(f"{n} (axis {a})" for n, a in self.axes.items()) or "nothing"
         text = f"split along {self.size} = {self.extent}: {split}"
         for name, why in self.whole.items():
@@ -53,9 +55,9 @@ class Sharding:
 
 
 def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[str, int],
-           arrays, data_only=(), recurrences=()) -> Sharding | None:
-    """The sharding of a conditioned model (module docstring), or None when no observed
-    array runs over a data size. `arrays`: the data arrays' names; `recurrences`: the
+           arrays, data_only=(), recurrences=()) -> Sharding:
+    """The sharding of a conditioned model (module docstring); with `size` None, at the
+    first observation, when no observed array runs over a data size. `arrays`: the data arrays' names; `recurrences`: the
     (name, piece index) of pieces computed in order (the plan's scans and groups)."""
     candidates: dict[str, Span] = {}
     for variable in graph.of_kind(Kind.OBSERVED, Kind.FACTOR):   # a factor: a summed-out `~`
@@ -68,7 +70,8 @@ def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[s
                 if isinstance(plate.stop, ast.Name) and plate.stop.id in sizes:
                     candidates.setdefault(plate.stop.id, plate.stop.span)
     if not candidates:
-        return None
+        observed = graph.of_kind(Kind.OBSERVED, Kind.FACTOR)
+        return Sharding(None, 0, observed[0].pieces[0].span if observed else None)
     size = max(candidates, key=lambda s: sizes[s])   # the first of the largest
     extent = sizes[size]
     axes: dict[str, int] = {}

@@ -133,13 +133,12 @@ def sharded_value_and_grad(log_density: Callable, data: Mapping[str, Any],
 
 
 def axes_to_split(sharding, source=None) -> dict[str, int]:
-    """The plan's split (backends/sharding.py `Sharding`, or None) as name -> axis, or a
-    located error when there is nothing to split."""
+    """The plan's split (backends/sharding.py `Sharding`) as name -> axis, or an error
+    located where the plan looked when there is nothing to split."""
     if sharding is not None and sharding.axes:
         return dict(sharding.axes)
-    why = ("no observed array runs over a data size" if sharding is None
-           else sharding.describe())
-    return _refuse(f"shard_data: nothing to split across devices: {why}", source,
+    why = "no plan" if sharding is None else sharding.describe()
+    return _refuse(f"shard_data: cannot split the data across devices: {why}", source,
                    None if sharding is None else sharding.span)
 
 
