@@ -15,7 +15,10 @@ the precision its prior gives it (Betancourt and Girolami 2015, section 4):
 
 n is the number of observations that inform each element (observed descendants per
 element), the scales are typical values (a data value's mean magnitude, a latent's prior
-median). r < 1: the prior dominates, noncenter; r >= 1: keep centered. `@centered` and
+median). r < 1: the prior dominates, noncenter; r >= 1: keep centered. When the elements
+are read by different numbers of observations (unbalanced groups), the ratio is taken per
+element, with the scales estimated from the data where `group_sizes` can, and only the
+weakly informed elements are noncentered (`partial.py`). `@centered` and
 `@noncentered` on the statement override the choice. Families: Normal, StudentT, Cauchy,
 Laplace, Logistic (theta = loc + scale * z) and LogNormal (theta = exp(loc + scale * z)).
 Draws are reported in the user's parameterization: theta becomes a recorded deterministic
@@ -33,6 +36,8 @@ from pplc.frontend import ast
 from pplc.frontend.library import named_arguments
 from pplc.ir.build import replace_variables
 from pplc.ir.graph import Graph, Kind, Note, Piece, Variable
+from pplc.passes.group_sizes import moment_scales, observations_per_element
+from pplc.passes.partial import elements_text, fresh_name, partially_noncenter
 
 NAME = "reparameterize"
 FAMILIES = {"Normal", "StudentT", "Cauchy", "Laplace", "Logistic", "LogNormal"}
@@ -47,10 +52,17 @@ def reparameterize(graph: Graph) -> Graph:
         if family is None:
             continue
         choice, reason = _choose(graph, variable)
+        mask = None
+        if not reason.startswith("as written"):
+            mask, reason = _per_element(graph, variable, family) or (None, reason)
+            if mask is not None and mask.all() != mask.any():
+                choice = "partially noncentered"
+            elif mask is not None:
+                choice, mask = ("noncentered" if mask.all() else "centered"), None
         piece = variable.pieces[0]
         notes.append(Note(NAME, piece.span, f"{variable.name}: {choice} — {reason}"))
-        if choice == "noncentered":
-            rewritten.extend(_noncenter(graph, variable))
+        if choice != "centered":
+            rewritten.extend(_noncenter(graph, variable, mask))
     if not rewritten:
         return graph.with_notes(*notes) if notes else graph
     return replace_variables(graph, rewritten).with_notes(*notes)
@@ -129,6 +141,57 @@ def _choose(graph: Graph, variable: Variable) -> tuple[str, str]:
                                f"(information ratio {ratio:.2g} < 1)")
     return "centered", (f"the {per} of scale about {obs_scale:.3g} outweigh the prior scale "
                         f"{scale_text} (about {prior_scale:.3g}; information ratio {ratio:.3g})")
+
+
+def _per_element(graph: Graph, variable: Variable, family: str
+                 ) -> tuple[np.ndarray, str] | None:
+    """Unbalanced groups: (which elements to noncenter, why), or None to decide per variable.
+
+    Each element's information ratio from its own number of observations, with the group
+    and observation scales estimated from the data where `group_sizes.moment_scales` can,
+    from the priors otherwise. Only for one statement over the whole variable (`theta[j]`
+    in a loop over j, or `theta` vectorized) of an affine family."""
+    if family == "LogNormal" or len(variable.pieces) != 1:
+        return None
+    piece = variable.pieces[0]
+    loops = [plate.index for plate in piece.plates]
+    written = None if piece.indices is None else \
+        [i.id if isinstance(i, ast.Name) else None for i in piece.indices]
+    if (written or []) != loops:
+        return None
+    counts = observations_per_element(graph, variable.name)
+    if counts is None or counts.min() == counts.max():
+        return None
+    moments = moment_scales(graph, variable.name)
+    if moments is not None:
+        group_scale, low, precision = moments
+        ratio = low ** 2 * precision
+        typical = float(np.sqrt(np.sum(counts) / np.sum(precision)))
+        basis = (f"group scale as low as {low:.2g} (the 2.5% point of its likelihood; "
+                 f"most likely {group_scale:.2g}) and observation scale about {typical:.2g}, from the data")
+    else:
+        arguments = named_arguments(piece.distribution)
+        prior_scale = _typical(graph, arguments["scale"])
+        scales = [s for _, s in _observations(graph, variable.name) if s is not None]
+        if prior_scale is None or not scales:
+            ratio, basis = counts / 5.0, "scales not known before sampling: 5 observations"
+        else:
+            ratio = counts * (prior_scale / float(np.mean(scales))) ** 2
+            basis = (f"prior scale {ast.to_source(arguments['scale'])} about "
+                     f"{prior_scale:.3g}, observation scale about {np.mean(scales):.3g}")
+    mask = ratio < 1
+    name, size = variable.name, counts.size
+    few = f"{counts[mask].min()} to {counts[mask].max()}" if mask.any() else ""
+    many = f"{counts[~mask].min()} to {counts[~mask].max()}" if not mask.all() else ""
+    rule = f"information ratio n * (group scale / observation scale)^2 is below 1 ({basis})"
+    if mask.all():
+        return mask, f"every element's {rule}: groups of {few} observations"
+    if not mask.any():
+        return mask, f"no element's {rule}: groups of {many} observations"
+    return mask, (f"{int(mask.sum())} of {size} elements noncentered, {name}"
+                  f"{elements_text(mask)} ({few} observations each), the other "
+                  f"{size - int(mask.sum())} centered ({many} observations); noncentered "
+                  f"where the {rule}")
 
 
 def _size(graph: Graph, variable: Variable) -> int | None:
@@ -244,11 +307,15 @@ def _prior_median(graph: Graph, variable: Variable) -> float | None:
 # ---------------------------------------------------------------- the rewrite
 
 
-def _noncenter(graph: Graph, variable: Variable) -> list[Variable]:
-    """theta ~ F(loc, scale) -> theta_std ~ F(0, 1) (internal); theta = loc + scale * theta_std."""
-    raw_name = f"{variable.name}_std"
-    while raw_name in graph:
-        raw_name += "_"
+def _noncenter(graph: Graph, variable: Variable, mask: np.ndarray | None = None
+               ) -> list[Variable]:
+    """theta ~ F(loc, scale) -> theta_std ~ F(0, 1) (internal); theta = loc + scale * theta_std.
+
+    With a `mask` (1 where an element is noncentered), only those elements are: see
+    `passes/partial.py`."""
+    raw_name = fresh_name(graph, f"{variable.name}_std")
+    if mask is not None:
+        return partially_noncenter(graph, variable, mask, raw_name)
     raw_pieces, det_pieces, recover_pieces = [], [], []
     for piece in variable.pieces:
         call = piece.distribution

@@ -1,0 +1,248 @@
+"""How many observations inform each element of a plated latent, and the scales they show.
+
+The reparameterization pass decides per element when groups are unbalanced (radon: counties
+with 1 to 116 houses). An average over the groups hides the small ones, whose posterior is
+a funnel in (theta[j], tau) when theta[j] is centered, so it needs the count of each
+element: the observations whose statements read `theta[k]` with k = j. Subscripts are
+evaluated here over each statement's loops with NumPy, from the data bound into the graph
+(a pass reads data from the graph, never from a backend): `alpha[g[n]]` in a loop over n
+counts `np.bincount(g)`, `alpha[county]` in a vectorized statement the same.
+
+Only the subscripts the common models write are understood (loop indices, integer data
+indexed by them, sizes, +, -, *, //, %); anything else gives None and the pass decides per
+variable as before. A deterministic that reads theta and leads to an observation counts each
+of its reads as one observation (`mu[n] = alpha[g[n]] + beta * x[n]`).
+
+`moment_scales` estimates the group scale and the observation scale from the data by the
+one-way analysis of variance (between-group variance of group means less their sampling
+variance), for an observed Normal-like statement that reads `theta[k]` in its location:
+the prior's median of the group scale may be far from where the data put it, and the
+decision is about the posterior's geometry.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from pplc.frontend import ast
+from pplc.frontend.library import named_arguments
+from pplc.ir.graph import Graph, Kind, Piece
+
+_LOCATION_SCALE = {"Normal", "StudentT", "Cauchy", "Laplace", "Logistic"}
+
+
+class _Unknown(Exception):
+    """A subscript this module does not evaluate."""
+
+
+def observations_per_element(graph: Graph, name: str) -> np.ndarray | None:
+    """The number of observations reading each element of latent `name` (the latent's
+    shape), or None where a read cannot be evaluated or nothing observed reads it."""
+    shape = graph.shapes.get(name)
+    if shape is None or len(shape) == 0:
+        return None
+    counts = np.zeros(shape, dtype=np.int64)
+    found = False
+    for child in _readers(graph, name):
+        for piece in graph[child].pieces:
+            try:
+                for subscripts in _references(name, piece, graph, shape):
+                    np.add.at(counts, subscripts, 1)
+                    found = True
+            except _Unknown:
+                return None
+    return counts if found else None
+
+
+def moment_scales(graph: Graph, name: str) -> tuple[float, float, np.ndarray] | None:
+    """(group scale, its plausible low end, the precision of each element's observations)
+    from the data, or None.
+
+    Needs one observed statement `y[...] ~ F(loc, scale)` of a location-scale family whose
+    loc reads `name[k]` once, on a `+` path (other terms such as `beta * x[n]` only widen
+    the estimates a little), with y given elementwise by the statement's loops (or
+    vectorized without loops). The observation scale is its value where the statement's
+    scale reads data alone, otherwise the pooled within-group standard deviation."""
+    shape = graph.shapes.get(name)
+    observed = [c for c in graph.dag.successors(name) if graph[c].kind is Kind.OBSERVED
+                and c in graph.data]
+    if shape is None or len(observed) != 1 or len(graph[observed[0]].pieces) != 1:
+        return None
+    variable = graph[observed[0]]
+    piece = variable.pieces[0]
+    call = piece.distribution
+    if call is None or call.func not in _LOCATION_SCALE:
+        return None
+    args = named_arguments(call)
+    loops = [plate.index for plate in piece.plates]
+    written = [i.id for i in piece.indices if isinstance(i, ast.Name)] \
+        if piece.indices is not None else []
+    if written != loops:
+        return None
+    terms = [t for t in _additive_terms(args["loc"])
+             if isinstance(t, ast.Index) and isinstance(t.value, ast.Name)
+             and t.value.id == name]
+    if len(terms) != 1:
+        return None
+    try:
+        env, grid = _grid(piece, graph)
+        subscripts = _flat(terms[0], env, grid, shape, graph)
+        y = np.asarray(graph.data[variable.name], dtype=float)
+        y = y[tuple(env[i] for i in loops)] if loops else y
+        if y.shape != grid or not np.isfinite(y).all():
+            return None
+        scale_names = {n.id for n in ast.names_in(args["scale"])}
+        known = scale_names <= set(graph.data) | set(loops) and scale_names.isdisjoint(
+            {v.name for v in graph.variables() if v.kind is not Kind.DATA})
+        sigma = np.broadcast_to(_evaluate(args["scale"], env, graph), grid) if known else None
+    except _Unknown:
+        return None
+    size = int(np.prod(shape))
+    group = np.ravel_multi_index(subscripts, shape).ravel()
+    y = y.ravel()
+    n = np.bincount(group, minlength=size)
+    seen = n > 0
+    means = np.bincount(group, y, minlength=size)[seen] / n[seen]
+    if sigma is not None:
+        variance = np.asarray(sigma, float).ravel() ** 2
+        precision = np.bincount(group, 1.0 / variance, minlength=size)
+    else:
+        within = np.sum((y - (np.bincount(group, y, minlength=size) / np.maximum(n, 1))[group])
+                        ** 2)
+        dof = len(y) - int(seen.sum())
+        if dof < 2 or within <= 0:
+            return None
+        precision = n / (within / dof)
+    if seen.sum() < 3:
+        return None
+    estimate, low = _group_scale(means, 1.0 / precision[seen])
+    return (estimate, low,
+            precision.reshape(shape))
+
+
+def _group_scale(means: np.ndarray, noise: np.ndarray) -> tuple[float, float]:
+    """The group scale tau from group means ybar_j ~ Normal(mu, tau^2 + noise_j), mu
+    profiled out: (its most likely value, the 2.5% point of its likelihood on a grid).
+
+    The funnel of a centered element opens where tau is small, and the posterior reaches
+    down to about that low point, so the decision reads it, not the estimate alone."""
+    grid = np.linspace(0.0, 3.0 * float(np.std(means)) + 1e-12, 400)
+    variance = grid[:, None] ** 2 + noise[None, :]
+    weight = 1.0 / variance
+    mu = np.sum(weight * means, axis=1) / np.sum(weight, axis=1)
+    log_lik = -0.5 * np.sum(np.log(variance) + (means - mu[:, None]) ** 2 * weight, axis=1)
+    mass = np.exp(log_lik - log_lik.max())
+    cumulative = np.cumsum(mass) / np.sum(mass)
+    return float(grid[np.argmax(log_lik)]), float(grid[np.searchsorted(cumulative, 0.025)])
+
+
+# ---------------------------------------------------------------- reads of the latent
+
+
+def _readers(graph: Graph, name: str) -> list[str]:
+    """Observed children and deterministics on the way to them (each read once)."""
+    out, frontier, seen = [], [name], {name}
+    while frontier:
+        current = frontier.pop()
+        for child in graph.dag.successors(current):
+            if child in seen:
+                continue
+            seen.add(child)
+            kind = graph[child].kind
+            if kind is Kind.OBSERVED and child in graph.data:
+                if current == name:
+                    out.append(child)
+            elif kind is Kind.DETERMINISTIC:
+                if current == name and _leads_to_observed(graph, child):
+                    out.append(child)
+                frontier.append(child)
+    return out
+
+
+def _leads_to_observed(graph: Graph, name: str) -> bool:
+    return any(graph[d].kind is Kind.OBSERVED for d in nx.descendants(graph.dag, name))
+
+
+def _references(name: str, piece: Piece, graph: Graph, shape):
+    """For each read of `name` in the piece, the tuple of index arrays it reads."""
+    exprs = [e for e in (piece.distribution, piece.value) if e is not None]
+    env, grid = _grid(piece, graph)
+    for expr in exprs:
+        indexed = set()
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Index) and isinstance(node.value, ast.Name) \
+                    and node.value.id == name:
+                indexed.add(id(node.value))
+                yield _flat(node, env, grid, shape, graph)
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Name) and node.id == name and id(node) not in indexed:
+                if piece.plates:
+                    raise _Unknown   # the whole array read at every loop index
+                yield tuple(np.indices(shape).reshape(len(shape), -1))
+
+
+def _flat(node: ast.Index, env, grid, shape, graph) -> tuple[np.ndarray, ...]:
+    if len(node.indices) != len(shape):
+        raise _Unknown
+    out = []
+    for sub, size in zip(node.indices, shape):
+        if isinstance(sub, ast.Slice):
+            raise _Unknown
+        value = np.asarray(_evaluate(sub, env, graph))
+        if not np.issubdtype(value.dtype, np.integer):
+            raise _Unknown
+        out.append(np.mod(np.broadcast_to(value, np.broadcast_shapes(value.shape, grid)),
+                          size).ravel())
+    return tuple(np.broadcast_arrays(*out))
+
+
+def _grid(piece: Piece, graph: Graph) -> tuple[dict, tuple[int, ...]]:
+    """Each loop index as an array over the statement's loops (outermost first)."""
+    env: dict = {}
+    ranges = []
+    for plate in piece.plates:
+        start = 0 if plate.start is None else int(_evaluate(plate.start, env, graph))
+        stop = int(_evaluate(plate.stop, env, graph))
+        ranges.append(np.arange(start, max(stop, start)))
+    axes = np.meshgrid(*ranges, indexing="ij") if ranges else []
+    for plate, axis in zip(piece.plates, axes):
+        env[plate.index] = axis
+    return env, tuple(len(r) for r in ranges)
+
+
+def _evaluate(expr, env, graph: Graph):
+    """The value of a subscript, loop bound or data-only scale over the loops' grid."""
+    if isinstance(expr, ast.Number):
+        return expr.value
+    if isinstance(expr, ast.Name):
+        if expr.id in env:
+            return env[expr.id]
+        if expr.id in graph.data:
+            return np.asarray(graph.data[expr.id])
+        raise _Unknown
+    if isinstance(expr, ast.Index):
+        value = _evaluate(expr.value, env, graph)
+        subs = []
+        for sub in expr.indices:
+            if isinstance(sub, ast.Slice):
+                raise _Unknown
+            subs.append(np.asarray(_evaluate(sub, env, graph)))
+        try:
+            return np.asarray(value)[tuple(subs)]
+        except (IndexError, TypeError):
+            raise _Unknown from None
+    if isinstance(expr, ast.UnaryOp) and expr.op == "-":
+        return -_evaluate(expr.operand, env, graph)
+    if isinstance(expr, ast.BinOp) and expr.op in ("+", "-", "*", "//", "%", "/", "**"):
+        left, right = _evaluate(expr.left, env, graph), _evaluate(expr.right, env, graph)
+        with np.errstate(all="ignore"):
+            return {"+": np.add, "-": np.subtract, "*": np.multiply, "//": np.floor_divide,
+                    "%": np.mod, "/": np.true_divide, "**": np.power}[expr.op](left, right)
+    raise _Unknown
+
+
+def _additive_terms(expr) -> list:
+    if isinstance(expr, ast.BinOp) and expr.op == "+":
+        return _additive_terms(expr.left) + _additive_terms(expr.right)
+    return [expr]
