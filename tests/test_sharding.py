@@ -163,6 +163,26 @@ def test_posterior_of_hierarchical_logistic_matches_the_unsharded_run():
         assert abs(mean_a - mean_b) <= 4 * np.hypot(se_a, se_b), (name, r[name])
 
 
+@pytest.mark.slow
+def test_every_chain_method_samples_with_split_data():
+    # 8 devices, 2 chains: vectorized on a (chain 2 x data 4) mesh; sequential and
+    # parallel on the (data 8) mesh. Short runs: that they run and give finite draws (the
+    # posterior itself is compared above, the meshes below).
+    r = run_on_devices(8, "methods")
+    assert r == {m: [2, 30, True] for m in ("vectorized", "sequential", "parallel")}, r
+
+
+def test_the_data_axis_gets_at_least_two_devices_and_chains_what_divides_the_rest():
+    from pplc.inference.sharding import chain_and_data_shape
+    assert chain_and_data_shape(8, 2, batched=True) == (2, 4)
+    assert chain_and_data_shape(8, 4, batched=True) == (4, 2)
+    assert chain_and_data_shape(4, 4, batched=True) == (2, 2)
+    assert chain_and_data_shape(4, 3, batched=True) == (1, 4)
+    assert chain_and_data_shape(4, 1, batched=True) == (1, 4)
+    assert chain_and_data_shape(8, 4, batched=False) == (1, 8)
+    assert chain_and_data_shape(1, 4, batched=True) == (1, 1)
+
+
 # ---------------------------------------------------------------- the subprocess side
 def _density() -> dict:
     import jax
@@ -221,5 +241,18 @@ def _posterior() -> dict:
     return out
 
 
+def _methods() -> dict:
+    name, model, data = models()[1]
+    conditioned = model.condition(data)
+    out = {}
+    for method in ("vectorized", "sequential", "parallel"):
+        posterior = conditioned.sample(chains=2, warmup=30, draws=30, seed=0, progress=False,
+                                       chain_method=method, shard_data=True)
+        draws = np.asarray(posterior["alpha"])
+        out[method] = [draws.shape[0], draws.shape[1], bool(np.isfinite(draws).all())]
+    return out
+
+
 if __name__ == "__main__":
-    print(json.dumps({"density": _density, "posterior": _posterior}[sys.argv[1]]()))
+    print(json.dumps({"density": _density, "posterior": _posterior,
+                      "methods": _methods}[sys.argv[1]]()))
