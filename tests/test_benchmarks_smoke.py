@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ is not installed
 
-from benchmarks import coldwarm, plots, results, scaling, suite  # noqa: E402
+from benchmarks import coldwarm, plots, results, suite  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 
 SMALLEST = "eight_schools_noncentered"
@@ -65,14 +65,12 @@ def test_whole_quick_run_with_numpyro(tmp_path):
     assert [r["mode"] for r in raw["coldwarm"]] == [m for m, _ in coldwarm.MODES]
     assert not [r for r in raw["coldwarm"] + raw["scaling"] if "error" in r]
     assert {r["system"] for r in raw["scaling"]} == {"pplc", "NumPyro"}
+    # The pplc program does not grow with N (N = 100 and 1000 here): checked on this run's
+    # scaling rows rather than in two more fresh processes of a test of its own.
+    pplc_rows = sorted((r for r in raw["scaling"] if r["system"] == "pplc"), key=lambda r: r["n"])
+    assert [r["n"] for r in pplc_rows] == [100, 1000]
+    assert pplc_rows[0]["jaxpr_eqns"] == pplc_rows[1]["jaxpr_eqns"]
+    assert all(_number(r["grad_in_loop_s"]) for r in pplc_rows)
     for name in ("results.md", "results.png", "scaling.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "| eight_schools_noncentered | 4 |" in (tmp_path / "results.md").read_text()
-
-
-@pytest.mark.slow
-def test_scaling_flat_program_in_n(tmp_path):
-    rows = scaling.run((50, 100), numpyro=False, log=_quiet)
-    assert not [r for r in rows if "error" in r], rows
-    assert rows[0]["jaxpr_eqns"] == rows[1]["jaxpr_eqns"]  # the program does not grow with N
-    assert all(_number(r["grad_in_loop_s"]) for r in rows)
