@@ -18,6 +18,12 @@ Why these checks: each one flags a way HMC can be wrong while the draws look fin
   * R-hat > 1.01 and ESS < 100 per chain (Vehtari et al. 2021): the chains have not
     mixed, or too few effective draws for the ESS and MCSE estimates themselves to be
     reliable.
+  * A heavy tail: the Pareto k-hat of a parameter's largest draws above 0.7 (Vehtari et
+    al. 2024, section 3, used on the draws themselves as `posterior::pareto_khat` does),
+    or a tail ESS below a fifth of the bulk ESS. A tail that heavy is crossed by few long
+    excursions: warmup adapts the step size to the bulk, the extreme quantiles and the
+    mean (whose variance may be infinite for k-hat >= 0.5) rest on a few draws, and a
+    smaller step size (a higher target acceptance) follows the tail better.
 
 Example:
     >>> import numpy as np
@@ -36,6 +42,8 @@ from typing import Mapping
 import numpy as np
 
 EBFMI_THRESHOLD = 0.3
+TAIL_KHAT_THRESHOLD = 0.7
+TAIL_ESS_RATIO = 0.2
 RHAT_THRESHOLD = 1.01
 ESS_PER_CHAIN_THRESHOLD = 100
 
@@ -58,6 +66,45 @@ def e_bfmi(energy: np.ndarray) -> np.ndarray:
     denominator = np.sum((energy - energy.mean(axis=1, keepdims=True)) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
+def tail_khat(draws: np.ndarray) -> float:
+    """Pareto k-hat of the right tail of one parameter's draws (all chains pooled).
+
+    The largest M = ceil(min(0.2 S, 3 sqrt(S))) draws' excesses over the next one, fitted
+    by a generalized Pareto (`psis.gpd_fit`); NaN from fewer than 100 draws (too few for
+    k-hat) or a tail without spread (a constant, a bounded parameter piled at its bound).
+    A normal gives about 0, a Student-t with nu degrees of freedom about 1 / nu, a Cauchy 1.
+    """
+    from pplc.inference.psis import gpd_fit
+
+    x = np.sort(np.asarray(draws, dtype=float).ravel())
+    x = x[np.isfinite(x)]
+    S = len(x)
+    M = int(np.ceil(min(0.2 * S, 3.0 * np.sqrt(S))))
+    if S < 100 or M < 5:
+        return float("nan")
+    exceed = x[-M:] - x[-M - 1]
+    if not exceed[int(M / 4 + 0.5) - 1] > 1e-12 * max(abs(x[-M - 1]), 1.0):
+        return float("nan")
+    with np.errstate(all="ignore"):
+        k, _ = gpd_fit(exceed)
+    return k if np.isfinite(k) else float("nan")
+
+
+def heavy_tails(summary: Mapping[str, Mapping[str, float]],
+                khats: Mapping[str, float]) -> list[tuple[str, str]]:
+    """(element, why) for each element whose right tail is heavy: k-hat above
+    TAIL_KHAT_THRESHOLD, or a tail ESS below TAIL_ESS_RATIO of its bulk ESS."""
+    out = []
+    for name, s in summary.items():
+        k = khats.get(name)
+        bulk, tail = s.get("ess_bulk"), s.get("ess_tail")
+        if _gt(k, TAIL_KHAT_THRESHOLD):
+            out.append((name, f"Pareto k-hat {k:.2f}"))
+        elif _gt(bulk, 0) and _lt(tail, TAIL_ESS_RATIO * bulk):
+            out.append((name, f"tail ESS {tail:.0f} against bulk ESS {bulk:.0f}"))
+    return out
 
 
 def count_divergences(stats: Mapping[str, np.ndarray]) -> int:
@@ -86,6 +133,7 @@ def diagnose(
     stats: Mapping[str, np.ndarray],
     summary: Mapping[str, Mapping[str, float]] | None = None,
     max_tree_depth: int = 10,
+    khats: Mapping[str, float] | None = None,
 ) -> list[str]:
     """Plain-words warnings in the spirit of Stan's `diagnose`; empty when all is well.
 
@@ -96,6 +144,8 @@ def diagnose(
             "parameters" of the summary JSON; adds the R-hat and ESS checks.
         max_tree_depth: the limit the run used (for the message, and for the count when
             `reached_max_treedepth` is absent).
+        khats: optional {element: `tail_khat` of its draws}, named as in `summary`; adds
+            the heavy-tail check (with the ESS in `summary`).
     """
     messages: list[str] = []
     diverging = np.asarray(stats["diverging"])
@@ -132,6 +182,12 @@ def diagnose(
                 "the posterior (often heavy tails or a funnel). Try reparameterizing the model."
             )
 
+    if summary and num_chains == 1:
+        messages.append(
+            "One chain: convergence was not assessed (R-hat compares several chains, so it "
+            "is nan here). Run 4 chains (--chains 4, sample(chains=4)) to check that they "
+            "agree."
+        )
     if summary:
         high = [name for name, s in summary.items() if _gt(s.get("r_hat"), RHAT_THRESHOLD)]
         if high:
@@ -148,6 +204,18 @@ def diagnose(
                 f"Effective sample size (bulk or tail) below {ESS_PER_CHAIN_THRESHOLD} per chain "
                 f"({floor} for {num_chains} chains) for {_names(few)}: the ESS and Monte Carlo "
                 "error estimates themselves are unreliable. Run more draws."
+            )
+        heavy = heavy_tails(summary, khats or {})
+        if heavy:
+            shown = "; ".join(f"{name} ({why})" for name, why in heavy[:10])
+            more = f" and {len(heavy) - 10} more" if len(heavy) > 10 else ""
+            messages.append(
+                f"Heavy right tail in the draws of {shown}{more}: the sampler crosses a "
+                "tail this heavy in a few long excursions that warmup, tuned to the bulk, "
+                "under-explores, so its extreme quantiles and its mean (and the MCSE) are "
+                "unreliable. Sample again with a smaller step size: --target-accept 0.95 "
+                "(sample(target_accept=0.95) in Python); if the tail stays, a more "
+                "informative prior or more data would tame it."
             )
     return messages
 

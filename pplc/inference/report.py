@@ -127,12 +127,31 @@ def print_summary(summary: Mapping[str, Mapping[str, float]], posterior, title: 
         console.print(f"[yellow]warning:[/yellow] {line}")
 
 
+def tail_khats(posterior) -> dict[str, float]:
+    """The right tail's Pareto k-hat of every latent element, by its summary name (for
+    the heavy-tail warning; deterministics follow from the latents)."""
+    from pplc.inference.diagnostics import tail_khat
+    out = {}
+    for name in posterior.variable_names():
+        if posterior.role(name) != "latent":
+            continue
+        draws = np.asarray(posterior[name])
+        flat = draws.reshape(draws.shape[0] * draws.shape[1], -1)
+        labels = posterior.element_names(name)
+        if len(labels) != flat.shape[1]:
+            continue   # only some entries named (an observed array's imputed ones)
+        out.update((label, tail_khat(flat[:, i])) for i, label in enumerate(labels))
+    return out
+
+
 def warnings(summary: Mapping[str, Mapping[str, float]], posterior) -> list[str]:
-    """Stan's diagnose in plain words: divergences, tree depth, E-BFMI, R-hat, ESS."""
+    """Stan's diagnose in plain words: divergences, tree depth, E-BFMI, R-hat, ESS, and
+    heavy tails."""
     if posterior.sample_stats.get("energy") is not None:
         from pplc.inference.diagnostics import diagnose
         return diagnose(posterior.sample_stats, summary,
-                        max_tree_depth=posterior.attrs.get("max_tree_depth", 10))
+                        max_tree_depth=posterior.attrs.get("max_tree_depth", 10),
+                        khats=tail_khats(posterior))
     out = []
     if posterior.divergences:
         out.append(f"{posterior.divergences} divergent transitions after warmup: the "
