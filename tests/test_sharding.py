@@ -50,6 +50,20 @@ for t in range(T):
     y[t] ~ Normal(m[t], sigma)
 """
 
+HMM = """
+data T: int
+data y: real[T]
+data P: simplex[2, 2]
+p0: simplex[2] ~ Dirichlet(ones(2))
+mu: ordered[2] ~ Normal(0, 5)
+sigma ~ HalfNormal(2)
+z[0] ~ Categorical(p0)
+for t in range(1, T):
+    z[t] ~ Categorical(P[z[t - 1]])
+for t in range(T):
+    y[t] ~ Normal(mu[z[t]], sigma)
+"""
+
 NO_PLATE = """
 data y: real
 mu ~ Normal(0, 1)
@@ -87,6 +101,20 @@ def test_the_plan_splits_the_observations_and_keeps_recurrences_whole():
     recurrence = plans["recurrence"]
     assert dict(recurrence.axes) == {"y": 0}
     assert "x" in recurrence.whole and "recurrence on line 9" in recurrence.whole["x"]
+
+
+def test_a_summed_out_markov_chain_keeps_its_observations_whole():
+    import pplc
+    from pplc.errors import PplcError
+    model = pplc.compile(HMM).condition({"T": 11, "y": np.zeros(11),
+                                         "P": [[0.9, 0.1], [0.2, 0.8]]})
+    sharding = model.lowered.plan.sharding
+    assert (sharding.size, dict(sharding.axes)) == ("T", {})
+    assert sharding.whole["y"].startswith("read by the forward algorithm of the summed-out "
+                                          "Markov chain 'z' (line 8)")
+    with pytest.raises(PplcError, match="cannot split the data across devices: split along "
+                                        "T = 11: nothing; y kept whole"):
+        model.sample(chains=1, warmup=10, draws=10, shard_data=True, progress=False)
 
 
 def test_ir_plan_and_explain_report_the_sharding():

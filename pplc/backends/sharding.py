@@ -8,9 +8,9 @@ single-device ones up to the order of the summation). The decision is made here,
 from the shaped graph, so that `pplc ir --plan` and `pplc explain` say what runs:
 
   * the plate is the data size over which observations run (a dimension of an observed
-    array's declared type, or the stop of a loop around a `~` of observed data or around a
-    `factor`, which is what a `~` becomes when a discrete latent is summed out), the
-    largest if several;
+    array's declared type, or the stop of a loop around a `~` of observed data; for a
+    `factor`, which is what a `~` becomes when a discrete latent is summed out, the same of
+    the data it reads), the largest if several;
   * every data array (and every deterministic of data alone) with an axis over that size is
     split along it (the first such axis), unless
   * a recurrence reads it: a piece computed in order along its loop (a scan, an array that
@@ -69,6 +69,12 @@ def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[s
             for plate in piece.plates:
                 if isinstance(plate.stop, ast.Name) and plate.stop.id in sizes:
                     candidates.setdefault(plate.stop.id, plate.stop.span)
+            if variable.kind is Kind.FACTOR:   # the data a summed-out `~` observed
+                for read in {n.id for n in _reads(piece)} & set(arrays):
+                    declared = graph[read].declared_type if read in graph else None
+                    for dim in declared.shape if declared is not None else ():
+                        if isinstance(dim, ast.Name) and dim.id in sizes:
+                            candidates.setdefault(dim.id, dim.span)
     if not candidates:
         observed = graph.of_kind(Kind.OBSERVED, Kind.FACTOR)
         return Sharding(None, 0, observed[0].pieces[0].span if observed else None)
@@ -88,10 +94,13 @@ def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[s
         for i, piece in enumerate(variable.pieces):
             if not _in_order(variable.name, i, piece, recurrences):
                 continue
+            what = f"the recurrence on line {piece.span.line}"
+            if variable.kind is Kind.FACTOR and "@" in variable.name:
+                what = (f"the forward algorithm of the summed-out Markov chain "
+                        f"'{variable.name.split('@')[-1]}' (line {piece.span.line})")
             for read in sorted({n.id for n in _reads(piece)} & set(axes)):
                 del axes[read]
-                whole[read] = (f"read by the recurrence on line {piece.span.line}, "
-                               "which runs in order along its loop")
+                whole[read] = f"read by {what}, which runs in order along its loop"
     return Sharding(size, extent, candidates[size], axes, whole)
 
 
