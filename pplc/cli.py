@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                  "a JSON file of data (decides observed vs latent)")
     ir.add_argument("--plan", action="store_true",
                     help="also print the lowering plan: the unconstrained layout, each "
-                         "latent's transform, how each statement is evaluated (needs --data)")
+                         "latent's transform, how each statement is evaluated (without --data: what the "
+                         "text alone decides)")
 
     graph = command("graph", "draw the model as a PGM picture (graphviz)",
                     "a JSON file of data (sizes on plates, observed vs latent)")
@@ -322,13 +323,17 @@ def cmd_ir(args) -> int:
     from pplc.ir.printer import format_graph
 
     model = _load(args)
-    if args.plan and not args.data:
-        raise error("--plan needs --data: the plan is made for the data's sizes")
     conditioned = _condition(model, args) if args.data else None
     print(format_graph(conditioned.graph if conditioned else model.graph), end="")
-    if args.plan:
+    if args.plan and conditioned:
         from pplc.backends.plan import format_plan
         print(format_plan(conditioned.lowered), end="")
+    elif args.plan:   # what can be decided before the data give the sizes
+        from pplc.backends.plan import plan_without_data, render
+        from pplc.passes.pipeline import run_passes
+        graph = run_passes(model.graph, ("reparameterize", *args.no_pass))
+        print("# without data: reparameterization and the sizes are decided with the data\n"
+              + render(plan_without_data(graph), graph), end="")
     return 0
 
 
@@ -374,8 +379,7 @@ def cmd_graph(args) -> int:
 
 def cmd_build(args) -> int:
     from pplc import __version__
-    from pplc.backends.codegen import (DISABLED_PASSES, check_module, generate_module,
-                                       graphs_without_data)
+    from pplc.backends.codegen import DISABLED_PASSES, check_module, generate_module
     from pplc.inference.summary import write_atomically
 
     output = Path(args.output)
@@ -393,8 +397,9 @@ def cmd_build(args) -> int:
                                lowered=conditioned.lowered)
         check_module(text, data, conditioned, path=str(output))
     else:
-        graph, as_written = graphs_without_data(model.graph)
-        text = generate_module(graph, as_written, model_path=args.model, version=__version__)
+        from pplc.passes.pipeline import run_passes
+        text = generate_module(run_passes(model.graph, DISABLED_PASSES), model.graph,
+                               model_path=args.model, version=__version__)
 
     def write(tmp):
         Path(tmp).write_text(text)

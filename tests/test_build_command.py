@@ -389,7 +389,7 @@ def test_language_features_match_the_compiler(tmp_path):
 
 def test_recursions_are_built_with_the_plans_scans(tmp_path):
     """The module runs each recursion with the scan the plan chose, copied by source from
-    pplc/backends/scans.py: a window of the last slices for fixed lags (GARCH's
+    pplc/runtime/scans.py: a window of the last slices for fixed lags (GARCH's
     volatilities), where the module had carried the whole array."""
     model = ROOT.parent / "shared" / "conformance" / "garch-garch11" / "model.ppl"
     out = tmp_path / "garch.py"

@@ -18,13 +18,13 @@ from pplc.backends import plan, recurrence, sharding
 from pplc.backends.checks import DataChecks, discrete_latent_diagnostic
 from pplc.backends.data import BoundData
 from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges
-from pplc.backends.lower import Env, LoweredModel, PieceInfo, is_discrete
+from pplc.backends.lower import Env, LoweredModel, PieceInfo
 from pplc.backends.plan import Block
 from pplc.backends.shapes import ShapeAnalysis
-from pplc.backends.transforms import transform_for
+from pplc.runtime.transforms import transform_for
 from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, bind_arguments
+from pplc.frontend.library import DISTRIBUTIONS, bind_arguments, is_discrete
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 
@@ -92,7 +92,7 @@ class _Analysis(ShapeAnalysis, DataChecks):
         constraints = plan.constraints(graph, imputed=self.data.missing)
         layout, offset = [], 0
         for name in order:
-            if graph[name].kind is Kind.LATENT:
+            if name in constraints and graph[name].kind is Kind.LATENT:   # not discrete
                 kind = constraints[name].kind
                 shape = self.shapes[name]
                 free = shape if kind == "interval" else \

@@ -15,13 +15,12 @@ from itertools import product
 
 from pplc.backends.data import STRUCTURE_CHECKS, SUM_TOLERANCE, value_span
 from pplc.backends.evaluate import call_params, over_plates, shape_text
-from pplc.backends.lower import is_discrete
 from pplc.errors import Diagnostic, PplcError, error
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
 from pplc.frontend.check import CONSTANTS
 from pplc.frontend.library import (DISTRIBUTIONS, KIND_BOUNDS, PARAMETER_SUPPORTS, AxisLength,
-                                   ParameterSupport, named_arguments)
+                                   ParameterSupport, is_discrete, named_arguments)
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 
@@ -187,7 +186,7 @@ class DataChecks:
         """Where every argument of a scalar distribution is known now, its log density at
         each observation must be a number above -inf: an observation the distribution
         cannot produce (Gamma(3, 1) at 0) makes every posterior point impossible."""
-        from pplc.backends import distributions as dists
+        from pplc.runtime import distributions as dists
 
         call = piece.distribution
         info = DISTRIBUTIONS[call.func]
@@ -563,7 +562,7 @@ def _vanishes_at_zero(func: str) -> bool:
     """Is a positive-support density 0 at 0 whatever its parameters (LogNormal), so that
     an observed 0 makes it -inf? Found by asking the density itself at parameters spread
     over their supports (library.PARAMETER_SUPPORTS), not from a second table."""
-    from pplc.backends import distributions as dists
+    from pplc.runtime import distributions as dists
 
     info = DISTRIBUTIONS[func]
     if info.discrete or info.wrapper or info.event_ndim:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pplc.backends.transforms import VECTOR_KINDS
+from pplc.runtime.transforms import VECTOR_KINDS
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, KIND_BOUNDS, AxisLength, named_arguments
 from pplc.ir.graph import Variable

@@ -20,8 +20,8 @@ from pplc.errors import Source, error
 from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
-from pplc.backends import special
-from pplc.backends.functions import FUNCTIONS, INTERNAL_FUNCTIONS
+from pplc.runtime import special
+from pplc.runtime.functions import FUNCTIONS, INTERNAL_FUNCTIONS
 
 Env = Mapping[str, Any]
 
@@ -195,7 +195,7 @@ class Evaluator:
                            env)
 
     def _LogDensity(self, e: ast.LogDensity, env):
-        from pplc.backends import distributions as dists
+        from pplc.runtime import distributions as dists
 
         params = call_params(self, e.distribution, env)
         value = self(e.value, env)

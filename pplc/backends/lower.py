@@ -20,13 +20,14 @@ import networkx as nx
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import distributions as dists, recurrence
+from pplc.backends import recurrence
+from pplc.runtime import distributions as dists
 from pplc.backends.data import BoundData
 from pplc.backends.constraints import constraint_of
 from pplc.backends.evaluate import Evaluator, call_params, over_plates
 from pplc.backends.plan import Block, Plan
 from pplc.backends.recursions import RecursionRunner
-from pplc.backends.transforms import transform_for
+from pplc.runtime.transforms import transform_for
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS
 from pplc.ir.graph import Graph, Kind, Piece, Variable
@@ -399,16 +400,6 @@ class LoweredModel(RecursionRunner):
             else:
                 array = self._recurrence(variable, i, env, array)
         return array
-
-
-def is_discrete(call: ast.Call) -> bool:
-    """Whether a distribution call draws integers (looking inside wrappers)."""
-    info = DISTRIBUTIONS[call.func]
-    if info.wrapper:
-        inner = call.args[0] if call.args else next(k.value for k in call.keywords
-                                                    if k.name == "dist")
-        return is_discrete(inner)
-    return info.discrete
 
 
 def _combine(bounds: list, shape) -> Any:

@@ -19,10 +19,12 @@ from typing import Mapping
 import networkx as nx
 
 from pplc.backends.constraints import Constraint, constraint_of
+from pplc.backends import recurrence
 from pplc.backends.recurrence import Group, Scan
 from pplc.backends.sharding import Sharding
 from pplc.frontend import ast
-from pplc.ir.graph import Graph, Kind, Note, Piece, reads_itself
+from pplc.frontend.library import is_discrete
+from pplc.ir.graph import Graph, Kind, Note, Piece, Variable, reads_itself
 
 NAME = "lowering"
 
@@ -65,16 +67,38 @@ class Plan:
 def plan_without_data(graph: Graph) -> Plan:
     """What can be decided from the graph alone: constraints, data-only and needed
     deterministics, prior simulation."""
-    return Plan(constraints=constraints(graph), data_only=data_only(graph),
-                needed=needed(graph), prior_refusal=prior_refusal(graph))
+    return Plan(constraints=constraints(graph), scans=scans_from_text(graph),
+                data_only=data_only(graph), needed=needed(graph),
+                prior_refusal=prior_refusal(graph))
+
+
+def scans_from_text(graph: Graph) -> dict:
+    """The scan of every recursive piece whose order the subscripts alone prove
+    (`h[t] = f(h[t - 1])`, `recurrence.scan_from_text`); the others need the data's
+    values to be ordered."""
+    scans = {}
+    for variable in graph.variables():
+        for i, piece in enumerate(variable.pieces):
+            if reads_itself(variable.name, piece):
+                scan = recurrence.scan_from_text(variable.name, piece)
+                if scan is not None:
+                    scans[(variable.name, i)] = scan
+    return scans
 
 
 def constraints(graph: Graph, imputed=()) -> dict[str, Constraint]:
     """The constraint of every latent, and the interval of each observed variable whose
     missing entries are imputed."""
-    out = {v.name: constraint_of(v) for v in graph.of_kind(Kind.LATENT)}
+    out = {v.name: constraint_of(v) for v in graph.of_kind(Kind.LATENT) if not discrete(v)}
     out.update({name: constraint_of(graph[name], interval=True) for name in imputed})
     return out
+
+
+def discrete(variable: Variable) -> bool:
+    """A latent drawn as integers: summed out by the marginalization pass, never a block of
+    the unconstrained vector."""
+    return any(p.distribution is not None and is_discrete(p.distribution)
+               for p in variable.pieces)
 
 
 def data_only(graph: Graph, missing=()) -> tuple[str, ...]:
@@ -200,6 +224,8 @@ def render(plan: Plan, graph: Graph, shapes: Mapping | None = None, order=None) 
         if variable.marginalized:
             role = (f"summed out: log P({name} = k | the rest) for each of its values k, "
                     "recorded with the draws")
+        elif variable.kind is Kind.LATENT and discrete(variable):
+            role = "discrete: summed out once the data give the number of its values"
         elif variable.kind is Kind.DETERMINISTIC:
             role = "data only: computed once, before sampling" if name in plan.data_only \
                 else "read by the density" if name in plan.needed \

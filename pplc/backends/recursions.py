@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from pplc.backends import recurrence, scans
+from pplc.backends import recurrence
+from pplc.runtime import scans
 from pplc.backends.evaluate import over_plates
 from pplc.frontend import ast
 

@@ -15,13 +15,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import distributions as dists
+from pplc.runtime import distributions as dists
 from pplc.backends.data import declared_sizes
 from pplc.backends.evaluate import call_params, over_plates, shape_text
-from pplc.backends.lower import Env, is_discrete
+from pplc.backends.lower import Env
 from pplc.errors import PplcError, error
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, named_arguments
+from pplc.frontend.library import DISTRIBUTIONS, is_discrete, named_arguments
 from pplc.ir.build import reads_of
 from pplc.ir.graph import Kind, Piece, Variable, reads_itself
 

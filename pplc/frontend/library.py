@@ -245,7 +245,7 @@ class Builtin:
     (the argument's axes, not elementwise: softmax normalizes along the last one), or
     "other" (a rule of its own). `jax`: the JAX function it is, a dotted name that the
     backend resolves and a built module writes as is; a bare name is a helper of
-    pplc/backends/functions.py whose meaning depends on its arguments.
+    pplc/runtime/functions.py whose meaning depends on its arguments.
     """
 
     arity: tuple[int, int | None]
@@ -358,3 +358,13 @@ PARAMETER_SUPPORTS: dict[str, dict[str, ParameterSupport]] = {
     "Truncated": {"lower": _ANY_PARAM, "upper": ParameterSupport("extended_real",
                                                                  above="lower")},
 }
+
+
+def is_discrete(call) -> bool:
+    """Whether a distribution call draws integers (looking inside wrappers)."""
+    info = DISTRIBUTIONS[call.func]
+    if info.wrapper:
+        inner = call.args[0] if call.args else next(k.value for k in call.keywords
+                                                    if k.name == "dist")
+        return is_discrete(inner)
+    return info.discrete

@@ -14,7 +14,7 @@ import pytest
 import pplc
 from pplc.backends.codegen import expressions
 from pplc.ir import axes
-from pplc.backends.functions import FUNCTIONS, HELPERS
+from pplc.runtime.functions import FUNCTIONS, HELPERS
 from pplc.frontend.library import BUILTINS
 
 SPD = np.array([[2.0, 0.3, 0.1], [0.3, 1.5, 0.2], [0.1, 0.2, 1.0]])

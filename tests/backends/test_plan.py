@@ -73,9 +73,18 @@ def test_ir_plan_and_explain_on_the_command_line():
     explain = run("explain", model, "--data", data)
     assert "theta: loop over j in range(J) -> one vectorized operation    [lowering]" \
         in explain.stdout
-    refused = run("ir", model, "--plan")
-    assert refused.returncode == 1 and "--plan needs --data" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    # Without data: what the text decides (constraints, scans the subscripts prove, which
+    # latents are summed out), nothing guessed about sizes.
+    plan = run("ir", model, "--plan")
+    assert plan.returncode == 0, plan.stderr
+    assert "# unconstrained vector: laid out from the data's sizes" in plan.stdout
+    assert "  tau  above 0.0 (log)" in plan.stdout
+    volatility = run("ir", root / "examples" / "stochastic_volatility" / "model.ppl", "--plan")
+    assert "    line 12 for t in range(1, T): a scan over t" in volatility.stdout
+    mixture = run("ir", root / "examples" / "gaussian_mixture" / "model.ppl", "--plan")
+    assert "  z  discrete: summed out once the data give the number of its values" \
+        in mixture.stdout
+    assert "  z  above" not in mixture.stdout   # no interval for an integer latent
 
 
 def test_the_plan_says_how_a_summed_out_latent_is_recovered():

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pplc.backends import distributions as dists
+from pplc.runtime import distributions as dists
 from pplc.frontend.library import DISTRIBUTIONS, KIND_BOUNDS, PARAMETER_SUPPORTS
 
 jax.config.update("jax_enable_x64", True)

@@ -31,32 +31,17 @@ from pplc.backends.codegen.layout import dict_lines
 from pplc.backends.codegen.module import ModuleWriter
 from pplc.backends.codegen.prior import write_sample_prior
 from pplc.backends.codegen.runtime import Runtime
-from pplc.backends.lower import is_discrete
 from pplc.backends.plan import format_plan, plan_without_data, render
 from pplc.errors import InternalError, error
+from pplc.frontend.library import is_discrete
 from pplc.ir.graph import Graph, Kind
-from pplc.passes.pipeline import run_passes
 
-__all__ = ["generate_module", "graphs_without_data", "check_module", "DISABLED_PASSES"]
+__all__ = ["generate_module", "check_module", "DISABLED_PASSES"]
 
 # The passes a generated module leaves out (see the module docstring).
 DISABLED_PASSES = ("reparameterize",)
 
 _BASE_IMPORTS = ["import math", "import jax", "import jax.numpy as jnp", "import numpy as np"]
-
-
-def graphs_without_data(model_graph: Graph) -> tuple[Graph, Graph]:
-    """(graph after the passes, graph as written) for a build with no data: the variables
-    declared `data` count as supplied, and discrete latents cannot be summed out (the
-    number of their values comes from the data)."""
-    graph = run_passes(model_graph, DISABLED_PASSES)
-    for variable in graph.of_kind(Kind.LATENT):
-        for piece in variable.pieces:
-            if is_discrete(piece.distribution):
-                message, source, span, _ = discrete_latent_diagnostic(graph, variable, piece)
-                raise error(message, source, span,
-                            hint="pass --data: the number of its values comes from the data")
-    return graph, model_graph
 
 
 def generate_module(graph: Graph, prior: Graph, *, model_path: str | Path,
@@ -100,6 +85,13 @@ def generate_module(graph: Graph, prior: Graph, *, model_path: str | Path,
 
 
 def _refuse_unsupported(graph: Graph, lowered) -> None:
+    if lowered is None:   # without data, discrete latents cannot be summed out
+        for variable in graph.of_kind(Kind.LATENT):
+            for piece in variable.pieces:
+                if is_discrete(piece.distribution):
+                    message, source, span, _ = discrete_latent_diagnostic(graph, variable, piece)
+                    raise error(message, source, span,
+                                hint="pass --data: the number of its values comes from the data")
     if lowered is not None and lowered.data.missing:
         name = next(iter(lowered.data.missing))
         raise error(f"pplc build cannot compile missing data: '{name}' has missing entries, "

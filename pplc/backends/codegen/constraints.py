@@ -12,7 +12,7 @@ from __future__ import annotations
 from pplc.backends.codegen.expressions import Body
 from pplc.backends.codegen.layout import dict_lines, function
 from pplc.backends.codegen.module import ModuleWriter
-from pplc.backends.transforms import constrain_function, transform_for
+from pplc.runtime.transforms import constrain_function, transform_for
 from pplc.frontend import ast
 from pplc.ir.graph import Kind, Variable
 

@@ -1,7 +1,7 @@
 """Distribution calls -> small named functions in the generated module.
 
 `Normal(mu, tau)` in a `~` becomes `normal_logp(theta, mu, tau)`, a three-line wrapper
-that converts its arguments as backends/distributions.py's `log_prob` does (`to_float`, and
+that converts its arguments as runtime/distributions.py's `log_prob` does (`to_float`, and
 a static int for LKJCholesky's `dim`) and calls pplc's own density `normal_lp`, copied
 into the module by `Runtime`. Samplers are `normal_sample(key, shape, mu, tau)` alike.
 A distribution with several signatures gets one wrapper per signature used
@@ -14,15 +14,15 @@ import ast as pyast
 import inspect
 import re
 
-from pplc.backends import cdfs, distributions as dists
-from pplc.backends.cdfs import CDFS
+from pplc.runtime import cdfs, distributions as dists
+from pplc.runtime.cdfs import CDFS
 from pplc.backends.codegen.expressions import distribution_arguments
 from pplc.backends.codegen.runtime import Runtime
 from pplc.errors import Source, error
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
 
-_DISTRIBUTIONS = "pplc.backends.distributions"
+_DISTRIBUTIONS = "pplc.runtime.distributions"
 
 
 def snake_case(name: str) -> str:
@@ -88,7 +88,7 @@ class DistributionWrappers:
 
     def _impl(self, what: str, func: str, signature: tuple[str, ...]) -> str:
         impl = dists.IMPLEMENTATIONS[func][signature][0 if what == "logp" else 1]
-        self.runtime.require("pplc.backends.numerics", "to_float")
+        self.runtime.require("pplc.runtime.numerics", "to_float")
         return self.runtime.require(impl.__module__, impl.__name__)
 
     def _truncated(self, what: str, inner: ast.Call, signature: tuple[str, ...]) -> str:
@@ -136,7 +136,7 @@ class DistributionWrappers:
             raise error(f"{inner.func} cannot be truncated: it has no CDF", self.source,
                         inner.span)
         name = self.fresh("_" + _base(inner.func, signature) + "_cdfs")
-        self.runtime.define("pplc.backends.cdfs", name, expression)
+        self.runtime.define("pplc.runtime.cdfs", name, expression)
         self.names[key] = name
         return name
 

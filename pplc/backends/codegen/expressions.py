@@ -199,7 +199,7 @@ class ExprWriter:
         if e.func in SHAPE_FUNCTIONS:
             return self._builtin(e.func, args), _ATOM
         if e.func in INTERNAL_FUNCTIONS:
-            name = self.c.require("pplc.backends.functions", e.func)
+            name = self.c.require("pplc.runtime.functions", e.func)
             return f"{name}({', '.join(args)})", _ATOM
         if e.func in DISTRIBUTIONS:
             raise error(f"a distribution ({e.func}) cannot be used as a value", self.c.source,
@@ -208,7 +208,7 @@ class ExprWriter:
 
     def _builtin(self, func: str, args: list[str]) -> str:
         """The built-ins whose meaning depends on the number of arguments, as
-        backends/functions.py defines them."""
+        runtime/functions.py defines them."""
         if func in ("min", "max"):
             if len(args) == 1:
                 return f"jnp.{func}({args[0]})"
@@ -235,7 +235,7 @@ class ExprWriter:
         for a in e.args[1:]:
             text = self(a)
             args.append(text if self.is_static(a) else f"{self.c.helper('_f64')}({text})")
-        form = self.c.require("pplc.backends.special", e.func)
+        form = self.c.require("pplc.runtime.special", e.func)
         return f"{form}({', '.join(args)})"
 
     # ------------------------------------------------------------ nodes passes build

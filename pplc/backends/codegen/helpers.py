@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends.numerics import to_float
+from pplc.runtime.numerics import to_float
 
 
 def _over(fn, *loops):

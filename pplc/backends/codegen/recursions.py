@@ -1,7 +1,7 @@
 """The generated code of recursions: arrays whose elements read earlier elements.
 
 Each runs the evaluation order the plan holds (backends/plan.py `scans`, `groups`) with
-pplc's own scans (backends/scans.py, copied by source): a scan over one loop carrying the
+pplc's own scans (runtime/scans.py, copied by source): a scan over one loop carrying the
 array or a window of its last slices, one element per step in a dependency order found
 for the build data, or several arrays in one joint scan (ARMA's `nu` and `err`). Without
 data, the order of a recursion is one the text alone proves (`h[t] = f(h[t - 1])`).
@@ -65,7 +65,7 @@ class RecursionWriter:
 
     def _joint_lines(self, w: ExprWriter, group: recurrence.Group, stage) -> list[str]:
         """Pieces of several arrays in one scan over the loop they share: each a function
-        of the arrays as they stand and the loop indices (pplc/backends/scans.py)."""
+        of the arrays as they stand and the loop indices (pplc/runtime/scans.py)."""
         names = [self.names(n) for n in group.names]
         over = self.runtime.helper("_over")
         lines, entries = [], []
@@ -87,13 +87,13 @@ class RecursionWriter:
                            f"({group.names.index(name)}, lambda arrays, {loop_names[at]}: "
                            f"{call})")
             steps = inner.loop(piece.plates[at])
-        joint_scan = self.runtime.require("pplc.backends.scans", "joint_scan")
+        joint_scan = self.runtime.require("pplc.runtime.scans", "joint_scan")
         return lines + [f"{', '.join(names)} = {joint_scan}([{', '.join(entries)}], "
                         f"({', '.join(names)},), {steps})"]
 
     def _recursive_lines(self, w: ExprWriter, variable: Variable, piece: Piece, own: str
                          ) -> list[str]:
-        """A recursive piece, run by the scan the plan chose (pplc/backends/scans.py,
+        """A recursive piece, run by the scan the plan chose (pplc/runtime/scans.py,
         copied by source): the element as a function of the loop indices, then the scan."""
         scan = self._scan(variable, piece)
         indices = [p.index for p in piece.plates]
@@ -117,7 +117,7 @@ class RecursionWriter:
             others = [n for k, n in enumerate(names) if k != scan.plate]
             loops = ", ".join(inner.loop(p) for k, p in enumerate(piece.plates)
                               if k != scan.plate)
-            scan_loop = self.runtime.require("pplc.backends.scans", "scan_loop")
+            scan_loop = self.runtime.require("pplc.runtime.scans", "scan_loop")
             steps = inner.loop(piece.plates[scan.plate])
             return head + [f"{own} = {scan_loop}(lambda {own}, {names[scan.plate]}: {over}("
                            f"lambda {', '.join(others)}: {fn}({own}, {', '.join(names)})"
@@ -133,7 +133,7 @@ class RecursionWriter:
         others = [n for k, n in enumerate(names) if k != scan.plate]
         loops = ", ".join(inner.loop(p) for k, p in enumerate(piece.plates) if k != scan.plate)
         window = ", ".join(f"window[{depth - k}]" for k in lag_names)
-        lagged_scan = self.runtime.require("pplc.backends.scans", "lagged_scan")
+        lagged_scan = self.runtime.require("pplc.runtime.scans", "lagged_scan")
         steps = inner.loop(piece.plates[scan.plate])
         return [f"def {fn}({', '.join(lags + names)}):  # reads the last {depth} slice(s): a "
                 f"scan over {indices[scan.plate]} carrying them",
@@ -143,11 +143,9 @@ class RecursionWriter:
                 f"{', ' + loops if loops else ''}), {own}, {scan.axis}, {depth}, {steps})"]
 
     def _scan(self, variable: Variable, piece: Piece) -> Scan:
-        """The loop a recursive piece is scanned over: analysis's decision for the build
-        data, or, without data, one the subscripts alone prove (`h[t] = f(h[t - 1])`)."""
-        index = variable.pieces.index(piece)
-        scan = self.plan.scans.get((variable.name, index)) or recurrence.scan_from_text(
-            variable.name, piece)
+        """The loop a recursive piece is scanned over, as the plan decided: for the build
+        data, or, without data, from the subscripts alone (`plan.scans_from_text`)."""
+        scan = self.plan.scans.get((variable.name, variable.pieces.index(piece)))
         if scan is None:
             raise error(f"pplc build cannot tell from the text alone in which order to "
                         f"compute the elements of '{variable.name}'", self.source, piece.span,
@@ -172,7 +170,7 @@ class RecursionWriter:
                                            break_on_hyphens=False))
         shape = tuple(self.concrete[variable.name])
         self.fixed_by.append(f"the order of {variable.name}'s elements")
-        ordered_scan = self.runtime.require("pplc.backends.scans", "ordered_scan")
+        ordered_scan = self.runtime.require("pplc.runtime.scans", "ordered_scan")
         return [f"def {fn}({', '.join([own] + names)}):  # reads its own elements, in the "
                 "order below",
                 f"    return {self.index_tuple(inner, piece)}, {inner(piece.value)}",

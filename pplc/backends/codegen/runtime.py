@@ -1,9 +1,9 @@
 """The runtime a generated module carries: pplc's own functions, copied as source text.
 
 A generated module must not import pplc, yet its numbers must be pplc's to rounding. So the
-distribution densities and samplers (backends/distributions.py), the vector constraint
-transforms (backends/transforms.py), `integrate` and `ode` (backends/special.py) and the
-passes' helpers (backends/functions.py) are copied into it by source: `Runtime.require`
+distribution densities and samplers (runtime/distributions.py), the vector constraint
+transforms (runtime/transforms.py), `integrate` and `ode` (runtime/special.py) and the
+passes' helpers (runtime/functions.py) are copied into it by source: `Runtime.require`
 finds a top-level definition in its module, copies it with the definitions and imports it
 reads (transitively, dependencies first), and nothing else, so a module carries only what
 its model uses. A copied import must be of jax, numpy, diffrax or the standard library;
@@ -25,9 +25,9 @@ from pplc.errors import InternalError
 
 # Modules whose source may be copied, and modules a copied import may name.
 HELPERS = "pplc.backends.codegen.helpers"
-SOURCES = (HELPERS, "pplc.backends.numerics", "pplc.backends.densities", "pplc.backends.multivariate",
-           "pplc.backends.cdfs", "pplc.backends.distributions", "pplc.backends.transforms",
-           "pplc.backends.special", "pplc.backends.functions", "pplc.backends.scans")
+SOURCES = (HELPERS, "pplc.runtime.numerics", "pplc.runtime.densities", "pplc.runtime.multivariate",
+           "pplc.runtime.cdfs", "pplc.runtime.distributions", "pplc.runtime.transforms",
+           "pplc.runtime.special", "pplc.runtime.functions", "pplc.runtime.scans")
 _ALLOWED_IMPORTS = ("jax", "numpy", "diffrax", "math", "functools", "typing", "__future__")
 
 

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pplc.backends import distributions as D
-from pplc.backends.transforms import transform_for
+from pplc.runtime import distributions as D
+from pplc.runtime.transforms import transform_for
 from pplc.frontend import library
 
 EPS = np.finfo(np.float64).eps

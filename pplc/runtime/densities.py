@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import betaln, gammaln
 
-from pplc.backends.numerics import (xlogy, xlog1py, masked, log1mexp, is_count, out_shape,
+from pplc.runtime.numerics import (xlogy, xlog1py, masked, log1mexp, is_count, out_shape,
                                     to_int, softplus, Array, Shape, LOG_2, HALF_LOG_2PI,
                                     LOG_PI)
 

@@ -19,7 +19,7 @@ import numpyro.distributions as npd
 import pytest
 from scipy import special, stats
 
-from pplc.backends import distributions as D
+from pplc.runtime import distributions as D
 from pplc.frontend import library
 
 RTOL, ATOL = 1e-6, 1e-9

@@ -20,7 +20,7 @@ import numpyro.distributions as npd
 import pytest
 from scipy import special, stats
 
-from pplc.backends import distributions as D
+from pplc.runtime import distributions as D
 from pplc.errors import InternalError
 from pplc.frontend import library
 
@@ -663,7 +663,7 @@ def test_densities_that_are_infinite_at_zero_say_so():
     """x log y at y = 0 has the limit -inf for x > 0 and +inf for x < 0: Gamma and
     ChiSquared with shape below 1, and Weibull with concentration below 1, have an
     infinite density at 0 (scipy agrees); the other side of 1 it is 0 (log -inf)."""
-    from pplc.backends.distributions import get
+    from pplc.runtime.distributions import get
 
     assert float(get("Gamma").log_prob(0.0, concentration=0.5, rate=1.0)) == np.inf
     assert float(get("Gamma").log_prob(0.0, concentration=3.0, rate=1.0)) == -np.inf

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pplc.backends.transforms import VECTOR_KINDS, transform_for
+from pplc.runtime.transforms import VECTOR_KINDS, transform_for
 
 EPS = np.finfo(np.float64).eps
 

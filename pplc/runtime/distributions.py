@@ -56,9 +56,9 @@ from typing import Callable, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pplc.backends import densities, multivariate
-from pplc.backends.cdfs import CDFS, DISCRETE_CDFS
-from pplc.backends.numerics import to_float, log1mexp, broadcast, Array, Shape
+from pplc.runtime import densities, multivariate
+from pplc.runtime.cdfs import CDFS, DISCRETE_CDFS
+from pplc.runtime.numerics import to_float, log1mexp, broadcast, Array, Shape
 from pplc.errors import InternalError
 from pplc.frontend.library import DISTRIBUTIONS as _CATALOGUE
 from pplc.frontend.library import KIND_BOUNDS, AxisLength, DistributionInfo

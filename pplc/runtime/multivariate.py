@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammaln, multigammaln
 
-from pplc.backends.numerics import xlogy, is_count, to_int, HALF_LOG_2PI, LOG_PI
-from pplc.backends.densities import beta_sample
+from pplc.runtime.numerics import xlogy, is_count, to_int, HALF_LOG_2PI, LOG_PI
+from pplc.runtime.densities import beta_sample
 
 
 # ---------------------------------------------------------------------------------------

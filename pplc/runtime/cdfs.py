@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import betainc, gammainc, gammaincc, gammaln, log_ndtr, ndtri
 
-from pplc.backends.numerics import log1mexp, LOG_2, LOG_PI
+from pplc.runtime.numerics import log1mexp, LOG_2, LOG_PI
 
 
 # ---------------------------------------------------------------------------------------

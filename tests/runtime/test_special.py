@@ -9,7 +9,7 @@ import pytest
 from scipy import integrate as sp_integrate
 from scipy.stats import norm
 
-from pplc.backends.special import DEFAULT_NUM_NODES, integrate, ode
+from pplc.runtime.special import DEFAULT_NUM_NODES, integrate, ode
 
 jax.config.update("jax_enable_x64", True)
 
