@@ -15,12 +15,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from pplc.backends import plan, recurrence, sharding
+from pplc.backends.argument_checks import ArgumentChecks
 from pplc.backends.checks import DataChecks, discrete_latent_diagnostic
 from pplc.backends.data import BoundData
 from pplc.backends.evaluate import Evaluator, over_plates, plate_ranges
 from pplc.backends.lower import Env, LoweredModel, PieceInfo
 from pplc.backends.plan import Block
 from pplc.backends.shapes import ShapeAnalysis
+from pplc.backends.value_checks import ValueChecks
 from pplc.runtime.transforms import transform_for
 from pplc.errors import Diagnostics, PplcError, error
 from pplc.frontend import ast
@@ -38,7 +40,7 @@ def lower(graph: Graph, data: BoundData, externs: Mapping[str, Callable] | None 
     return _Analysis(graph, data, dict(externs or {}), as_written).run()
 
 
-class _Analysis(ShapeAnalysis, DataChecks):
+class _Analysis(ShapeAnalysis, DataChecks, ValueChecks, ArgumentChecks):
     def __init__(self, graph: Graph, data: BoundData, externs: dict, as_written: bool = False):
         self.as_written = as_written
         self.graph = graph
