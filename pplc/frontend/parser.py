@@ -22,6 +22,7 @@ from pplc.frontend import ast
 from pplc.frontend.nesting import check_nesting
 from pplc.frontend.syntax_errors import dedent_error, syntax_error
 from pplc.frontend.text import check_indentation, decode, normalize
+from pplc.frontend.tilde_on_expression import OnExpression, declarations, refuse
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -79,6 +80,10 @@ class _ToAst(Transformer_NonRecursive):
 
     def factor(self, meta, items):
         return ast.Factor(items[0], _span(meta))
+
+    def sample_on_call(self, meta, items):
+        left, distribution = items
+        return OnExpression(left, distribution, _span(meta))
 
     def extern_def(self, meta, items):
         name, _lpar, params, _rpar = items
@@ -278,6 +283,8 @@ _NOT_IN_A_DEF = {
     ast.ExternDef: ("an extern def", "declare `extern def` at the top level"),
     _Misplaced: ("a decorator", "@centered and @noncentered go before a '~' statement outside "
                                 "functions"),
+    OnExpression: ("a '~' statement", "declare random variables outside the def and pass them "
+                                      "in as arguments"),
 }
 
 
@@ -285,8 +292,12 @@ def _finish(program: ast.Program, source: Source) -> ast.Program:
     """Replace the parser's helper objects with AST nodes, checking forms lark accepts loosely:
     loops over range(...), def bodies, `return` and decorators, argument order."""
     diags = Diagnostics()
+    declared, defined = declarations(program.statements)
 
     def statement(s):
+        if isinstance(s, OnExpression):
+            refuse(s, expr(s.left), expr(s.distribution), declared, defined, source, diags)
+            return None
         if isinstance(s, _ForHeader):
             args = [expr(a) for a in (s.arguments or ())]
             if str(s.range_name) != "range":
