@@ -2,7 +2,7 @@
 pandas DataFrames in Python. Reading only; `pplc.backends.data.bind_data` then checks the
 values against the model's declarations, whatever they came from.
 
-- JSON: a JSON object of name -> value (`pplc.backends.data.load_json`); its mistakes, and
+- JSON: a JSON object of name -> value (`pplc.frontend.data_json.load_json`); its mistakes, and
   the binding's, are located in the file (line and column).
 - CSV: a header row of names, then one row per record; each column is one array of the
   data (`y`, `x`, `group`), numbers, with empty cells or `NA` as missing entries. Text is
@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from pplc.backends.data import load_json
+from pplc.frontend.data_json import load_json
 from pplc.errors import Source, error
 
 READERS = (".json", ".csv", ".npz")

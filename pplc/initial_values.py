@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from pplc.backends.data import key_span, value_span
+from pplc.frontend.data_json import key_span, value_span
 from pplc.errors import Source, did_you_mean, error
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends.data import value_span
+from pplc.frontend.data_json import value_span
 from pplc.backends.evaluate import over_plates, shape_text
 from pplc.errors import Diagnostic, PplcError, error
 from pplc.frontend import ast

@@ -12,7 +12,8 @@ import numpy as np
 from functools import lru_cache
 from itertools import product
 
-from pplc.backends.data import SUM_TOLERANCE, value_span
+from pplc.backends.data import SUM_TOLERANCE
+from pplc.frontend.data_json import value_span
 from pplc.backends.evaluate import call_params, over_plates
 from pplc.errors import Diagnostic, PplcError, error
 from pplc.frontend import ast

@@ -1,11 +1,11 @@
-"""Positions of values in a JSON data file (backends/data.py), for diagnostics that point
+"""Positions of values in a JSON data file (frontend/data_json.py), for diagnostics that point
 at the offending number rather than at its key (issue 15)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pplc.backends.data import key_span, parse_json, value_span
+from pplc.frontend.data_json import key_span, parse_json, value_span
 from pplc.errors import PplcError, Source
 
 TEXT = '''{
