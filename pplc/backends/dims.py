@@ -2,8 +2,9 @@
 
 ArviZ labels each axis of each array with a dimension name, and arrays over the same thing
 should share it (in eight schools `theta`, `y` and `sigma` all run over the schools, `J`),
-so that selections, plots and `arviz.loo` line them up. This module reads the names off
-the model, in this order of preference for each axis:
+so that selections, plots and `arviz.loo` line them up. This module is the naming policy
+over the one symbolic axis inference (pplc/ir/axes.py, which also gives a built module its
+shapes): it reads the names off the model, in this order of preference for each axis:
 
 1. the declared type: `real[J]` -> `J`; `cov[K]` and `corr_cholesky[K]` -> `K` for both
    axes (renamed below);
@@ -82,17 +83,11 @@ class _Naming:
 
     # ------------------------------------------------------------ candidates
     def _declared_names(self, variable: Variable, shape) -> list[str | None]:
-        """Sizes named in the declared type, where they are plain data sizes."""
-        declared = variable.declared_type
-        unknown = [None] * len(shape)
-        if declared is None:
-            return unknown
-        sizes = list(declared.shape)
-        if declared.base in ("cov", "corr_cholesky") and len(sizes) == 1:
-            sizes = sizes * 2
-        if len(sizes) != len(shape):
-            return unknown
-        return [self._size_name(expr, n) for expr, n in zip(sizes, shape)]
+        """Sizes named in the declared type (its extents), where they are plain data sizes."""
+        extents = self.axes.extents(variable.name) if variable.declared_type else None
+        if extents is None or len(extents) != len(shape):
+            return [None] * len(shape)
+        return [self._size_name(expr, n) for expr, n in zip(extents, shape)]
 
     def _loop_names(self, variable: Variable, shape
                     ) -> tuple[list[str | None], list[str | None]]:

@@ -28,8 +28,8 @@ from typing import Callable, Mapping, Sequence
 
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, builtins_with, named_arguments
-from pplc.ir.extents import (AxisOf, Broadcast, evaluate, is_one, largest, largest_plus_one,
-                             number, same, text)
+from pplc.ir.extents import (AxisOf, Broadcast, Smallest, at_least, covered, evaluate, is_one,
+                             largest_covered, number, same, text)
 from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 
 ELEMENTWISE = builtins_with("elementwise")
@@ -39,6 +39,7 @@ SAME_AXES = builtins_with("same")      # the argument's axes (softmax, inv)
 
 @dataclass(frozen=True)
 class Axis:
+    """What is known of one axis (module docstring); all None: nothing."""
     extent: object = None
     name: str | None = None
     length: int | None = None
@@ -171,13 +172,13 @@ class AxisInference:
         for piece in variable.pieces:
             plates = {p.index: p for p in piece.plates}
             for k, sub in enumerate(piece.indices):
-                extent = largest_plus_one(sub, plates)
-                if extent is None:
+                cover = covered(sub, plates)
+                if cover is None:
                     return None
                 if k == len(per_axis):
                     per_axis.append([])
-                per_axis[k].append(extent)
-        return [largest(extents) for extents in per_axis]
+                per_axis[k].append(cover)
+        return [largest_covered(covers) for covers in per_axis]
 
     def piece(self, piece: Piece) -> list[Axis] | None:
         """The axes one piece defines at one index: a value's, or its distribution's draws."""
@@ -302,6 +303,10 @@ class AxisInference:
                                       (self.length(bound) or 0) < 0):
                 return UNKNOWN
         end = axis.extent if stop is None else stop
+        if stop is not None and axis.extent is None:
+            end = None
+        elif stop is not None and not at_least(axis.extent, stop):   # y[0:N + 2] is y
+            end = axis.extent if at_least(stop, axis.extent) else Smallest((stop, axis.extent))
         extent = None if end is None else end if start is None else \
             ast.BinOp("-", end, start, index.span)
         whole = start is None and axis.length is not None and self.length(stop) == axis.length

@@ -28,6 +28,15 @@ class Largest:
 
 
 @dataclass(frozen=True)
+class Smallest:
+    """The smallest of several extents (a slice's stop beyond its axis stops at its end)."""
+    items: tuple
+
+
+_FUNCTION = {Largest: "max", Smallest: "min"}
+
+
+@dataclass(frozen=True)
 class Broadcast:
     """The broadcast of axes whose extents are written differently (`N` with `M`)."""
     items: tuple
@@ -40,15 +49,14 @@ class AxisOf:
     axis: int
 
 
-
 def number(value: int, span=None) -> ast.Number:
     return ast.Number(value, span or _NOWHERE)
 
 
 def text(extent) -> str:
     """An extent as text (to compare two extents, and for messages)."""
-    if isinstance(extent, Largest):
-        return f"max({', '.join(text(e) for e in extent.items)})"
+    if isinstance(extent, (Largest, Smallest)):
+        return f"{_FUNCTION[type(extent)]}({', '.join(text(e) for e in extent.items)})"
     if isinstance(extent, Broadcast):
         return f"broadcast({', '.join(text(e) for e in extent.items)})"
     if isinstance(extent, AxisOf):
@@ -62,7 +70,7 @@ def text(extent) -> str:
 
 def is_source(extent) -> bool:
     """Whether an extent is plain model syntax (no node of this module inside)."""
-    if isinstance(extent, (Largest, Broadcast, AxisOf)):
+    if isinstance(extent, (Largest, Smallest, Broadcast, AxisOf)):
         return False
     if isinstance(extent, ast.BinOp):
         return is_source(extent.left) and is_source(extent.right)
@@ -79,12 +87,12 @@ def evaluate(extent, sizes: Mapping[str, int], shapes: Mapping[str, tuple] = {}
     if isinstance(extent, AxisOf):
         shape = shapes.get(extent.name)
         return None if shape is None else shape[extent.axis]
-    if isinstance(extent, (Largest, Broadcast)):
+    if isinstance(extent, (Largest, Smallest, Broadcast)):
         values = [evaluate(e, sizes, shapes) for e in extent.items]
         if None in values:
             return None
-        if isinstance(extent, Largest):
-            return max(values)
+        if not isinstance(extent, Broadcast):
+            return max(values) if isinstance(extent, Largest) else min(values)
         rest = {v for v in values if v != 1}
         return rest.pop() if len(rest) == 1 else 1 if not rest else None
     if isinstance(extent, ast.BinOp) and extent.op in ("+", "-", "*", "//"):
@@ -93,6 +101,12 @@ def evaluate(extent, sizes: Mapping[str, int], shapes: Mapping[str, tuple] = {}
             return None
         return {"+": left + right, "-": left - right, "*": left * right,
                 "//": left // right if right else None}[extent.op]
+    if isinstance(extent, ast.IfExp) and isinstance(extent.test, ast.Compare):
+        left, right = (evaluate(e, sizes, shapes) for e in (extent.test.left,
+                                                             extent.test.right))
+        if left is None or right is None or extent.test.op != ">":
+            return None
+        return evaluate(extent.body if left > right else extent.orelse, sizes, shapes)
     if isinstance(extent, ast.Call) and extent.func == "len" and len(extent.args) == 1 \
             and isinstance(extent.args[0], ast.Name) and extent.args[0].id in shapes:
         shape = shapes[extent.args[0].id]
@@ -130,19 +144,64 @@ def _offset(e) -> tuple[str, int]:
 
 
 
-def largest_plus_one(sub, plates) -> object | None:
-    """The largest value of a subscript over its loops, plus one: `t` over range(1, T) ->
-    `T`, `t - 1` -> `T - 1`, a number or a size `K` -> `K + 1`; None for other forms."""
+def at_least(a, b) -> bool:
+    """Whether extent `a` is provably at least `b` (the same size plus a larger number)."""
+    (base_a, offset_a), (base_b, offset_b) = _offset(a), _offset(b)
+    return base_a == base_b and offset_a >= offset_b
+
+
+def covered(sub, plates) -> tuple | None:
+    """What a subscript covers over its loops: (the largest value + 1, the loop's `range`
+    bounds or None); `t` over range(1, T) -> `T`, `t - 1` -> `T - 1`, `K + t` -> `T + K`,
+    a number or a size `K` -> `K + 1`; None for other forms."""
     loops = {n.id for n in ast.names_in(sub)} & set(plates)
     if not loops:
-        return plus_one(sub)
+        extent = plus_one(sub)
+        return None if extent is None else (extent, None)
+    if isinstance(sub, ast.BinOp) and sub.op == "+" and isinstance(sub.right, ast.Name) \
+            and sub.right.id in plates:   # K + t -> t + K
+        sub = ast.BinOp("+", sub.right, sub.left, sub.span)
     if isinstance(sub, ast.Name):
-        return plates[sub.id].stop
-    if isinstance(sub, ast.BinOp) and sub.op in "+-" and isinstance(sub.left, ast.Name) \
-            and sub.left.id in plates and not loops - {sub.left.id} \
-            and sub.left.id not in {n.id for n in ast.names_in(sub.right)}:
-        return ast.BinOp(sub.op, plates[sub.left.id].stop, sub.right, sub.span)
-    return None
+        plate, offset = plates[sub.id], None
+    elif isinstance(sub, ast.BinOp) and sub.op in "+-" and isinstance(sub.left, ast.Name) \
+            and not {n.id for n in ast.names_in(sub.right)} & set(plates):
+        plate, offset = plates[sub.left.id], sub.right
+    else:
+        return None
+    start = plate.start or number(0, plate.span)
+    if offset is None:
+        return plate.stop, (plate.stop, start, start)
+    return (ast.BinOp(sub.op, plate.stop, offset, sub.span),
+            (plate.stop, start, _folded(sub.op, start, offset, sub.span)))
+
+
+def _folded(op: str, a, b, span):
+    """`a + b` or `a - b`, folded where both are numbers or `a` is 0: the value a loop's
+    subscript takes at its start (`t - 1` over range(1, T) -> 0)."""
+    numbers = [isinstance(e, ast.Number) and isinstance(e.value, int) for e in (a, b)]
+    if all(numbers):
+        return number(a.value + b.value if op == "+" else a.value - b.value, span)
+    if numbers[0] and a.value == 0 and op == "+":
+        return b
+    return ast.BinOp(op, a, b, span)
+
+
+def largest_covered(covers: Sequence[tuple]) -> object:
+    """The extent of an axis over its pieces: the largest of what each covers. A loop
+    that may run zero times (`range(K, T)` with T <= K) covers nothing, so its extent
+    counts only when it runs (`T if T > K else 0`), unless another piece's extent is at
+    least the loop's value when empty (`x[0]` beside `range(1, T)`: `max(1, T)`)."""
+    extents = [extent for extent, _ in covers]
+    out = []
+    for i, (extent, loop) in enumerate(covers):
+        if loop is not None:
+            stop, start, empty = loop
+            if not at_least(number(0), empty) and not any(
+                    at_least(other, empty) for j, other in enumerate(extents) if j != i):
+                test = ast.Compare(">", stop, start, stop.span)
+                extent = ast.IfExp(test, extent, number(0, stop.span), stop.span)
+        out.append(extent)
+    return largest(out)
 
 
 def plus_one(e) -> object | None:

@@ -97,12 +97,32 @@ def test_extents_of_subscripts_slices_and_functions():
         "for k in range(K - 1):\n    e[k] = 0.0\n"
         "lags = y[K:T]\n"
         "both = concat(y, w)\n"
-        "s = y[0:M] + w\n"
+        "s = y[1:T] + d\n"
         "mu ~ Normal(0, 1)\n",
         {"T": 6, "K": 3, "M": 1, "y": [0.0, 1, 2, 3, 4, 5], "w": [0.5]})
     assert texts["d"] == "T - 1"
     assert texts["e"] == "K"
     assert texts["lags"] == "T - K"
     assert texts["both"] == "T + M"
-    assert texts["h"] == "max(1, T)" and texts["s"] == "M"
+    assert texts["h"] == "max(1, T)" and texts["s"] == "T - 1"
     assert shapes["d"] == (5,) and shapes["e"] == (3,) and shapes["both"] == (7,)
+
+
+def test_slices_past_the_end_and_loops_that_may_not_run():
+    """Disagreements the parity check found in small models, each a wrong shape a built
+    module would have written: a slice stops at its axis's end (`y[0:N + 2]` is `y`), and
+    a loop over `range(K, T)` covers nothing when T <= K (here T = 2, K = 3)."""
+    texts, shapes = extents_of(
+        "data T: int\ndata K: int\ndata N: int\ndata y: real[N]\n"
+        "whole = y[0:N + 2]\n"
+        "head = y[0:K]\n"
+        "x[0] = 1.0\n"
+        "for t in range(K, T):\n    x[t] = 2.0\n"
+        "for t in range(T):\n    u[K + t] = 2.0\n"
+        "for k in range(K):\n    u[k] = 1.0\n"
+        "mu ~ Normal(0, 1)\n",
+        {"T": 2, "K": 3, "N": 2, "y": [1.0, 2.0]})
+    assert texts["whole"] == "N" and texts["head"] == "min(K, N)"
+    assert texts["x"] == "max(1, T if T > K else 0)" and texts["u"] == "max(T + K, K)"
+    assert shapes["whole"] == (2,) and shapes["head"] == (2,) and shapes["x"] == (1,) \
+        and shapes["u"] == (5,)
