@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -240,13 +241,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             raise error("no command given", hint="commands: check, ir, sample "
                                                 "(see 'pplc --help')")
-        return _COMMANDS[args.command](args)
+        status = _COMMANDS[args.command](args)
+        return _signalled(status)
     except PplcError as exc:
         print(exc.render(), file=sys.stderr)
+        if os.environ.get("PPLC_TRACEBACK") and exc.__cause__ is not None:
+            import traceback   # what a user's extern function raised, where
+            traceback.print_exception(exc.__cause__)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        status = _signalled(EXIT_INTERRUPTED)
+        print("terminated" if status == 128 + signal.SIGTERM else "interrupted",
+              file=sys.stderr)
+        return status
     except InternalError as exc:
         _internal(exc)
         return EXIT_INTERNAL_ERROR
@@ -262,6 +269,17 @@ class _Files(list):
 
     def __str__(self) -> str:
         return " + ".join(self)
+
+
+def _signalled(status: int) -> int:
+    """128 + the signal that stopped the run (130 Ctrl-C, 143 SIGTERM), even if the run
+    then finished: a signal is never swallowed."""
+    from pplc import interrupts
+
+    received = interrupts.received()
+    if received is not None:
+        return 128 + received
+    return status
 
 
 def _internal(exc: BaseException) -> None:
@@ -528,7 +546,8 @@ def cmd_sample(args) -> int:
                        f"{Path(args.model).name}: prior, {args.chains * args.draws} draws")
     init = _init(args.init)
     from pplc.inference.progress import ProgressBar
-    with ProgressBar(enabled=not args.quiet) as progress:
+    with ProgressBar(enabled=not args.quiet) as bar:
+        progress = _keeping_draws(bar)
         posterior = conditioned.sample(
             chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
@@ -560,6 +579,18 @@ def _init(text: str):
                     or "--init uniform, pathfinder, or a file of initial values (.json)")
     from pplc.initial_values import read_init
     return read_init(text)
+
+
+def _keeping_draws(bar):
+    """The sampler's progress callback: from its first chunk on, Ctrl-C and SIGTERM stop
+    the run at the next chunk and keep the draws (`pplc.interrupts`)."""
+    from pplc import interrupts
+
+    def progress(*report):
+        interrupts.keep_draws()
+        bar(*report)
+        interrupts.check()   # a signal whose KeyboardInterrupt was swallowed
+    return progress
 
 
 def _prior_draws(conditioned, args, frontend_seconds):
@@ -637,6 +668,9 @@ _COMMANDS = {"check": cmd_check, "ir": cmd_ir, "graph": cmd_graph, "sample": cmd
 
 
 def entry_point() -> None:
+    from pplc import interrupts
+
+    interrupts.install()   # Ctrl-C and SIGTERM: one line, status 130/143 (pplc.interrupts)
     sys.exit(main())
 
 

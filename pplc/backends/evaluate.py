@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.errors import Source, error
+from pplc.errors import PplcError, Source, error
 from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
@@ -185,7 +185,7 @@ class Evaluator:
         args = [self(a, env) for a in e.args]
         if e.func in self.functions or e.func in self.externs:
             fn = self.callable(e.func)
-            return self._jax(e, lambda: fn(*args)) if e.func in self.externs else fn(*args)
+            return self._extern(e, fn, args) if e.func in self.externs else fn(*args)
         table = FUNCTIONS if e.func in FUNCTIONS else INTERNAL_FUNCTIONS
         return self._jax(e, lambda: table[e.func](*args))
 
@@ -215,6 +215,28 @@ class Evaluator:
             return jnp.asarray(result) if isinstance(result, np.ndarray) else result
         return call
 
+    def _extern(self, e: ast.Call, fn: Callable, args: list):
+        """Call a user's Python function: what it raises is said at the call, naming the
+        function and the exception's type; JAX's complaint about a function that needs
+        concrete numbers ("abstract tracer value") is said in plain words."""
+        try:
+            return fn(*args)
+        except PplcError:
+            raise
+        except _UNTRACEABLE as exc:
+            raise error(f"extern function '{e.func}' cannot be traced by JAX: it needs a "
+                        f"concrete number where it is given a traced one "
+                        f"({type(exc).__name__})", self.source, e.span,
+                        hint="write it with jax.numpy: no float(x), int(x), np.asarray(x) "
+                             "or `if x > 0:` on its arguments (jnp.where for a choice)"
+                        ) from None
+        except Exception as exc:  # noqa: BLE001 - the user's code: any exception
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise error(f"extern function '{e.func}' raised {type(exc).__name__}"
+                        + (f": {text}" if text else ""), self.source, e.span,
+                        hint="the error is in the Python function bound to it "
+                             "(set PPLC_TRACEBACK=1 for its traceback)") from exc
+
     def _jax(self, e, thunk):
         """Run a JAX operation; a shape or type error becomes a diagnostic at `e`."""
         try:
@@ -238,6 +260,11 @@ def call_params(evaluate: Evaluator, call: ast.Call, env: Env) -> dict:
             params[name] = evaluate(arg, env)
     return params
 
+
+
+# What JAX raises when a function turns a traced value into a Python or NumPy one.
+_UNTRACEABLE = (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+                jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
 
 
 def _clean(exc: Exception) -> str:

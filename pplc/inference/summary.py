@@ -307,4 +307,17 @@ def write_json(path: str | Path, doc: Mapping) -> None:
 
 
 def write_netcdf(path: str | Path, data) -> None:
-    write_atomically(path, lambda tmp: data.to_netcdf(tmp, engine="h5netcdf"))
+    """ArviZ's container as netCDF, made in memory and then written as plain bytes: a disk
+    that fills while HDF5 itself writes the file crashed the interpreter (a segmentation
+    fault in h5py, the temporary file left behind); a plain write fails with OSError."""
+    import xarray as xr
+
+    if hasattr(data, "groups") and not isinstance(data, xr.DataTree):  # ArviZ < 1
+        data = xr.DataTree.from_dict({f"/{group}": getattr(data, group)
+                                      for group in data.groups()})
+    payload = bytes(data.to_netcdf(engine="h5netcdf"))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(payload)
+    write_atomically(path, write)
