@@ -3,7 +3,8 @@
     python -m benchmarks.sharding [--rows 100000 1000000] [--devices 4]
 
 Model: the hierarchical logistic regression of examples/ (`y ~ Bernoulli(logits=a[g] +
-X @ beta)`), G = 50 groups, K = 5 covariates, data simulated with a fixed seed. For each
+X @ beta)`), G = 50 groups, K = 5 covariates, data simulated with a fixed seed; and the
+same model written as a loop over the rows (`for n in range(N): y[n] ~ ...`). For each
 size, one fresh process with XLA_FLAGS=--xla_force_host_platform_device_count=D (D virtual
 CPU devices) times, in the same process, `jit(value_and_grad(log density))` called from
 Python (median of repeated calls, compile excluded) with the data on one device and split
@@ -34,6 +35,24 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "examples" / "hierarchical_logistic" / "model.ppl"
+# The same model written element by element: a loop over the rows (see docs/scaling.md,
+# limits: today such a loop reads each row by a gather, which the partitioner cannot split).
+LOOP = """\
+data N: int
+data G: int
+data K: int
+data g: int(lower=0, upper=G - 1)[N]
+data X: real[N, K]
+data y: int(lower=0, upper=1)[N]
+mu_a ~ Normal(0, 2.5)
+sigma_a ~ HalfNormal(2)
+for j in range(G):
+    a[j] ~ Normal(mu_a, sigma_a)
+beta: real[K] ~ Normal(0, 2.5)
+for n in range(N):
+    y[n] ~ Bernoulli(logits=a[g[n]] + X[n] @ beta)
+"""
+FORMS = {"whole-array": MODEL, "loop": LOOP}
 OUT = Path(__file__).resolve().parent / "results_sharding.md"
 
 
@@ -64,13 +83,14 @@ def _seconds(fn, u, repeats: int) -> tuple[float, float]:
     return float(np.median(times)), (time.process_time() - cpu) / repeats
 
 
-def measure(rows: int, repeats: int) -> dict:
+def measure(rows: int, repeats: int, form: str = "whole-array") -> dict:
     """In this process (its devices fixed by XLA_FLAGS): whole vs split gradient time."""
     import jax
     import pplc
     from pplc.inference.sharding import Placement, sharded_value_and_grad
 
-    conditioned = pplc.compile(MODEL).condition(data(rows))
+    model = pplc.compile(FORMS[form])
+    conditioned = model.condition(data(rows))
     axes = dict(conditioned.lowered.plan.sharding.axes)
     u = np.random.default_rng(1).normal(size=conditioned.dim) * 0.3
     whole = conditioned.value_and_grad
@@ -83,9 +103,9 @@ def measure(rows: int, repeats: int) -> dict:
     t_whole, cpu_whole = _seconds(whole, u, repeats)
     t_split, cpu_split = _seconds(split, u, repeats)
     devices = len(jax.devices())
-    quarter = pplc.compile(MODEL).condition(data(rows // devices)).value_and_grad
+    quarter = model.condition(data(rows // devices)).value_and_grad
     t_part = devices * _median_seconds(quarter, u, repeats)
-    return {"rows": rows, "devices": devices, "whole_s": t_whole,
+    return {"form": form, "rows": rows, "devices": devices, "whole_s": t_whole,
             "split_s": t_split, "ratio": t_whole / t_split, "parts_s": t_part,
             "whole_cpu_s": cpu_whole, "split_cpu_s": cpu_split,
             "data_bytes": total, "data_bytes_per_device": per_device,
@@ -95,14 +115,17 @@ def measure(rows: int, repeats: int) -> dict:
 
 def run(rows_list, devices: int, repeats: int) -> list[dict]:
     results = []
-    for rows in rows_list:
-        env = {**os.environ, "PYTHONPATH": str(ROOT),
-               "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-        done = subprocess.run([sys.executable, "-m", "benchmarks.sharding", "--worker",
-                               str(rows), "--repeats", str(repeats)], cwd=ROOT, env=env,
-                              capture_output=True, text=True, check=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(results[-1], flush=True)
+    for form in FORMS:
+        for rows in rows_list:
+            env = {**os.environ, "PYTHONPATH": str(ROOT),
+                   "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+            done = subprocess.run([sys.executable, "-m", "benchmarks.sharding", "--worker",
+                                   str(rows), "--repeats", str(repeats), "--form", form],
+                                  cwd=ROOT, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{form}, {rows} rows:\n{done.stderr[-3000:]}")
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(results[-1], flush=True)
     return results
 
 
@@ -112,12 +135,12 @@ def report(results: list[dict]) -> str:
              "(XLA_FLAGS=--xla_force_host_platform_device_count). Hierarchical logistic, "
              "G = 50, K = 5, float64; median of Python calls of jit(value_and_grad); "
              "CPU: process CPU time per call, all threads.", "",
-             "| rows | devices D | whole (ms) | split (ms) | whole / split | D x whole at "
+             "| model | rows | devices D | whole (ms) | split (ms) | whole / split | D x whole at "
              "rows / D (ms) | CPU whole (ms) | CPU split (ms) | data MB | MB per device | "
              "value rel. diff | grad rel. diff |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        lines.append(f"| {r['rows']:,} | {r['devices']} | {1e3 * r['whole_s']:.2f} | "
+        lines.append(f"| {r['form']} | {r['rows']:,} | {r['devices']} | {1e3 * r['whole_s']:.2f} | "
                      f"{1e3 * r['split_s']:.2f} | {r['ratio']:.2f} | "
                      f"{1e3 * r['parts_s']:.2f} | {1e3 * r['whole_cpu_s']:.2f} | "
                      f"{1e3 * r['split_cpu_s']:.2f} | "
@@ -132,9 +155,10 @@ def main(argv=None) -> None:
     parser.add_argument("--devices", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--worker", type=int)
+    parser.add_argument("--form", choices=list(FORMS), default="whole-array")
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(measure(args.worker, args.repeats)))
+        print(json.dumps(measure(args.worker, args.repeats, args.form)))
         return
     results = run(args.rows, args.devices, args.repeats)
     OUT.write_text(report(results))

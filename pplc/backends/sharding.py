@@ -43,6 +43,10 @@ class Sharding:
     span: Span | None
     axes: Mapping[str, int] = field(default_factory=dict)
     whole: Mapping[str, str] = field(default_factory=dict)
+    # split arrays read row by row in a loop over the plate (name -> the loop's line): the
+    # lowering reads `y[n]` as a gather, which XLA's partitioner does not split, so their
+    # rows are gathered onto every device while the density runs (docs/scaling.md)
+    by_row: Mapping[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.size is None:
@@ -51,6 +55,12 @@ class Sharding:
         text = f"split along {self.size} = {self.extent}: {split}"
         for name, why in self.whole.items():
             text += f"; {name} kept whole: {why}"
+        if self.by_row:
+            lines = sorted(set(self.by_row.values()))
+            text += (f"; {', '.join(self.by_row)} read row by row in a loop (line"
+                     f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}): "
+                     "gathered onto every device while the density runs, slower than one "
+                     "device (write it over whole arrays, docs/scaling.md)")
         return text
 
 
@@ -101,7 +111,32 @@ def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[s
             for read in sorted({n.id for n in _reads(piece)} & set(axes)):
                 del axes[read]
                 whole[read] = f"read by {what}, which runs in order along its loop"
-    return Sharding(size, extent, candidates[size], axes, whole)
+    return Sharding(size, extent, candidates[size], axes, whole, _by_row(graph, size, axes))
+
+
+def _by_row(graph: Graph, size: str, axes: Mapping[str, int]) -> dict[str, int]:
+    """Split arrays indexed by the index of a loop over `size` at their split axis."""
+    out: dict[str, int] = {}
+    over = lambda plates: {p.index for p in plates
+                           if isinstance(p.stop, ast.Name) and p.stop.id == size}
+    for variable in graph.variables():
+        for piece in variable.pieces:
+            outer = over(piece.plates)
+            exprs = [e for e in (piece.value, piece.distribution) if e is not None]
+            if piece.indices is not None and variable.name in axes:
+                exprs.append(ast.Index(ast.Name(variable.name, piece.span), piece.indices,
+                                       piece.span))
+            for expr in exprs:
+                loops = outer | {i for node in ast.walk(expr) if isinstance(node, ast.OverPlates)
+                                 for i in over(node.plates)}
+                for node in ast.walk(expr):
+                    if (isinstance(node, ast.Index) and isinstance(node.value, ast.Name)
+                            and node.value.id in axes
+                            and len(node.indices) > axes[node.value.id]):
+                        index = node.indices[axes[node.value.id]]
+                        if isinstance(index, ast.Name) and index.id in loops:
+                            out.setdefault(node.value.id, piece.span.line)
+    return out
 
 
 def _declared_axis(graph: Graph, name: str, size: str) -> int | None:
