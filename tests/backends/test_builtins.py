@@ -13,7 +13,10 @@ import pytest
 
 import pplc
 from pplc.backends.codegen import expressions
+from pplc.errors import Span
+from pplc.frontend import ast as model_ast
 from pplc.ir import axes
+from pplc.ir.extents import evaluate
 from pplc.runtime.functions import FUNCTIONS, HELPERS
 from pplc.frontend.library import BUILTINS
 
@@ -70,10 +73,32 @@ def test_every_builtin_in_every_layer(name):
         assert written is fn
     else:
         assert name in expressions.SHAPE_FUNCTIONS and fn is HELPERS[builtin.jax]
-    # The one symbolic axis inference (ArviZ dims and built modules) reads the table.
+    # The one symbolic axis inference (ArviZ dims and built modules) reads the table, and
+    # its rule gives the result's axes: their lengths, and extents that evaluate to them.
     assert (name in axes.ELEMENTWISE) == (builtin.axes == "elementwise")
     assert (name in axes.REDUCTIONS) == (builtin.axes == "reduce")
     assert (name in axes.SAME_AXES) == (builtin.axes == "same")
+    found = symbolic_axes(name, args)
+    assert [a.length for a in found] == list(result.shape)
+    assert [evaluate(a.extent, {}) for a in found] == list(result.shape)
+
+
+def symbolic_axes(name: str, args) -> list:
+    """The axes ir/axes.py infers for `name(args)`, each argument an array of known
+    extents (numbers) or an int."""
+    span = Span(1, 1, 1, 2)
+    local, exprs = {}, []
+    for i, arg in enumerate(args):
+        if isinstance(arg, int):
+            exprs.append(model_ast.Number(arg, span))
+            continue
+        local[f"a{i}"] = [axes.Axis(model_ast.Number(n, span), None, n) for n in np.shape(arg)]
+        exprs.append(model_ast.Name(f"a{i}", span))
+    graph = pplc.compile("mu ~ Normal(0, 1)\n").graph
+    found = axes.AxisInference(graph).expr(model_ast.Call(name, tuple(exprs), (), span, span),
+                                           local)
+    assert found is not None, name
+    return found
 
 
 @pytest.mark.parametrize("name", sorted(BUILTINS))
