@@ -29,6 +29,8 @@ from pplc.frontend import ast
 from pplc.frontend.library import named_arguments
 from pplc.ir.graph import Graph, Kind, Piece
 
+# The most loop-index tuples whose subscripts are evaluated (int64 arrays of this size).
+MAX_GRID = 10_000_000
 _LOCATION_SCALE = {"Normal", "StudentT", "Cauchy", "Laplace", "Logistic"}
 
 
@@ -50,8 +52,8 @@ def observations_per_element(graph: Graph, name: str) -> np.ndarray | None:
                 for subscripts in _references(name, piece, graph, shape):
                     np.add.at(counts, subscripts, 1)
                     found = True
-            except _Unknown:
-                return None
+            except (_Unknown, ValueError, TypeError, IndexError, OverflowError):
+                return None   # a heuristic: what it cannot read leaves the per-variable rule
     return counts if found else None
 
 
@@ -90,13 +92,14 @@ def moment_scales(graph: Graph, name: str) -> tuple[float, float, np.ndarray] | 
         subscripts = _flat(terms[0], env, grid, shape, graph)
         y = np.asarray(graph.data[variable.name], dtype=float)
         y = y[tuple(env[i] for i in loops)] if loops else y
-        if y.shape != grid or not np.isfinite(y).all():
-            return None
+        if y.size != subscripts[0].size or not np.isfinite(y).all():
+            return None   # y[n] per loop index, or a vectorized y as long as its subscript
         scale_names = {n.id for n in ast.names_in(args["scale"])}
         known = scale_names <= set(graph.data) | set(loops) and scale_names.isdisjoint(
             {v.name for v in graph.variables() if v.kind is not Kind.DATA})
-        sigma = np.broadcast_to(_evaluate(args["scale"], env, graph), grid) if known else None
-    except _Unknown:
+        sigma = np.broadcast_to(_evaluate(args["scale"], env, graph), y.shape) \
+            if known else None
+    except (_Unknown, ValueError, TypeError, IndexError, OverflowError):
         return None
     size = int(np.prod(shape))
     group = np.ravel_multi_index(subscripts, shape).ravel()
@@ -205,6 +208,8 @@ def _grid(piece: Piece, graph: Graph) -> tuple[dict, tuple[int, ...]]:
         start = 0 if plate.start is None else int(_evaluate(plate.start, env, graph))
         stop = int(_evaluate(plate.stop, env, graph))
         ranges.append(np.arange(start, max(stop, start)))
+    if np.prod([len(r) for r in ranges], dtype=float) > MAX_GRID:
+        raise _Unknown   # a count over more loop indices than is worth the memory
     axes = np.meshgrid(*ranges, indexing="ij") if ranges else []
     for plate, axis in zip(piece.plates, axes):
         env[plate.index] = axis

@@ -136,3 +136,15 @@ def test_radon_style_groups_sample_cleanly_and_match_the_noncentered_model():
     for name in ("sigma_a", "mu_a"):
         mcse = np.hypot(s[name]["mcse_mean"], t[name]["mcse_mean"])
         assert abs(s[name]["mean"] - t[name]["mean"]) < 4 * mcse, name
+
+
+def test_the_vectorized_statement_gets_the_same_decision():
+    """`y ~ Normal(a[county] + beta * x, sigma_y)` without a loop reads the same groups."""
+    data, sizes = radon()
+    looped = pplc.compile(RADON.format(decorator="")).condition(data)
+    vectorized = pplc.compile(RADON.format(decorator="").replace(
+        "for n in range(N):\n    y[n] ~ Normal(a[county[n]] + beta * x[n], sigma_y)",
+        "y ~ Normal(a[county] + beta * x, sigma_y)")).condition(data)
+    assert observations_per_element(vectorized.unoptimized_graph, "a").tolist() == \
+        sizes.tolist()
+    assert _note(vectorized) == _note(looped)
