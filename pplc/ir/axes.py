@@ -28,8 +28,8 @@ from typing import Callable, Mapping, Sequence
 
 from pplc.frontend import ast
 from pplc.frontend.library import DISTRIBUTIONS, builtins_with, named_arguments
-from pplc.ir.extents import (AxisOf, Broadcast, Smallest, at_least, covered, evaluate, is_one,
-                             largest_covered, number, same, text)
+from pplc.ir.extents import (AxisOf, Of, at_least, covered, evaluate, is_one, largest_covered,
+                             number, same, text)
 from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 
 ELEMENTWISE = builtins_with("elementwise")
@@ -73,7 +73,7 @@ def _merge(axes: Sequence[Axis]) -> Axis:
         extent = None
     else:
         unique = list({text(e): e for e in extents}.values())
-        extent = unique[0] if len(unique) == 1 else Broadcast(tuple(unique))
+        extent = unique[0] if len(unique) == 1 else Of("broadcast", tuple(unique))
     return Axis(extent, names.pop() if len(names) == 1 else None, length)
 
 
@@ -306,7 +306,7 @@ class AxisInference:
         if stop is not None and axis.extent is None:
             end = None
         elif stop is not None and not at_least(axis.extent, stop):   # y[0:N + 2] is y
-            end = axis.extent if at_least(stop, axis.extent) else Smallest((stop, axis.extent))
+            end = axis.extent if at_least(stop, axis.extent) else Of("min", (stop, axis.extent))
         extent = None if end is None else end if start is None else \
             ast.BinOp("-", end, start, index.span)
         whole = start is None and axis.length is not None and self.length(stop) == axis.length

@@ -1,13 +1,14 @@
 """Extents: the length of an axis as an expression of the model's sizes.
 
 The symbolic axis inference (axes.py) states each axis's length in the model's own syntax
-(`J`, `T - K`, `3`: the AST), and in three nodes for what the text does not spell: the
-`Largest` of several pieces' extents, the `Broadcast` of axes written differently, and
-`AxisOf` a data array. Here: those nodes, their text (to compare two extents), their
-value for given sizes (`evaluate`: the tests compare it with the compiler's concrete
-shapes), and the extent a subscript covers (`largest_plus_one`: `t - 1` over
-`range(1, T)` covers `T - 1` elements), folded where it ends in a number (`K - 1 + 1` is
-`K`) so that a built module reads as the model does.
+(`J`, `T - K`, `3`: the AST), and in two nodes for what the text does not spell: `Of`
+several extents (the largest of several pieces' extents, the smallest of a slice's stop
+and its axis's end, the broadcast of axes written differently) and `AxisOf` a data array.
+Here: those nodes, their text (to compare two extents), their value for given sizes
+(`evaluate`: the tests compare it with the compiler's concrete shapes), and the extent a
+subscript covers (`covered`: `t - 1` over `range(1, T)` covers `T - 1` elements), folded
+where it ends in a number (`K - 1 + 1` is `K`) so that a built module reads as the model
+does.
 """
 
 from __future__ import annotations
@@ -22,23 +23,9 @@ _NOWHERE = Span(0, 0, 0, 0)   # where a number made up here comes from: nowhere
 
 
 @dataclass(frozen=True)
-class Largest:
-    """The largest of several extents (an array whose pieces cover different ranges)."""
-    items: tuple
-
-
-@dataclass(frozen=True)
-class Smallest:
-    """The smallest of several extents (a slice's stop beyond its axis stops at its end)."""
-    items: tuple
-
-
-_FUNCTION = {Largest: "max", Smallest: "min"}
-
-
-@dataclass(frozen=True)
-class Broadcast:
-    """The broadcast of axes whose extents are written differently (`N` with `M`)."""
+class Of:
+    """`func` ("max", "min" or "broadcast") of several extents."""
+    func: str
     items: tuple
 
 
@@ -55,10 +42,8 @@ def number(value: int, span=None) -> ast.Number:
 
 def text(extent) -> str:
     """An extent as text (to compare two extents, and for messages)."""
-    if isinstance(extent, (Largest, Smallest)):
-        return f"{_FUNCTION[type(extent)]}({', '.join(text(e) for e in extent.items)})"
-    if isinstance(extent, Broadcast):
-        return f"broadcast({', '.join(text(e) for e in extent.items)})"
+    if isinstance(extent, Of):
+        return f"{extent.func}({', '.join(text(e) for e in extent.items)})"
     if isinstance(extent, AxisOf):
         return f"shape({extent.name})[{extent.axis}]"
     if isinstance(extent, ast.BinOp) and not is_source(extent):
@@ -70,7 +55,7 @@ def text(extent) -> str:
 
 def is_source(extent) -> bool:
     """Whether an extent is plain model syntax (no node of this module inside)."""
-    if isinstance(extent, (Largest, Smallest, Broadcast, AxisOf)):
+    if isinstance(extent, (Of, AxisOf)):
         return False
     if isinstance(extent, ast.BinOp):
         return is_source(extent.left) and is_source(extent.right)
@@ -87,12 +72,12 @@ def evaluate(extent, sizes: Mapping[str, int], shapes: Mapping[str, tuple] = {}
     if isinstance(extent, AxisOf):
         shape = shapes.get(extent.name)
         return None if shape is None else shape[extent.axis]
-    if isinstance(extent, (Largest, Smallest, Broadcast)):
+    if isinstance(extent, Of):
         values = [evaluate(e, sizes, shapes) for e in extent.items]
         if None in values:
             return None
-        if not isinstance(extent, Broadcast):
-            return max(values) if isinstance(extent, Largest) else min(values)
+        if extent.func != "broadcast":
+            return max(values) if extent.func == "max" else min(values)
         rest = {v for v in values if v != 1}
         return rest.pop() if len(rest) == 1 else 1 if not rest else None
     if isinstance(extent, ast.BinOp) and extent.op in ("+", "-", "*", "//"):
@@ -124,12 +109,12 @@ def is_one(extent) -> bool:
 
 def largest(extents: Sequence) -> object:
     """The largest of some extents, decided now where they differ by a number only
-    (`K` and `K - 1`, `3` and `1`), else when the sizes are known (`Largest`)."""
+    (`K` and `K - 1`, `3` and `1`), else when the sizes are known."""
     unique = list({text(e): e for e in extents}.values())
     offsets = [_offset(e) for e in unique]
     if len({base for base, _ in offsets}) == 1:
         return max(zip(unique, offsets), key=lambda pair: pair[1][1])[0]
-    return Largest(tuple(unique))
+    return Of("max", tuple(unique))
 
 
 def _offset(e) -> tuple[str, int]:

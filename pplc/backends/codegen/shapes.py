@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 from pplc.errors import Span
 from pplc.frontend import ast
 from pplc.ir.axes import AxisInference
-from pplc.ir.extents import AxisOf, Broadcast, Largest, Smallest, is_source
+from pplc.ir.extents import AxisOf, Of, is_source
 from pplc.ir.graph import Graph, Kind, Variable
 
 _NOWHERE = Span(0, 0, 0, 0)
@@ -60,12 +60,12 @@ class ShapeWriter:
     def extent(self, e) -> str | None:
         if e is None:
             return None
-        if isinstance(e, (Largest, Smallest, Broadcast)):
+        if isinstance(e, Of):
             items = [self.extent(i) for i in e.items]
             if None in items:
                 return None
-            if not isinstance(e, Broadcast):
-                return f"{'max' if isinstance(e, Largest) else 'min'}({', '.join(items)})"
+            if e.func != "broadcast":
+                return f"{e.func}({', '.join(items)})"
             return f"np.broadcast_shapes({', '.join(f'({i},)' for i in items)})[0]"
         if isinstance(e, AxisOf):
             return f"np.shape({self.w(ast.Name(e.name, _NOWHERE))})[{e.axis}]"
