@@ -413,7 +413,7 @@ class ConditionedModel:
         log_density = self._log_density
         if init == "pathfinder":
             from pplc.inference.pathfinder import init_from_pathfinder, pathfinder
-            starts = initial_positions(log_density, self.data, self.dim, 4, init_key)
+            starts = self._initial_positions(4, init_key)   # a located error if none
             approx = pathfinder(log_density, self.data, starts, init_key)
             init = init_from_pathfinder(approx, chains, init_key)
         elif isinstance(init, Posterior):

@@ -205,3 +205,14 @@ def test_a_bug_is_an_internal_error_that_asks_to_be_reported(conditioned, monkey
 def _literal(text: str) -> str:
     import re
     return re.escape(text)
+
+
+@pytest.mark.parametrize("init", ["uniform", "pathfinder"])
+def test_a_density_nan_everywhere_names_the_statement_whatever_the_init(init):
+    source = SOURCE.replace("w: simplex[3] ~ Dirichlet([1.0, 1.0, 1.0])\n", "") \
+        + "factor(log(-sigma))\n"
+    nan = pplc.compile(source).condition({"N": 3, "y": [0.1, 0.2, 0.3]})
+    with pytest.raises(PplcError, match="<model>:7:1: error: no finite starting point after "
+                                        "100 tries: this statement's term of the log "
+                                        "density is nan"):
+        nan.sample(chains=1, warmup=5, draws=5, init=init)
