@@ -62,13 +62,14 @@ def moment_scales(graph: Graph, name: str) -> tuple[float, float, np.ndarray] | 
     from the data, or None.
 
     Needs one observed statement `y[...] ~ F(loc, scale)` of a location-scale family whose
-    loc reads `name[k]` once, on a `+` path (other terms such as `beta * x[n]` only widen
-    the estimates a little), with y given elementwise by the statement's loops (or
+    loc reads `name[k]` once, on a `+` path, directly or through one deterministic (other
+    terms such as `beta * x[n]` only widen the estimates a little), with y given elementwise by the statement's loops (or
     vectorized without loops). The observation scale is its value where the statement's
     scale reads data alone, otherwise the pooled within-group standard deviation."""
     shape = graph.shapes.get(name)
-    observed = [c for c in graph.dag.successors(name) if graph[c].kind is Kind.OBSERVED
-                and c in graph.data]
+    between = [c for c in graph.dag.successors(name) if graph[c].kind is Kind.DETERMINISTIC]
+    observed = sorted({c for parent in [name, *between] for c in graph.dag.successors(parent)
+                       if graph[c].kind is Kind.OBSERVED and c in graph.data})
     if shape is None or len(observed) != 1 or len(graph[observed[0]].pieces) != 1:
         return None
     variable = graph[observed[0]]
@@ -82,14 +83,9 @@ def moment_scales(graph: Graph, name: str) -> tuple[float, float, np.ndarray] | 
         if piece.indices is not None else []
     if written != loops:
         return None
-    terms = [t for t in _additive_terms(args["loc"])
-             if isinstance(t, ast.Index) and isinstance(t.value, ast.Name)
-             and t.value.id == name]
-    if len(terms) != 1:
-        return None
     try:
         env, grid = _grid(piece, graph)
-        subscripts = _flat(terms[0], env, grid, shape, graph)
+        subscripts = _groups(graph, name, shape, args["loc"], env, grid)
         y = np.asarray(graph.data[variable.name], dtype=float)
         y = y[tuple(env[i] for i in loops)] if loops else y
         if y.size != subscripts[0].size or not np.isfinite(y).all():
@@ -122,6 +118,57 @@ def moment_scales(graph: Graph, name: str) -> tuple[float, float, np.ndarray] | 
     estimate, low = _group_scale(means, 1.0 / precision[seen])
     return (estimate, low,
             precision.reshape(shape))
+
+
+def _groups(graph: Graph, name: str, shape, loc, env, grid) -> tuple[np.ndarray, ...]:
+    """The element of `name` each observation's location reads: `name[k]` as a term of
+    `loc`, or as a term of a deterministic `mu` that is a term of `loc` (`mu[n] =
+    a[g[n]] + ...` over its own loops, or `mu = a[g] + ...` vectorized)."""
+    terms = _additive_terms(loc)
+    direct = [t for t in terms if _reads(t, name)]
+    if len(direct) == 1 and len([t for t in terms if name in _names(t)]) == 1:
+        return _flat(direct[0], env, grid, shape, graph)
+    via = [t for t in terms if _target(t) in graph and graph[_target(t)].kind is
+           Kind.DETERMINISTIC and name in {n.id for n in ast.names_in(graph[_target(t)]
+                                                                       .pieces[0].value)}]
+    if direct or len(via) != 1 or len(graph[_target(via[0])].pieces) != 1:
+        raise _Unknown
+    mean = graph[_target(via[0])]
+    (piece,) = mean.pieces
+    loops = [plate.index for plate in piece.plates]
+    written = [i.id if isinstance(i, ast.Name) else None for i in piece.indices or ()]
+    inner = [t for t in _additive_terms(piece.value) if _reads(t, name)]
+    if written != loops or len(inner) != 1 or len(
+            [t for t in _additive_terms(piece.value) if name in _names(t)]) != 1:
+        raise _Unknown   # mu's elements are not its loop's cells in order
+    inner_env, inner_grid = _grid(piece, graph)
+    per_element = _flat(inner[0], inner_env, inner_grid, shape, graph)
+    mean_shape = graph.shapes.get(mean.name)
+    if mean_shape is None or per_element[0].size != int(np.prod(mean_shape)):
+        raise _Unknown
+    if isinstance(via[0], ast.Name):
+        positions = np.arange(per_element[0].size)
+        if grid:
+            raise _Unknown
+    else:
+        positions = np.ravel_multi_index(_flat(via[0], env, grid, mean_shape, graph),
+                                         mean_shape)
+    return tuple(axis[positions] for axis in per_element)
+
+
+def _reads(term, name: str) -> bool:
+    return isinstance(term, ast.Index) and isinstance(term.value, ast.Name) \
+        and term.value.id == name
+
+
+def _target(term) -> str | None:
+    if isinstance(term, ast.Index) and isinstance(term.value, ast.Name):
+        return term.value.id
+    return term.id if isinstance(term, ast.Name) else None
+
+
+def _names(expr) -> set[str]:
+    return {n.id for n in ast.names_in(expr)}
 
 
 def _group_scale(means: np.ndarray, noise: np.ndarray) -> tuple[float, float]:

@@ -138,13 +138,18 @@ def test_radon_style_groups_sample_cleanly_and_match_the_noncentered_model():
         assert abs(s[name]["mean"] - t[name]["mean"]) < 4 * mcse, name
 
 
-def test_the_vectorized_statement_gets_the_same_decision():
-    """`y ~ Normal(a[county] + beta * x, sigma_y)` without a loop reads the same groups."""
+@pytest.mark.parametrize("likelihood", [
+    "y ~ Normal(a[county] + beta * x, sigma_y)",
+    "mu = a[county] + beta * x\ny ~ Normal(mu, sigma_y)",
+    "for n in range(N):\n    mu[n] = beta * x[n] + a[county[n]]\n    y[n] ~ Normal(mu[n], sigma_y)",
+])
+def test_other_ways_of_writing_the_likelihood_get_the_same_decision(likelihood):
+    """Vectorized, or through a deterministic mean: the same groups are counted and the
+    same scales estimated from the data."""
     data, sizes = radon()
     looped = pplc.compile(RADON.format(decorator="")).condition(data)
-    vectorized = pplc.compile(RADON.format(decorator="").replace(
+    other = pplc.compile(RADON.format(decorator="").replace(
         "for n in range(N):\n    y[n] ~ Normal(a[county[n]] + beta * x[n], sigma_y)",
-        "y ~ Normal(a[county] + beta * x, sigma_y)")).condition(data)
-    assert observations_per_element(vectorized.unoptimized_graph, "a").tolist() == \
-        sizes.tolist()
-    assert _note(vectorized) == _note(looped)
+        likelihood)).condition(data)
+    assert observations_per_element(other.unoptimized_graph, "a").tolist() == sizes.tolist()
+    assert _note(other) == _note(looped)
