@@ -28,7 +28,9 @@ XLA_FLAGS=--xla_force_host_platform_device_count=N): "vectorized" then spreads t
 over the devices with `jax.shard_map` on a one-axis mesh ("chain"). Each device runs its own
 share of the chains as a local program (the `while_loop`s of NUTS are not synchronized
 across devices, so no device waits for another's longest trajectory); the schedule rows and
-the data are replicated. The mesh uses the largest number of devices that divides the
+the data are replicated. With `shard_data` (the plan's split of the data), the data are
+split instead over a "data" mesh axis: chains x data for "vectorized", data alone for the
+others (inference/sharding.py). The mesh uses the largest number of devices that divides the
 number of chains, and "auto" picks this sharded "vectorized" whenever there are several
 devices and several chains. A chain's draws do not depend on the device it ran on.
 

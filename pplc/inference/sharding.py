@@ -32,6 +32,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from pplc.errors import error
+
 CHAIN, DATA = "chain", "data"
 
 
@@ -138,12 +140,7 @@ def axes_to_split(sharding, source=None) -> dict[str, int]:
     if sharding is not None and sharding.axes:
         return dict(sharding.axes)
     why = "no plan" if sharding is None else sharding.describe()
-    return _refuse(f"shard_data: cannot split the data across devices: {why}", source,
-                   None if sharding is None else sharding.span)
-
-
-def _refuse(message: str, source, span):
-    from pplc.errors import error
-    raise error(message, source, span,
+    raise error(f"shard_data: cannot split the data across devices: {why}", source,
+                None if sharding is None else sharding.span,
                 hint="sharding splits the arrays of observations (a `data y: real[N]` "
                      "observed by a `~`); run without --shard-data")
