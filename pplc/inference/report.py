@@ -127,15 +127,22 @@ def print_summary(summary: Mapping[str, Mapping[str, float]], posterior, title: 
         console.print(f"[yellow]warning:[/yellow] {line}")
 
 
+# k-hat costs about 0.25 ms an element: at most this many elements get one (the scalar
+# latents first, the hyperparameters whose tails are the usual heavy ones; the tail-ESS
+# test still covers every element).
+TAIL_KHAT_AT_MOST = 4000
+
+
 def tail_khats(posterior) -> dict[str, float]:
-    """The right tail's Pareto k-hat of every latent element, by its summary name (for
+    """The right tail's Pareto k-hat of the latent elements, by their summary names (for
     the heavy-tail warning; deterministics follow from the latents)."""
     from pplc.inference.diagnostics import tail_khat
-    out = {}
-    for name in posterior.variable_names():
-        if posterior.role(name) != "latent":
-            continue
+    out: dict[str, float] = {}
+    latents = [name for name in posterior.variable_names() if posterior.role(name) == "latent"]
+    for name in sorted(latents, key=lambda name: np.asarray(posterior[name]).ndim > 2):
         draws = np.asarray(posterior[name])
+        if len(out) + int(np.prod(draws.shape[2:])) > TAIL_KHAT_AT_MOST:
+            continue
         flat = draws.reshape(draws.shape[0] * draws.shape[1], -1)
         labels = posterior.element_names(name)
         if len(labels) != flat.shape[1]:
