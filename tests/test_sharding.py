@@ -206,6 +206,20 @@ def test_every_chain_method_samples_with_split_data():
     assert r == {m: [2, 30, True] for m in ("vectorized", "sequential", "parallel")}, r
 
 
+@pytest.mark.slow
+def test_pplc_sample_shard_data_end_to_end(tmp_path):
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "pplc.cli", "sample", str(HIER), "--data",
+                           str(HIER.parent / "data.json"), "--shard-data", "--chains", "2",
+                           "--warmup", "50", "--draws", "50", "--quiet",
+                           "--summary", str(tmp_path / "s.json")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "beta[2]" in done.stdout
+    assert (tmp_path / "s.json").exists()
+
+
 def test_the_data_axis_gets_at_least_two_devices_and_chains_what_divides_the_rest():
     from pplc.inference.sharding import chain_and_data_shape
     assert chain_and_data_shape(8, 2, batched=True) == (2, 4)
