@@ -67,8 +67,9 @@ class Sharding:
 def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[str, int],
            arrays, data_only=(), recurrences=()) -> Sharding:
     """The sharding of a conditioned model (module docstring); with `size` None, at the
-    first observation, when no observed array runs over a data size. `arrays`: the data arrays' names; `recurrences`: the
-    (name, piece index) of pieces computed in order (the plan's scans and groups)."""
+    first observation, when no observed array runs over a data size. `arrays`: the data
+    arrays' names; `recurrences`: the (name, piece index) of pieces computed in order (the
+    plan's scans and groups)."""
     candidates: dict[str, Span] = {}
     for variable in graph.of_kind(Kind.OBSERVED, Kind.FACTOR):   # a factor: a summed-out `~`
         dims = variable.declared_type.shape if variable.declared_type is not None else ()
@@ -80,7 +81,7 @@ def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[s
                 if isinstance(plate.stop, ast.Name) and plate.stop.id in sizes:
                     candidates.setdefault(plate.stop.id, plate.stop.span)
             if variable.kind is Kind.FACTOR:   # the data a summed-out `~` observed
-                for read in {n.id for n in _reads(piece)} & set(arrays):
+                for read in sorted({n.id for n in _reads(piece)} & set(arrays)):
                     declared = graph[read].declared_type if read in graph else None
                     for dim in declared.shape if declared is not None else ():
                         if isinstance(dim, ast.Name) and dim.id in sizes:
