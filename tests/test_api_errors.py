@@ -216,3 +216,33 @@ def test_a_density_nan_everywhere_names_the_statement_whatever_the_init(init):
                                         "100 tries: this statement's term of the log "
                                         "density is nan"):
         nan.sample(chains=1, warmup=5, draws=5, init=init)
+
+
+def test_options_fuzzed_are_accepted_or_refused_in_words():
+    """2 000 random values of every type for every option: each is taken (as the type the
+    sampler wants) or refused with PplcError, never another exception. No JAX: ~0.1 s."""
+    import random
+
+    from pplc.options import check_options
+
+    rng = random.Random(15)
+    pool = [0, 1, -1, 2 ** 63, 2 ** 64 + 1, -(2 ** 70), 0.5, 1.0, 1e3, 1e300, float("nan"),
+            float("inf"), -0.0, True, None, "4", "diag", "", [], {}, (1,), np.int64(3),
+            np.float32(0.9), np.array(2), np.array([1, 2]), 3 + 0j, object()]
+    for _ in range(2000):
+        name = rng.choice(sorted(OPTIONS))
+        value = rng.choice(pool)
+        try:
+            checked = check_options(**{name: value})[name]
+        except PplcError as exc:
+            assert str(exc).startswith(f"error: {name}: expected "), str(exc)
+            continue
+        kind = OPTIONS[name].kind
+        if checked is None:
+            assert name == "max_iterations" and value is None
+        elif kind == "whole":
+            assert type(checked) is int and checked >= OPTIONS[name].minimum
+        elif kind == "probability":
+            assert type(checked) is float and 0 < checked < 1
+        else:
+            assert checked in OPTIONS[name].choices
