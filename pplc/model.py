@@ -62,6 +62,12 @@ def _unconstrain_all(unconstrain, values, data):
     return jax.lax.map(lambda v: unconstrain(v, data), values, batch_size=256)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _predictive_given_all(predict_given, keys, values, data):
+    return jax.lax.map(lambda kv: predict_given(kv[0], kv[1], data), (keys, values),
+                       batch_size=256)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _predictive_all(predict, log_likelihood, keys, flat, data):
     """Predictive draws and (unless `log_likelihood` is None) pointwise log-likelihoods."""
@@ -185,6 +191,7 @@ class Model:
             self._programs.pop(next(iter(self._programs)))
         conditioned = ConditionedModel(lowered, programs=programs)
         conditioned.unoptimized_graph = graph
+        conditioned._written = written   # predictive draws of summed-out observations
         conditioned._disabled_passes = tuple(disabled_passes)
         # The density of the user's own parameters (no reparameterization), lowered only
         # if `log_density(params)` is asked for on a reparameterized model.
@@ -693,28 +700,64 @@ class ConditionedModel:
                              "the fit")
         positions = self._fit_positions(posterior)
         predictions, log_lik = self._predictive_draws(positions, seed)
-        posterior.posterior_predictive = predictions
-        posterior.log_likelihood = log_lik
+        summed_predictions, summed_log_lik = self._summed_out_predictive(posterior, positions,
+                                                                         seed)
+        posterior.posterior_predictive = {**predictions, **summed_predictions}
+        posterior.log_likelihood = {**log_lik, **summed_log_lik}
         posterior.log_prior = self._log_prior(posterior, positions)
-        self._say_what_is_not_produced()
+        for name in summed_predictions:
+            posterior.observed_data.setdefault(name, np.asarray(self.data[name]))
 
-    def _say_what_is_not_produced(self) -> None:
-        """Observations of the model as written whose replicates and pointwise
-        log-likelihood cannot be produced are named in a warning, never left out quietly:
-        those that a summed-out discrete latent's marginalization took into its sum."""
-        written = getattr(self, "unoptimized_graph", self.graph)
+    def _summed_out_predictive(self, posterior: Posterior, positions: np.ndarray, seed: int
+                               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Predictive draws and pointwise log-likelihood of the observations that a
+        summed-out discrete latent took into its sum (docs/prediction.md):
+
+        - replicates drawn on the model as written, given each posterior draw of every
+          latent, the discrete ones' jointly drawn values included: the posterior
+          predictive of the model the user wrote, where z is a parameter;
+        - log-likelihoods with the latent summed out (a mixture's log p(y[n] | parameters),
+          a chain's log p(y[t] | y[-t], parameters): inference/summed_out_likelihood.py),
+          as leave-one-out needs.
+
+        What cannot be produced is named in a warning, never left out quietly."""
+        written = getattr(self, "_written", None)
         produced = set(self.lowered.observed_names)
-        lost = [v.name for v in written.of_kind(Kind.OBSERVED) if v.name not in produced]
-        if lost:
-            import warnings
+        lost = [] if written is None else \
+            [v.name for v in written.graph.of_kind(Kind.OBSERVED) if v.name not in produced]
+        if not lost:
+            return {}, {}
+        from pplc.inference.summed_out_likelihood import summed_out_log_likelihood
+
+        chains, n, _ = positions.shape
+        log_lik, unsplit = summed_out_log_likelihood(
+            written.graph, self.graph, self._constrain_draws(positions), self.data,
+            (chains, n), written.shapes)
+        latents = [v.name for v in written.graph.of_kind(Kind.LATENT)]
+        missing = [name for name in latents if name not in posterior.draws]
+        predictions = {}
+        if not missing:
+            values = {name: jnp.asarray(np.asarray(posterior.draws[name]).reshape(
+                (chains * n,) + tuple(written.shapes[name]))) for name in latents}
+            keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1),
+                                    chains * n)
+            drawn = _predictive_given_all(written.predict_given, keys, values, self.data)
+            predictions = {name: np.asarray(drawn[name]).reshape((chains, n) + drawn[name]
+                                                                  .shape[1:]) for name in lost}
+        import warnings
+        if missing:
+            warnings.warn(f"no posterior predictive draws for {', '.join(map(repr, lost))}: "
+                          f"the draws lack {', '.join(map(repr, missing))}", RuntimeWarning,
+                          stacklevel=3)
+        if unsplit:
             summed = [v.name for v in self.graph.variables() if v.marginalized]
-            names = ", ".join(f"'{n}'" for n in lost)
-            warnings.warn(f"no posterior predictive draws or pointwise log-likelihood for "
-                          f"{names}: summing out the discrete latent "
-                          f"{', '.join(repr(n) for n in summed) or 'variables'} took "
-                          f"{'their statements' if len(lost) > 1 else 'its statement'} into "
-                          "one sum, and pplc cannot replicate or split it yet",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(f"no pointwise log-likelihood for {', '.join(map(repr, unsplit))}: "
+                          f"summing out {', '.join(map(repr, summed))} took "
+                          f"{'their statements' if len(unsplit) > 1 else 'its statement'} into "
+                          "one sum that pplc splits into one term per observation only when "
+                          "one variable's elements pair with the latent's", RuntimeWarning,
+                          stacklevel=3)
+        return predictions, log_lik
 
     def _log_prior(self, posterior: Posterior, positions: np.ndarray) -> dict[str, np.ndarray]:
         """Each latent's log prior at each draw, (chain, draw), on the model in the user's

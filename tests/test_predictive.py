@@ -157,24 +157,36 @@ def test_log_prior_of_each_latent_in_the_users_parameterization():
     assert all(np.all(np.isfinite(sensitivity[name].values)) for name in ("mu", "tau"))
 
 
-def test_what_a_marginalized_model_cannot_replicate_is_said(tmp_path):
-    """A mixture's y is folded into the sum over z: its replicates and pointwise
-    log-likelihood are not produced yet, and both the API and `sample --predict` say so
-    (the log prior of w, mu and sigma is still written)."""
+def test_a_marginalized_model_is_replicated_and_what_cannot_be_split_is_said(tmp_path):
+    """A mixture's y is folded into the sum over z: `sample --predict` still writes its
+    replicates and pointwise log-likelihood (inference/summed_out_likelihood.py) beside the
+    log prior. Two observed variables read by one assignment get replicates, but no
+    pointwise term each (their terms at n are one sum): the API says so."""
     mixture = EXAMPLE.parent / "gaussian_mixture"
-    model = pplc.compile(mixture / "model.ppl").condition(mixture / "data.json")
-    posterior = model.sample(chains=1, warmup=200, draws=50, seed=0)
-    with pytest.warns(RuntimeWarning, match="no posterior predictive draws or pointwise "
-                                            "log-likelihood for 'y'"):
-        model.predictive(posterior)
-    assert set(posterior.log_prior) == {"w", "mu", "sigma"}
     out = tmp_path / "mixture.nc"
     result = subprocess.run([sys.executable, "-m", "pplc.cli", "sample",
                              str(mixture / "model.ppl"), "--data", str(mixture / "data.json"),
                              "--chains", "1", "--warmup", "100", "--draws", "50", "--predict",
                              "--output", str(out), "--quiet"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "warning: no posterior predictive draws or pointwise log-likelihood for 'y'" \
-        in result.stderr
+    assert "no posterior predictive" not in result.stderr, result.stderr
     import arviz as az
-    assert "log_prior" in az.from_netcdf(out).groups()
+    idata = az.from_netcdf(out)
+    assert {"log_prior", "log_likelihood", "posterior_predictive"} <= set(idata.groups())
+    assert "y" in idata.log_likelihood and "y" in idata.posterior_predictive
+    two = pplc.compile("""\
+data N: int
+data a: real[N]
+data b: real[N]
+mu: ordered[2] ~ Normal(0, 5)
+for n in range(N):
+    z[n] ~ Bernoulli(0.5)
+    a[n] ~ Normal(mu[z[n]], 1.0)
+    b[n] ~ Normal(mu[z[n]], 2.0)
+""").condition({"N": 4, "a": [-1.0, 0.5, 2.0, 2.5], "b": [-2.0, 0.0, 1.5, 3.0]})
+    posterior = two.sample(chains=1, warmup=100, draws=30, seed=0, progress=False)
+    with pytest.warns(RuntimeWarning, match="no pointwise log-likelihood for 'a', 'b'"):
+        two.predictive(posterior)
+    assert set(posterior.posterior_predictive) == {"a", "b"}
+    assert posterior.posterior_predictive["b"].shape == (1, 30, 4)
+    assert not posterior.log_likelihood

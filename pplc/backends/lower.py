@@ -282,6 +282,24 @@ class LoweredModel(RecursionRunner):
             out[variable.name] = self._pointwise(variable, env, fn)
         return out
 
+    def predict_given(self, key: jax.Array, values: Mapping[str, jax.Array],
+                      data: Mapping[str, jax.Array]) -> dict:
+        """Posterior predictive draws of every observed variable given every latent's
+        value by name (constrained): on the model as written, where a summed-out discrete
+        latent is a latent again and its drawn values are given (`predict` at a position
+        u cannot reach it)."""
+        env: Env = {**self.data.sizes, **data, **values}
+        for name in self.order:
+            variable = self.graph[name]
+            if variable.kind is Kind.DETERMINISTIC and name not in env:
+                env[name] = self._deterministic(variable, env)
+        out = {}
+        for j, variable in enumerate(self.graph.of_kind(Kind.OBSERVED)):
+            fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
+                self._piece_draw(v, i, piece, local, key)
+            out[variable.name] = self._pointwise(variable, env, fn)
+        return out
+
     def simulate_prior(self, key: jax.Array, data: Mapping[str, jax.Array]) -> dict:
         """One draw from the prior and prior predictive by forward simulation: every `~`
         variable (latent or observed) drawn from its distribution given its parents, in

@@ -28,7 +28,7 @@ import numpy as np
 
 from pplc.frontend import ast
 from pplc.ir.graph import Graph
-from pplc.passes.marginalize import CHAIN_TERMS, chain_term
+from pplc.passes.marginalize import CHAIN_TERMS, chain_term, mixture_terms
 
 
 def draw_summed_out(graph: Graph, draws: dict[str, np.ndarray], data: Mapping[str, object],
@@ -46,6 +46,7 @@ def draw_summed_out(graph: Graph, draws: dict[str, np.ndarray], data: Mapping[st
         if log_probs is None:
             continue
         terms = [_per_draw(chain_term(name, part), draws, data, lead) for part in CHAIN_TERMS]
+        draws.pop(mixture_terms(name), None)   # read by summed_out_likelihood.py only
         if all(term is not None for term in terms):
             draws[name] = forward_filter_backward_sample(*terms, rng)
         elif _independent_given_the_rest(variable):

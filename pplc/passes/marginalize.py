@@ -196,7 +196,19 @@ def _rewrite(graph: Graph, variable: Variable, count: int, children) -> list[Var
                            (Piece(piece.plates, piece.indices, None,
                                   ast.Call("log_softmax", (joint,), (), span, span), span),),
                            None, variable.span, marginalized=True)
-    return [factor, conditional]
+    # The joint terms themselves, recorded with each draw (the density never reads them):
+    # logsumexp over k of terms[n] is log p(y[n] | parameters), the pointwise
+    # log-likelihood of LOO (pplc/inference/summed_out_likelihood.py).
+    terms = Variable(mixture_terms(variable.name), Kind.DETERMINISTIC,
+                     (Piece(piece.plates, piece.indices, None, joint, span),), None,
+                     variable.span, internal=True)
+    return [factor, conditional, terms]
+
+
+def mixture_terms(name: str) -> str:
+    """The internal deterministic holding a summed-out mixture's joint log terms:
+    [..., k] = log p(z = k | parameters) + log p(its observations | z = k, parameters)."""
+    return f"terms@{name}"
 
 
 # ---------------------------------------------------------------- Markov chains (HMMs)
