@@ -20,7 +20,7 @@ Why these checks: each one flags a way HMC can be wrong while the draws look fin
     reliable.
   * A heavy tail: the Pareto k-hat of a parameter's largest draws above 0.7 (Vehtari et
     al. 2024, section 3, used on the draws themselves as `posterior::pareto_khat` does),
-    or a tail ESS below a fifth of the bulk ESS. A tail that heavy is crossed by few long
+    or a tail ESS below a tenth of the bulk ESS (capped at the number of draws). A tail that heavy is crossed by few long
     excursions: warmup adapts the step size to the bulk, the extreme quantiles and the
     mean (whose variance may be infinite for k-hat >= 0.5) rest on a few draws, and a
     smaller step size (a higher target acceptance) follows the tail better.
@@ -43,7 +43,7 @@ import numpy as np
 
 EBFMI_THRESHOLD = 0.3
 TAIL_KHAT_THRESHOLD = 0.7
-TAIL_ESS_RATIO = 0.2
+TAIL_ESS_RATIO = 0.1
 RHAT_THRESHOLD = 1.01
 ESS_PER_CHAIN_THRESHOLD = 100
 
@@ -93,17 +93,23 @@ def tail_khat(draws: np.ndarray) -> float:
 
 
 def heavy_tails(summary: Mapping[str, Mapping[str, float]],
-                khats: Mapping[str, float]) -> list[tuple[str, str]]:
+                khats: Mapping[str, float], draws: int | None = None
+                ) -> list[tuple[str, str]]:
     """(element, why) for each element whose right tail is heavy: k-hat above
-    TAIL_KHAT_THRESHOLD, or a tail ESS below TAIL_ESS_RATIO of its bulk ESS."""
+    TAIL_KHAT_THRESHOLD, or a tail ESS below TAIL_ESS_RATIO of its bulk ESS, the bulk
+    ESS capped at the number of `draws` (NUTS' antithetic draws give a bulk ESS of
+    several times the draws on a light-tailed element, against a tail ESS below them:
+    1667 against 171 from 600 draws on a normal-like posterior)."""
     out = []
     for name, s in summary.items():
         k = khats.get(name)
         bulk, tail = s.get("ess_bulk"), s.get("ess_tail")
+        if _gt(bulk, 0) and draws:
+            bulk = min(bulk, draws)
         if _gt(k, TAIL_KHAT_THRESHOLD):
             out.append((name, f"Pareto k-hat {k:.2f}"))
         elif _gt(bulk, 0) and _lt(tail, TAIL_ESS_RATIO * bulk):
-            out.append((name, f"tail ESS {tail:.0f} against bulk ESS {bulk:.0f}"))
+            out.append((name, f"tail ESS {tail:.0f} against bulk ESS {s['ess_bulk']:.0f}"))
     return out
 
 
@@ -205,7 +211,7 @@ def diagnose(
                 f"({floor} for {num_chains} chains) for {_names(few)}: the ESS and Monte Carlo "
                 "error estimates themselves are unreliable. Run more draws."
             )
-        heavy = heavy_tails(summary, khats or {})
+        heavy = heavy_tails(summary, khats or {}, total)
         if heavy:
             shown = "; ".join(f"{name} ({why})" for name, why in heavy[:10])
             more = f" and {len(heavy) - 10} more" if len(heavy) > 10 else ""
