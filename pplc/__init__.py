@@ -2,7 +2,7 @@
 
 The public names are imported on first use (PEP 562), not here: `import pplc` must not
 import JAX (2-4 s), so that `pplc --version` and `pplc check` without data start in a
-fraction of a second. JAX, once needed, is imported through `pplc._jax`, which turns x64 on.
+fraction of a second. JAX, once needed, is imported through `pplc.jax_x64`, which turns x64 on.
 """
 
 from __future__ import annotations

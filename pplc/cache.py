@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pplc._jax import jax
+from pplc.jax_x64 import jax
 
 
 def cache_dir() -> Path:

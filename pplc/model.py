@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, NamedTuple
 
-from pplc._jax import jax
+from pplc.jax_x64 import jax
 import jax.numpy as jnp
 import numpy as np
 

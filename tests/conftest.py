@@ -38,7 +38,7 @@ _made: list[str] = []   # the cache folder this process made (the controller), t
 
 def pytest_configure(config):
     _pin_worker()
-    import pplc._jax  # noqa: F401 - float64, as pplc computes, before any test builds an array
+    import pplc.jax_x64  # noqa: F401 - float64, as pplc computes, before any test builds an array
 
     if os.environ.get("PPLC_TEST_NO_CACHE"):
         return

@@ -1,7 +1,7 @@
 """Start-up (issue 16): `import pplc`, `pplc --version` and `pplc check` without data import
 no JAX, ArviZ or matplotlib, and every path that does import JAX computes in float64.
 
-JAX is imported lazily, so x64 cannot be switched on in `pplc/__init__.py`; `pplc._jax` does
+JAX is imported lazily, so x64 cannot be switched on in `pplc/__init__.py`; `pplc.jax_x64` does
 it, and every JAX-using module must reach JAX through it (checked here statically, and at
 run time in fresh processes, since the test session itself has x64 on from other conftests).
 """
@@ -19,8 +19,8 @@ PACKAGE = ROOT / "pplc"
 EIGHT = ROOT / "examples" / "eight_schools"
 HEAVY = ("jax", "jaxlib", "arviz", "matplotlib", "xarray", "scipy")
 
-# Packages whose `__init__` imports pplc._jax, so that every module inside them does too.
-_THROUGH_PACKAGE = ("backends", "inference")
+# Packages whose `__init__` imports pplc.jax_x64, so that every module inside them does too.
+_THROUGH_PACKAGE = ("backends", "inference", "runtime")
 
 
 def _child(code: str) -> dict:
@@ -73,19 +73,19 @@ def test_x64_is_on_after_the_public_api_computes():
 
 
 def test_every_module_inside_pplc_imports_jax_through_pplc_jax():
-    """A module that imports JAX sits in a package whose `__init__` imports pplc._jax, or
-    imports pplc._jax itself before JAX; so no import order can leave x64 off."""
+    """A module that imports JAX sits in a package whose `__init__` imports pplc.jax_x64, or
+    imports pplc.jax_x64 itself before JAX; so no import order can leave x64 off."""
     for package in _THROUGH_PACKAGE:
         init = ast.parse((PACKAGE / package / "__init__.py").read_text())
-        assert "pplc._jax" in _imported(init), f"pplc/{package}/__init__.py"
+        assert "pplc.jax_x64" in _imported(init), f"pplc/{package}/__init__.py"
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(PACKAGE)
-        if relative.parts[0] in _THROUGH_PACKAGE or relative == Path("_jax.py"):
+        if relative.parts[0] in _THROUGH_PACKAGE or relative == Path("jax_x64.py"):
             continue
         imported = _imported(ast.parse(path.read_text()))
         jax_at = [i for i, name in enumerate(imported) if name.split(".")[0] == "jax"]
-        if jax_at and ("pplc._jax" not in imported or imported.index("pplc._jax") > jax_at[0]):
+        if jax_at and ("pplc.jax_x64" not in imported or imported.index("pplc.jax_x64") > jax_at[0]):
             offenders.append(str(relative))
     assert offenders == []
 

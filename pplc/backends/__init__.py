@@ -1,3 +1,3 @@
 """The backends: analysis of the conditioned graph, the JAX lowering, pplc build's printer."""
 
-import pplc._jax  # noqa: F401 - x64 on before any backend module computes
+import pplc.jax_x64  # noqa: F401 - x64 on before any backend module computes

@@ -5,7 +5,7 @@ leapfrog integrator (`IntegratorState`, `velocity_verlet`), the driver (`sample_
 `MCMCResult`) and Stan-like initialization (`initial_positions`).
 """
 
-import pplc._jax  # noqa: F401 - x64 on before any inference module computes
+import pplc.jax_x64  # noqa: F401 - x64 on before any inference module computes
 from pplc.inference.integrator import IntegratorState, velocity_verlet
 from pplc.inference.mcmc import MCMCResult, sample_nuts
 from pplc.inference.nuts import NUTSInfo, NUTSState, build_kernel, init

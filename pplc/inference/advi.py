@@ -60,7 +60,7 @@ schools stopped after 200 iterations, far from the optimum); here the rule needs
 
 Compiled chunks, as in `mcmc.py`: one `lax.scan` of `eval_elbo` steps plus the ELBO
 estimate per program call; Python only applies the convergence rule between calls. Every
-program is compiled once per (log density, shapes, settings) through `_cache`, with `data`
+program is compiled once per (log density, shapes, settings) through `programs`, with `data`
 and eta as runtime arguments, so a rerun with a new seed or new data compiles nothing.
 """
 
@@ -77,7 +77,7 @@ import numpy as np
 from jax import lax
 
 from pplc.errors import error
-from pplc.inference import _cache
+from pplc.inference import programs
 from pplc.inference.psis import far_from_posterior, psis
 
 Array = jax.Array
@@ -356,9 +356,9 @@ def fit_advi(
                         ("max_iterations", max_iterations), ("adapt_iter", adapt_iter)):
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    position = _cache.float_positions(init_position, 1, "init_position must have shape (dim,)")
+    position = programs.float_positions(init_position, 1, "init_position must have shape (dim,)")
     dtype = position.dtype
-    data = _cache.device_data(data)
+    data = programs.device_data(data)
     grad_samples, elbo_samples, eval_elbo = int(grad_samples), int(elbo_samples), int(eval_elbo)
     num_draws, max_iterations, adapt_iter = int(num_draws), int(max_iterations), int(adapt_iter)
 
@@ -373,7 +373,7 @@ def fit_advi(
 
     def compiled(static, build, *args):
         nonlocal compile_seconds
-        program, seconds = _cache.compiled(logdensity_fn, static, build, *args)
+        program, seconds = programs.compiled(logdensity_fn, static, build, *args)
         compile_seconds += seconds
         return program
 

@@ -17,7 +17,7 @@ import numpy as np
 from jax import lax
 
 from pplc.errors import error
-from pplc.inference import _cache
+from pplc.inference import programs
 
 Array = jax.Array
 
@@ -69,7 +69,7 @@ def initial_positions(
     data = jax.tree.map(lambda a: jax.device_put(np.asarray(a)), data)
     keys = jax.random.split(rng_key, num_chains)
     radius_arr = np.asarray(radius, dtype=jnp.result_type(float))
-    program, _ = _cache.compiled(
+    program, _ = programs.compiled(
         logdensity_fn,
         ("initial-positions", int(dim), int(max_tries)),
         lambda: _program(logdensity_fn, int(dim), int(max_tries)),

@@ -14,7 +14,7 @@ Cholesky, which fails exactly when H is not positive definite, i.e. when the poi
 a strict local maximum (a saddle, a minimum, or a flat direction) and no Gaussian exists;
 that raises `PplcError`. Draws: u = u* + C^-T z, z ~ N(0, I), since Cov(C^-T z) =
 C^-T C^-1 = (C C^T)^-1 = H^-1. The covariance is C^-T C^-1 by triangular solves, never an
-explicit inverse of H. All of it is one compiled program (cached through `_cache`; `data`
+explicit inverse of H. All of it is one compiled program (cached through `programs`; `data`
 and the mode are runtime arguments).
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from pplc.errors import error
-from pplc.inference import _cache
+from pplc.inference import programs
 from pplc.inference.psis import far_from_posterior, psis
 
 Array = jax.Array
@@ -98,11 +98,11 @@ def laplace(
     """
     if hasattr(mode, "position") and hasattr(mode, "grad_norm"):  # a MAPResult
         mode = mode.position
-    position = _cache.float_positions(mode, 1, "mode must have shape (dim,)")
+    position = programs.float_positions(mode, 1, "mode must have shape (dim,)")
     if int(num_draws) < 0:
         raise ValueError(f"num_draws must be non-negative, not {num_draws!r}")
-    data = _cache.device_data(data)
-    program, _ = _cache.compiled(
+    data = programs.device_data(data)
+    program, _ = programs.compiled(
         logdensity_fn,
         ("laplace", int(num_draws)),
         lambda: _program(logdensity_fn, int(num_draws)),

@@ -4,7 +4,7 @@ Why compiled chunks: a gradient of a small model costs 0.05-5 us inside a compil
 10-170 us when called from Python (docs/PERFORMANCE.md), so every iteration runs inside one
 XLA program: a `lax.scan` over `chunk_size` iterations of (warmup-or-sampling step). Python
 only loops over chunks, to report progress. The chunk program is compiled once ahead of
-time per (log density, shapes, settings) and cached (`_cache.py`), and `data` is one of its
+time per (log density, shapes, settings) and cached (`programs.py`), and `data` is one of its
 runtime arguments, never a baked-in constant; so a new seed, a new number of draws or new
 data of the same shapes compile nothing. Warmup and sampling share the program: a
 per-iteration schedule row says what to adapt (`adaptation.build_schedule`), and the last,
@@ -78,7 +78,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from pplc.inference import _cache
+from pplc.inference import programs
 from pplc.inference.adaptation import (
     ChainState,
     ScheduleRow,
@@ -250,12 +250,12 @@ def sample_nuts(
         raise ValueError(f"chain_method must be one of {CHAIN_METHODS}, not {chain_method!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
-    positions0 = _cache.float_positions(init_positions, 2,
+    positions0 = programs.float_positions(init_positions, 2,
                                         "init_positions must have shape (num_chains, dim)")
     num_chains, dim = positions0.shape
     method = _auto_method(num_chains) if chain_method == "auto" else chain_method
     chunk = int(chunk_size or DEFAULT_CHUNK_SIZE)
-    data = _cache.device_data(data)
+    data = programs.device_data(data)
     keys = jax.random.split(rng_key, num_chains)
     states = initial_chain_state(positions0, keys, metric)
     rows = build_schedule(num_warmup, num_samples)
@@ -282,7 +282,7 @@ def sample_nuts(
     example_rows = _padded_chunks(rows, 0, 1, chunk)[0][0] if len(rows.iteration) else None
     if example_rows is None:  # nothing to do
         example_rows = jax.tree.map(lambda a: np.zeros(chunk, a.dtype), rows)
-    program, compile_seconds = _cache.compiled(
+    program, compile_seconds = programs.compiled(
         logdensity_fn,
         static,
         lambda: _chunk_program(logdensity_fn, max_tree_depth, target_accept, batched, mesh, placement),

@@ -7,7 +7,7 @@ superlinearly on the smooth, unconstrained log densities pplc produces. Here it 
 driven by `value_and_grad_from_state`, which reuses the value and gradient the line search
 already computed at the accepted point, so each iteration costs the line search's
 evaluations and no more. The whole loop is one `lax.while_loop` in one compiled program
-(compiled once per log density and shapes through `_cache`; `data` is a runtime argument).
+(compiled once per log density and shapes through `programs`; `data` is a runtime argument).
 
 Which mode: `logdensity_fn` is the density of the unconstrained parameters, log p(T(u))
 plus log|det J_T(u)|, so its mode is NOT the mode of the constrained posterior: for
@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from jax import lax
 
-from pplc.inference import _cache
+from pplc.inference import programs
 
 Array = jax.Array
 
@@ -154,12 +154,12 @@ def find_map(
         >>> np.round(r.position, 6).tolist()
         [1.0, 2.0]
     """
-    position = _cache.float_positions(init_position, 1, "init_position must have shape (dim,)")
+    position = programs.float_positions(init_position, 1, "init_position must have shape (dim,)")
     dtype = position.dtype
-    data = _cache.device_data(data)
+    data = programs.device_data(data)
     args = (position, np.asarray(int(max_iterations), np.int32), np.asarray(tol, dtype),
             np.asarray(tol_rel_obj, dtype), data)
-    program, compile_seconds = _cache.compiled(
+    program, compile_seconds = programs.compiled(
         logdensity_fn,
         ("map-lbfgs", int(memory_size), int(max_linesearch_steps)),
         lambda: _program(logdensity_fn, int(memory_size), int(max_linesearch_steps)),

@@ -29,7 +29,7 @@ heavy tail: on 2-d Gaussians, k-hat fell from up to 0.79 to below 0.5.
 
 Compilation: one program runs a whole path (L-BFGS, line search, ELBO at every iterate)
 inside a `lax.while_loop`; a second draws from the chosen approximation. Both are cached
-by `_cache.compiled`, `data` is a runtime argument, and the paths call the same executable
+by `programs.compiled`, `data` is a runtime argument, and the paths call the same executable
 one after the other, so a rerun with a new seed, new data of the same shapes or a different
 number of paths compiles nothing (a new `num_draws` recompiles only the small draw program).
 """
@@ -46,7 +46,7 @@ from jax import lax
 from jax.scipy.linalg import solve_triangular
 
 from pplc.errors import error
-from pplc.inference import _cache
+from pplc.inference import programs
 from pplc.inference.lbfgs import CURVATURE_EPS, lbfgs_direction, line_search, update_alpha
 from pplc.inference.psis import psis
 
@@ -325,14 +325,14 @@ def pathfinder(
     num_paths, dim = x0.shape
     if min(num_draws, history_size, max_iterations, num_elbo_draws) < 1:
         raise ValueError("num_draws, history_size, max_iterations and num_elbo_draws must be >= 1")
-    data = _cache.device_data(data)
+    data = programs.device_data(data)
     # fold_in, not split(rng_key, num_paths): the eager key ops then have fixed shapes, so a
     # different number of paths compiles nothing either.
     paths_key, resample_key = jax.random.split(rng_key)
     tol_arr = np.asarray(tol, dtype=x0.dtype)
     path_keys = [jax.random.split(jax.random.fold_in(paths_key, p)) for p in range(num_paths)]
 
-    run, compile_path = _cache.compiled(
+    run, compile_path = programs.compiled(
         logdensity_fn,
         ("pathfinder-path", int(dim), int(history_size), int(max_iterations), int(num_elbo_draws)),
         lambda: _path_program(logdensity_fn, int(dim), int(history_size), int(max_iterations),
@@ -355,7 +355,7 @@ def pathfinder(
     seconds = time.perf_counter() - start
 
     approx0 = jax.tree.map(jnp.asarray, paths[good[0]][0])
-    draw, compile_draw = _cache.compiled(
+    draw, compile_draw = programs.compiled(
         logdensity_fn, ("pathfinder-draw", int(num_draws)),
         lambda: _draw_program(logdensity_fn, int(num_draws)),
         approx0, path_keys[0][1], data,
@@ -368,7 +368,7 @@ def pathfinder(
     seconds += time.perf_counter() - start
     # Balance heuristic (Veach & Guibas 1995): weight p / q_mix, q_mix the equal mixture of
     # the paths' approximations that the pool was drawn from; bounded by num_paths * p / q_own.
-    log_q_fn, compile_q = _cache.compiled(
+    log_q_fn, compile_q = programs.compiled(
         _log_q_program, (), lambda: _log_q_program, approxs[0], pooled[0][0])
     start = time.perf_counter()
     per_path = np.stack([np.concatenate([np.asarray(log_q_fn(a, d[0])) for d in pooled]) for a in approxs])

@@ -5,3 +5,5 @@ The JAX lowering (backends/) calls them; `pplc build` copies them by source into
 standalone module (backends/codegen/runtime.py), so both renderings compute the same
 numbers. They depend on nothing of pplc but the tables of facts (frontend/library.py).
 """
+
+import pplc.jax_x64  # noqa: F401 - x64 on before any runtime function computes
