@@ -141,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="draws from the approximation (not for map)")
     _option("seed", fit, "--seed", default=0)
     _option("max_iterations", fit, "--max-iterations", default=None)
+    _option("batch_size", fit, "--batch-size", default=None,
+            help="advi/fullrank on minibatches of this many rows of the observations, "
+                 "weighted N/B (docs/scaling.md)")
     _add_outputs(fit)
 
     command("explain", "say what each optimization pass decided", data_required=True)
@@ -398,7 +401,7 @@ def cmd_graph(args) -> int:
 def cmd_build(args) -> int:
     from pplc import __version__
     from pplc.backends.codegen import DISABLED_PASSES, check_module, generate_module
-    from pplc.inference.summary import write_atomically
+    from pplc.files import write_atomically
 
     output = Path(args.output)
     _check_outputs(args, "output")
@@ -533,6 +536,7 @@ def cmd_fit(args) -> int:
     conditioned, frontend_seconds = _prepare_run(args)
     posterior = conditioned.fit(method=args.method, draws=args.draws, seed=args.seed,
                                 max_iterations=args.max_iterations,
+                                batch_size=args.batch_size,
                                 progress=False if args.quiet else None)  # a terminal: a bar
     posterior.compile_seconds += frontend_seconds
     what = "the mode" if args.method == "map" else f"{posterior.num_draws} draws"

@@ -12,7 +12,7 @@ Two regimes, switched by the CLI:
   it. So the signal is also written to a wakeup pipe (`signal.set_wakeup_fd`, done in C
   the moment it arrives) that a watcher thread reads: it prints the line and calls
   `os._exit`, whatever the main thread is doing. Nothing is half-written: files are
-  written through a temporary name (`write_atomically`), and none is written yet.
+  written through a temporary name (`pplc.files`), and none is written yet.
 - While sampling (`keep_draws`), the signal raises KeyboardInterrupt in the main thread,
   which the sampler catches at its next chunk boundary to return the draws so far,
   marked incomplete (`pplc.inference.mcmc`). The signal is also recorded, and `check`

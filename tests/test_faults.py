@@ -240,7 +240,7 @@ def test_files_get_the_users_umask(work, monkeypatch):
 
 def test_a_write_that_fails_is_a_pplc_error_and_leaves_nothing(work):
     from pplc.errors import PplcError
-    from pplc.inference.summary import write_atomically
+    from pplc.files import write_atomically
 
     target = work / "x.json"
     target.write_text("old")
@@ -254,3 +254,23 @@ def test_a_write_that_fails_is_a_pplc_error_and_leaves_nothing(work):
         "d.json", "m.ppl", "marker.py", "x.json"]
 
 
+
+
+def test_a_picture_is_written_whole_or_not_at_all_with_the_users_umask(work):
+    """graph -o (no JAX): on a full disk the old picture stays and no temporary is left;
+    otherwise the new one is written with the umask's permissions."""
+    picture = work / "m.dot"
+    picture.write_text("an earlier picture\n")
+    command = _command("graph", work / "m.ppl", "-o", picture)
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(work), cwd=ROOT,
+                          timeout=120, preexec_fn=_full_disk(50))
+    assert done.returncode == 1, done.stderr
+    assert f"error: cannot write '{picture}': File too large" in done.stderr.splitlines()
+    _no_traceback(done.stderr)
+    assert picture.read_text() == "an earlier picture\n"
+    assert [p.name for p in work.iterdir() if p.name.startswith(".")] == []
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(work), cwd=ROOT,
+                          timeout=120, preexec_fn=_full_disk(resource.RLIM_INFINITY))
+    assert done.returncode == 0, done.stderr
+    assert picture.read_text().startswith("digraph")
+    assert picture.stat().st_mode & 0o777 == 0o644

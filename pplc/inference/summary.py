@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -27,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from pplc.errors import did_you_mean, error
+from pplc.files import write_atomically, write_bytes
 
 STAT_KEYS = ("mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk", "ess_tail", "mcse_mean")
 
@@ -259,45 +258,6 @@ def summary_json(parameters: Mapping[str, Mapping[str, float]], divergences: int
     return doc
 
 
-def write_atomically(path: str | Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: never half a file
-    under the final name (a full disk, Ctrl-C, a crash leave the old file as it was).
-
-    The file gets the permissions of any file the user creates (0666 less the umask),
-    not mkstemp's private 0600. A file that cannot be written (a folder in the way, a
-    full disk, no permission) is the user's `PplcError`, naming the file and the cause."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise error(f"expected the path of a file to write, not {type(path).__name__}")
-    path = Path(path)
-    if path.is_dir():
-        raise error(f"cannot write '{path}': it is a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise error(f"cannot write '{path}': {exc.strerror or exc}") from None
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):   # ENOSPC, EFBIG, EDQUOT, EIO, ...
-            raise error(f"cannot write '{path}': {exc.strerror or exc}",
-                        hint="nothing was written under that name; an existing file there "
-                             "is unchanged") from None
-        raise
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it, so set back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_json(path: str | Path, doc: Mapping) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
@@ -315,9 +275,4 @@ def write_netcdf(path: str | Path, data) -> None:
     if hasattr(data, "groups") and not isinstance(data, xr.DataTree):  # ArviZ < 1
         data = xr.DataTree.from_dict({f"/{group}": getattr(data, group)
                                       for group in data.groups()})
-    payload = bytes(data.to_netcdf(engine="h5netcdf"))
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(payload)
-    write_atomically(path, write)
+    write_bytes(path, bytes(data.to_netcdf(engine="h5netcdf")))

@@ -49,6 +49,7 @@ import graphviz
 import networkx as nx
 
 from pplc.errors import error
+from pplc.files import write_bytes
 from pplc.frontend import ast
 from pplc.frontend.ast import to_source
 from pplc.frontend.library import DISTRIBUTIONS
@@ -148,7 +149,7 @@ def render(graph: Graph, path: str | Path, sizes: Mapping[str, int] | None = Non
                     hint="end the file name with one of " + ", ".join(FORMATS))
     dot = to_dot(graph, sizes)
     if fmt == "dot":
-        path.write_text(dot.source)
+        write_bytes(path, dot.source.encode())
         return path
     if shutil.which("dot") is None:
         raise _no_dot(path)
@@ -160,7 +161,7 @@ def render(graph: Graph, path: str | Path, sizes: Mapping[str, int] | None = Non
         stderr = (exc.stderr or b"").decode(errors="replace").strip()
         raise error(f"Graphviz's `dot` failed to draw '{path}': {stderr or exc}",
                     hint="write the DOT source with a '.dot' suffix to inspect it") from None
-    path.write_bytes(image)
+    write_bytes(path, image)   # whole or not at all, with the user's umask
     return path
 
 
