@@ -18,15 +18,16 @@ _LAZY = {
     "Model": "pplc.model",
     "ConditionedModel": "pplc.model",
     "PplcError": "pplc.errors",
+    "InternalError": "pplc.errors",
     "Posterior": "pplc.inference.posterior",
     "load": "pplc.inference.saved",
 }
 
-__all__ = ["compile", "Model", "ConditionedModel", "PplcError", "Posterior", "load",
-           "__version__"]
+__all__ = ["compile", "Model", "ConditionedModel", "PplcError", "InternalError", "Posterior",
+           "load", "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and editors; never run
-    from pplc.errors import PplcError
+    from pplc.errors import InternalError, PplcError
     from pplc.model import ConditionedModel, Model, compile
     from pplc.inference.posterior import Posterior
     from pplc.inference.saved import load

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pplc
-from pplc.errors import InternalError, PplcError
+from pplc.errors import InternalError, PplcError  # also pplc.InternalError, pplc.PplcError
 from pplc.options import OPTIONS, OptionError, check_value, parse_text
 
 SOURCE = """
@@ -196,6 +196,7 @@ def test_a_bug_is_an_internal_error_that_asks_to_be_reported(conditioned, monkey
     def broken(*args, **kwargs):
         raise IndexError("index 0 is out of bounds")
     monkeypatch.setattr(type(conditioned), "_initial_positions", broken)
+    assert pplc.InternalError is InternalError and pplc.PplcError is PplcError
     with pytest.raises(InternalError, match="please report it") as caught:
         conditioned.sample(chains=1, warmup=5, draws=5)
     assert "IndexError: index 0 is out of bounds" in str(caught.value)
