@@ -826,7 +826,26 @@ class ConditionedModel:
         model._check_predictable(left_out)
         positions = model._fit_positions(posterior)
         predicted, log_lik = model._predictive_draws(positions, seed)
+        summed = left_out - set(model.lowered.observed_names)
+        if summed:   # folded into a sum over a discrete latent: drawn on the model as written
+            predicted.update(model._summed_out_predictions(posterior, summed, seed))
         return model, positions, predicted, log_lik, left_out
+
+    def _summed_out_predictions(self, posterior: Posterior, names: frozenset[str], seed: int
+                                ) -> dict[str, np.ndarray]:
+        """Predictions of observations that a summed-out discrete latent took into its sum
+        (a mixture's y at new inputs): on the model as written, given each draw of the
+        fit's continuous latents, the new units' assignments drawn from their distribution
+        given those (p(y_new | parameters) = sum_z p(z | parameters) p(y_new | z, ...))."""
+        written = self._written
+        chains, n = next(iter(posterior.draws.values())).shape[:2]
+        latents = [name for name in self._fit_latents()]
+        values = {name: jnp.asarray(np.asarray(posterior.draws[name], np.float64).reshape(
+            (chains * n,) + tuple(written.shapes[name]))) for name in latents}
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), chains * n)
+        drawn = _predictive_given_all(written.predict_given, keys, values, self.data)
+        return {name: np.asarray(drawn[name]).reshape((chains, n) + drawn[name].shape[1:])
+                for name in names}
 
     # ------------------------------------------------------------ using a fit's draws
     @functools.cached_property
@@ -932,11 +951,14 @@ class ConditionedModel:
         for name in sorted(left_out):
             variable = written[name]
             if name not in self.lowered.observed_names:
-                summed = [v.name for v in self.graph.variables() if v.marginalized]
-                raise error(f"cannot predict '{name}' yet: summing out the discrete latent "
-                            f"{', '.join(repr(n) for n in summed) or 'variables'} took its "
-                            "statement into one sum, which pplc cannot draw from yet",
-                            written.source, variable.span)
+                chains = [v.name for v in self.graph.variables()
+                          if v.marginalized and written[v.name].recursive]
+                if chains:
+                    raise error(f"cannot predict '{name}' at new inputs: the Markov chain "
+                                f"{', '.join(map(repr, chains))} it depends on would have "
+                                "to be simulated step by step, which is not supported yet",
+                                written.source, variable.span,
+                                hint=f"give '{name}' in the data")
             readers = sorted(n for n in written.dag.successors(name) if n != name)
             if readers:
                 raise error(f"cannot predict '{name}' from the fit alone: "

@@ -29,7 +29,7 @@ from pplc.backends.plan import Block, Plan
 from pplc.backends.recursions import RecursionRunner
 from pplc.runtime.transforms import transform_for
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS
+from pplc.frontend.library import DISTRIBUTIONS, is_discrete
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 Env = dict[str, Any]
@@ -284,17 +284,26 @@ class LoweredModel(RecursionRunner):
 
     def predict_given(self, key: jax.Array, values: Mapping[str, jax.Array],
                       data: Mapping[str, jax.Array]) -> dict:
-        """Posterior predictive draws of every observed variable given every latent's
-        value by name (constrained): on the model as written, where a summed-out discrete
-        latent is a latent again and its drawn values are given (`predict` at a position
-        u cannot reach it)."""
+        """Posterior predictive draws of every observed variable given the latents' values
+        by name (constrained), on the model as written, where a summed-out discrete latent
+        is a latent again (`predict` at a position u cannot reach it). A latent that
+        `values` lack is drawn from its distribution given its parents: a new unit's
+        assignment at new inputs. Not for a latent that reads its own earlier elements
+        (`model.py` refuses it: it would have to be simulated step by step)."""
         env: Env = {**self.data.sizes, **data, **values}
-        for name in self.order:
+        observed = self.graph.of_kind(Kind.OBSERVED)
+        for j, name in enumerate(self.order):
             variable = self.graph[name]
-            if variable.kind is Kind.DETERMINISTIC and name not in env:
+            if variable.kind is Kind.LATENT and name not in env:
+                fn = lambda v, i, piece, local, key=jax.random.fold_in(key, len(observed) + j): \
+                    self._piece_draw(v, i, piece, local, key)
+                value = self._pointwise(variable, env, fn)
+                discrete = any(is_discrete(p.distribution) for p in variable.pieces)
+                env[name] = value.astype(jnp.int64) if discrete else value
+            elif variable.kind is Kind.DETERMINISTIC and name not in env:
                 env[name] = self._deterministic(variable, env)
         out = {}
-        for j, variable in enumerate(self.graph.of_kind(Kind.OBSERVED)):
+        for j, variable in enumerate(observed):
             fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
                 self._piece_draw(v, i, piece, local, key)
             out[variable.name] = self._pointwise(variable, env, fn)

@@ -149,3 +149,27 @@ def test_hmm_pointwise_terms_at_a_point_match_enumeration():
     log_p = logsumexp(prior + per_t.sum(1))
     exact = [log_p - logsumexp(prior + np.delete(per_t, t, axis=1).sum(1)) for t in range(T)]
     np.testing.assert_allclose(posterior.log_likelihood["y"][0, 3], exact, rtol=1e-10)
+
+
+def test_a_mixture_predicts_new_units_from_the_mixture_and_a_chain_is_refused():
+    """At new inputs (y left out), each new unit's assignment is drawn from its
+    distribution given the draw: y_new ~ sum_k w_k Normal(mu_k, 1)."""
+    y = np.array([-2.1, -0.4, 0.3, 1.8, 2.6, 3.0])
+    model = pplc.compile(MIXTURE)
+    fitted = model.condition({"N": y.size, "y": y.tolist()})
+    mu, w = np.array([-1.5, 2.0]), np.array([0.35, 0.65])
+    posterior = _posterior_at(fitted, {"mu": mu, "w": w}, draws=2000)
+    new = model.condition({"N": 4}).posterior_predictive(posterior, seed=1)["y"]
+    assert new.shape == (2, 2000, 4)
+    # 16000 values of a mixture of sd 1.95: the mean's se is 0.015 (0.08 is > 5 se); the
+    # fraction below 0 (0.341) has se 0.0037 (0.02 is > 5 se).
+    assert abs(new.mean() - w @ mu) < 0.08
+    assert abs((new < 0).mean() - w @ stats.norm(mu, 1.0).cdf(0.0)) < 0.02
+    # Not the fitted units' assignments: new units are not the old ones.
+    chain = pplc.compile(HMM)
+    fit = _posterior_at(chain.condition({"T": 4, "y": [0.1, 0.2, 1.9, 2.1]}),
+                        {"mu": np.array([0.0, 2.0]), "sigma": 0.5, "stay": 0.9}, draws=10)
+    import pytest
+    with pytest.raises(pplc.PplcError, match="Markov chain 'z' it depends on would have to be "
+                                             "simulated step by step"):
+        chain.condition({"T": 3}).posterior_predictive(fit)
