@@ -206,10 +206,11 @@ def _refuse_random_cycles(graph: Graph) -> None:
     reads = {name: _Reads.of(graph[name]) for name in graph.dag.nodes
              if graph[name].kind in (Kind.LATENT, Kind.DETERMINISTIC)}
     tied, every = nx.DiGraph(), nx.DiGraph()
+    names = set(reads)   # once: a set per variable made checking quadratic in model length
     for name, of in reads.items():
-        for parent in of.tied & set(reads):
+        for parent in of.tied & names:
             tied.add_edge(parent, name)
-        for parent in of.every & set(reads):
+        for parent in of.every & names:
             every.add_edge(parent, name)
     for component in nx.strongly_connected_components(tied):
         if not any(graph[n].kind is Kind.LATENT for n in component):
