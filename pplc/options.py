@@ -46,7 +46,7 @@ OPTIONS: dict[str, Option] = {
     "max_iterations": _whole(1),
     "target_accept": Option("probability"),
     "chain_method": Option("choice", choices=("auto", "vectorized", "sequential", "parallel")),
-    "metric": Option("choice", choices=("diag", "dense")),
+    "metric": Option("choice", choices=("diag", "dense", "diag-grad", "low-rank")),
     "init": Option("choice", choices=("uniform", "pathfinder")),
     "method": Option("choice", choices=("advi", "fullrank", "map", "laplace", "pathfinder")),
 }

@@ -42,6 +42,7 @@ from pplc.inference.integrator import (
     sample_momentum,
     velocity_verlet,
 )
+from pplc.inference.metric import fisher_diagonal, fisher_low_rank
 from pplc.inference.nuts import NUTSInfo, NUTSState
 from pplc.inference.nuts import init as nuts_init
 
@@ -185,6 +186,19 @@ def regularized_variance(state: WelfordState) -> Array:
     return (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
 
 
+def window_metric(draws: WelfordState, grads: WelfordState | None) -> Array:
+    """The inverse metric a slow window ends with: Stan's from the draws alone (`grads` None),
+    else the Fisher-optimal one from draws and gradients (inference/metric.py), diagonal or
+    low-rank plus diagonal as the estimates' shapes say."""
+    if grads is None:
+        return regularized_variance(draws)
+    n = draws.count
+    cov_x, cov_g = draws.m2 / jnp.maximum(n - 1.0, 1.0), grads.m2 / jnp.maximum(n - 1.0, 1.0)
+    if cov_x.ndim == 1:
+        return fisher_diagonal(cov_x, cov_g, n)
+    return fisher_low_rank(cov_x, cov_g, n)[0]
+
+
 # ----------------------------------------------------------------------------- schedule
 
 
@@ -226,12 +240,14 @@ def warmup_schedule(
 class AdaptationState(NamedTuple):
     """`inverse_mass_matrix` is (dim,) or (dim, dim); `mass_matrix_sqrt` is None for a
     diagonal metric and `integrator.mass_matrix_sqrt(inverse_mass_matrix)` for a dense one,
-    refreshed only when the metric changes."""
+    refreshed only when the metric changes. `grad_welford` (None for Stan's metrics) holds the
+    gradients' running variance for the gradient-informed ones ("diag-grad", "low-rank")."""
 
     dual: DualAveragingState
     welford: WelfordState
     inverse_mass_matrix: Array
     mass_matrix_sqrt: Array | None = None
+    grad_welford: WelfordState | None = None
 
 
 class ChainState(NamedTuple):
@@ -257,7 +273,8 @@ class ScheduleRow(NamedTuple):
 def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "diag") -> ChainState:
     """Host-built states for chains at `positions` (chains, dim): unit metric, eps = 1.
 
-    `metric` is "diag" or "dense"; both start from the identity, as Stan's do.
+    `metric` is "diag", "dense", "diag-grad" or "low-rank"; all start from the identity, as
+    Stan's do.
 
     The log density and gradient are left as placeholders: the first iteration's `reinit`
     evaluates them inside the compiled program, which avoids compiling a separate init.
@@ -267,13 +284,16 @@ def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "d
     f = lambda *shape: np.zeros((n, *shape), positions.dtype)  # noqa: E731
     log_eps = f()
     dual = DualAveragingState(log_eps, log_eps, f(), f(), log_eps + np.log(10.0))
-    if metric == "dense":
+    if metric in ("dense", "low-rank"):
         eye = np.broadcast_to(np.eye(dim, dtype=positions.dtype), (n, dim, dim)).copy()
-        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, eye.copy())
-    elif metric == "diag":
-        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim)), np.ones((n, dim), positions.dtype))
+        grads = WelfordState(f(), f(dim), f(dim, dim)) if metric == "low-rank" else None
+        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, eye.copy(), grads)
+    elif metric in ("diag", "diag-grad"):
+        grads = WelfordState(f(), f(dim), f(dim)) if metric == "diag-grad" else None
+        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim)), np.ones((n, dim), positions.dtype),
+                                     None, grads)
     else:
-        raise ValueError(f"metric must be 'diag' or 'dense', not {metric!r}")
+        raise ValueError(f"metric must be 'diag', 'dense', 'diag-grad' or 'low-rank', not {metric!r}")
     nuts_state = NUTSState(positions, f(), f(dim))
     return ChainState(nuts_state, adaptation, rng_keys, np.zeros(n, np.int32))
 
@@ -333,25 +353,29 @@ def build_adaptive_step(
         adapt = row.adapt & row.active
         dual_new = dual_averaging_update(dual, info.acceptance_rate, target_accept)
         dual = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), dual_new, dual)
-        welford = jax.tree.map(
-            lambda a, b: jnp.where(row.in_window & adapt, a, b),
-            welford_update(ad.welford, new_nuts.position),
-            ad.welford,
-        )
+        def accumulate(w, x):
+            return jax.tree.map(lambda a, b: jnp.where(row.in_window & adapt, a, b), welford_update(w, x), w)
+
+        welford = accumulate(ad.welford, new_nuts.position)
+        grads = None if ad.grad_welford is None else accumulate(ad.grad_welford, new_nuts.logdensity_grad)
         end = row.window_end & adapt
-        inv_mass = jnp.where(end, regularized_variance(welford), ad.inverse_mass_matrix)
         dense = ad.mass_matrix_sqrt is not None
-        sqrt_mass = ad.mass_matrix_sqrt
+        inv_mass, sqrt_mass = ad.inverse_mass_matrix, ad.mass_matrix_sqrt
         if dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
-            sqrt_mass = lax.while_loop(
-                lambda c: c[0], lambda c: (jnp.array(False), mass_matrix_sqrt(inv_mass)), (end, sqrt_mass)
-            )[1]
-        welford = jax.tree.map(
-            lambda a, b: jnp.where(end, a, b), welford_init(inv_mass.shape[0], dtype, dense), welford
-        )
+            def new_metric(carry):
+                m = window_metric(welford, grads)
+                return jnp.array(False), (m, mass_matrix_sqrt(m))
+
+            inv_mass, sqrt_mass = lax.while_loop(lambda c: c[0], new_metric, (end, (inv_mass, sqrt_mass)))[1]
+        else:
+            inv_mass = jnp.where(end, window_metric(welford, grads), inv_mass)
+        restart = welford_init(inv_mass.shape[0], dtype, dense)
+        welford = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, welford)
+        if grads is not None:
+            grads = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, grads)
         new_cs = ChainState(
             new_nuts,
-            AdaptationState(dual, welford, inv_mass, sqrt_mass),
+            AdaptationState(dual, welford, inv_mass, sqrt_mass, grads),
             cs.rng_key,
             cs.n_extra_grads + n_search,
         )

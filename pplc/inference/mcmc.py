@@ -96,7 +96,7 @@ CHAIN_METHODS = ("vectorized", "sequential", "parallel", "auto")
 DEFAULT_CHUNK_SIZE = 100
 STAT_NAMES = ("lp", "diverging", "tree_depth", "n_steps", "acceptance_rate", "energy", "step_size",
               "reached_max_treedepth")
-METRICS = ("diag", "dense")
+METRICS = ("diag", "dense", "diag-grad", "low-rank")
 
 
 class MCMCResult(NamedTuple):

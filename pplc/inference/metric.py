@@ -1,0 +1,109 @@
+"""Gradient-informed metric estimates: the mass matrix that minimizes the Fisher divergence.
+
+Why: Stan's metric is the sample variance of the draws of a window, which needs many draws
+before it sees a posterior's scales, and which only looks at positions. Every draw also
+carries the gradient of the log density, which NUTS computed anyway. For a Gaussian target
+N(mu, S) the gradient is -S^{-1}(x - mu), so Cov(grad) = S^{-1}: the draws and the gradients
+carry the same information from two sides, and together they fix the scale with fewer
+draws (Seyboldt, Carlson & Carpenter, "Preconditioning HMC by minimizing Fisher divergence";
+nutpie uses these estimates by default).
+
+For an affine transformation x = A y + b, the Fisher divergence between the transformed
+posterior and a standard normal is estimated from draws x_i and gradients g_i; the
+minimizing A A^T = M^{-1} (the inverse mass matrix) satisfies M^{-1} Cov(g) M^{-1} = Cov(x),
+i.e. M^{-1} is the geometric mean of Cov(x) and Cov(g)^{-1}:
+  * diagonal: M^{-1}_jj = sqrt(var(x_j) / var(g_j))   (`fisher_diagonal`). For a Gaussian
+    with independent coordinates this is exactly sd_j^2 for every sample size at which the
+    two variances are exact, whatever the scales.
+  * low-rank plus diagonal (`fisher_low_rank`): scale by the diagonal first, then, in the
+    span of the scaled draws and gradients, solve Sigma C_g Sigma = C_x for the SPD
+    geometric mean, eigendecompose it, and keep only the eigen-directions whose variance
+    differs from the diagonal's by more than a factor `cutoff` (the rest stay at 1):
+        M^{-1} = D^{1/2} (I + U (Lambda - I) U^T) D^{1/2}.
+    nutpie keeps the window's draws; here the window is summarized by running covariances
+    of draws and of gradients (inference/adaptation.py's Welford states), which span the
+    same subspace, so the estimate needs no draw buffer and no shape that depends on the
+    window length. The result is returned as a dense (dim, dim) matrix, so the existing
+    dense kernel runs it (O(dim^2) per leapfrog step; a kernel applying U directly at
+    O(dim * rank) is not written yet).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+# Eigen-directions whose Fisher-optimal variance lies within [1/cutoff, cutoff] of the
+# diagonal's are left to the diagonal (nutpie's eigenvalue cutoff; a cutoff near 1 keeps
+# noise directions, a large one drops real correlations).
+DEFAULT_CUTOFF = 2.0
+# Ridge on the projected covariances, relative to the scaled (order-one) coordinates.
+DEFAULT_GAMMA = 1e-5
+
+
+def shrink(estimate: Array, n: Array) -> Array:
+    """Stan's shrinkage of a window estimate towards 1e-3: (n / (n + 5)) * e + 1e-3 * 5 / (n + 5)."""
+    return (n / (n + 5.0)) * estimate + 1e-3 * (5.0 / (n + 5.0))
+
+
+def fisher_diagonal(draw_var: Array, grad_var: Array, n: Array) -> Array:
+    """sqrt(var(x) / var(g)) per coordinate, shrunk as Stan shrinks its variance.
+
+    A coordinate whose gradient did not vary (var(g) = 0: the log density is flat or linear
+    along it) falls back to var(x); the result is clipped to [1e-20, 1e20] as nutpie does.
+    """
+    ok = grad_var > 0
+    estimate = jnp.where(ok, jnp.sqrt(draw_var / jnp.where(ok, grad_var, 1.0)), draw_var)
+    return jnp.clip(shrink(estimate, n), 1e-20, 1e20)
+
+
+def _sym_power(c: Array, power: float) -> Array:
+    """C^power for a symmetric positive definite C (eigenvalues floored at tiny)."""
+    w, v = jnp.linalg.eigh(0.5 * (c + c.T))
+    w = jnp.maximum(w, jnp.finfo(c.dtype).tiny)
+    return (v * w**power) @ v.T
+
+
+def spd_geometric_mean(a: Array, b: Array) -> Array:
+    """The SPD Sigma with Sigma B Sigma = A: B^{-1/2} (B^{1/2} A B^{1/2})^{1/2} B^{-1/2}.
+
+    That is the geometric mean of A and B^{-1}; with A = Cov(x) and B = Cov(g) it is the
+    Fisher-optimal inverse metric.
+    """
+    b_half = _sym_power(b, 0.5)
+    b_neg_half = _sym_power(b, -0.5)
+    return b_neg_half @ _sym_power(b_half @ a @ b_half, 0.5) @ b_neg_half
+
+
+def fisher_low_rank(
+    draw_cov: Array, grad_cov: Array, n: Array, cutoff: float = DEFAULT_CUTOFF, gamma: float = DEFAULT_GAMMA
+) -> tuple[Array, Array, Array, Array]:
+    """Low-rank-plus-diagonal inverse metric from covariances of draws and gradients.
+
+    Returns (inverse metric as a dense (dim, dim) matrix, diagonal D (dim,), eigenvectors
+    U (dim, dim) in the scaled space, eigenvalues (dim,) with the dropped ones set to 1).
+    """
+    dim = draw_cov.shape[0]
+    diag = fisher_diagonal(jnp.diagonal(draw_cov), jnp.diagonal(grad_cov), n)
+    s = jnp.sqrt(diag)
+    cx = draw_cov / jnp.outer(s, s)  # Cov(x / s)
+    cg = grad_cov * jnp.outer(s, s)  # Cov(g * s)
+    # The span of the scaled draws and gradients (numerically nonzero directions of
+    # cx + cg); outside it the data say nothing and the diagonal stays.
+    w, q = jnp.linalg.eigh(0.5 * (cx + cg + (cx + cg).T))
+    in_span = w > 1e-10 * jnp.maximum(w[-1], jnp.finfo(w.dtype).tiny)
+    q = q * in_span  # columns outside the span zeroed
+    eye = jnp.eye(dim, dtype=draw_cov.dtype)
+    outside = jnp.diag(1.0 - in_span.astype(draw_cov.dtype))
+    px = q.T @ cx @ q + gamma * eye + outside  # identity on the zeroed columns
+    pg = q.T @ cg @ q + gamma * eye + outside
+    sigma = spd_geometric_mean(px, pg)
+    lam, v = jnp.linalg.eigh(0.5 * (sigma + sigma.T))
+    u = q @ v
+    keep = ((lam > cutoff) | (lam < 1.0 / cutoff)) & (jnp.linalg.norm(u, axis=0) > 0.5)
+    lam = jnp.where(keep, lam, 1.0)
+    scaled = eye + (u * (lam - 1.0)) @ u.T
+    inverse = scaled * jnp.outer(s, s)
+    return 0.5 * (inverse + inverse.T), diag, u, lam
