@@ -53,12 +53,17 @@ def _check_with(model: Path, data: bytes | str) -> tuple[Path, subprocess.Comple
 
 
 def test_an_npz_archive_given_as_data_is_named_as_such(model, tmp_path):
-    archive = tmp_path / "data.npz"
+    """Named .json, an archive is said to be one (`.npz` data are read by their suffix:
+    pplc/datafiles.py); named .npz but broken, it is refused as an archive."""
+    archive = tmp_path / "data.json"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("y.npy", b"\x93NUMPY")
     lines = _refused(_pplc("check", model, "--data", archive), f"{archive}: error: ",
                      "is a zip archive (a NumPy .npz file?), not JSON")
     assert "JSON object" in lines[-1]
+    broken = archive.rename(tmp_path / "data.npz")
+    _refused(_pplc("check", model, "--data", broken), f"{broken}: error: ",
+             "as an .npz archive")
 
 
 def test_a_netcdf_file_given_as_data_is_named_as_such(model):
