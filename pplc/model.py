@@ -403,6 +403,10 @@ class ConditionedModel:
 
         `shard_data=True` splits the arrays of observations across the JAX devices, as the
         plan says (`pplc ir --plan`; docs/scaling.md); the result is the same.
+
+        `metric`: "diag" (Stan's), "dense" (Stan's dense_e), or adapted from draws and
+        gradients by minimizing the Fisher divergence (inference/metric.py): "diag-grad"
+        or "low-rank" (low-rank plus diagonal, for correlated posteriors).
         """
         self._refuse_if_predicting_only()
         options = check_options(chains=chains, warmup=warmup, draws=draws, seed=seed,
