@@ -469,8 +469,8 @@ class ConditionedModel:
                          for c in range(chains)])
 
     def fit(self, method: str = "advi", draws: int = 1000, seed: int = 0, *,
-            max_iterations: int | None = None, progress: "bool | Callable | None" = None
-            ) -> Posterior:
+            max_iterations: int | None = None, progress: "bool | Callable | None" = None,
+            batch_size: int | None = None) -> Posterior:
         """Approximate the posterior: "advi" (mean-field), "fullrank", "map", "laplace" or
         "pathfinder" (multi-path, 4 paths, with Pareto-smoothed importance resampling).
 
@@ -479,6 +479,9 @@ class ConditionedModel:
         (the density includes the log-Jacobian, as Stan's `jacobian=true`), returned as a
         single draw; "laplace" draws from the Gaussian at that mode with the inverse
         Hessian as covariance. The result has one chain, in the same format as `sample`.
+
+        `batch_size=B` (advi, fullrank): each step sees B random rows of the observations,
+        weighted N/B (inference/minibatch.py; docs/scaling.md).
         """
         from pplc.inference.advi import fit_advi
         from pplc.inference.laplace import laplace
@@ -486,8 +489,11 @@ class ConditionedModel:
 
         self._refuse_if_predicting_only()
         options = check_options(method=method, draws=draws, seed=seed,
-                                max_iterations=max_iterations)
-        draws, seed, max_iterations = (options[k] for k in ("draws", "seed", "max_iterations"))
+                                max_iterations=max_iterations, batch_size=batch_size)
+        draws, seed, max_iterations, batch_size = (
+            options[k] for k in ("draws", "seed", "max_iterations", "batch_size"))
+        if batch_size is not None and method not in ("advi", "fullrank"):
+            raise error(f"batch_size is for method advi or fullrank, not {method}")
         started = time.perf_counter()
         init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
         init = self._initial_positions(1, init_key)[0]
@@ -506,10 +512,16 @@ class ConditionedModel:
         elif method in ("advi", "fullrank"):
             options = {} if max_iterations is None else {"max_iterations": max_iterations}
             from pplc.inference.progress import progress_for
-            with progress_for(progress) as callback:
-                result = fit_advi(self._log_density, self.data, init, run_key,
-                                  method="meanfield" if method == "advi" else "fullrank",
-                                  num_draws=draws, progress=callback, **options)
+            family = "meanfield" if method == "advi" else "fullrank"
+            if batch_size is not None:
+                from pplc.inference.minibatch import minibatch_fit
+                result = minibatch_fit(self, self.data, batch_size, run_key, init, seed=seed,
+                                       method=family, num_draws=draws, **options)
+            else:
+                with progress_for(progress) as callback:
+                    result = fit_advi(self._log_density, self.data, init, run_key,
+                                      method=family, num_draws=draws, progress=callback,
+                                      **options)
             positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
             attrs = {"iterations": result.iterations, "converged": int(result.converged),
                      "pareto_k": float(result.pareto_k)}

@@ -44,6 +44,7 @@ OPTIONS: dict[str, Option] = {
     # the sampler's step counters.
     "max_tree_depth": _whole(1, 30),
     "max_iterations": _whole(1),
+    "batch_size": _whole(1),   # minibatch ADVI's rows per step (inference/minibatch.py)
     "target_accept": Option("probability"),
     "chain_method": Option("choice", choices=("auto", "vectorized", "sequential", "parallel")),
     "metric": Option("choice", choices=("diag", "dense", "diag-grad", "low-rank")),
@@ -128,7 +129,7 @@ def check_options(**values: Any) -> dict[str, Any]:
     sampler takes them (1e3 -> 1000)."""
     checked = {}
     for name, value in values.items():
-        if value is None and name == "max_iterations":
+        if value is None and name in ("max_iterations", "batch_size"):
             checked[name] = None
             continue
         try:

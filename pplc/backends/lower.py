@@ -110,6 +110,13 @@ class LoweredModel(RecursionRunner):
         env, log_jacobian = self._values(u, data, only_needed=True)
         return log_jacobian + self._log_prob(env)
 
+    def weighted_log_density(self, u: jax.Array, data: Mapping[str, jax.Array],
+                             weights: Mapping[str, float]) -> jax.Array:
+        """`log_density` with each variable's terms times `weights.get(name, 1)`: minibatch
+        ADVI weighs the observations of a subsampled plate N/B (inference/minibatch.py)."""
+        env, log_jacobian = self._values(u, data, only_needed=True)
+        return log_jacobian + self._log_prob(env, weights)
+
     def constrain(self, u: jax.Array, data: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
         """The latents and deterministics (`recorded_names`) at unconstrained point u.
 
@@ -213,13 +220,14 @@ class LoweredModel(RecursionRunner):
         filled = jnp.ravel(observed).at[self.missing_indices(name)].set(values)
         return jnp.reshape(filled, observed.shape)
 
-    def _log_prob(self, env: Env) -> jax.Array:
+    def _log_prob(self, env: Env, weights: Mapping[str, float] | None = None) -> jax.Array:
         total = jnp.zeros(())
         for name in self.order:
             variable = self.graph[name]
             if variable.stochastic or variable.kind is Kind.FACTOR:
+                weight = 1.0 if weights is None else weights.get(name, 1.0)
                 for i, piece in enumerate(variable.pieces):
-                    total = total + self._piece_log_prob(variable, i, piece, env)
+                    total = total + weight * self._piece_log_prob(variable, i, piece, env)
         return total
 
     def terms(self, u: jax.Array, data: Mapping[str, jax.Array]) -> list[tuple[Piece, Any]]:
