@@ -564,7 +564,9 @@ def cmd_sample(args) -> int:
     if args.predict and complete:
         conditioned.predictive(posterior, seed=args.seed)
     if not complete:
-        print(f"interrupted: keeping the {posterior.num_draws} draws per chain taken so far, "
+        from pplc import interrupts
+        how = "terminated" if interrupts.received() == signal.SIGTERM else "interrupted"
+        print(f"{how}: keeping the {posterior.num_draws} draws per chain taken so far, "
               "marked incomplete", file=sys.stderr)
         if posterior.num_draws == 0:
             return EXIT_INTERRUPTED
