@@ -185,6 +185,21 @@ class Graph:
     def of_kind(self, *kinds: Kind) -> list[Variable]:
         return [v for v in self.variables() if v.kind in kinds]
 
+    def through_deterministics(self, name: str) -> Iterator[tuple[str, str]]:
+        """(parent, child) for every variable reached from `name` by following its readers
+        through deterministics (each reached once): where a latent's value goes, up to the
+        observations that inform it."""
+        frontier, seen = [name], {name}
+        while frontier:
+            current = frontier.pop()
+            for child in self.dag.successors(current):
+                if child in seen:
+                    continue
+                seen.add(child)
+                yield current, child
+                if self[child].kind is Kind.DETERMINISTIC:
+                    frontier.append(child)
+
     def parents(self, name: str) -> list[str]:
         return sorted(self.dag.predecessors(name))
 

@@ -192,21 +192,12 @@ def _group_scale(means: np.ndarray, noise: np.ndarray) -> tuple[float, float]:
 
 def _readers(graph: Graph, name: str) -> list[str]:
     """Observed children and deterministics on the way to them (each read once)."""
-    out, frontier, seen = [], [name], {name}
-    while frontier:
-        current = frontier.pop()
-        for child in graph.dag.successors(current):
-            if child in seen:
-                continue
-            seen.add(child)
-            kind = graph[child].kind
-            if kind is Kind.OBSERVED and child in graph.data:
-                if current == name:
-                    out.append(child)
-            elif kind is Kind.DETERMINISTIC:
-                if current == name and _leads_to_observed(graph, child):
-                    out.append(child)
-                frontier.append(child)
+    out = []
+    for parent, child in graph.through_deterministics(name):
+        kind = graph[child].kind
+        if parent == name and (kind is Kind.OBSERVED and child in graph.data or
+                               kind is Kind.DETERMINISTIC and _leads_to_observed(graph, child)):
+            out.append(child)
     return out
 
 

@@ -204,19 +204,10 @@ def _observations(graph: Graph, name: str) -> list[tuple[int, float | None]]:
     """(number of observed elements, their typical scale) for each observed descendant
     reached through deterministics."""
     out = []
-    frontier, seen = [name], {name}
-    while frontier:
-        current = frontier.pop()
-        for child in graph.dag.successors(current):
-            if child in seen:
-                continue
-            seen.add(child)
-            variable = graph[child]
-            if variable.kind is Kind.DETERMINISTIC:
-                frontier.append(child)
-            elif variable.kind is Kind.OBSERVED and child in graph.data:
-                count = int(np.size(graph.data[child]))
-                out.append((count, _observation_scale(graph, variable)))
+    for _, child in graph.through_deterministics(name):
+        variable = graph[child]
+        if variable.kind is Kind.OBSERVED and child in graph.data:
+            out.append((int(np.size(graph.data[child])), _observation_scale(graph, variable)))
     return out
 
 
