@@ -26,9 +26,10 @@ not derived again here. It cannot apply, and is refused with the location, where
 One compile: the model is conditioned once on the first B rows (its plate size is B, a
 compile-time constant), and the lowered model's `weighted_log_density` weighs the
 variables over the plate N/B. Batches are gathered on the host from the arrays as given,
-so a memory-mapped `.npy` (`np.load(path, mmap_mode="r")`) is read B rows at a time and
-peak memory is bounded by the batch (`eval_elbo` batches per compiled call), not by N.
-Row indices are sorted within a batch so a memory map reads forward.
+so a memory-mapped `.npy` (`np.load(path, mmap_mode="r")`) is read B rows at a time (by
+`os.pread`: `_RowFile`) and peak memory is bounded by the batches (`eval_elbo` per
+compiled call), not by N (`fit_streaming`; benchmarks/minibatch.py measures it). Row
+indices are sorted within a batch so the file is read forward.
 
 Optimizer, eta search, iterate averaging and the convergence rule are advi.py's, with one
 change: the ELBO estimates that the rule compares are taken on one fixed batch (drawn
@@ -51,6 +52,7 @@ from jax import lax
 from pplc.errors import error
 from pplc.frontend import ast
 from pplc.inference import advi
+from pplc.inference.batches import BatchSource
 from pplc.ir.graph import Kind
 
 Array = jax.Array
@@ -68,8 +70,10 @@ class MinibatchPlan:
     weights: Mapping[str, float]
 
 
-def plan_minibatch(lowered, batch_size: int, source=None) -> MinibatchPlan:
-    """The plan's sharding read as a minibatch plan, or a located error (module docstring)."""
+def plan_minibatch(lowered, batch_size: int, source=None, extent: int | None = None
+                   ) -> MinibatchPlan:
+    """The plan's sharding read as a minibatch plan, or a located error (module docstring).
+    `extent`: the plate's true rows where `lowered` was conditioned on a batch of them."""
     graph, sharding = lowered.graph, lowered.plan.sharding
     source = source if source is not None else graph.source
 
@@ -86,7 +90,7 @@ def plan_minibatch(lowered, batch_size: int, source=None) -> MinibatchPlan:
                else sharding.describe(), None if sharding is None else sharding.span,
                "minibatches subsample the rows of observed data (`data y: real[N]` observed "
                "by a `~`); run without --batch-size")
-    size, extent = sharding.size, sharding.extent
+    size, extent = sharding.size, sharding.extent if extent is None else int(extent)
     batch_size = int(batch_size)
     if not 1 <= batch_size <= extent:
         refuse(f"batch size {batch_size} is not between 1 and {size} = {extent}",
@@ -163,35 +167,9 @@ def head_data(plan: MinibatchPlan, data: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in data.items()}
     for name, axis in plan.axes.items():
         if name in out:
-            out[name] = np.asarray(np.take(out[name], np.arange(plan.batch_size), axis=axis))
+            out[name] = np.take(np.asarray(out[name]), np.arange(plan.batch_size), axis=axis)
     out[plan.size] = plan.batch_size
     return out
-
-
-class BatchSource:
-    """Draws batches of rows from arrays held in memory or memory-mapped.
-
-    `rows`: the arrays indexed by the plate (name -> array-like, axis in `axes`); numpy
-    fancy indexing of a memmap reads only the rows asked for."""
-
-    def __init__(self, rows: Mapping[str, Any], axes: Mapping[str, int], extent: int,
-                 batch_size: int, seed: int):
-        self.rows, self.axes = dict(rows), {k: axes[k] for k in rows}
-        self.extent, self.batch_size = extent, batch_size
-        self.rng = np.random.default_rng(seed)
-
-    def indices(self) -> np.ndarray:
-        """B distinct rows, uniformly, sorted (O(B) memory: not a permutation of N)."""
-        return np.sort(self.rng.choice(self.extent, self.batch_size, replace=False))
-
-    def take(self, index: np.ndarray) -> dict[str, np.ndarray]:
-        return {k: np.asarray(np.take(v, index, axis=self.axes[k]))
-                for k, v in self.rows.items()}
-
-    def stacked(self, count: int) -> dict[str, np.ndarray]:
-        """`count` batches stacked on a new leading axis (one compiled chunk's input)."""
-        batches = [self.take(self.indices()) for _ in range(count)]
-        return {k: np.stack([b[k] for b in batches]) for k in self.rows}
 
 
 def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
@@ -257,7 +235,6 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any], Array], fixed: Mapp
     n_grad_evals, num_skipped = 0, 0
 
     def timed(fn, *args):
-        nonlocal compile_seconds
         began = time.perf_counter()
         out = jax.block_until_ready(fn(*args))
         return out, time.perf_counter() - began
@@ -349,7 +326,9 @@ def minibatch_fit(conditioned, data: Mapping[str, Any], batch_size: int, rng_key
     name -> array-like whose plate arrays may be memory-mapped: the model is conditioned
     once on B rows (`head_data`) and batches are read from `data` as the fit goes."""
     plan = plan_minibatch(conditioned.lowered, batch_size)
-    batch_model = conditioned.model.condition(head_data(plan, data))
+    bound = conditioned.lowered.data   # sizes and arrays as supplied (no transformed data)
+    given = {**bound.sizes, **{k: v for k, v in data.items() if k in bound.names}}
+    batch_model = conditioned.model.condition(head_data(plan, given))
     lowered = batch_model.lowered
     if lowered.dim != conditioned.lowered.dim:
         raise error("batch_size: the model on a batch has other latents than on the whole "
@@ -365,3 +344,51 @@ def minibatch_fit(conditioned, data: Mapping[str, Any], batch_size: int, rng_key
     source = BatchSource(rows, plan.axes, plan.extent, plan.batch_size, seed)
     return fit_minibatch_advi(density, fixed, source, init_position, rng_key, method=method,
                               **options)
+
+
+def fit_streaming(model, data: Mapping[str, Any], batch_size: int, *, seed: int = 0,
+                  method: str = "meanfield", **options) -> tuple[advi.ADVIResult, Any]:
+    """Minibatch ADVI of a `Model` on data whose big arrays are memory-mapped
+    (`np.load(path, mmap_mode="r")`), never read whole: peak memory is bounded by the
+    batches, not by N. Returns (result, the model conditioned on one batch, whose
+    `constrain` maps the result's draws).
+
+    The model is conditioned on a probe: the memory-mapped arrays cut to their first B
+    rows and each size equal to their length set to B. The plan's decision is read on it;
+    if it names a plate other than the one cut (another size above B is the largest),
+    that is refused, as is a plate array that is not memory-mapped."""
+    batch_size = int(batch_size)
+    mapped = {k for k, v in data.items() if isinstance(v, np.memmap)}
+    lengths = {int(np.shape(data[k])[0]) for k in mapped}
+    cut = {k for k, v in data.items() if isinstance(v, (int, np.integer))
+           and not isinstance(v, bool) and int(v) in lengths}
+    probe = {k: (np.asarray(v[:batch_size]) if k in mapped
+                 else batch_size if k in cut else v) for k, v in data.items()}
+    head = model.condition(probe)
+    sharding = head.lowered.plan.sharding
+    size = sharding.size if sharding is not None else None
+    if size not in cut:
+        raise error("batch_size: streaming needs the observations' plate to be the length of "
+                    f"the memory-mapped arrays ({', '.join(sorted(mapped)) or 'none given'}); "
+                    f"on a batch of {batch_size} rows the plan splits along "
+                    f"{size or 'nothing'}", head.graph.source,
+                    None if sharding is None else sharding.span,
+                    hint="give the observations as np.load(path, mmap_mode='r') arrays, and "
+                         "a batch size above the other sizes")
+    plan = plan_minibatch(head.lowered, batch_size, extent=int(data[size]))
+    unmapped = sorted(set(plan.axes) - mapped)
+    if unmapped:
+        raise error(f"batch_size: {', '.join(unmapped)} run over {size} but are not "
+                    "memory-mapped arrays of the data", head.graph.source, sharding.span,
+                    hint="give them as np.load(path, mmap_mode='r') arrays")
+    lowered = head.lowered
+    weights = dict(plan.weights)
+    density = lambda u, d: lowered.weighted_log_density(u, d, weights)
+    fixed = {k: v for k, v in head.data.items() if k not in plan.axes}
+    source = BatchSource({k: data[k] for k in plan.axes}, plan.axes, plan.extent,
+                         plan.batch_size, seed)
+    from pplc.inference.initialize import initial_positions
+    init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
+    init = initial_positions(lowered.log_density, head.data, lowered.dim, 1, init_key)[0]
+    return fit_minibatch_advi(density, fixed, source, init, run_key, method=method,
+                              **options), head

@@ -13,7 +13,8 @@ import pytest
 import pplc
 from pplc.errors import PplcError
 from pplc.inference.advi import fit_advi
-from pplc.inference.minibatch import BatchSource, head_data, minibatch_fit, plan_minibatch
+from pplc.inference.batches import BatchSource
+from pplc.inference.minibatch import head_data, minibatch_fit, plan_minibatch
 
 LOGREG = """
 data N: int
@@ -137,3 +138,39 @@ def test_refuses_batch_size_for_map():
                                "y ~ Normal(mu, 1)\n").condition({"N": 4, "y": [0.1, 0.2, 0.3, 0.4]})
     with pytest.raises(PplcError, match="batch_size is for method advi or fullrank"):
         conditioned.fit("map", batch_size=2)
+
+
+def test_streaming_reads_the_rows_of_a_memory_mapped_file(tmp_path, logreg):
+    """fit_streaming conditions on a probe of B rows and reads batches from .npy files by
+    os.pread: the rows read are the file's rows, and the fit lands where the in-memory
+    minibatch fit does (the same batches from the same seed: equal to rounding)."""
+    from pplc.inference.minibatch import fit_streaming
+
+    conditioned, data = logreg
+    np.save(tmp_path / "X.npy", data["X"])
+    np.save(tmp_path / "y.npy", data["y"])
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    y = np.load(tmp_path / "y.npy", mmap_mode="r")
+    source = BatchSource({"X": X, "y": y}, {"X": 0, "y": 0}, N, B, seed=0)
+    assert set(source.files) == {"X", "y"}   # read by pread, not through the mapping
+    index = source.indices()
+    batch = source.take(index)
+    assert np.array_equal(batch["X"], data["X"][index])
+    assert np.array_equal(batch["y"], data["y"][index])
+    options = dict(learning_rate=1.0, max_iterations=200, tol_rel_obj=0.0, num_draws=10)
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        streamed, head = fit_streaming(conditioned.model, {"N": N, "K": K, "X": X, "y": y},
+                                       B, seed=5, **options)
+    assert head.lowered.data.sizes["N"] == B
+    plan = plan_minibatch(conditioned.lowered, B)
+    in_memory = BatchSource({k: data[k] for k in plan.axes}, plan.axes, N, B, seed=5)
+    batch_model = conditioned.model.condition(head_data(plan, data))
+    density = lambda u, d: batch_model.lowered.weighted_log_density(u, d, dict(plan.weights))
+    from pplc.inference.minibatch import fit_minibatch_advi
+    from pplc.inference.initialize import initial_positions
+    init_key, run_key = jax.random.split(jax.random.PRNGKey(5))
+    init = initial_positions(batch_model.lowered.log_density, batch_model.data,
+                             batch_model.dim, 1, init_key)[0]
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        memory = fit_minibatch_advi(density, {}, in_memory, init, run_key, **options)
+    np.testing.assert_allclose(streamed.mean, memory.mean, rtol=1e-10, atol=1e-12)
