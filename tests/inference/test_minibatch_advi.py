@@ -174,3 +174,25 @@ def test_streaming_reads_the_rows_of_a_memory_mapped_file(tmp_path, logreg):
     with pytest.warns(RuntimeWarning, match="did not converge"):
         memory = fit_minibatch_advi(density, {}, in_memory, init, run_key, **options)
     np.testing.assert_allclose(streamed.mean, memory.mean, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # 300 iterations may not converge
+def test_cli_fit_with_batch_size(tmp_path, capsys):
+    """`pplc fit --batch-size` on a data file: the conditioned model's data are JAX arrays
+    and its sizes are not among them (both once broke the path), and a located refusal
+    is exit status 1 with no traceback."""
+    from pplc.cli import main
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = rng.normal(size=(n, K))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ np.array([1.0, -0.5, 0.25]))))).astype(int)
+    np.savez(tmp_path / "d.npz", N=n, K=K, X=X, y=y)
+    (tmp_path / "m.ppl").write_text(LOGREG)
+    args = ["fit", str(tmp_path / "m.ppl"), "--data", str(tmp_path / "d.npz"), "--quiet",
+            "--no-cache", "--max-iterations", "300", "--draws", "100"]
+    assert main(args + ["--batch-size", "100"]) == 0
+    assert "beta[2]" in capsys.readouterr().out
+    assert main(args + ["--batch-size", str(n + 1)]) == 1
+    err = capsys.readouterr().err
+    assert "m.ppl:5:" in err and f"between 1 and N = {n}" in err and "Traceback" not in err
