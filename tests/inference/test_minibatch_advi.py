@@ -76,17 +76,17 @@ def test_gradient_estimator_is_unbiased(logreg):
 @pytest.mark.filterwarnings("ignore:minibatch ADVI did not converge")  # tol_rel_obj=0
 def test_posterior_means_match_full_batch_advi(logreg):
     """Minibatch (B = 1000, 1% of the rows, 3000 steps) against full-batch ADVI, both
-    mean-field at eta = 1. The posterior sds are about 0.0063 here (inverse Hessian at the
-    mode). Monte Carlo error of the means, measured: 4 seeds of minibatch give means with
-    an sd of 0.25-0.33 posterior sd across seeds; full batch, 0.01-0.19 (advi.py's tests).
-    The difference of the two then has an sd of about 0.35 posterior sd, and the test
-    allows 1.5 (over 4 of those sds). A likelihood weighted 1 instead of N/B = 100 is a
-    fit to 1% of the data: sds 10 times wider and means off by several sds.
+    mean-field at eta = 1; sds in units of the full-batch fit's sds (about 0.008 here).
+    Monte Carlo error of the means, measured: minibatch minus full batch, in the worst
+    coordinate, was 0.07-0.51 sd over 6 fits (2 seeds each of B = 1000 at 3000 and 10000 steps and B = 5000 at 3000),
+    the largest at this test's settings; 4 seeds of minibatch spread by 0.25-0.33 sd. The
+    test allows 1.5 sd, three times the largest seen. A likelihood weighted 1 instead of
+    N/B = 100 is a fit to 1% of the data: sds 10 times wider, means off by several sds.
 
-    The sds: the minibatch fit's came out 1.0-1.9 times the full-batch ones across those
-    seeds (Stan's step divides by the root of the running mean square gradient, which the
-    batch noise inflates, so log sd walks down from 0 slowly); the test bounds the ratio by
-    (0.7, 2.5), which a weight of 1 (ratio 10) fails."""
+    The sds: minibatch over full batch was 0.92-1.37 in those 6 fits (mean-field sds from
+    noisy gradients wander more than means, and neither more steps nor B = 5000 narrowed
+    them there); the test bounds the ratio by (0.7, 1.8), which a weight of 1 (ratio 10)
+    fails."""
     conditioned, data = logreg
     key = jax.random.key(0)
     init = np.zeros(conditioned.dim)
@@ -97,7 +97,7 @@ def test_posterior_means_match_full_batch_advi(logreg):
     sd = full.scale_or_cov
     assert np.all(np.abs(mini.mean - full.mean) < 1.5 * sd), (mini.mean, full.mean, sd)
     ratio = mini.scale_or_cov / sd
-    assert np.all((0.7 < ratio) & (ratio < 2.5)), ratio
+    assert np.all((0.7 < ratio) & (ratio < 1.8)), ratio
 
 
 def _refusal(source, data, batch_size=2):
