@@ -75,16 +75,18 @@ def child(folder: str, how: str, batch: int, steps: int) -> dict:
         per_epoch = result.seconds / result.iterations * n / batch
     else:
         conditioned = model.condition({"N": n, "K": K, "X": np.asarray(X), "y": np.asarray(y)})
+        converge = how == "full-converged"   # Stan's rule, as `pplc fit` runs it
         result = fit_advi(conditioned.lowered.log_density, conditioned.data,
                           np.zeros(conditioned.dim), __import__("jax").random.key(0),
-                          learning_rate=1.0, max_iterations=steps, tol_rel_obj=0.0,
-                          num_draws=100)
+                          learning_rate=1.0, max_iterations=10000 if converge else steps,
+                          tol_rel_obj=0.01 if converge else 0.0, num_draws=100)
         per_epoch = result.seconds / result.iterations
     return {"n": n, "how": how, "batch": batch if how == "minibatch" else n,
             "steps": result.iterations, "fit_seconds": result.seconds,
             "compile_seconds": result.compile_seconds,
             "wall_seconds": time.perf_counter() - began, "seconds_per_epoch": per_epoch,
-            "mean": [round(float(m), 4) for m in result.mean],
+            "mean": [round(float(m), 5) for m in result.mean],
+            "sd": [round(float(s), 5) for s in np.ravel(result.scale_or_cov)],
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             **_rss_now()}
 
@@ -109,6 +111,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--full-steps", type=int, default=100)
+    parser.add_argument("--compare", action="store_true",
+                        help="at each size, also full-batch ADVI run to convergence, and the "
+                             "minibatch means' distance from it in its sds")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -124,6 +129,8 @@ def main(argv=None) -> None:
             runs = [("minibatch", args.steps)]
             if n <= args.full_up_to:
                 runs.append(("full", args.full_steps))
+            if args.compare:
+                runs.append(("full-converged", 0))
             for how, steps in runs:
                 out = subprocess.run([sys.executable, "-m", "benchmarks.minibatch", "--child",
                                       str(folder), how, str(args.batch), str(steps)],
@@ -141,6 +148,15 @@ def main(argv=None) -> None:
                       f"peak RSS {r['peak_rss_mib']:7.0f} MiB (at the end: anonymous "
                       f"{r.get('rssanon_mib', 0):.0f}, file {r.get('rssfile_mib', 0):.0f}), "
                       f"mean {r['mean']}", flush=True)
+    for r in rows:
+        if r["how"] != "full-converged":
+            continue
+        m = next(x for x in rows if x["how"] == "minibatch" and x["n"] == r["n"])
+        off = (np.array(m["mean"]) - np.array(r["mean"])) / np.array(r["sd"])
+        print(f"N={r['n']:,}: minibatch minus converged full batch ({r['steps']} iterations, "
+              f"{r['fit_seconds']:.1f} s): means {np.round(off, 2).tolist()} sd, sds x "
+              f"{np.round(np.array(m['sd']) / np.array(r['sd']), 2).tolist()}; minibatch "
+              f"{m['steps']} steps, {m['fit_seconds']:.1f} s")
     mini = [r for r in rows if r["how"] == "minibatch"]
     if len(mini) > 1:
         print(f"minibatch peak RSS from N={mini[0]['n']:,} to N={mini[-1]['n']:,} "
