@@ -24,6 +24,7 @@ from pplc.inference.sharding import axes_to_split
 from pplc.ir.graph import Graph, Kind
 from pplc.options import check_options, check_params
 from pplc.prediction import Prediction, tuple_text
+from pplc.resources import check_run_size, recorded_values
 
 if TYPE_CHECKING:
     from pplc.model import Model
@@ -66,6 +67,12 @@ class ConditionedModel(Prediction):
         self._programs = programs.lowered
         self._log_density = programs.log_density
         self._shared = programs.cache
+
+    @functools.cached_property
+    def _values_per_draw(self) -> int:
+        """How many values each draw records: every latent and deterministic element."""
+        return recorded_values(self.lowered.shapes, [
+            v.name for v in self.graph.of_kind(Kind.LATENT, Kind.DETERMINISTIC)])
 
     @property
     def graph(self) -> Graph:
@@ -185,6 +192,7 @@ class ConditionedModel(Prediction):
                                 chain_method=chain_method, metric=metric)
         chains, warmup, draws, seed = (options[k] for k in ("chains", "warmup", "draws", "seed"))
         max_tree_depth, target_accept = options["max_tree_depth"], options["target_accept"]
+        check_run_size(chains, draws, self.dim, self._values_per_draw, self.lowered.data.sizes)
         if not isinstance(init, (Posterior, str, Mapping)):
             raise error(f"unknown init {init!r}",
                         hint="init: uniform, pathfinder, a Posterior to continue from, or "
@@ -265,6 +273,8 @@ class ConditionedModel(Prediction):
             options[k] for k in ("draws", "seed", "max_iterations", "batch_size"))
         if batch_size is not None and method not in ("advi", "fullrank"):
             raise error(f"batch_size is for method advi or fullrank, not {method}")
+        check_run_size(1, draws, self.dim, self._values_per_draw, self.lowered.data.sizes,
+                       kind="fitting and drawing")
         started = time.perf_counter()
         init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
         init = self._initial_positions(1, init_key)[0]

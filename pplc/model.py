@@ -29,6 +29,7 @@ from pplc.frontend.parser import parse, parse_file
 from pplc.ir.build import build_graph
 from pplc.ir.graph import Graph, Kind
 from pplc.passes.pipeline import run_passes
+from pplc.resources import check_model_size
 
 
 def compile(path_or_source: str | Path, externs: Mapping[str, Callable] | None = None
@@ -127,6 +128,7 @@ class Model:
                 raise refusal from None
             conditioned._refusal = refusal
         conditioned.model = self
+        check_model_size(conditioned.dim, conditioned.lowered.data.sizes)
         return conditioned
 
     def _conditioned(self, graph: Graph, bound: BoundData, disabled_passes: tuple[str, ...]
