@@ -364,11 +364,15 @@ def build_adaptive_step(
         if dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
             def new_metric(carry):
                 m = window_metric(welford, grads)
-                return jnp.array(False), (m, mass_matrix_sqrt(m))
+                s = mass_matrix_sqrt(m)
+                ok = jnp.all(jnp.isfinite(m)) & jnp.all(jnp.isfinite(s))  # else keep the old metric
+                return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, s), carry[1])
 
             inv_mass, sqrt_mass = lax.while_loop(lambda c: c[0], new_metric, (end, (inv_mass, sqrt_mass)))[1]
         else:
-            inv_mass = jnp.where(end, window_metric(welford, grads), inv_mass)
+            m = window_metric(welford, grads)
+            ok = jnp.all(jnp.isfinite(m) & (m > 0))  # a window whose estimate is unusable is skipped
+            inv_mass = jnp.where(end & ok, m, inv_mass)
         restart = welford_init(inv_mass.shape[0], dtype, dense)
         welford = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, welford)
         if grads is not None:

@@ -118,3 +118,22 @@ def test_sampling_with_the_gradient_informed_metric_is_right(metric):
         w_true, v_true = np.linalg.eigh(cov)
         for m in r.inverse_mass_matrix:
             assert abs(np.linalg.eigh(m)[1][:, -1] @ v_true[:, -1]) > 0.95
+
+
+@pytest.mark.parametrize("metric", ["diag-grad", "low-rank", "dense"])
+def test_a_window_with_an_unusable_estimate_keeps_the_previous_metric(metric):
+    # A NaN in a window's statistics (a draw at the edge of overflow, say) must not become the
+    # metric: every later transition would be NaN. The window is skipped instead.
+    from pplc.inference import build_kernel
+    from pplc.inference.adaptation import ScheduleRow, build_adaptive_step, initial_chain_state
+
+    f = jax.value_and_grad(lambda x: -0.5 * jnp.sum(x**2))
+    step = jax.jit(build_adaptive_step(build_kernel(f), f))
+    cs = jax.tree.map(lambda a: a[0], initial_chain_state(np.zeros((1, 3)), jax.random.split(jax.random.key(0), 1), metric))
+    bad = cs.adaptation.welford._replace(count=jnp.asarray(10.0), m2=jnp.full_like(cs.adaptation.welford.m2, jnp.nan))
+    cs = cs._replace(adaptation=cs.adaptation._replace(welford=bad))
+    row = ScheduleRow(*(jnp.asarray(v) for v in (0, True, True, True, True, True)))
+    new, _ = step(cs, row)
+    np.testing.assert_array_equal(new.adaptation.inverse_mass_matrix, cs.adaptation.inverse_mass_matrix)
+    if metric != "diag-grad":
+        assert np.all(np.isfinite(new.adaptation.mass_matrix_sqrt))
