@@ -126,7 +126,7 @@ def test_internal_errors_are_labelled_as_bugs():
     """Any exception that is not a user mistake says it is a bug in pplc, with no traceback."""
     code = ("import pplc.cli as c\n"
             "def boom(args): raise RuntimeError('kaboom')\n"
-            "c._COMMANDS['check'] = boom\n"
+            "c.COMMANDS['check'] = boom\n"
             "raise SystemExit(c.main(['check', 'x.ppl']))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 2
