@@ -192,7 +192,8 @@ class ConditionedModel(Prediction):
                                 chain_method=chain_method, metric=metric)
         chains, warmup, draws, seed = (options[k] for k in ("chains", "warmup", "draws", "seed"))
         max_tree_depth, target_accept = options["max_tree_depth"], options["target_accept"]
-        check_run_size(chains, draws, self.dim, self._values_per_draw, self.lowered.data.sizes)
+        check_run_size(chains, draws, self.dim, self._values_per_draw, self.lowered.data.sizes,
+                       dense=options["metric"] in ("dense", "low-rank"))
         if not isinstance(init, (Posterior, str, Mapping)):
             raise error(f"unknown init {init!r}",
                         hint="init: uniform, pathfinder, a Posterior to continue from, or "

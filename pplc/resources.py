@@ -21,6 +21,7 @@ BYTES = 8   # float64 and int64: pplc computes in 64 bits
 # gradient, the metric, the proposal, and the U-turn checkpoints (two per tree level at
 # the default depth 10) — a lower bound of what the sampler really holds.
 NUTS_STATE_ARRAYS = 26
+DENSE_MATRICES = 4   # dim x dim per chain with --metric dense or low-rank
 
 
 def available_bytes() -> int | None:
@@ -67,10 +68,13 @@ def check_model_size(dim: int, sizes: Mapping[str, int]) -> None:
 
 
 def check_run_size(chains: int, draws: int, dim: int, per_draw: int,
-                   sizes: Mapping[str, int], kind: str = "sampling") -> None:
-    """Draws kept (values and positions, per chain) and each chain's working state."""
+                   sizes: Mapping[str, int], kind: str = "sampling", dense: bool = False
+                   ) -> None:
+    """Draws kept (values and positions, per chain) and each chain's working state; a
+    dense or low-rank metric also holds dim x dim matrices per chain (the metric, its
+    Cholesky factor, and warmup's running covariances of draws and gradients)."""
     kept = chains * draws * (per_draw + dim) * BYTES
-    state = chains * dim * BYTES * NUTS_STATE_ARRAYS
+    state = chains * dim * BYTES * (NUTS_STATE_ARRAYS + (DENSE_MATRICES * dim if dense else 0))
     big_draws = per_draw + dim > 10 ** 6   # then a size is more likely the mistake
     refuse_if_too_big(kept + state, f"{kind} {chains} chain{'s' if chains != 1 else ''} x "
                       f"{draws} draws of {per_draw + dim} values each",

@@ -56,3 +56,12 @@ def test_sizes_are_written_in_binary_units():
     assert size_text(512) == "512 bytes"
     assert size_text(1536) == "1.5 KiB"
     assert size_text(3 * 1024 ** 4) == "3.0 TiB"
+
+
+def test_a_dense_metric_counts_its_matrices():
+    """10^6 parameters: the positions fit (about 0.4 GB), but four 10^6 x 10^6 matrices
+    per chain (32 TB) do not."""
+    from pplc.resources import check_run_size
+    check_run_size(1, 10, 10 ** 6, 10 ** 6, {}, dense=False)
+    with pytest.raises(pplc.PplcError, match="needs at least"):
+        check_run_size(1, 10, 10 ** 6, 10 ** 6, {}, dense=True)
