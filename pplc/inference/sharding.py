@@ -95,10 +95,12 @@ class Placement:
         out = {}
         shardings = self.shardings(data)
         for name, value in data.items():
-            value = np.asarray(value)
             if name in self.axes:
-                value = _pad(value, self.axes[name], self.data_devices)
-            out[name] = jax.device_put(value, shardings[name])
+                out[name] = _split(value, self.axes[name], self.data_devices, shardings[name])
+            else:
+                value = np.asarray(value)
+                out[name] = jax.make_array_from_callback(value.shape, shardings[name],
+                                                         lambda index, v=value: v[index])
         return out
 
     def trim(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,15 +113,28 @@ class Placement:
         return out
 
 
-def _pad(value: np.ndarray, axis: int, parts: int) -> np.ndarray:
-    """Copies of the last row appended along `axis` up to a multiple of `parts` (valid
-    values of the array's type, never read: `Placement.trim` cuts them off)."""
-    extra = -value.shape[axis] % parts
-    if not extra:
-        return value
-    width = [(0, 0)] * value.ndim
-    width[axis] = (0, extra)
-    return np.pad(value, width, mode="edge")
+def _split(value, axis: int, parts: int, sharding: NamedSharding) -> jax.Array:
+    """`value` split along `axis` over `parts` devices, padded with copies of its last row
+    up to a multiple of `parts` (valid values of the array's type, never read:
+    `Placement.trim` cuts them off). Built shard by shard, and only the shards of this
+    process's devices: in a run of several processes (inference/distributed.py) each
+    reads just its own rows of `value` (a memory-mapped `.npy` is read no further)."""
+    shape = list(np.shape(value))
+    length = shape[axis]
+    shape[axis] += -length % parts
+
+    def rows(index):
+        start, stop, _ = index[axis].indices(shape[axis])
+        at = lambda lo, hi: tuple(slice(lo, hi) if k == axis else i
+                                  for k, i in enumerate(index))
+        real = np.asarray(value[at(min(start, length), min(stop, length))])
+        extra = stop - max(start, length)
+        if extra > 0:   # the padding: copies of the last row
+            last = np.asarray(value[at(length - 1, length)])
+            real = np.concatenate([real, np.repeat(last, extra, axis=axis)], axis=axis)
+        return real
+
+    return jax.make_array_from_callback(tuple(shape), sharding, rows)
 
 
 def sharded_value_and_grad(log_density: Callable, data: Mapping[str, Any],

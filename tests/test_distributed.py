@@ -1,0 +1,153 @@
+"""A run of several processes (jax.distributed over loopback, gloo collectives on CPU):
+each process holds its own rows of the split data, and process 0 writes the same draws as
+one process with as many devices.
+
+Why "as many devices" and not one: the all-reduce sums one partial log density per
+device, so one process with two (virtual) devices adds the same numbers in the same order
+as two processes with one device each; its draws are then identical, bit for bit, which
+is a sharper check than posterior means within Monte Carlo error. Against one device the
+density differs only in the order of summation (checked here to 1e-12 relative; the
+posterior against one device is tests/test_sharding.py's). The data have 999 rows, so the
+second process's shard ends with a padding row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HIER = ROOT / "examples" / "hierarchical_logistic"
+ROWS = 999
+
+
+def _data(tmp_path: Path) -> Path:
+    data = json.loads((HIER / "data.json").read_text())
+    for name in ("g", "X", "y"):
+        data[name] = data[name][:ROWS]
+    data["N"] = ROWS
+    path = tmp_path / "data.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(devices: int = 1) -> dict:
+    return {**os.environ, "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+
+
+def _processes(argv_for, count: int = 2, timeout: int = 240) -> list:
+    """Start `count` processes (argv_for(port, id)) and wait for all of them."""
+    port = _free_port()
+    procs = [subprocess.Popen(argv_for(port, i), cwd=ROOT, env=_env(), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(count)]
+    try:
+        return [(p.wait(timeout), *p.communicate()) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+
+
+@pytest.mark.slow
+def test_log_density_across_two_processes_equals_one_device(tmp_path):
+    import pplc
+    data = _data(tmp_path)
+    runs = _processes(lambda port, i: [sys.executable, __file__, "density", str(data),
+                                       f"127.0.0.1:{port}", str(i)])
+    assert [r[0] for r in runs] == [0, 0], [r[2][-2000:] for r in runs]
+    two = json.loads(runs[0][1].splitlines()[-1])   # after gloo's own line
+    assert two["processes"] == 2 and two["local_rows"] == [500, 500]
+    conditioned = pplc.compile(HIER / "model.ppl").condition(json.loads(data.read_text()))
+    value, grad = conditioned.value_and_grad(np.asarray(two["u"]))
+    assert abs(two["value"] - value) <= 1e-12 * abs(value)
+    assert np.max(np.abs(np.asarray(two["grad"]) - grad)) <= 1e-12 * np.max(np.abs(grad))
+
+
+@pytest.mark.slow
+def test_two_processes_write_the_draws_of_one_process_with_two_devices(tmp_path):
+    import xarray as xr
+    data = _data(tmp_path)
+    args = ["-m", "pplc.cli", "sample", str(HIER / "model.ppl"), "--data", str(data),
+            "--shard-data", "--chains", "2", "--warmup", "60", "--draws", "40", "--seed",
+            "3", "--quiet", "--no-cache"]
+    one = subprocess.run([sys.executable, *args, "--output", str(tmp_path / "one.nc")],
+                         cwd=ROOT, env=_env(2), capture_output=True, text=True, timeout=240)
+    assert one.returncode == 0, one.stderr[-2000:]
+    runs = _processes(lambda port, i: [
+        sys.executable, *args, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+        "--process-id", str(i), "--output", str(tmp_path / f"two{i}.nc")])
+    assert [r[0] for r in runs] == [0, 0], [r[2][-2000:] for r in runs]
+    assert "draws written" in runs[0][1] and "mu_a" in runs[0][1]
+    # process 1: no summary, no file (gloo's own C++ prints one line when it connects)
+    assert [l for l in runs[1][1].splitlines() if not l.startswith("[Gloo]")] == []
+    assert not (tmp_path / "two1.nc").exists()
+    a = xr.open_dataset(tmp_path / "one.nc", group="posterior")
+    b = xr.open_dataset(tmp_path / "two0.nc", group="posterior")
+    for var in ("mu_a", "sigma_a", "a", "beta"):
+        np.testing.assert_array_equal(a[var].values, b[var].values)
+
+
+def test_a_process_id_outside_the_run_is_a_clear_error():
+    done = subprocess.run([sys.executable, "-m", "pplc.cli", "sample",
+                           str(HIER / "model.ppl"), "--data", str(HIER / "data.json"),
+                           "--shard-data", "--coordinator", "127.0.0.1:1",
+                           "--num-processes", "2", "--process-id", "2"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "error: --process-id 2 is not in 0..1" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_an_unreachable_coordinator_is_an_error_naming_it_not_a_hang():
+    port = _free_port()   # nothing listens there
+    done = subprocess.run([sys.executable, __file__, "unreachable", f"127.0.0.1:{port}"],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"no coordinator at 127.0.0.1:{port} after 2 s" in done.stdout
+
+
+# ---------------------------------------------------------------- the subprocess side
+def _unreachable(coordinator: str) -> None:
+    from pplc.errors import PplcError
+    from pplc.inference import distributed
+    try:
+        distributed.initialize(coordinator, 2, 1, timeout=2)
+    except PplcError as e:
+        print(e)
+
+def _density(data: str, coordinator: str, process_id: str) -> None:
+    from pplc.inference import distributed
+    distributed.initialize(coordinator, 2, int(process_id))
+    import jax
+    import pplc
+    from pplc.inference.sharding import Placement, sharded_value_and_grad
+    conditioned = pplc.compile(HIER / "model.ppl").condition(json.loads(Path(data).read_text()))
+    axes = dict(conditioned.lowered.plan.sharding.axes)
+    u = np.random.default_rng(1).normal(size=conditioned.dim) * 0.5
+    value, grad = sharded_value_and_grad(conditioned._log_density, conditioned.data, axes)(u)
+    placed = Placement.make(axes, conditioned.data).place(conditioned.data)
+    local = [s.data.shape[0] for s in placed["y"].addressable_shards]
+    rows = jax.experimental.multihost_utils.process_allgather(np.asarray(local))
+    if distributed.is_lead():
+        print(json.dumps({"processes": jax.process_count(), "u": u.tolist(),
+                          "local_rows": np.ravel(rows).tolist(), "value": float(value),
+                          "grad": np.asarray(grad).tolist()}))
+
+
+if __name__ == "__main__":
+    {"density": _density, "unreachable": _unreachable}[sys.argv[1]](*sys.argv[2:])
