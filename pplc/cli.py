@@ -151,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--shard-data", action="store_true",
                         help="split the arrays of observations across the JAX devices, "
                              "as 'pplc ir --plan' shows (docs/scaling.md)")
+    sample.add_argument("--coordinator", metavar="HOST:PORT",
+                        help="join a run of several processes (jax.distributed; with "
+                             "--shard-data each holds its own rows; process 0 writes the "
+                             "output; docs/scaling.md)")
+    sample.add_argument("--num-processes", type=int, metavar="P",
+                        help="the number of processes in the run (with --coordinator)")
+    sample.add_argument("--process-id", type=int, metavar="I",
+                        help="this process's number, 0..P-1 (with --coordinator)")
     _add_outputs(sample)
 
     predict = command("predict", "predict at new inputs from a saved fit, without "

@@ -287,8 +287,19 @@ def cmd_fit(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    # (pplc.inference, and JAX with it, imported only for a distributed run: a mistake in
+    # the model is otherwise reported before JAX is imported)
+    joined = (args.coordinator, args.num_processes, args.process_id) != (None,) * 3 \
+        or bool(os.environ.get("JAX_COORDINATOR_ADDRESS"))
+    if joined:   # before JAX makes any array; only process 0 writes and prints
+        from pplc.inference import distributed
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        if not distributed.is_lead():
+            args.quiet, args.output, args.summary = True, None, None
     conditioned, frontend_seconds = _prepare_run(args)
     if args.prior:
+        if joined and not distributed.is_lead():
+            return 0
         return _report(args, _prior_draws(conditioned, args, frontend_seconds),
                        f"{Path(args.model).name}: prior, {args.chains * args.draws} draws")
     init = _init(args.init)
@@ -300,6 +311,8 @@ def cmd_sample(args) -> int:
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
             chain_method=args.chain_method, init=init, metric=args.metric,
             progress=progress, shard_data=args.shard_data)
+    if joined and not distributed.is_lead():
+        return 0   # the same draws as process 0, which writes them
     posterior.compile_seconds += frontend_seconds
     complete = bool(posterior.attrs.get("complete", 1))
     if args.predict and complete:
