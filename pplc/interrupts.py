@@ -63,12 +63,18 @@ def _handler(signum, frame) -> None:
 
 
 def exit_now(signum: int) -> None:
-    """One line, then the process ends with 128 + signum (no finalization to abort)."""
+    """One line, then the process ends with 128 + signum (no finalization to abort).
+
+    Never returns. The handler (main thread) and the watcher thread both come here for one
+    signal; the one that comes second waits for the first to end the process: were the
+    main thread to go on and raise KeyboardInterrupt inside an extension module's import
+    meanwhile, it could crash the process (seen: status -11 after the line)."""
     if _exiting.acquire(blocking=False):
         try:
             os.write(2, f"{_MESSAGES.get(signum, 'interrupted')}\n".encode())
         finally:
             os._exit(128 + signum)
+    threading.Event().wait()
 
 
 def keep_draws() -> None:
