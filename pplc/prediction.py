@@ -162,15 +162,8 @@ class Prediction:
             (chains, n), written.shapes)
         latents = [v.name for v in written.graph.of_kind(Kind.LATENT)]
         missing = [name for name in latents if name not in posterior.draws]
-        predictions = {}
-        if not missing:
-            values = {name: jnp.asarray(np.asarray(posterior.draws[name]).reshape(
-                (chains * n,) + tuple(written.shapes[name]))) for name in latents}
-            keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1),
-                                    chains * n)
-            drawn = _predictive_given_all(written.predict_given, keys, values, self.data)
-            predictions = {name: np.asarray(drawn[name]).reshape((chains, n) + drawn[name]
-                                                                  .shape[1:]) for name in lost}
+        predictions = {} if missing else \
+            self._summed_out_predictions(posterior, lost, seed, latents)
         import warnings
         if missing:
             warnings.warn(f"no posterior predictive draws for {', '.join(map(repr, lost))}: "
@@ -258,16 +251,17 @@ class Prediction:
             predicted.update(model._summed_out_predictions(posterior, summed, seed))
         return model, positions, predicted, log_lik, left_out
 
-    def _summed_out_predictions(self, posterior: Posterior, names: frozenset[str], seed: int
-                                ) -> dict[str, np.ndarray]:
-        """Predictions of observations that a summed-out discrete latent took into its sum
-        (a mixture's y at new inputs): on the model as written, given each draw of the
-        fit's continuous latents, the new units' assignments drawn from their distribution
-        given those (p(y_new | parameters) = sum_z p(z | parameters) p(y_new | z, ...))."""
+    def _summed_out_predictions(self, posterior: Posterior, names, seed: int,
+                                latents=None) -> dict[str, np.ndarray]:
+        """Draws of observations that a summed-out discrete latent took into its sum, on
+        the model as written, given each posterior draw of `latents` (default: the fit's
+        continuous latents). A latent not given is drawn from its distribution given its
+        parents: at new inputs (a mixture's y), the new units' assignments, so that
+        p(y_new | parameters) = sum_z p(z | parameters) p(y_new | z, ...)."""
         written = self._written
         chains, n = next(iter(posterior.draws.values())).shape[:2]
-        latents = [name for name in self._fit_latents()]
-        values = {name: jnp.asarray(np.asarray(posterior.draws[name], np.float64).reshape(
+        latents = self._fit_latents() if latents is None else latents
+        values = {name: jnp.asarray(np.asarray(posterior.draws[name]).reshape(
             (chains * n,) + tuple(written.shapes[name]))) for name in latents}
         keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), 1), chains * n)
         drawn = _predictive_given_all(written.predict_given, keys, values, self.data)

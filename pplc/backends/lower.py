@@ -283,6 +283,11 @@ class LoweredModel(RecursionRunner):
         """Posterior predictive draws: each observed variable drawn anew from its
         distribution at the parameters u (one step ahead where it reads its own lags)."""
         env, _ = self._values(u, data, only_needed=True)
+        return self._draw_observed(key, env)
+
+    def _draw_observed(self, key: jax.Array, env: Env) -> dict:
+        """Every observed variable drawn from its distribution at `env` (key j for the
+        j-th observed variable, then folded in per element)."""
         out = {}
         for j, variable in enumerate(self.graph.of_kind(Kind.OBSERVED)):
             fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
@@ -310,12 +315,7 @@ class LoweredModel(RecursionRunner):
                 env[name] = value.astype(jnp.int64) if discrete else value
             elif variable.kind is Kind.DETERMINISTIC and name not in env:
                 env[name] = self._deterministic(variable, env)
-        out = {}
-        for j, variable in enumerate(observed):
-            fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
-                self._piece_draw(v, i, piece, local, key)
-            out[variable.name] = self._pointwise(variable, env, fn)
-        return out
+        return self._draw_observed(key, env)
 
     def simulate_prior(self, key: jax.Array, data: Mapping[str, jax.Array]) -> dict:
         """One draw from the prior and prior predictive by forward simulation: every `~`

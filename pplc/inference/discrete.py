@@ -42,10 +42,10 @@ def draw_summed_out(graph: Graph, draws: dict[str, np.ndarray], data: Mapping[st
         if not variable.marginalized:
             continue
         name = variable.name
-        log_probs = _per_draw(name, draws, data, lead)
+        log_probs = recorded(name, draws, data, lead)
         if log_probs is None:
             continue
-        terms = [_per_draw(chain_term(name, part), draws, data, lead) for part in CHAIN_TERMS]
+        terms = [recorded(chain_term(name, part), draws, data, lead) for part in CHAIN_TERMS]
         draws.pop(mixture_terms(name), None)   # read by summed_out_likelihood.py only
         if all(term is not None for term in terms):
             draws[name] = forward_filter_backward_sample(*terms, rng)
@@ -61,9 +61,13 @@ def draw_summed_out(graph: Graph, draws: dict[str, np.ndarray], data: Mapping[st
     return draws
 
 
-def _per_draw(name: str, draws: dict, data: Mapping, lead: tuple[int, ...]):
+def recorded(name: str, draws: dict, data: Mapping, lead: tuple[int, ...],
+             keep: bool = False):
+    """The recorded value `name` per draw, (*lead, *shape), taken out of `draws` unless
+    `keep`; one computed once from the data alone is broadcast to every draw; None if
+    neither has it."""
     if name in draws:
-        return np.asarray(draws.pop(name), np.float64)
+        return np.asarray(draws[name] if keep else draws.pop(name), np.float64)
     if name in data:   # computed once from data only: the same for every draw
         value = np.asarray(data[name], np.float64)
         return np.broadcast_to(value, lead + value.shape)

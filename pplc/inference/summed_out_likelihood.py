@@ -26,6 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from pplc.frontend.library import DISTRIBUTIONS
+from pplc.inference.discrete import recorded
 from pplc.ir.graph import Graph, Kind
 from pplc.passes.marginalize import CHAIN_TERMS, chain_term, mixture_terms
 
@@ -46,12 +47,12 @@ def summed_out_log_likelihood(written: Graph, optimized: Graph, values: Mapping[
         if target is None:
             unsplit.extend(observed)
             continue
-        chain = [_recorded(chain_term(variable.name, part), values, data, lead)
+        chain = [recorded(chain_term(variable.name, part), values, data, lead, keep=True)
                  for part in CHAIN_TERMS]
         if all(term is not None for term in chain):
             out[target] = chain_leave_one_out(*chain)
             continue
-        terms = _recorded(mixture_terms(variable.name), values, data, lead)
+        terms = recorded(mixture_terms(variable.name), values, data, lead, keep=True)
         if terms is None:
             unsplit.append(target)
             continue
@@ -82,15 +83,6 @@ def _pointwise_target(graph: Graph, name: str, observed: list[str],
     if batch != tuple(shapes[name])[:len(index)] or len(batch) != len(index):
         return None
     return child.name
-
-
-def _recorded(name: str, values: Mapping, data: Mapping, lead: tuple[int, ...]):
-    if name in values:
-        return np.asarray(values[name], np.float64)
-    if name in data:   # computed once from data only: the same for every draw
-        value = np.asarray(data[name], np.float64)
-        return np.broadcast_to(value, lead + value.shape)
-    return None
 
 
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
