@@ -8,6 +8,11 @@ values against the model's declarations, whatever they came from.
   data (`y`, `x`, `group`), numbers, with empty cells or `NA` as missing entries. Text is
   refused: code categories as integers. Read with pandas (ArviZ already needs it).
 - `.npz` (`numpy.savez`): each array under its name; object arrays are refused.
+- `.npy` (`numpy.save`): one array, named by the file's stem (`y.npy` is `y`).
+- Parquet (`.parquet`, read with pyarrow): each numeric column one array.
+- By row range (`by_rows=True`, a distributed run): a `.npy`, the uncompressed members of
+  an `.npz` and Parquet columns come back as `pplc.rowfiles.FileRows`, whose rows are read
+  only when asked for (each process its own); JSON and CSV are read whole.
 - Several files (`--data sizes.json --data table.csv`): merged, and a name given in two
   files is an error naming both, never one silently kept.
 - A pandas DataFrame (Python): each column one array, as a CSV file.
@@ -27,14 +32,16 @@ import numpy as np
 from pplc.frontend.data_json import load_json
 from pplc.errors import Source, error
 
-READERS = (".json", ".csv", ".npz")
+READERS = (".json", ".csv", ".npz", ".npy", ".parquet")
 
 
-def read_data(paths: str | Path | Sequence[str | Path]) -> tuple[dict, Source | None]:
+def read_data(paths: str | Path | Sequence[str | Path], by_rows: bool = False
+              ) -> tuple[dict, Source | None]:
     """One or more data files -> (name -> value, the source diagnostics point into).
 
     A single JSON file keeps its text, so mistakes are located in it; otherwise the
-    diagnostics name the file (or the files, joined with ' + ')."""
+    diagnostics name the file (or the files, joined with ' + '). `by_rows`: the arrays of
+    `.npy`, `.npz` and Parquet files read by row range (module docstring)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = [Path(p) for p in paths]
@@ -47,7 +54,7 @@ def read_data(paths: str | Path | Sequence[str | Path]) -> tuple[dict, Source | 
     for i, path in enumerate(paths):
         if path in paths[:i]:
             raise error(f"data file '{path}' is given twice")
-        values = _read_one(path)
+        values = _read_one(path, by_rows)
         for name, value in values.items():
             if name in merged:
                 raise error(f"data '{name}' is given in both {origin[name]} and {path}",
@@ -63,11 +70,12 @@ def _format(path: Path) -> str:
         raise error(f"cannot read data file '{path}': unknown format "
                     f"'{path.suffix or '(no suffix)'}'",
                     hint="data files are .json (an object of name -> value), .csv (a "
-                         "header of names, one column per array) or .npz (numpy.savez)")
+                         "header of names, one column per array), .npz (numpy.savez), "
+                         ".npy (numpy.save, named by its stem) or .parquet")
     return suffix
 
 
-def _read_one(path: Path) -> dict[str, Any]:
+def _read_one(path: Path, by_rows: bool = False) -> dict[str, Any]:
     fmt = _format(path)
     if fmt == ".json":
         return load_json(path)[0]
@@ -75,7 +83,34 @@ def _read_one(path: Path) -> dict[str, Any]:
         raise error(f"cannot read data file '{path}': no such file")
     if path.is_dir():
         raise error(f"cannot read data file '{path}': it is a folder")
-    return read_csv(path) if fmt == ".csv" else read_npz(path)
+    if fmt == ".csv":
+        return read_csv(path)
+    if fmt == ".npz" and not by_rows:
+        return read_npz(path)
+    return _read_binary(path, fmt, by_rows)
+
+
+def _read_binary(path: Path, fmt: str, by_rows: bool) -> dict[str, Any]:
+    """`.npy` and Parquet (and `.npz` by rows), through pplc.rowfiles; read whole unless
+    `by_rows`."""
+    from pplc import rowfiles
+    where = Source(str(path), "")
+    try:
+        if fmt == ".npy":
+            values = {path.stem: rowfiles.npy_rows(path)}
+        elif fmt == ".npz":
+            values = rowfiles.npz_rows(path)
+        else:
+            values = rowfiles.parquet_rows(path)
+    except ImportError:
+        raise error(f"reading the Parquet file '{path}' needs pyarrow, which is not "
+                    "installed", where, hint="pip install pyarrow (or give the data as "
+                                             ".npy/.npz)") from None
+    except Exception as exc:   # noqa: BLE001 (numpy, zipfile, pyarrow: each its own kinds)
+        raise error(f"cannot read '{path}' as {fmt[1:]}: {exc}".splitlines()[0], where,
+                    hint="object arrays (pickles) are not read; save numbers only"
+                    if "pickle" in str(exc) else None) from None
+    return values if by_rows else {k: np.asarray(v) for k, v in values.items()}
 
 
 def _pandas():
@@ -170,14 +205,14 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
                     f"{getattr(exc, 'strerror', None) or exc}", where) from None
 
 
-def as_data(data) -> tuple[Mapping[str, Any], Source | None] | None:
+def as_data(data, by_rows: bool = False) -> tuple[Mapping[str, Any], Source | None] | None:
     """What `Model.condition` takes, as (name -> value, source): a path or a list of
     paths, or a pandas DataFrame. None for anything else (a dict is used as it is)."""
     if isinstance(data, (str, Path)):
-        return read_data(data)
+        return read_data(data, by_rows)
     if isinstance(data, (list, tuple)) and data and all(isinstance(p, (str, Path))
                                                          for p in data):
-        return read_data(data)
+        return read_data(data, by_rows)
     if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):
         return frame_columns(data), None
     return None

@@ -82,6 +82,10 @@ def bind_data(graph: Graph, raw: Mapping[str, Any], source: Source | None = None
                 b.value for b in declared.bounds)) for n in ast.names_in(e)}:
             continue
         try:
+            if getattr(raw[variable.name], "by_rows", False):   # pplc/rowfiles.py
+                arrays[variable.name] = _bind_rows(raw[variable.name], variable, graph,
+                                                   {**arrays, **sizes})
+                continue
             value = _to_array(raw[variable.name], variable.name, source,
                               allow_missing=variable.kind is Kind.OBSERVED,
                               booleans=booleans)
@@ -231,19 +235,54 @@ def declared_sizes(declared: ast.Type, value_of, source) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def _bind_rows(rows, variable, graph: Graph, env: dict):
+    """An array read by row range (a distributed run's data file, pplc/rowfiles.py): its
+    dtype and shape checked now from the file's header, without reading a row; its values
+    checked block by block as the process reads its own rows (`rows.check`), the same
+    checks as a whole array's, with the block's first row named. Missing entries (NaN)
+    are refused there: imputing them would change the layout, which every process must
+    know before reading."""
+    name, declared = variable.name, variable.declared_type
+    if rows.dtype.kind not in "biuf":
+        raise error(f"data '{name}' in {rows.what} is of type {rows.dtype}, not numbers",
+                    graph.source, variable.span)
+    if declared is not None:
+        _check_declared(rows, declared, name, graph, env, values=False)
+
+    def check(block, start):
+        try:
+            _refuse_missing(block, name, None, allow_missing=False)
+            if declared is not None:
+                return _check_declared(block, declared, name, graph, env, shape=False)
+        except PplcError as exc:   # the block's index of the entry -> the file's
+            message = re.sub(rf"'{name}\[(\d+)", lambda m: f"'{name}[{int(m[1]) + start}",
+                             exc.diagnostics[0].message)
+            raise error(f"in rows {start}..{start + len(block) - 1} of {rows.what}: "
+                        f"{message}", graph.source, exc.diagnostics[0].span) from None
+        return block
+
+    rows.check = check
+    int_declared = declared is not None and declared.base == "int"
+    return rows.with_dtype(np.int64 if rows.dtype.kind in "biu" or int_declared
+                           else np.float64)
+
+
 def _check_declared(value: np.ndarray, declared: ast.Type, name: str, graph: Graph,
-                    env: dict) -> np.ndarray:
-    """Type and shape of a supplied value against its declaration."""
+                    env: dict, shape: bool = True, values: bool = True) -> np.ndarray:
+    """Type and shape of a supplied value against its declaration (`shape=False`: a
+    block of its rows; `values=False`: the shape alone)."""
     evaluate = Evaluator(graph.source, graph.functions, {})
     expected = declared_sizes(declared, lambda e: evaluate(e, env), graph.source)
     if declared.base in ("corr_cholesky", "cov") and len(expected) == 1:
         expected = expected * 2  # corr_cholesky[K] and cov[K] are K x K
-    if value.shape == (0,) and 0 in expected:
+    if value.shape == (0,) and 0 in expected and shape:
         value = value.reshape(expected)  # `[]` is how JSON writes a 0 x K matrix
-    if value.shape != expected:
+    if value.shape != expected and shape:
         raise error(f"data '{name}' has shape {shape_text(value.shape)}, but its declaration "
                     f"says {ast.type_to_source(declared)} = {shape_text(expected)}",
                     graph.source, declared.span)
+    if not values:
+        return value
     present = ~np.isnan(value) if value.dtype.kind == "f" else np.ones(value.shape, bool)
     if declared.base == "int":
         if value.dtype.kind == "f":
