@@ -6,6 +6,7 @@ the file's size is its own problem (see `_RowFile`), apart from the optimizer.
 
 from __future__ import annotations
 
+import mmap
 import os
 from typing import Any, Mapping
 
@@ -36,6 +37,18 @@ class BatchSource:
                 else np.asarray(np.take(v, index, axis=self.axes[k]))
                 for k, v in self.rows.items()}
 
+    def block(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Rows start:stop, in order (a full pass, minibatch_advi.py): one read a file."""
+        return {k: self.files[k].block(start, stop) if k in self.files
+                else np.asarray(np.take(v, np.arange(start, stop), axis=self.axes[k]))
+                for k, v in self.rows.items()}
+
+    def row_bytes(self) -> int:
+        """Bytes of one row of every array together."""
+        return sum(int(np.prod(np.delete(np.shape(v), self.axes[k]), dtype=np.int64))
+                   * np.dtype(getattr(v, "dtype", np.float64)).itemsize
+                   for k, v in self.rows.items())
+
     def stacked(self, count: int) -> dict[str, np.ndarray]:
         """`count` batches stacked on a new leading axis (one compiled chunk's input)."""
         batches = [self.take(self.indices()) for _ in range(count)]
@@ -57,16 +70,25 @@ class _RowFile:
 
     @staticmethod
     def fits(array, axis: int) -> bool:
-        # the whole file from its offset: a view (a slice of a memmap) keeps the parent's
-        # offset, so it is read through numpy instead
-        return (isinstance(array, np.memmap) and array.filename is not None and axis == 0
-                and array.flags.c_contiguous
-                and os.path.getsize(array.filename) == int(array.offset) + array.nbytes)
+        # a mapping made by np.memmap / np.load itself (its base is the mmap), whose
+        # `offset` is where its bytes start: a view (a slice of a memmap) keeps the
+        # parent's offset, so it is read through numpy instead. The bytes may end before
+        # the file does (a member of an uncompressed .npz: pplc/streaming.py)
+        return (isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap)
+                and array.filename is not None and axis == 0 and array.flags.c_contiguous
+                and os.path.getsize(array.filename) >= int(array.offset) + array.nbytes)
 
     def rows(self, index: np.ndarray) -> np.ndarray:
         data = b"".join(os.pread(self.fd, self.row_bytes, self.offset + int(i) * self.row_bytes)
                         for i in index)
         return np.frombuffer(data, self.dtype).reshape((len(index), *self.tail))
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        count = (stop - start) * self.row_bytes
+        data = os.pread(self.fd, count, self.offset + start * self.row_bytes)
+        if len(data) != count:
+            raise OSError(f"short read of rows {start}:{stop}")
+        return np.frombuffer(data, self.dtype).reshape((stop - start, *self.tail))
 
     def __del__(self):
         os.close(self.fd)

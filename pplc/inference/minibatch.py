@@ -31,28 +31,25 @@ so a memory-mapped `.npy` (`np.load(path, mmap_mode="r")`) is read B rows at a t
 compiled call), not by N (`fit_streaming`; benchmarks/minibatch.py measures it). Row
 indices are sorted within a batch so the file is read forward.
 
-Optimizer, eta search, iterate averaging and the convergence rule are advi.py's, with one
-change: the ELBO estimates that the rule compares are taken on one fixed batch (drawn
-once), so successive estimates differ by the draws from q and the moving parameters only,
-not by which rows were drawn.
+The optimizer is minibatch_advi.py's: advi.py's eta search, iterate averaging and
+convergence rule (the ELBO estimates that the rule compares taken on one fixed batch, so
+successive estimates differ by the draws from q and the moving parameters only, not by
+which rows were drawn), and a full-gradient control variate in the averaging phase.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from pplc.errors import error
 from pplc.frontend import ast
 from pplc.inference import advi
 from pplc.inference.batches import BatchSource
+from pplc.inference.minibatch_advi import fit_minibatch_advi
 from pplc.ir.graph import Kind
 
 Array = jax.Array
@@ -172,151 +169,10 @@ def head_data(plan: MinibatchPlan, data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
-                   elbo_samples: int, average: bool):
-    """(state, avg, eta, key, n_active, power, fixed, batches, eval_batch) -> (state, avg,
-    elbo, n_skipped): one step per stacked batch (the first n_active act), the average as
-    in advi.py, then the ELBO on the fixed evaluation batch."""
-
-    def run(state, avg, eta, key, n_active, power, fixed, batches, eval_batch):
-        step_key, elbo_key = jax.random.split(key)
-
-        def body(carry, xs):
-            state, avg = carry
-            i, batch = xs
-            step = advi.build_step(lambda u: batch_density(u, {**fixed, **batch}), method,
-                                   grad_samples)
-            new, info = step(jax.random.fold_in(step_key, i), state, eta)
-            active = i < n_active
-            new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
-            m_mu, m_rho, n = avg   # avg_n = avg_{n-1} + (k + 1) / (n + k) (x_n - avg_{n-1})
-            use = active & ~info.skipped
-            n = n + use.astype(n.dtype)
-            w = jnp.where(use, (power + 1.0) / (n + power), 0.0)
-            avg = (m_mu + w * (new.mu - m_mu), m_rho + w * (new.rho - m_rho), n)
-            return (new, avg), active & info.skipped
-
-        length = jax.tree.leaves(batches)[0].shape[0]
-        (state, avg), skipped = lax.scan(body, (state, avg), (jnp.arange(length), batches))
-        mu, rho = avg[:2] if average else (state.mu, state.rho)
-        elbo = advi.elbo_estimate(lambda u: batch_density(u, {**fixed, **eval_batch}),
-                                  method, mu, rho, elbo_key, elbo_samples)
-        return state, avg, elbo, jnp.sum(skipped)
-
-    return run
-
-
-def fit_minibatch_advi(batch_density: Callable[[Array, Any], Array], fixed: Mapping[str, Any],
-                       source: BatchSource, init_position: Any, rng_key: Array, *,
-                       method: str = "meanfield", num_draws: int = 1000,
-                       grad_samples: int = 1, elbo_samples: int = 100, eval_elbo: int = 100,
-                       tol_rel_obj: float = 0.01, max_iterations: int = 10000,
-                       learning_rate: float | None = None, adapt_iter: int = 50,
-                       average_iterates: bool = True) -> advi.ADVIResult:
-    """ADVI on minibatches (module docstring). `batch_density(u, data)`: the weighted log
-    density of a batch (plate size B, observations weighted N/B); `fixed`: the data not
-    indexed by the plate; `source`: where batches come from. The draws' importance ratios
-    would need the full data, so `pareto_k` is not computed (nan)."""
-    if method not in advi.METHODS:
-        raise ValueError(f"method must be one of {advi.METHODS}, not {method!r}")
-    start = time.perf_counter()
-    compile_seconds = 0.0
-    fixed = {k: jnp.asarray(v) for k, v in fixed.items()}
-    position = jnp.asarray(init_position, jnp.float64)
-    dtype = position.dtype
-    state0 = advi.init(position, method)
-    avg0 = (state0.mu, state0.rho, jnp.zeros((), dtype))
-    power = np.asarray(advi.AVG_POWER, dtype)
-    average = bool(average_iterates)
-    adapt_key, run_key, draw_key = jax.random.split(rng_key, 3)
-    eval_batch = source.take(source.indices())
-    program = _chunk_program(batch_density, method, grad_samples, elbo_samples, average)
-    chunk = jax.jit(program)
-    n_grad_evals, num_skipped = 0, 0
-
-    def timed(fn, *args):
-        began = time.perf_counter()
-        out = jax.block_until_ready(fn(*args))
-        return out, time.perf_counter() - began
-
-    if learning_rate is None:   # advi.py's search: every candidate on the same batches
-        etas = np.asarray(advi.ETA_CANDIDATES, dtype)
-        adapt = jax.jit(jax.vmap(_chunk_program(batch_density, method, grad_samples,
-                                                elbo_samples, False),
-                                 in_axes=(None, None, 0, None, None, None, None, None, None)))
-        batches = source.stacked(adapt_iter)
-        (_, _, elbos, _), seconds = timed(adapt, state0, avg0, etas, adapt_key,
-                                          np.asarray(adapt_iter, np.int32), power, fixed,
-                                          batches, eval_batch)
-        compile_seconds += seconds   # mostly compilation at these sizes
-        elbos = np.asarray(elbos)
-        n_grad_evals += len(etas) * adapt_iter * grad_samples
-        if not np.isfinite(elbos).any():
-            raise error(f"minibatch ADVI: every step-size candidate "
-                        f"{tuple(float(e) for e in etas)} failed (the ELBO is not finite)",
-                        hint="give learning_rate, or check the model")
-        eta = float(etas[np.argmax(np.where(np.isfinite(elbos), elbos, -np.inf))])
-    else:
-        eta = float(learning_rate)
-    eta_arr = np.asarray(eta, dtype)
-
-    cb_size = max(int(0.1 * max_iterations / eval_elbo), 2)
-    rel_changes: list[float] = []
-    trace: list[float] = []
-    state, avg, elbo_prev = state0, avg0, None
-    iterations, converged, k, stop_at = 0, False, 0, max_iterations
-    while iterations < stop_at:
-        n_active = min(eval_elbo, stop_at - iterations)
-        batches = source.stacked(eval_elbo)
-        (state, avg, elbo, skipped), seconds = timed(
-            chunk, state, avg, eta_arr, jax.random.fold_in(run_key, k),
-            np.asarray(n_active, np.int32), power, fixed, batches, eval_batch)
-        if k == 0:
-            compile_seconds += seconds
-        elbo, k = float(elbo), k + 1
-        iterations += n_active
-        num_skipped += int(skipped)
-        n_grad_evals += n_active * grad_samples
-        if not np.isfinite(elbo):
-            raise error(f"minibatch ADVI: the ELBO estimate is not finite after "
-                        f"{iterations} iterations", hint="try a smaller learning_rate")
-        trace.append(elbo)
-        if converged:
-            continue
-        if elbo_prev is not None:
-            rel_changes = (rel_changes + [abs((elbo - elbo_prev) / elbo)])[-cb_size:]
-        elbo_prev = elbo
-        if len(rel_changes) >= min(cb_size, advi.MIN_EVALUATIONS) and (
-                np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj):
-            converged = True
-            extra = int(advi.EXTRA_FRACTION * iterations) // eval_elbo * eval_elbo \
-                if average else 0
-            stop_at = min(iterations + extra, max_iterations)
-            if extra:
-                avg = (avg[0], avg[1], jnp.zeros((), dtype))
-                power = np.asarray(advi.EXTRA_POWER, dtype)
-    if average:
-        state = state._replace(mu=avg[0], rho=avg[1])
-    if not converged:
-        warnings.warn(f"minibatch ADVI did not converge in {max_iterations} iterations",
-                      RuntimeWarning, stacklevel=2)
-    if num_skipped:
-        warnings.warn(f"minibatch ADVI skipped {num_skipped} gradient steps whose gradient "
-                      "was not finite", RuntimeWarning, stacklevel=2)
-    draws = advi.sample(draw_key, state, num_draws, method)
-    mu = np.asarray(state.mu)
-    if method == "meanfield":
-        scale_or_cov = np.exp(np.asarray(state.rho))
-    else:
-        rho = np.asarray(state.rho)
-        L = np.tril(rho, -1) + np.diag(np.exp(np.diag(rho)))
-        scale_or_cov = L @ L.T
-    return advi.ADVIResult(
-        draws=np.asarray(draws), mean=mu, scale_or_cov=scale_or_cov,
-        elbo_trace=np.asarray(trace), iterations=iterations, converged=converged,
-        compile_seconds=compile_seconds,
-        seconds=time.perf_counter() - start - compile_seconds, n_grad_evals=n_grad_evals,
-        learning_rate=eta, num_skipped=num_skipped)
+def _weighted(lowered, plan: MinibatchPlan) -> Callable:
+    """(u, data, w) -> the batch's log density with the terms over the plate weighted w."""
+    names = tuple(plan.weights)
+    return lambda u, d, w: lowered.weighted_log_density(u, d, {k: w for k in names})
 
 
 def minibatch_fit(conditioned, data: Mapping[str, Any], batch_size: int, rng_key: Array,
@@ -339,8 +195,7 @@ def minibatch_fit(conditioned, data: Mapping[str, Any], batch_size: int, rng_key
     # the rest as on the whole data (a data-only deterministic such as mean(y) is the
     # whole data's, not the first batch's)
     fixed = {k: full[k] for k in batch_model.data if k not in plan.axes}
-    weights = dict(plan.weights)
-    density = lambda u, d: lowered.weighted_log_density(u, d, weights)
+    density = _weighted(lowered, plan)
     source = BatchSource(rows, plan.axes, plan.extent, plan.batch_size, seed)
     return fit_minibatch_advi(density, fixed, source, init_position, rng_key, method=method,
                               **options)
@@ -382,8 +237,7 @@ def fit_streaming(model, data: Mapping[str, Any], batch_size: int, *, seed: int 
                     "memory-mapped arrays of the data", head.graph.source, sharding.span,
                     hint="give them as np.load(path, mmap_mode='r') arrays")
     lowered = head.lowered
-    weights = dict(plan.weights)
-    density = lambda u, d: lowered.weighted_log_density(u, d, weights)
+    density = _weighted(lowered, plan)
     fixed = {k: v for k, v in head.data.items() if k not in plan.axes}
     source = BatchSource({k: data[k] for k in plan.axes}, plan.axes, plan.extent,
                          plan.batch_size, seed)
