@@ -38,9 +38,10 @@ test: $(TEST_STAMP) dot
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
-# NumPyro enumerates the mixture's assignments with funsor (the `bench` extra).
+# The peers: NumPyro (the `test` extra), BlackJAX, nutpie with PyMC, and funsor for
+# NumPyro's mixture (the `bench` extra).
 bench: $(TEST_STAMP)
-	@$(BIN)/python -c "import funsor" 2>/dev/null || $(BIN)/pip install --quiet -e ".[test,bench]"
+	@$(BIN)/python -c "import funsor, blackjax, nutpie, pymc" 2>/dev/null || $(BIN)/pip install --quiet -e ".[test,bench]"
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -1,4 +1,4 @@
-"""`python -m benchmarks`: pplc against NumPyro, side by side, in one run.
+"""`python -m benchmarks`: pplc against NumPyro, BlackJAX and nutpie, side by side, in one run.
 
     python -m benchmarks                      # the full run: results.md, results.png,
                                               # scaling.png and results.json in benchmarks/
@@ -11,15 +11,18 @@
     python -m benchmarks --quick [--output-dir DIR]
                                               # tiny sizes, smallest model: checks the
                                               # harness only; its numbers mean nothing
+                                              # (peers that are not installed are skipped)
 
-The full run takes about an hour on a 2-core machine (the suite: 9 models x 3 seeds x
-(pplc + NumPyro), each in a fresh process). `--seeds`, `--models` and `--single-seed` trim it.
+The full run takes hours on a 2-core machine (the suite: 9 models x 3 seeds x (pplc, NumPyro
+twice, BlackJAX, nutpie), each in a fresh process). `--seeds`, `--models`, `--single-seed`
+and `--no-peers` trim it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -39,6 +42,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes on the smallest model: checks the harness only")
     p.add_argument("--no-numpyro", action="store_true", help="skip the NumPyro side")
+    p.add_argument("--no-peers", action="store_true",
+                   help="skip BlackJAX and nutpie (the full run needs them otherwise)")
     p.add_argument("--output-dir", type=Path, default=None,
                    help="where results.md/png/json go (default benchmarks/; with --quick a "
                         "temporary folder)")
@@ -72,17 +77,37 @@ def suite_settings(args) -> suite.Settings:
     unknown = [n for n in names if n not in suite.SPEC_BY_NAME]
     if unknown:
         raise SystemExit(f"unknown model(s) {unknown}; known: {list(suite.SPEC_BY_NAME)}")
+    peers = () if args.no_peers else installed_peers(required=not args.quick)
     if args.quick:
         return suite.Settings(chains=2, warmup=30, draws=30, seeds=(0,),
-                              numpyro=not args.no_numpyro,
+                              numpyro=not args.no_numpyro, peers=peers,
                               models=names if args.models else ("eight_schools_noncentered",))
     return suite.Settings(seeds=tuple(range(args.seeds)), numpyro=not args.no_numpyro,
-                          models=names, single_seed=tuple(filter(None, args.single_seed.split(","))))
+                          peers=peers, models=names,
+                          single_seed=tuple(filter(None, args.single_seed.split(","))))
+
+
+PEER_PACKAGES = {"BlackJAX": ("blackjax", "numpyro"), "nutpie": ("nutpie", "pymc")}
+
+
+def installed_peers(required: bool) -> tuple[str, ...]:
+    """The peers whose packages are installed. The full run refuses to go on without
+    one (its ratios would silently be against fewer peers); `--quick` skips it."""
+    import importlib.util
+
+    found = tuple(p for p, pkgs in PEER_PACKAGES.items()
+                  if all(importlib.util.find_spec(m) for m in pkgs))
+    missing = [p for p in PEER_PACKAGES if p not in found]
+    if missing and required:
+        raise SystemExit(f"peer(s) {', '.join(missing)} not installed: run `make bench` "
+                         "(or pip install -e '.[test,bench]'), or pass --no-peers")
+    return found
 
 
 def run_parts(args, out_dir: Path) -> list[Path]:
     """Run the selected parts, merge them into results.json, render results.md and plots."""
     started = time.perf_counter()
+    load_start = os.getloadavg()
     settings = suite_settings(args)
     raw_path = out_dir / "results.json"
     raw = json.loads(raw_path.read_text()) if args.only and raw_path.exists() else {}
@@ -95,7 +120,8 @@ def run_parts(args, out_dir: Path) -> list[Path]:
             log(f"suite: {len(settings.models)} models, seeds {settings.seeds}")
             res = suite.run(settings, folder, quick=args.quick, log=log)
             raw["suite"] = merge_suite(raw.get("suite"), {
-                "settings": asdict(settings), "rows": res["rows"], "density": res["density"]})
+                "settings": asdict(settings), "rows": res["rows"], "density": res["density"],
+                "density_pymc": res["density_pymc"]})
             elapsed["suite"], t = time.perf_counter() - t, time.perf_counter()
         if "coldwarm" in parts:
             log("cold/warm start of `pplc sample`")
@@ -112,9 +138,15 @@ def run_parts(args, out_dir: Path) -> list[Path]:
                                          numpyro=settings.numpyro, log=log)
             elapsed["scaling"] = time.perf_counter() - t
     raw["machine"] = machine()
+    raw["machine"]["load"] = (f"{_load(load_start)} at the start, {_load(os.getloadavg())} "
+                              "at the end")
     elapsed["last_run"] = time.perf_counter() - started
     raw_path.write_text(json.dumps(raw, indent=1, default=str))
     return render_all(raw, out_dir)
+
+
+def _load(avg) -> str:
+    return " / ".join(f"{x:.2f}" for x in avg)
 
 
 def merge_suite(old: dict | None, new: dict) -> dict:
@@ -128,9 +160,9 @@ def merge_suite(old: dict | None, new: dict) -> dict:
     single = set(old["settings"].get("single_seed", ())) - rerun
     settings = dict(new["settings"], models=order,
                     single_seed=sorted(single | set(new["settings"].get("single_seed", ()))))
-    density = {**{k: v for k, v in (old.get("density") or {}).items() if k not in rerun},
-               **(new.get("density") or {})}
-    return {"settings": settings, "rows": rows, "density": density}
+    density = {key: {**{k: v for k, v in (old.get(key) or {}).items() if k not in rerun},
+                     **(new.get(key) or {})} for key in ("density", "density_pymc")}
+    return {"settings": settings, "rows": rows, **density}
 
 
 def render_all(raw: dict, out_dir: Path) -> list[Path]:
@@ -141,7 +173,8 @@ def render_all(raw: dict, out_dir: Path) -> list[Path]:
     settings = dict(suite_raw["settings"], elapsed_s=raw["elapsed_s"])
     md = out_dir / "results.md"
     md.write_text(results.render(raw["machine"], settings, summary, suite_raw["density"],
-                                 raw.get("coldwarm") or [], raw.get("scaling") or []))
+                                 raw.get("coldwarm") or [], raw.get("scaling") or [],
+                                 suite_raw.get("density_pymc") or {}))
     written = [md, out_dir / "results.json"]
     if summary:
         written.append(plots.plot_ratios(summary, out_dir / "results.png"))

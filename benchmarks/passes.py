@@ -86,9 +86,9 @@ def _diagnostics(draws: dict[str, Any], names: list[str]) -> dict[str, Any]:
 
 
 def pplc_mcmc(config: dict) -> dict:
-    from benchmarks.worker import _setup
+    from benchmarks.worker import setup
 
-    jax, counter, _ = _setup(config)
+    jax, counter, _ = setup(config)
     import time
 
     import pplc
@@ -117,12 +117,12 @@ def pplc_mcmc(config: dict) -> dict:
 
 
 def numpyro_mcmc(config: dict) -> dict:
-    from benchmarks.worker import _numpyro_mcmc, _setup
+    from benchmarks.worker import numpyro_mcmc, setup
 
-    jax, counter, _ = _setup(config)
+    jax, counter, _ = setup(config)
     import time
 
-    numpyro, model, kwargs, mcmc = _numpyro_mcmc(config)
+    numpyro, model, kwargs, mcmc = numpyro_mcmc(config)
     key = jax.random.PRNGKey(config.get("seed", 0))
     fields = ("num_steps", "diverging")
     snap = counter.snapshot()

@@ -81,9 +81,9 @@ def _gradient_costs(jax, counter, logdensity, x0, data) -> dict:
 
 
 def pplc_scaling(config: dict) -> dict:
-    from benchmarks.worker import _setup
+    from benchmarks.worker import setup
 
-    jax, counter, _ = _setup(dict(config, x64=True))
+    jax, counter, _ = setup(dict(config, x64=True))
     import time
 
     import pplc
@@ -107,9 +107,9 @@ def pplc_scaling(config: dict) -> dict:
 
 
 def numpyro_scaling(config: dict) -> dict:
-    from benchmarks.worker import _setup
+    from benchmarks.worker import setup
 
-    jax, counter, _ = _setup(dict(config, x64=True))
+    jax, counter, _ = setup(dict(config, x64=True))
     import time
 
     from jax.flatten_util import ravel_pytree

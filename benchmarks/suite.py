@@ -41,7 +41,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks import datasets
+from benchmarks import best_peer, datasets, pymc_models
 from benchmarks._common import min_bulk_ess, run_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,6 +50,8 @@ CONFORMANCE = Path("/work/shared/conformance")
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 NUMPYRO_METHODS = ("vectorized", "sequential")
+PEERS = ("BlackJAX", "nutpie")
+PEER_MODES = {"BlackJAX": "suite_blackjax", "nutpie": "suite_nutpie"}
 
 
 @dataclass(frozen=True)
@@ -140,11 +142,11 @@ def _ess(draws: dict[str, Any], params: list[str]) -> dict[str, Any]:
 
 def suite_pplc(config: dict) -> dict:
     """Cold run, compiled re-run, ESS, peak RSS and (optionally) the bare gradient."""
-    from benchmarks.worker import _clock, _setup
+    from benchmarks.worker import clock, setup
 
     import time
 
-    jax, counter, _ = _setup(config)
+    jax, counter, _ = setup(config)
     import pplc
 
     cm = pplc.compile(config["model"]).condition(config["data"])
@@ -152,7 +154,7 @@ def suite_pplc(config: dict) -> dict:
               seed=config["seed"], chain_method=config.get("chain_method", "auto"))
     post = cm.sample(**kw)
     draws = dict(post.draws)
-    out = {"first_draws_at_s": _clock(), "first_xla": counter.since(0),
+    out = {"first_draws_at_s": clock(), "first_xla": counter.since(0),
            "exec_s": post.sampling_seconds, "compile_s": post.compile_seconds,
            "n_grad_evals": int(post.n_grad_evals), "divergences": int(post.divergences),
            "dim": int(cm.dim), "chain_method": _pplc_method(kw["chain_method"], kw["chains"])}
@@ -185,12 +187,12 @@ def _pplc_method(method: str, chains: int) -> str:
 
 def suite_numpyro(config: dict) -> dict:
     """The same in NumPyro: run, re-run, then an untimed warmup to count its gradients."""
-    from benchmarks.worker import _clock, _numpyro_mcmc, _setup
+    from benchmarks.worker import clock, numpyro_mcmc, setup
 
     import time
 
-    jax, counter, _ = _setup(dict(config, x64=True))
-    numpyro, model, kwargs, mcmc = _numpyro_mcmc(config)
+    jax, counter, _ = setup(dict(config, x64=True))
+    numpyro, model, kwargs, mcmc = numpyro_mcmc(config)
     key = jax.random.PRNGKey(config["seed"])
     fields = ("num_steps", "diverging")
     snap = counter.snapshot()
@@ -198,7 +200,7 @@ def suite_numpyro(config: dict) -> dict:
     mcmc.run(key, extra_fields=fields, **kwargs)
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     wall = time.perf_counter() - t
-    out = {"first_draws_at_s": _clock(), "first_xla": counter.since(0)}
+    out = {"first_draws_at_s": clock(), "first_xla": counter.since(0)}
     xla = counter.since(snap)
     extra = mcmc.get_extra_fields()
     sampling_steps = int(np.asarray(extra["num_steps"]).sum())
@@ -241,9 +243,9 @@ def density_check(config: dict) -> dict:
     scale and without Jacobians, at a few random points (pplc's uniform(-2, 2) starting
     points, constrained); compared as differences from the first point, which cancels
     normalizing constants either system may drop. Returns {model: max |difference|}."""
-    from benchmarks.worker import _setup
+    from benchmarks.worker import setup
 
-    jax, _, _ = _setup(dict(config, x64=True))
+    jax, _, _ = setup(dict(config, x64=True))
     import pplc
 
     out = {}
@@ -313,6 +315,8 @@ class Settings:
     # models whose later seeds are skipped to keep the run inside its time budget
     single_seed: tuple[str, ...] = ()
     numpyro: bool = True
+    # the other peers (benchmarks/peers.py), each run right after pplc on every seed
+    peers: tuple[str, ...] = PEERS
     models: tuple[str, ...] = field(default_factory=lambda: tuple(s.name for s in SPECS))
 
 
@@ -332,7 +336,8 @@ def write_data(folder: Path, quick: bool, models: tuple[str, ...]) -> dict[str, 
 
 
 def run(settings: Settings, folder: Path, quick: bool = False, log=print) -> dict:
-    """{"rows": one per worker, "density": the density check, "data": model -> paths}."""
+    """{"rows": one per worker, "density" / "density_pymc": the density checks of the
+    NumPyro and PyMC twins against pplc, "data": model -> paths}."""
     paths = write_data(folder, quick, settings.models)
     density = {}
     if settings.numpyro:
@@ -341,10 +346,18 @@ def run(settings: Settings, folder: Path, quick: bool = False, log=print) -> dic
             density = run_worker("density_check", {"models": paths})["models"]
         except Exception as exc:
             density = {"error": f"{type(exc).__name__}: {str(exc)[-400:]}"}
+    if "nutpie" in settings.peers:
+        log("  density check (pplc vs the PyMC twins nutpie samples) ...")
+        try:
+            density_pymc = run_worker("pymc_density_check", {"models": paths})["models"]
+        except Exception as exc:
+            density_pymc = {"error": f"{type(exc).__name__}: {str(exc)[-400:]}"}
+    else:
+        density_pymc = {}
     rows = []
     for name in settings.models:
         rows += _run_model(SPEC_BY_NAME[name], paths[name]["data"], settings, log)
-    return {"rows": rows, "density": density, "data": paths}
+    return {"rows": rows, "density": density, "density_pymc": density_pymc, "data": paths}
 
 
 def _run_model(spec: ModelSpec, data: str, settings: Settings, log) -> list[dict]:
@@ -357,6 +370,7 @@ def _run_model(spec: ModelSpec, data: str, settings: Settings, log) -> list[dict
         cfg = dict(base, seed=seed, floor=i == 0)
         r = _attempt(log, f"{spec.name} seed {seed}: pplc", "suite_pplc", cfg)
         rows.append(_finish({"model": spec.name, "system": "pplc", "seed": seed, **r}))
+        rows += _run_peers(spec, cfg, settings, log)
         if not settings.numpyro:
             continue
         for method in methods:
@@ -366,6 +380,20 @@ def _run_model(spec: ModelSpec, data: str, settings: Settings, log) -> list[dict
                                  "seed": seed, **r}))
         if i == 0:
             methods = (_better_numpyro_method(rows),)
+    return rows
+
+
+def _run_peers(spec: ModelSpec, cfg: dict, settings: Settings, log) -> list[dict]:
+    """BlackJAX and nutpie on one seed; a peer that cannot run the model gets a row saying
+    why ("skipped"), so the report shows the gap instead of hiding it."""
+    rows = []
+    for peer in settings.peers:
+        row = {"model": spec.name, "system": peer, "seed": cfg["seed"]}
+        if peer == "nutpie" and spec.numpyro in pymc_models.NO_TWIN:
+            rows.append(dict(row, skipped=pymc_models.NO_TWIN[spec.numpyro]))
+            continue
+        r = _attempt(log, f"{spec.name} seed {cfg['seed']}: {peer}", PEER_MODES[peer], cfg)
+        rows.append(_finish(dict(row, **r)))
     return rows
 
 
@@ -410,7 +438,8 @@ def summarize(rows: list[dict]) -> list[dict]:
     two chain methods' medians (its "method" is the one with the better ESS/s)."""
     out = []
     for model in dict.fromkeys(r["model"] for r in rows):
-        mine = [r for r in rows if r["model"] == model and "error" not in r]
+        mine = [r for r in rows if r["model"] == model and "error" not in r
+                and "skipped" not in r]
         entry = {"model": model, "errors": [f"{r['system']} seed {r['seed']}: {r['error']}"
                                             for r in rows if r["model"] == model and "error" in r]}
         entry["pplc"] = _system_figures([r for r in mine if r["system"] == "pplc"])
@@ -420,6 +449,11 @@ def summarize(rows: list[dict]) -> list[dict]:
         entry["numpyro_methods"] = per_method
         entry["numpyro"] = _credit_better(per_method)
         entry["ratios"] = _ratios(entry["pplc"], entry["numpyro"])
+        entry["peers"] = {"NumPyro": entry["numpyro"], **{
+            p: _system_figures([r for r in mine if r["system"] == p]) for p in PEERS}}
+        entry["skipped"] = {r["system"]: r["skipped"] for r in rows
+                            if r["model"] == model and "skipped" in r}
+        entry["best_peer"] = best_peer.compare(entry)
         out.append(entry)
     return out
 

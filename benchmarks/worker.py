@@ -16,6 +16,8 @@ Modes:
   numpyro_run     the same model in NumPyro: MCMC(NUTS).run twice (second with a new seed).
   suite_pplc, suite_numpyro, density_check
                   defined in `benchmarks.suite` (the model suite, side by side).
+  suite_blackjax, suite_nutpie
+                  defined in `benchmarks.peers` (the suite's other peers).
   pplc_scaling, numpyro_scaling
                   defined in `benchmarks.scaling` (cost against the data size N).
   pplc_mcmc, numpyro_mcmc
@@ -31,11 +33,11 @@ import json  # noqa: E402
 import sys  # noqa: E402
 
 
-def _clock() -> float:
+def clock() -> float:
     return time.perf_counter() - _T0
 
 
-def _setup(config: dict) -> tuple:
+def setup(config: dict) -> tuple:
     """Import JAX, register the compile counter; returns (jax, counter, import seconds)."""
     t = time.perf_counter()
     import jax
@@ -49,7 +51,7 @@ def _setup(config: dict) -> tuple:
 
 
 def pplc_api(config: dict) -> dict:
-    jax, counter, t_jax = _setup(config)
+    jax, counter, t_jax = setup(config)
     out = {"import_jax_s": t_jax}
     t = time.perf_counter()
     import pplc
@@ -69,7 +71,7 @@ def pplc_api(config: dict) -> dict:
     first = {name: v[:, 0] for name, v in posterior.draws.items()}  # the draws in hand
     out["sample_s"] = time.perf_counter() - t
     out["sample_xla"] = counter.since(snap)
-    out["first_draw_at_s"] = _clock()
+    out["first_draw_at_s"] = clock()
     out["pplc_compile_seconds"] = posterior.compile_seconds
     out["pplc_sampling_seconds"] = posterior.sampling_seconds
     out["n_grad_evals"] = posterior.n_grad_evals
@@ -86,7 +88,7 @@ def pplc_api(config: dict) -> dict:
 
 
 def pplc_breakdown(config: dict) -> dict:
-    jax, counter, t_jax = _setup(config)
+    jax, counter, t_jax = setup(config)
     out = {"import_jax_s": t_jax}
 
     def phase(name, fn):
@@ -115,12 +117,12 @@ def pplc_breakdown(config: dict) -> dict:
     out["warmup_s"] = result.warmup_seconds
     out["sampling_s"] = result.sampling_seconds
     phase("constrain", lambda: cm._constrain_draws(result.positions))
-    out["first_draw_at_s"] = _clock()
+    out["first_draw_at_s"] = clock()
     out["total_xla"] = counter.since(0)
     return out
 
 
-def _numpyro_mcmc(config: dict):
+def numpyro_mcmc(config: dict):
     import numpyro
     from numpyro.infer import MCMC, NUTS
 
@@ -135,12 +137,12 @@ def _numpyro_mcmc(config: dict):
 
 
 def numpyro_run(config: dict) -> dict:
-    jax, counter, t_jax = _setup(config)
+    jax, counter, t_jax = setup(config)
     out = {"import_jax_s": t_jax}
     t = time.perf_counter()
     import numpy as np
 
-    numpyro, model, kwargs, mcmc = _numpyro_mcmc(config)
+    numpyro, model, kwargs, mcmc = numpyro_mcmc(config)
     out["import_numpyro_s"] = time.perf_counter() - t
     seed = config.get("seed", 0)
     snap = counter.snapshot()
@@ -149,7 +151,7 @@ def numpyro_run(config: dict) -> dict:
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     out["run_s"] = time.perf_counter() - t
     out["run_xla"] = counter.since(snap)
-    out["first_draw_at_s"] = _clock()
+    out["first_draw_at_s"] = clock()
     out["total_xla"] = counter.since(0)
     snap = counter.snapshot()
     t = time.perf_counter()
@@ -167,9 +169,9 @@ MODES = {f.__name__: f for f in (pplc_api, pplc_breakdown, numpyro_run)}
 
 def _other_modes() -> dict:
     """Modes defined next to the benchmarks that use them, imported only when asked for."""
-    from benchmarks import passes, scaling, suite
+    from benchmarks import passes, peers, scaling, suite
 
-    return {**passes.WORKER_MODES, **scaling.WORKER_MODES,
+    return {**passes.WORKER_MODES, **scaling.WORKER_MODES, **peers.WORKER_MODES,
             **{f.__name__: f for f in (suite.suite_pplc, suite.suite_numpyro,
                                        suite.density_check)}}
 
@@ -180,7 +182,7 @@ def main() -> None:
     fn = MODES[mode] if mode in MODES else _other_modes()[mode]
     result = fn(config)
     result["interpreter_s"] = interpreter_s
-    result["worker_s"] = _clock()
+    result["worker_s"] = clock()
     print(json.dumps(result))
 
 

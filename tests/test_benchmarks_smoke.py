@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ is not installed
 
-from benchmarks import coldwarm, plots, results, suite  # noqa: E402
+from benchmarks import best_peer, coldwarm, plots, results, suite  # noqa: E402
 from benchmarks._common import machine  # noqa: E402
 
 SMALLEST = "eight_schools_noncentered"
@@ -31,7 +31,7 @@ def _quiet(_message):
 
 def test_suite_pplc_side_produces_numbers_and_report(tmp_path):
     settings = suite.Settings(chains=2, warmup=30, draws=30, seeds=(0,), numpyro=False,
-                              models=(SMALLEST,))
+                              peers=(), models=(SMALLEST,))
     res = suite.run(settings, tmp_path, quick=True, log=_quiet)
     (row,) = res["rows"]
     assert "error" not in row, row
@@ -50,6 +50,36 @@ def test_suite_pplc_side_produces_numbers_and_report(tmp_path):
     assert png.stat().st_size > 0
 
 
+def _figures(ess_per_s, first_run_s, ess_per_grad):
+    return {"ess_per_s": ess_per_s, "first_run_s": first_run_s, "compiled_run_s": 1.0,
+            "ess_per_grad": ess_per_grad}
+
+
+def test_best_peer_is_chosen_per_figure_and_a_missing_peer_is_left_out():
+    """No processes: the comparison itself, on made-up figures."""
+    entry = {"pplc": _figures(100.0, 10.0, 0.02),
+             "peers": {"NumPyro": _figures(50.0, 20.0, 0.03),
+                       "BlackJAX": _figures(80.0, 5.0, 0.01),
+                       "nutpie": {}}}                      # did not run this model
+    best = best_peer.compare(entry)
+    assert (best["ess_per_s"]["peer"], best["ess_per_s"]["ratio"]) == ("BlackJAX", 1.25)
+    assert (best["first_run_s"]["peer"], best["first_run_s"]["ratio"]) == ("BlackJAX", 2.0)
+    assert best["ess_per_grad"]["peer"] == "NumPyro"
+    assert best_peer.compare({"pplc": _figures(1, 1, 1), "peers": {}})["ess_per_s"][
+        "peer"] is None
+    assert math.isclose(best_peer.geomean([2.0, 0.5, math.nan]), 1.0)
+    entry.update(model=SMALLEST, best_peer=best, skipped={"nutpie": "no twin"})
+    text = "\n".join(best_peer.section([entry]))
+    assert f"| {SMALLEST} | **1.25** (BlackJAX) | **2.00** (BlackJAX) |" in text
+    assert "nutpie not: no twin" in text and "geometric mean ≥ 1.5×: **not met**" in text
+
+
+def _installed_peers():
+    from benchmarks.__main__ import installed_peers
+
+    return installed_peers(required=False)
+
+
 @pytest.mark.slow
 def test_whole_quick_run_with_numpyro(tmp_path):
     """`python -m benchmarks --quick`: suite (both systems), cold/warm and scaling, files."""
@@ -58,10 +88,16 @@ def test_whole_quick_run_with_numpyro(tmp_path):
     assert main(["--quick", "--output-dir", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "results.json").read_text())
     rows = raw["suite"]["rows"]
-    assert {r["system"] for r in rows} == {"pplc", "NumPyro vectorized", "NumPyro sequential"}
+    peers = _installed_peers()  # BlackJAX and nutpie run where installed (`make bench`)
+    assert {r["system"] for r in rows} == {"pplc", "NumPyro vectorized", "NumPyro sequential",
+                                           *peers}
     assert not [r for r in rows if "error" in r], rows
     density = raw["suite"]["density"][SMALLEST]
     assert density["max_abs_diff"] < 1e-8  # the NumPyro twin is the same density
+    if "nutpie" in peers:  # and so is the PyMC twin nutpie samples
+        assert raw["suite"]["density_pymc"][SMALLEST]["max_abs_diff"] < 1e-8
+    if peers:
+        assert "## pplc against the best peer" in (tmp_path / "results.md").read_text()
     assert [r["mode"] for r in raw["coldwarm"]] == [m for m, _ in coldwarm.MODES]
     assert not [r for r in raw["coldwarm"] + raw["scaling"] if "error" in r]
     assert {r["system"] for r in raw["scaling"]} == {"pplc", "NumPyro"}
