@@ -97,3 +97,20 @@ def test_binding_rows_checks_the_shape_now_and_the_values_as_they_are_read(tmp_p
     with pytest.raises(PplcError, match=r"data 'X' has shape \(1000, 3\), but its "):
         bind_data(model.graph, {"N": 999, "K": 3, **data})
     assert data["X"].bytes_read == 0
+
+
+def test_a_model_conditions_on_npy_and_parquet_files_as_on_the_arrays(tmp_path):
+    import json
+
+    import pplc
+    pa, pq = pytest.importorskip("pyarrow"), pytest.importorskip("pyarrow.parquet")
+    X, y = _arrays(200)
+    np.save(tmp_path / "X.npy", X)
+    pq.write_table(pa.table({"y": y}), tmp_path / "y.parquet", row_group_size=64)
+    (tmp_path / "sizes.json").write_text(json.dumps({"N": 200, "K": 3}))
+    model = pplc.compile(MODEL)
+    files = model.condition([tmp_path / "X.npy", tmp_path / "y.parquet",
+                             tmp_path / "sizes.json"])
+    arrays = model.condition({"N": 200, "K": 3, "X": X, "y": y})
+    u = np.linspace(-1, 1, 3)
+    assert float(files.log_density({"beta": u})) == float(arrays.log_density({"beta": u}))
