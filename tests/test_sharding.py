@@ -101,12 +101,13 @@ def test_the_plan_splits_the_observations_and_keeps_recurrences_whole():
     recurrence = plans["recurrence"]
     assert dict(recurrence.axes) == {"y": 0}
     assert "x" in recurrence.whole and "recurrence on line 9" in recurrence.whole["x"]
-    # Loops that read the split arrays row by row are said to be (their rows are gathered).
+    # Loops that read the split arrays row by row are said to be: split too where the
+    # devices divide the rows, gathered otherwise.
     assert plans["hierarchical_logistic"].by_row == {}
     assert plans["grouped"].by_row == {"g": 12, "y": 12}
     assert plans["mixture"].by_row == {"y": 13}
-    assert "g, y read row by row in a loop (line 12): gathered onto every device" \
-        in plans["grouped"].describe()
+    assert "g, y read row by row in a loop (line 12): split too where the devices divide " \
+        "N = 1001, else gathered onto every device" in plans["grouped"].describe()
 
 
 def test_a_summed_out_markov_chain_keeps_its_observations_whole():

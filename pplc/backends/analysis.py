@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import plan, recurrence, sharding
+from pplc.backends import plan, recurrence, rows, sharding
 from pplc.backends.argument_checks import ArgumentChecks
 from pplc.backends.checks import DataChecks, discrete_latent_diagnostic
 from pplc.backends.data import BoundData
@@ -111,7 +111,8 @@ class _Analysis(ShapeAnalysis, DataChecks, ValueChecks, ArgumentChecks):
                               sharding.decide(graph, self.shapes, self.data.sizes,
                                               self.data.arrays, plan.data_only(graph),
                                               {*self.scans, *((n, i) for n in self.groups
-                                                for i in range(len(graph[n].pieces)))}))
+                                                for i in range(len(graph[n].pieces)))}),
+                              rows=rows.decide(graph, self.shapes, self.pieces))
         return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, self.pieces,
                             decisions, self.externs)
 

@@ -24,7 +24,9 @@ from pplc.backends import recurrence
 from pplc.runtime import distributions as dists
 from pplc.backends.data import BoundData
 from pplc.backends.constraints import constraint_of
-from pplc.backends.evaluate import Evaluator, call_params, over_plates
+from pplc.backends.evaluate import Evaluator, call_params
+from pplc.backends.row_views import VIEWS, RowEvaluator, over_rows
+from pplc.backends.rows import covers
 from pplc.backends.plan import Block, Plan
 from pplc.backends.recursions import RecursionRunner
 from pplc.runtime.transforms import transform_for
@@ -169,7 +171,12 @@ class LoweredModel(RecursionRunner):
     # ------------------------------------------------------------ evaluation
     @property
     def _evaluate(self) -> Evaluator:
-        return Evaluator(self.graph.source, self.graph.functions, self.externs)
+        return RowEvaluator(self.graph.source, self.graph.functions, self.externs)
+
+    def _over(self, name: str, i: int, body, env):
+        """A piece's body over its loops, reading the plan's rows (rows.py) without gathers."""
+        piece, info = self.graph[name].pieces[i], self.pieces[(name, i)]
+        return over_rows(body, piece.plates, info.ranges, env, self.plan.rows.get((name, i), ()))
 
     def _block(self, name: str) -> Block:
         return next(b for b in self.layout if b.name == name)
@@ -246,7 +253,6 @@ class LoweredModel(RecursionRunner):
         return call_params(self._evaluate, call, env)
 
     def _piece_log_prob(self, variable: Variable, i: int, piece: Piece, env: Env):
-        info = self.pieces[(variable.name, i)]
         evaluate = self._evaluate
         if variable.kind is Kind.FACTOR:
             body = lambda local: jnp.sum(evaluate(piece.value, local))
@@ -257,7 +263,7 @@ class LoweredModel(RecursionRunner):
                 params = self._params(variable, i, piece.distribution, local)
                 value = self._element(variable, piece, local)
                 return jnp.sum(dist.log_prob(value, **params))
-        return jnp.sum(over_plates(body, piece.plates, info.ranges, env))
+        return jnp.sum(self._over(variable.name, i, body, env))
 
     # ------------------------------------------------------------ predictive quantities
     @property
@@ -340,14 +346,13 @@ class LoweredModel(RecursionRunner):
         shape = self.shapes[variable.name] if shape is None else shape
         result = jnp.zeros(shape)
         for i, piece in enumerate(variable.pieces):
-            info = self.pieces[(variable.name, i)]
             if piece.indices is None and not piece.plates:
                 result = jnp.broadcast_to(fn(variable, i, piece, env), shape).astype(float)
                 continue
 
             def body(local, i=i, piece=piece):
                 return self._lhs(piece, local), fn(variable, i, piece, local)
-            lhs, values = over_plates(body, piece.plates, info.ranges, env)
+            lhs, values = self._over(variable.name, i, body, env)
             result = result.at[lhs].set(values)
         return result
 
@@ -369,6 +374,9 @@ class LoweredModel(RecursionRunner):
         value = env[variable.name]
         if piece.indices is None:
             return value
+        if env.get(VIEWS):   # the left side read along the loops (rows.py)
+            return self._evaluate(ast.Index(ast.Name(variable.name, piece.span),
+                                            piece.indices, piece.span), env)
         return value[self._lhs(piece, env)]
 
     def _lhs(self, piece: Piece, env: Env) -> tuple:
@@ -399,7 +407,7 @@ class LoweredModel(RecursionRunner):
         into the whole variable's shape, NaN where other pieces define it (`_combine`)."""
         if expr is None or isinstance(expr, ast.Number):
             return None if expr is None else float(expr.value)
-        info, evaluate = self.pieces[(variable.name, i)], self._evaluate
+        evaluate = self._evaluate
         element = shape[len(piece.indices):] if piece.indices is not None else shape
 
         def body(local):
@@ -407,7 +415,7 @@ class LoweredModel(RecursionRunner):
             return lhs, jnp.broadcast_to(jnp.asarray(evaluate(expr, local), jnp.float64),
                                          element)
 
-        lhs, values = over_plates(body, piece.plates, info.ranges, env)
+        lhs, values = self._over(variable.name, i, body, env)
         if piece.indices is None:
             return values
         return jnp.full(shape, jnp.nan).at[lhs].set(values)
@@ -430,8 +438,11 @@ class LoweredModel(RecursionRunner):
             if not info.recursive:
                 def body(local, piece=piece):
                     return self._lhs(piece, local), evaluate(piece.value, local)
-                lhs, values = over_plates(body, piece.plates, info.ranges, env)
-                array = array.at[lhs].set(jnp.asarray(values, array.dtype))
+                lhs, values = self._over(name, i, body, env)
+                if covers(piece, info.ranges, array.shape):   # the whole array, in order
+                    array = jnp.broadcast_to(jnp.asarray(values, array.dtype), array.shape)
+                else:
+                    array = array.at[lhs].set(jnp.asarray(values, array.dtype))
             else:
                 array = self._recurrence(variable, i, env, array)
         return array

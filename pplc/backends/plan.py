@@ -62,6 +62,7 @@ class Plan:
     states: Mapping[str, int] = field(default_factory=dict)   # discrete -> its values
     prior_refusal: tuple[str, object] | None = None   # why forward simulation cannot run
     sharding: Sharding | None = None   # data arrays split across devices (sharding.py)
+    rows: Mapping = field(default_factory=dict)   # reads along loops, no gather (rows.py)
 
 
 def plan_without_data(graph: Graph) -> Plan:
@@ -239,5 +240,7 @@ def render(plan: Plan, graph: Graph, shapes: Mapping | None = None, order=None) 
         for i, piece in enumerate(variable.pieces):
             where = f"line {piece.span.line}"
             loops = f" for {loops_text(piece)}" if piece.plates else ""
-            lines.append(f"    {where}{loops}: {evaluation(plan, graph, name, i)}")
+            rows = plan.rows.get((name, i))   # rows.py: the arrays mapped along the loops
+            rows = f"; {', '.join(r.text() for r in rows)} read along the loops" if rows else ""
+            lines.append(f"    {where}{loops}: {evaluation(plan, graph, name, i)}{rows}")
     return "\n".join(lines) + "\n"

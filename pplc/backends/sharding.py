@@ -44,8 +44,9 @@ class Sharding:
     axes: Mapping[str, int] = field(default_factory=dict)
     whole: Mapping[str, str] = field(default_factory=dict)
     # split arrays read row by row in a loop over the plate (name -> the loop's line): the
-    # lowering reads `y[n]` as a gather, which XLA's partitioner does not split, so their
-    # rows are gathered onto every device while the density runs (docs/scaling.md)
+    # lowering maps them along the loop (rows.py), which splits like a whole array, except
+    # where the devices do not divide the rows: then they are read by gathers, their rows
+    # gathered onto every device (inference/sharding.py, docs/scaling.md)
     by_row: Mapping[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -58,9 +59,9 @@ class Sharding:
         if self.by_row:
             lines = sorted(set(self.by_row.values()))
             text += (f"; {', '.join(self.by_row)} read row by row in a loop (line"
-                     f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}): "
-                     "gathered onto every device while the density runs, slower than one "
-                     "device (write it over whole arrays, docs/scaling.md)")
+                     f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}): split "
+                     f"too where the devices divide {self.size} = {self.extent}, else "
+                     "gathered onto every device (docs/scaling.md)")
         return text
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from pplc.backends.row_views import GATHER_ROWS
 from pplc.errors import error
 
 CHAIN, DATA = "chain", "data"
@@ -72,6 +73,11 @@ class Placement:
         return int(self.mesh.shape[DATA])
 
     @property
+    def even(self) -> bool:
+        """Whether every split array's rows divide over the data devices (no padding)."""
+        return all(n % self.data_devices == 0 for n in self.lengths.values())
+
+    @property
     def key(self) -> Hashable:
         """What the compiled program depends on, beyond the arguments' shapes."""
         return ("data-sharded", tuple(self.mesh.shape.items()),
@@ -104,8 +110,13 @@ class Placement:
         return out
 
     def trim(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Inside the program: the split arrays without their padding rows, still split."""
+        """Inside the program: the split arrays without their padding rows, still split.
+        Where there are padding rows, the lowering is told to read rows in loops by gathers
+        (`GATHER_ROWS`): mapped along a loop, an unevenly split index (`alpha[g[n]]`) makes
+        XLA's partitioner abort on the gradient's scatter (docs/scaling.md)."""
         out = dict(data)
+        if not self.even:
+            out[GATHER_ROWS] = True
         for name, axis in self.axes.items():
             value = jax.lax.slice_in_dim(data[name], 0, self.lengths[name], axis=axis)
             out[name] = jax.lax.with_sharding_constraint(

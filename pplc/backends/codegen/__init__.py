@@ -20,6 +20,7 @@ on the data: its parameters are the model's own, in the layout of
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 from pathlib import Path
@@ -31,7 +32,7 @@ from pplc.backends.codegen.layout import dict_lines
 from pplc.backends.codegen.module import ModuleWriter
 from pplc.backends.codegen.prior import write_sample_prior
 from pplc.backends.codegen.runtime import Runtime
-from pplc.backends.plan import format_plan, plan_without_data, render
+from pplc.backends.plan import plan_without_data, render
 from pplc.errors import InternalError, error
 from pplc.frontend.library import is_discrete
 from pplc.ir.graph import Graph, Kind
@@ -123,7 +124,9 @@ def constrain(u, data):
 
 def _plan_section(writer: ModuleWriter, lowered) -> str:
     """The plan this module runs, as `pplc ir --plan` prints it (backends/plan.py)."""
-    text = format_plan(lowered) if lowered is not None else render(writer.plan, writer.graph)
+    # A module reads rows by subscripts (rows.py's mapping is the JAX lowering's only).
+    text = render(dataclasses.replace(lowered.plan, rows={}), lowered.graph, lowered.shapes,
+                  lowered.order) if lowered is not None else render(writer.plan, writer.graph)
     return "\n".join([_section("the lowering plan (pplc ir --plan): what this module runs")]
                      + [f"# {line.removeprefix('# ')}".rstrip() for line in text.splitlines()])
 
