@@ -42,7 +42,8 @@ from pplc.inference.integrator import (
     sample_momentum,
     velocity_verlet,
 )
-from pplc.inference.metric import fisher_diagonal, fisher_low_rank
+from pplc.inference import metric as metrics
+from pplc.inference.metric import fisher_diagonal, fisher_low_rank, low_rank_dense, pack_low_rank
 from pplc.inference.nuts import NUTSInfo, NUTSState
 from pplc.inference.nuts import init as nuts_init
 
@@ -199,6 +200,16 @@ def window_metric(draws: WelfordState, grads: WelfordState | None) -> Array:
     return fisher_low_rank(cov_x, cov_g, n)[0]
 
 
+def window_low_rank(draws: WelfordState, grads: WelfordState, rank: int) -> tuple[Array, Array]:
+    """The low-rank metric a slow window ends with, packed for the O(dim * rank) kernel:
+    (the dense M^{-1} it applies, for reports; the packed form, for the kernel)."""
+    n = draws.count
+    cov_x, cov_g = draws.m2 / jnp.maximum(n - 1.0, 1.0), grads.m2 / jnp.maximum(n - 1.0, 1.0)
+    _, diag, u, lam = fisher_low_rank(cov_x, cov_g, n)
+    packed = pack_low_rank(diag, u, lam, rank)
+    return low_rank_dense(packed), packed
+
+
 # ----------------------------------------------------------------------------- schedule
 
 
@@ -241,13 +252,17 @@ class AdaptationState(NamedTuple):
     """`inverse_mass_matrix` is (dim,) or (dim, dim); `mass_matrix_sqrt` is None for a
     diagonal metric and `integrator.mass_matrix_sqrt(inverse_mass_matrix)` for a dense one,
     refreshed only when the metric changes. `grad_welford` (None for Stan's metrics) holds the
-    gradients' running variance for the gradient-informed ones ("diag-grad", "low-rank")."""
+    gradients' running variance for the gradient-informed ones ("diag-grad", "low-rank").
+    `low_rank` is the packed low-rank metric the kernel runs (inference/metric.py) when the
+    model is large enough for it (`metric.packed_rank`), else None; `inverse_mass_matrix` is
+    then the dense matrix it equals, kept for the run's report only."""
 
     dual: DualAveragingState
     welford: WelfordState
     inverse_mass_matrix: Array
     mass_matrix_sqrt: Array | None = None
     grad_welford: WelfordState | None = None
+    low_rank: Array | None = None
 
 
 class ChainState(NamedTuple):
@@ -284,7 +299,14 @@ def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "d
     f = lambda *shape: np.zeros((n, *shape), positions.dtype)  # noqa: E731
     log_eps = f()
     dual = DualAveragingState(log_eps, log_eps, f(), f(), log_eps + np.log(10.0))
-    if metric in ("dense", "low-rank"):
+    rank = metrics.packed_rank(dim) if metric == "low-rank" else None
+    if rank is not None:  # the O(dim * rank) kernel: no square root of M to keep
+        eye = np.broadcast_to(np.eye(dim, dtype=positions.dtype), (n, dim, dim)).copy()
+        unit = np.asarray(metrics.identity_packed(dim, rank, positions.dtype))
+        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, None,
+                                     WelfordState(f(), f(dim), f(dim, dim)),
+                                     np.broadcast_to(unit, (n, *unit.shape)).copy())
+    elif metric in ("dense", "low-rank"):
         eye = np.broadcast_to(np.eye(dim, dtype=positions.dtype), (n, dim, dim)).copy()
         grads = WelfordState(f(), f(dim), f(dim, dim)) if metric == "low-rank" else None
         adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, eye.copy(), grads)
@@ -308,7 +330,7 @@ def build_adaptive_step(
     """
 
     def transition(carry):
-        state, key, eps, inv_mass, sqrt_mass, _ = carry
+        state, key, eps, inv_mass, sqrt_mass, _ = carry  # inv_mass: what the kernel applies
         new_state, info = kernel(key, state, eps, inv_mass, sqrt_mass)
         return new_state, key, eps, inv_mass, sqrt_mass, info
 
@@ -329,8 +351,9 @@ def build_adaptive_step(
             (reinit, cs.nuts),
         )[1]
         eps0 = jnp.exp(ad.dual.log_step_size)
+        applied = ad.inverse_mass_matrix if ad.low_rank is None else ad.low_rank
         eps_found, n_search = find_reasonable_step_size(
-            k_search, nuts_state, eps0, ad.inverse_mass_matrix, logdensity_and_grad, active=reinit,
+            k_search, nuts_state, eps0, applied, logdensity_and_grad, active=reinit,
             sqrt_mass=ad.mass_matrix_sqrt,
         )
         n_search = n_search + reinit.astype(jnp.int32)
@@ -343,7 +366,7 @@ def build_adaptive_step(
         # rather than lax.cond, which vmap would turn into "run both").
         zero = jnp.zeros((), dtype)
         no_info = NUTSInfo(jnp.array(False), jnp.int32(0), jnp.int32(0), zero, zero, jnp.array(False))
-        carry0 = (nuts_state, k_nuts, eps, ad.inverse_mass_matrix, ad.mass_matrix_sqrt, no_info)
+        carry0 = (nuts_state, k_nuts, eps, applied, ad.mass_matrix_sqrt, no_info)
         _, out = lax.while_loop(
             lambda c: c[0], lambda c: (jnp.array(False), transition(c[1])), (row.active, carry0)
         )
@@ -359,9 +382,18 @@ def build_adaptive_step(
         welford = accumulate(ad.welford, new_nuts.position)
         grads = None if ad.grad_welford is None else accumulate(ad.grad_welford, new_nuts.logdensity_grad)
         end = row.window_end & adapt
-        dense = ad.mass_matrix_sqrt is not None
-        inv_mass, sqrt_mass = ad.inverse_mass_matrix, ad.mass_matrix_sqrt
-        if dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
+        dense = ad.mass_matrix_sqrt is not None or ad.low_rank is not None
+        inv_mass, sqrt_mass, low_rank = ad.inverse_mass_matrix, ad.mass_matrix_sqrt, ad.low_rank
+        if low_rank is not None:  # O(dim^3) eigendecompositions, only at a window's end
+            rank = low_rank.shape[1] - 1
+
+            def new_low_rank(carry):
+                m, packed = window_low_rank(welford, grads, rank)
+                ok = jnp.all(jnp.isfinite(packed)) & jnp.all(packed[1, 0, :rank] > 0)
+                return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, packed), carry[1])
+
+            inv_mass, low_rank = lax.while_loop(lambda c: c[0], new_low_rank, (end, (inv_mass, low_rank)))[1]
+        elif dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
             def new_metric(carry):
                 m = window_metric(welford, grads)
                 s = mass_matrix_sqrt(m)
@@ -379,7 +411,7 @@ def build_adaptive_step(
             grads = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, grads)
         new_cs = ChainState(
             new_nuts,
-            AdaptationState(dual, welford, inv_mass, sqrt_mass, grads),
+            AdaptationState(dual, welford, inv_mass, sqrt_mass, grads, low_rank),
             cs.rng_key,
             cs.n_extra_grads + n_search,
         )

@@ -14,6 +14,9 @@ diagonal path contains no matrix operations at all.
 A dense metric also needs a square root of M to draw p ~ Normal(0, M). Factoring M^{-1}
 on every transition would cost O(dim^3), so it is computed once per metric update
 (`mass_matrix_sqrt`) and passed along with M^{-1}.
+
+A low-rank-plus-diagonal metric packed as a (2, rank + 1, dim) array (inference/metric.py)
+is applied at O(dim * rank) per step, never as a dim x dim matrix.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+from pplc.inference.metric import is_low_rank, low_rank_momentum, low_rank_velocity
 
 Array = jax.Array
 LogDensityAndGrad = Callable[[Array], tuple[Array, Array]]
@@ -47,6 +52,8 @@ def is_dense(inverse_mass_matrix: Array) -> bool:
 
 def velocity(momentum: Array, inverse_mass_matrix: Array) -> Array:
     """dx/dt = M^{-1} p (Stan's `dtau_dp`), also the vector of the U-turn criterion."""
+    if is_low_rank(inverse_mass_matrix):
+        return low_rank_velocity(momentum, inverse_mass_matrix)
     if is_dense(inverse_mass_matrix):
         return inverse_mass_matrix @ momentum
     return momentum * inverse_mass_matrix
@@ -54,6 +61,8 @@ def velocity(momentum: Array, inverse_mass_matrix: Array) -> Array:
 
 def kinetic_energy(momentum: Array, inverse_mass_matrix: Array) -> Array:
     """K(p) = 0.5 * p^T M^{-1} p, the negative log density of p ~ Normal(0, M)."""
+    if is_low_rank(inverse_mass_matrix):
+        return 0.5 * jnp.dot(momentum, low_rank_velocity(momentum, inverse_mass_matrix))
     if is_dense(inverse_mass_matrix):
         return 0.5 * jnp.dot(momentum, inverse_mass_matrix @ momentum)
     return 0.5 * jnp.sum(momentum * inverse_mass_matrix * momentum)
@@ -85,6 +94,8 @@ def sample_momentum(
     computed here when not given (O(dim^3): pass it when calling repeatedly).
     """
     z = jax.random.normal(rng_key, position.shape, position.dtype)
+    if is_low_rank(inverse_mass_matrix):
+        return low_rank_momentum(z, inverse_mass_matrix)
     if is_dense(inverse_mass_matrix):
         if sqrt_mass is None:
             sqrt_mass = mass_matrix_sqrt(inverse_mass_matrix)
@@ -111,7 +122,9 @@ def velocity_verlet(
     def step(state: IntegratorState, step_size: Array, inverse_mass_matrix: Array) -> IntegratorState:
         half = 0.5 * step_size
         momentum = state.momentum + half * state.logdensity_grad  # p(t + eps/2)
-        if is_dense(inverse_mass_matrix):
+        if is_low_rank(inverse_mass_matrix):
+            position = state.position + step_size * low_rank_velocity(momentum, inverse_mass_matrix)
+        elif is_dense(inverse_mass_matrix):
             position = state.position + step_size * (inverse_mass_matrix @ momentum)  # x(t + eps)
         else:
             position = state.position + step_size * inverse_mass_matrix * momentum  # x(t + eps)

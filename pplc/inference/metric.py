@@ -23,9 +23,23 @@ i.e. M^{-1} is the geometric mean of Cov(x) and Cov(g)^{-1}:
     nutpie keeps the window's draws; here the window is summarized by running covariances
     of draws and of gradients (inference/adaptation.py's Welford states), which span the
     same subspace, so the estimate needs no draw buffer and no shape that depends on the
-    window length. The result is returned as a dense (dim, dim) matrix, so the existing
-    dense kernel runs it (O(dim^2) per leapfrog step; a kernel applying U directly at
-    O(dim * rank) is not written yet).
+    window length.
+
+How the low-rank metric is applied (`pack_low_rank`, `low_rank_velocity`,
+`low_rank_momentum`): with s = D^{1/2} and U's columns orthonormal, nothing dim x dim is
+needed per leapfrog step,
+    velocity  M^{-1} p = s * (y + U ((Lambda - 1) (U^T y))),  y = s * p
+    momentum  p = (z + U ((Lambda^{-1/2} - 1) (U^T z))) / s,   z ~ N(0, I)
+(the second is a square root F of M: F F^T = D^{-1/2}(I + U(Lambda^{-1} - I)U^T)D^{-1/2}
+= M, since (I + U A U^T)^2 = I + U (A^2 + 2A) U^T), each O(dim * rank). The kernel keeps a
+fixed number `rank` of directions (shapes are static under XLA): the `rank` eigen-directions
+farthest from 1 in |log lambda|; the others, if more than `rank` are outside the cutoff, stay
+at the diagonal. That is worth it only while 2 * rank < dim (two products with a
+(dim, rank) matrix against one with a (dim, dim) one), so `packed_rank(dim)` says None below
+that and the low-rank metric is then applied as the dense matrix it equals, all directions
+kept. The packed form is one array of shape (2, rank + 1, dim), so it travels through the
+NUTS kernel like the diagonal (dim,) and dense (dim, dim) metrics, told apart by ndim:
+    packed[0, 0] = s,  packed[0, 1:] = U^T,  packed[1, 0, :rank] = Lambda,  the rest 0.
 """
 
 from __future__ import annotations
@@ -41,6 +55,9 @@ Array = jax.Array
 DEFAULT_CUTOFF = 2.0
 # Ridge on the projected covariances, relative to the scaled (order-one) coordinates.
 DEFAULT_GAMMA = 1e-5
+# Directions the O(dim * rank) kernel keeps; read at call time (tests lower it to run the
+# packed kernel on small models). Below dim = 2 * MAX_RANK the metric is applied densely.
+MAX_RANK = 50
 
 
 def shrink(estimate: Array, n: Array) -> Array:
@@ -107,3 +124,60 @@ def fisher_low_rank(
     scaled = eye + (u * (lam - 1.0)) @ u.T
     inverse = scaled * jnp.outer(s, s)
     return 0.5 * (inverse + inverse.T), diag, u, lam
+
+
+# ----------------------------------------------------------------------------- the O(dim * rank) kernel
+
+
+def packed_rank(dim: int) -> int | None:
+    """The rank of the packed low-rank kernel for a model of `dim` parameters, or None when
+    the dense (dim, dim) form is cheaper (2 * rank >= dim)."""
+    return MAX_RANK if 2 * MAX_RANK < dim else None
+
+
+def is_low_rank(inverse_mass_matrix: Array) -> bool:
+    """The packed low-rank form is the metric of ndim 3 (static: decided at trace time)."""
+    return jnp.ndim(inverse_mass_matrix) == 3
+
+
+def pack_low_rank(diag: Array, u: Array, lam: Array, rank: int) -> Array:
+    """The (2, rank + 1, dim) packed metric from `fisher_low_rank`'s D, U and Lambda, keeping
+    the `rank` directions with the largest |log lambda| (dropped ones have lambda = 1)."""
+    dim = diag.shape[0]
+    top = jnp.argsort(-jnp.abs(jnp.log(lam)))[:rank]
+    first = jnp.concatenate([jnp.sqrt(diag)[None], u[:, top].T])
+    second = jnp.zeros((rank + 1, dim), diag.dtype).at[0, :rank].set(lam[top])
+    return jnp.stack([first, second])
+
+
+def identity_packed(dim: int, rank: int, dtype=jnp.float64) -> Array:
+    """The unit metric in packed form (s = 1, Lambda = 1, U the first `rank` unit vectors)."""
+    first = jnp.concatenate([jnp.ones((1, dim), dtype), jnp.eye(rank, dim, dtype=dtype)])
+    second = jnp.zeros((rank + 1, dim), dtype).at[0, :rank].set(1.0)
+    return jnp.stack([first, second])
+
+
+def _unpack(packed: Array) -> tuple[Array, Array, Array]:
+    rank = packed.shape[1] - 1
+    return packed[0, 0], packed[0, 1:], packed[1, 0, :rank]
+
+
+def low_rank_velocity(momentum: Array, packed: Array) -> Array:
+    """M^{-1} p = s * (y + U ((Lambda - 1) (U^T y))), y = s * p: O(dim * rank)."""
+    s, ut, lam = _unpack(packed)
+    y = s * momentum
+    return s * (y + ((lam - 1.0) * (ut @ y)) @ ut)
+
+
+def low_rank_momentum(z: Array, packed: Array) -> Array:
+    """p = F z with F F^T = M: (z + U ((Lambda^{-1/2} - 1) (U^T z))) / s."""
+    s, ut, lam = _unpack(packed)
+    return (z + ((lam ** -0.5 - 1.0) * (ut @ z)) @ ut) / s
+
+
+def low_rank_dense(packed: Array) -> Array:
+    """The (dim, dim) M^{-1} the packed form applies (reported as the run's metric)."""
+    s, ut, lam = _unpack(packed)
+    scaled = jnp.eye(s.shape[0], dtype=s.dtype) + (ut.T * (lam - 1.0)) @ ut
+    inverse = scaled * jnp.outer(s, s)
+    return 0.5 * (inverse + inverse.T)
