@@ -42,6 +42,8 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes on the smallest model: checks the harness only")
     p.add_argument("--no-numpyro", action="store_true", help="skip the NumPyro side")
+    p.add_argument("--no-density-check", action="store_true",
+                   help="skip the check that the twins' log densities are pplc's")
     p.add_argument("--no-peers", action="store_true",
                    help="skip BlackJAX and nutpie (the full run needs them otherwise)")
     p.add_argument("--output-dir", type=Path, default=None,
@@ -83,7 +85,7 @@ def suite_settings(args) -> suite.Settings:
                               numpyro=not args.no_numpyro, peers=peers,
                               models=names if args.models else ("eight_schools_noncentered",))
     return suite.Settings(seeds=tuple(range(args.seeds)), numpyro=not args.no_numpyro,
-                          peers=peers, models=names,
+                          peers=peers, models=names, density_check=not args.no_density_check,
                           single_seed=tuple(filter(None, args.single_seed.split(","))))
 
 

@@ -63,8 +63,11 @@ def stochastic_volatility_noncentered(pm, T, y):
     sigma = pm.HalfCauchy("sigma", 5.0)
     h_std = pm.Normal("h_std", 0.0, 1.0, shape=T)
     h0 = mu + sigma / pt.sqrt(1 - phi**2) * h_std[0]
-    rest = pytensor.scan(lambda z, prev: mu + phi * (prev - mu) + sigma * z,
-                         sequences=[h_std[1:]], outputs_info=[h0], return_updates=False)
+    # the parameters go in as non_sequences: a scan body that closes over random
+    # variables leaves them in PyMC's log-density graph, which PyMC refuses
+    rest = pytensor.scan(lambda z, prev, mu, phi, sigma: mu + phi * (prev - mu) + sigma * z,
+                         sequences=[h_std[1:]], outputs_info=[h0],
+                         non_sequences=[mu, phi, sigma], return_updates=False)
     h = pm.Deterministic("h", pt.concatenate([h0[None], rest]))
     pm.Normal("y", 0.0, pt.exp(h / 2), observed=y)
 

@@ -317,6 +317,7 @@ class Settings:
     numpyro: bool = True
     # the other peers (benchmarks/peers.py), each run right after pplc on every seed
     peers: tuple[str, ...] = PEERS
+    density_check: bool = True     # the twins' log densities against pplc's, first
     models: tuple[str, ...] = field(default_factory=lambda: tuple(s.name for s in SPECS))
 
 
@@ -340,13 +341,13 @@ def run(settings: Settings, folder: Path, quick: bool = False, log=print) -> dic
     NumPyro and PyMC twins against pplc, "data": model -> paths}."""
     paths = write_data(folder, quick, settings.models)
     density = {}
-    if settings.numpyro:
+    if settings.numpyro and settings.density_check:
         log("  density check (pplc vs NumPyro log densities) ...")
         try:
             density = run_worker("density_check", {"models": paths})["models"]
         except Exception as exc:
             density = {"error": f"{type(exc).__name__}: {str(exc)[-400:]}"}
-    if "nutpie" in settings.peers:
+    if "nutpie" in settings.peers and settings.density_check:
         log("  density check (pplc vs the PyMC twins nutpie samples) ...")
         try:
             density_pymc = run_worker("pymc_density_check", {"models": paths})["models"]
