@@ -43,6 +43,7 @@ MODEL = ROOT / "examples" / "hierarchical_logistic" / "model.ppl"
 LOOP = HIER_LOGISTIC_SOURCE
 FORMS = {"whole-array": MODEL, "loop": LOOP}
 OUT = Path(__file__).resolve().parent / "results_sharding.md"
+SCALING = Path(__file__).resolve().parent / "results_sharding_scaling.json"
 
 
 def data(rows: int, groups: int = 50, k: int = 5, seed: int = 0) -> dict:
@@ -102,6 +103,122 @@ def measure(rows: int, repeats: int, form: str = "whole-array") -> dict:
             "grad_rel": float(np.max(np.abs(grad - grad_s)) / np.max(np.abs(grad)))}
 
 
+def scaling_point(rows: int, form: str, min_seconds: float = 1.0) -> dict:
+    """In this process: the split gradient on all its devices (one device: the data whole),
+    its wall and CPU time per call, and the compiled program's memory per device (XLA's
+    memory analysis of the SPMD program: its arguments, outputs and temporaries, which is
+    what each device holds at the peak; virtual CPU devices report no live counters)."""
+    import jax
+    import pplc
+    from pplc.inference.sharding import Placement
+
+    conditioned = pplc.compile(FORMS[form]).condition(data(rows))
+    axes = dict(conditioned.lowered.plan.sharding.axes)
+    placement = Placement.make(axes, conditioned.data)
+    placed = placement.place(conditioned.data)
+    fn = jax.jit(jax.value_and_grad(
+        lambda u, d: conditioned._log_density(u, placement.trim(d))),
+        in_shardings=(placement.replicated, placement.shardings(conditioned.data)))
+    u = jax.device_put(np.random.default_rng(1).normal(size=conditioned.dim) * 0.3,
+                       placement.replicated)
+    compiled = fn.lower(u, placed).compile()
+    memory = compiled.memory_analysis()
+    peak = int(memory.argument_size_in_bytes + memory.output_size_in_bytes
+               + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+    jax.block_until_ready(fn(u, placed))
+    start = time.perf_counter()
+    jax.block_until_ready(fn(u, placed))
+    one = time.perf_counter() - start
+    repeats = int(min(50, max(3, min_seconds / max(one, 1e-6))))
+    times, cpu = [], time.process_time()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(u, placed))
+        times.append(time.perf_counter() - start)
+    per_device = sum(int(a.addressable_shards[0].data.nbytes) for a in placed.values())
+    return {"form": form, "rows": rows, "devices": len(jax.devices()),
+            "seconds": float(np.median(times)),
+            "cpu_seconds": (time.process_time() - cpu) / repeats,
+            "peak_bytes_per_device": peak, "data_bytes_per_device": per_device,
+            "collectives": _collective_count(compiled.as_text())}
+
+
+def _collective_count(text: str) -> dict:
+    import re
+    sizes = [int(np.prod([int(d) for d in dims.split(",") if d]))
+             for op, _ in re.findall(r"= (.*?) (all-gather|all-reduce|all-to-all|"
+                                     r"collective-permute|reduce-scatter)\(", text)
+             for dims in re.findall(r"\w+\[([\d,]*)\]", op)]
+    return {"ops": len(sizes), "largest": max(sizes, default=0)}
+
+
+def scaling(rows_list, devices_list, forms, weak_rows: int) -> list[dict]:
+    """Strong (each size on each device count) and weak (weak_rows per device) scaling,
+    each point in a fresh process with that many virtual devices."""
+    points = [(form, rows, d) for form in forms for rows in rows_list for d in devices_list]
+    points += [(form, weak_rows * d, d) for form in forms for d in devices_list
+               if weak_rows * d not in rows_list]
+    results = []
+    for form, rows, d in points:
+        env = {**os.environ, "PYTHONPATH": str(ROOT),
+               "XLA_FLAGS": f"--xla_force_host_platform_device_count={d}"}
+        done = subprocess.run([sys.executable, "-m", "benchmarks.sharding", "--scaling-worker",
+                               str(rows), "--form", form], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{form}, {rows} rows, {d} devices:\n{done.stderr[-3000:]}")
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(results[-1], flush=True)
+    return results
+
+
+def scaling_report(results: list[dict], weak_rows: int) -> str:
+    load = os.getloadavg()
+    lines = ["## Scaling over virtual CPU devices", "",
+             f"{os.cpu_count()} CPU cores shared by every device (load average "
+             f"{load[0]:.1f} at the end of the run): the speed-up is bounded by the 2 cores, "
+             "not by the devices; what the tables show is the cost of splitting and the "
+             "memory each device holds. Time: median wall time of one jit(value_and_grad) "
+             "call (CPU: process CPU time, all threads). Memory per device: XLA's memory "
+             "analysis of the compiled SPMD program (arguments + outputs + temporaries).", ""]
+    by = {(r["form"], r["rows"], r["devices"]): r for r in results}
+    forms = sorted({r["form"] for r in results})
+    for form in forms:
+        sizes = sorted({r["rows"] for r in results if r["form"] == form})
+        lines += [f"### Strong scaling, {form} form (rows fixed, devices grow)", "",
+                  "| rows | devices | time (ms) | CPU (ms) | speed-up | efficiency | step "
+                  "efficiency | peak MB per device | data MB per device | collectives "
+                  "(largest, elements) |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for rows in sizes:
+            ds = sorted(d for f, n, d in by if f == form and n == rows)
+            if 1 not in ds or len(ds) < 2:
+                continue
+            base, prev = by[(form, rows, 1)], None
+            for d in ds:
+                r = by[(form, rows, d)]
+                speed = base["seconds"] / r["seconds"]
+                step = "" if prev is None else \
+                    f"{prev['seconds'] / r['seconds'] / (d / prev['devices']):.2f}"
+                lines.append(f"| {rows:,} | {d} | {1e3 * r['seconds']:.2f} | "
+                             f"{1e3 * r['cpu_seconds']:.2f} | {speed:.2f} | {speed / d:.2f} | "
+                             f"{step} | {r['peak_bytes_per_device'] / 2**20:.1f} | "
+                             f"{r['data_bytes_per_device'] / 2**20:.1f} | "
+                             f"{r['collectives']['ops']} ({r['collectives']['largest']}) |")
+                prev = r
+        lines += ["", f"### Weak scaling, {form} form ({weak_rows:,} rows per device)", "",
+                  "| devices | rows | time (ms) | CPU (ms) | efficiency | step efficiency | "
+                  "peak MB per device |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        weak = [by[(form, weak_rows * d, d)] for d in sorted({r["devices"] for r in results})
+                if (form, weak_rows * d, d) in by]
+        for k, r in enumerate(weak):
+            step = "" if k == 0 else f"{weak[k - 1]['seconds'] / r['seconds']:.2f}"
+            lines.append(f"| {r['devices']} | {r['rows']:,} | {1e3 * r['seconds']:.2f} | "
+                         f"{1e3 * r['cpu_seconds']:.2f} | {weak[0]['seconds'] / r['seconds']:.2f} "
+                         f"| {step} | {r['peak_bytes_per_device'] / 2**20:.1f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def run(rows_list, devices: int, repeats: int) -> list[dict]:
     results = []
     for form in FORMS:
@@ -145,9 +262,27 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--worker", type=int)
     parser.add_argument("--form", choices=list(FORMS), default="whole-array")
+    parser.add_argument("--scaling", action="store_true",
+                        help="strong and weak scaling over --device-counts (section of "
+                             "results_sharding.md)")
+    parser.add_argument("--device-counts", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--weak-rows", type=int, default=100_000)
+    parser.add_argument("--forms", nargs="+", choices=list(FORMS), default=list(FORMS))
+    parser.add_argument("--scaling-worker", type=int)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(measure(args.worker, args.repeats, args.form)))
+        return
+    if args.scaling_worker:
+        print(json.dumps(scaling_point(args.scaling_worker, args.form)))
+        return
+    if args.scaling:
+        results = scaling(args.rows, args.device_counts, args.forms, args.weak_rows)
+        SCALING.write_text(json.dumps(results, indent=1))
+        text = OUT.read_text() if OUT.exists() else ""
+        text = text.split("## Scaling over virtual CPU devices")[0].rstrip() + "\n\n"
+        OUT.write_text(text + scaling_report(results, args.weak_rows))
+        print(OUT.read_text())
         return
     results = run(args.rows, args.devices, args.repeats)
     OUT.write_text(report(results))
