@@ -33,7 +33,7 @@ demo: $(STAMP) dot
 	$(BIN)/python examples/supernova/demo.py out
 
 test: $(TEST_STAMP) dot
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q
 
 test-fast: $(TEST_STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"

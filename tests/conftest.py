@@ -25,6 +25,13 @@ a third of the suite's time. These settings do not change what any test computes
   chain's draws do not depend on the chain method. Off by default: it saved no CPU time in
   our measurement, and on a machine shared with other work a pinned worker cannot move off
   a busy core.
+* The longest tests start first (`pytest_collection_modifyitems`): those in LONGEST by
+  their measured cost, then the other tests marked slow, then the rest in file order.
+  `make test` runs `pytest -n 2 --dist worksteal`: each worker starts on half of that
+  order and a worker that runs out takes half of what the other has not started, from its
+  end (the shortest tests). So no worker starts a 3-minute test while the other is nearly
+  done, which the default `--dist load` allowed: it hands out runs of consecutive tests
+  in file order, and the slowest test could come last.
 """
 
 from __future__ import annotations
@@ -32,6 +39,21 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+
+# CPU seconds of the longest tests, measured one file at a time (benchmarks/suite_time.md);
+# a node id prefix matches each parametrized case. Only the order depends on these.
+LONGEST = {
+    "tests/test_conformance.py::test_reproduces_reference_posterior[hudson_lynx_hare-": 230,
+    "tests/test_benchmarks_smoke.py::test_whole_quick_run_with_numpyro": 120,
+    "tests/test_examples_more.py::test_damped_oscillator_": 60,
+    "tests/test_build_command.py::test_every_conformance_module_": 60,
+    "tests/test_build_command.py::test_every_example_module_": 50,
+    "tests/test_build_command.py::test_language_features_": 30,
+    "tests/test_conformance.py::test_reproduces_reference_posterior[gp_pois_regr-": 40,
+    "tests/test_conformance.py::test_reproduces_reference_posterior[kidiq-": 40,
+    "tests/inference/test_sbc.py::test_nuts_is_calibrated": 30,
+}
+SLOW_MARKED = 15   # a test marked slow takes more than ~10 s (pyproject.toml's markers)
 
 _made: list[str] = []   # the cache folder this process made (the controller), to delete
 
@@ -48,6 +70,20 @@ def pytest_configure(config):
     from pplc.cache import enable_compilation_cache
 
     enable_compilation_cache()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest first (see the module docstring); a stable sort keeps file order among the
+    rest, so a module's tests stay together and its module-scoped fixtures are rarely
+    built twice."""
+    items[:] = sorted(items, key=lambda item: -_expected_seconds(item))
+
+
+def _expected_seconds(item) -> float:
+    for prefix, seconds in LONGEST.items():
+        if item.nodeid.startswith(prefix):
+            return seconds
+    return SLOW_MARKED if item.get_closest_marker("slow") else 0
 
 
 def pytest_unconfigure(config):
