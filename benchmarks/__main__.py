@@ -121,10 +121,14 @@ def run_parts(args, out_dir: Path) -> list[Path]:
         if "suite" in parts:
             log(f"suite: {len(settings.models)} models, seeds {settings.seeds}")
             res = suite.run(settings, folder, quick=args.quick, log=log)
+            merged = bool(raw.get("suite"))
             raw["suite"] = merge_suite(raw.get("suite"), {
                 "settings": asdict(settings), "rows": res["rows"], "density": res["density"],
                 "density_pymc": res["density_pymc"]})
-            elapsed["suite"], t = time.perf_counter() - t, time.perf_counter()
+            # a run split model by model (`--only suite --models X`) adds up its parts
+            elapsed["suite"] = (time.perf_counter() - t
+                                + (elapsed.get("suite", 0.0) if merged else 0.0))
+            t = time.perf_counter()
         if "coldwarm" in parts:
             log("cold/warm start of `pplc sample`")
             models = (settings.models[:1] if args.quick else
@@ -139,9 +143,11 @@ def run_parts(args, out_dir: Path) -> list[Path]:
             raw["scaling"] = scaling.run((100, 1000) if args.quick else scaling.NS,
                                          numpyro=settings.numpyro, log=log)
             elapsed["scaling"] = time.perf_counter() - t
+    earlier = (raw.get("machine") or {}).get("load") if args.only else None
     raw["machine"] = machine()
-    raw["machine"]["load"] = (f"{_load(load_start)} at the start, {_load(os.getloadavg())} "
-                              "at the end")
+    load = f"{_load(load_start)} at the start, {_load(os.getloadavg())} at the end"
+    # a run in parts (`--only`) keeps each part's load
+    raw["machine"]["load"] = f"{earlier}; then {load}" if earlier else load
     elapsed["last_run"] = time.perf_counter() - started
     raw_path.write_text(json.dumps(raw, indent=1, default=str))
     return render_all(raw, out_dir)
