@@ -324,8 +324,9 @@ def cmd_sample(args) -> int:
               "marked incomplete", file=sys.stderr)
         if posterior.num_draws == 0:
             return EXIT_INTERRUPTED
+    chosen = f", metric {posterior.attrs.get('metric')} (auto)" if args.metric == "auto" else ""
     status = _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
-                                      f"{posterior.num_draws} draws"
+                                      f"{posterior.num_draws} draws{chosen}"
                                       + ("" if complete else " (INCOMPLETE)"))
     return status if complete else EXIT_INTERRUPTED
 

@@ -185,7 +185,9 @@ class ConditionedModel(Prediction):
 
         `metric`: "diag" (Stan's), "dense" (Stan's dense_e), or adapted from draws and
         gradients by minimizing the Fisher divergence (inference/metric.py): "diag-grad"
-        or "low-rank" (low-rank plus diagonal, for correlated posteriors).
+        or "low-rank" (low-rank plus diagonal, for correlated posteriors); "auto" chooses
+        from the model's dimension (`inference.metric.choose_metric`), and the fit's
+        `attrs["metric"]` says which ran.
         """
         self._refuse_if_predicting_only()
         options = check_options(chains=chains, warmup=warmup, draws=draws, seed=seed,
@@ -193,8 +195,10 @@ class ConditionedModel(Prediction):
                                 chain_method=chain_method, metric=metric)
         chains, warmup, draws, seed = (options[k] for k in ("chains", "warmup", "draws", "seed"))
         max_tree_depth, target_accept = options["max_tree_depth"], options["target_accept"]
+        from pplc.inference.metric import choose_metric
+        metric = choose_metric(options["metric"], self.dim)
         check_run_size(chains, draws, self.dim, self._values_per_draw, self.lowered.data.sizes,
-                       dense=options["metric"] in ("dense", "low-rank"))
+                       dense=metric in ("dense", "low-rank"))
         if not isinstance(init, (Posterior, str, Mapping)):
             raise error(f"unknown init {init!r}",
                         hint="init: uniform, pathfinder, a Posterior to continue from, or "
@@ -236,6 +240,7 @@ class ConditionedModel(Prediction):
                                setup, result.warmup_seconds + result.sampling_seconds,
                                {"inference_method": "nuts", "num_warmup": warmup,
                                 "seed": seed, "metric": metric,
+                                "metric_requested": options["metric"],
                                 "max_tree_depth": max_tree_depth,
                                 "complete": int(result.complete),
                                 "_inverse_metric": np.asarray(result.inverse_mass_matrix)})

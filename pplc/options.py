@@ -47,7 +47,7 @@ OPTIONS: dict[str, Option] = {
     "batch_size": _whole(1),   # minibatch ADVI's rows per step (inference/minibatch.py)
     "target_accept": Option("probability"),
     "chain_method": Option("choice", choices=("auto", "vectorized", "sequential", "parallel")),
-    "metric": Option("choice", choices=("diag", "dense", "diag-grad", "low-rank")),
+    "metric": Option("choice", choices=("diag", "dense", "diag-grad", "low-rank", "auto")),
     "init": Option("choice", choices=("uniform", "pathfinder")),
     "method": Option("choice", choices=("advi", "fullrank", "map", "laplace", "pathfinder")),
 }
