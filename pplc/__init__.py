@@ -21,16 +21,18 @@ _LAZY = {
     "InternalError": "pplc.errors",
     "Posterior": "pplc.inference.posterior",
     "load": "pplc.inference.saved",
+    "Distributed": "pplc.inference.distributed",
 }
 
 __all__ = ["compile", "Model", "ConditionedModel", "PplcError", "InternalError", "Posterior",
-           "load", "__version__"]
+           "load", "Distributed", "__version__"]
 
 if TYPE_CHECKING:  # for type checkers and editors; never run
     from pplc.errors import InternalError, PplcError
     from pplc.model import ConditionedModel, Model, compile
     from pplc.inference.posterior import Posterior
     from pplc.inference.saved import load
+    from pplc.inference.distributed import Distributed
 
 
 def __getattr__(name: str):

@@ -20,7 +20,7 @@ from pplc.errors import PplcError, error, guard_public_methods
 from pplc.inference.initialize import initial_positions
 from pplc.inference.mcmc import sample_nuts
 from pplc.inference.posterior import Posterior
-from pplc.inference.distributed import check_distributed
+from pplc.inference.distributed import check_distributed, check_same_data
 from pplc.inference.sharding import axes_to_split
 from pplc.ir.graph import Graph, Kind
 from pplc.options import check_options, check_params
@@ -204,7 +204,13 @@ class ConditionedModel(Prediction):
                         hint="init: uniform, pathfinder, a Posterior to continue from, or "
                              "a dict of initial values")
         if jax.process_count() > 1:   # a jax.distributed run (inference/distributed.py)
-            check_distributed(shard_data, chain_method)
+            chain_method = check_distributed(shard_data, chain_method, chains)
+            bound = self.lowered.data
+            check_same_data((v.name for v in self.model.graph.variables()),
+                            {**bound.sizes, **bound.arrays},
+                            getattr(self.lowered.plan.sharding, "axes", {}),
+                            bound.source.path if bound.source else "the data given",
+                            self.graph.source.text)
         started = time.perf_counter()
         key = jax.random.PRNGKey(seed)
         init_key, run_key = jax.random.split(key)

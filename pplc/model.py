@@ -95,13 +95,18 @@ class Model:
         diags.raise_if_any()
 
     def condition(self, data: Mapping[str, Any] | str | Path,
-                  data_source: Source | None = None, *, disabled_passes: tuple[str, ...] = ()
-                  ) -> "ConditionedModel":
+                  data_source: Source | None = None, *, disabled_passes: tuple[str, ...] = (),
+                  distributed=None) -> "ConditionedModel":
         """Bind data, run the passes, lower the model. The data are a dict of name ->
-        value, a pandas DataFrame (a column per array), or the path of a .json, .csv or
-        .npz file, or a list of such paths, merged (`pplc.datafiles`).
+        value, a pandas DataFrame (a column per array), or the path of a .json, .csv,
+        .npz, .npy or .parquet file, or a list of such paths, merged (`pplc.datafiles`).
 
+        `distributed=pplc.Distributed(coordinator, num_processes, process_id)` joins a run
+        of several processes first, before JAX makes any array (docs/scaling.md); then
+        `sample(shard_data=True)` splits the data over every process's devices.
         `disabled_passes` turns passes off by name (for comparison and benchmarks)."""
+        if distributed is not None:
+            distributed.join()
         self._check_externs()
         read = as_data(data)
         if read is not None:

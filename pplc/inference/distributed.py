@@ -9,14 +9,23 @@ parameters and the chains' states are replicated, so each process ends with the 
 draws, and only process 0 (`is_lead`) writes them and prints the summary.
 
 It must run before JAX starts a backend (before any array is made), so the CLI calls it
-first thing; from Python call `initialize` before conditioning a model.
+first thing; from Python `Model.condition(data, distributed=pplc.Distributed(...))` joins
+before it makes anything (JAX spells it `jax.distributed.initialize(coordinator_address,
+num_processes, process_id)`: the same three values, here one object).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import sys
+import threading
 import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
 
 from pplc.errors import error
 
@@ -40,21 +49,64 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise error(f"--process-id {process_id} is not in 0..{num_processes - 1} "
                     f"(--num-processes {num_processes})")
+    joined = (coordinator, num_processes, process_id)
+    if _JOINED:
+        if _JOINED[0] != joined:
+            raise error(f"this process already joined a run ({_describe(*_JOINED[0])}); "
+                        f"it cannot join another ({_describe(*joined)})")
+        return
     if process_id != 0:
         _wait_for(coordinator, timeout)
     import jax
     # the CPU client's collectives across processes (the default has none); GPUs use NCCL
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    done = threading.Event()
+    threading.Thread(target=_watch, args=(done, coordinator, num_processes, process_id,
+                                          timeout), daemon=True).start()
     try:
+        # JAX's own deadline later than the watch's: it ends in an abort, not an exception
         jax.distributed.initialize(coordinator_address=coordinator,
                                    num_processes=num_processes, process_id=process_id,
-                                   initialization_timeout=timeout)
+                                   initialization_timeout=int(timeout) + WATCH_MARGIN)
     except Exception as e:   # noqa: BLE001 (JAX raises several kinds; all mean: not joined)
         raise error(f"process {process_id} of {num_processes} could not join the run at "
                     f"coordinator {coordinator} within {timeout} s: {e}".splitlines()[0],
                     hint="start process 0 (the coordinator) on that host and port, and "
                          "every process with the same --coordinator and --num-processes") \
             from None
+    finally:
+        done.set()
+    _JOINED.append(joined)
+
+
+_JOINED: list = []   # the run this process joined (one per process: JAX allows one)
+WATCH_MARGIN = 30    # seconds between the watch's error and JAX's own abort
+
+
+def _describe(coordinator, num_processes, process_id) -> str:
+    return f"coordinator {coordinator}, process {process_id} of {num_processes}"
+
+
+def _watch(done: threading.Event, coordinator: str, num_processes: int, process_id: int,
+           timeout: float) -> None:
+    """End the process with an error if the run is not complete after `timeout` seconds.
+
+    JAX's `initialize` waits in C++ until every process has registered with the
+    coordinator, then aborts the process (a fatal error and a C++ stack trace); it does
+    not say how many had come. This thread says instead what was waited for, where, and
+    for how long, and exits with status 1 (the main thread is inside JAX's C++ call and
+    cannot be interrupted, so the exit is `os._exit`)."""
+    if done.wait(timeout):
+        return
+    role = "the coordinator, " if process_id == 0 else ""
+    message = error(f"process {process_id} ({role}at {coordinator}) waited {timeout:g} s "
+                    f"for all {num_processes} processes of the run to join; not all did "
+                    "(JAX does not say which)",
+                    hint=f"start every process 0..{num_processes - 1} with the same "
+                         f"--coordinator {coordinator} and --num-processes {num_processes}")
+    sys.stdout.flush()
+    print(message.render(), file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def _wait_for(coordinator: str, timeout: float) -> None:
@@ -88,14 +140,116 @@ def _int_env(name: str) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-def check_distributed(shard_data: bool, chain_method: str) -> None:
-    """What a run of several processes needs from `sample`: the data split over all the
-    processes' devices (otherwise each would hold all of it, and nothing is gained), and
-    the chains' programs called in the same order in every process (threads would
-    interleave the collectives differently, and hang)."""
+def check_distributed(shard_data: bool, chain_method: str, chains: int = 1) -> str:
+    """What a run of several processes needs from `sample`, and the chain method it runs:
+    the data split over all the processes' devices (otherwise each would hold all of it,
+    and nothing is gained), and the chains' programs called in the same order in every
+    process (threads would interleave the collectives differently, and hang).
+
+    Vectorized chains on a mesh with a chain axis (inference/sharding.py
+    `chain_and_data_shape`: 2 chains on 4 devices are 2 x 2) would put different chains
+    on different processes, and the sampler reads each chunk's draws in every process,
+    which JAX refuses for an array a process does not hold all of (measured: an internal
+    error after warmup's first chunk). Until the draws are gathered, `auto` then runs the
+    chains one after another (each on all the devices: the same draws as vectorized, up
+    to rounding), and `vectorized` asked for is refused."""
     if not shard_data:
         raise error("a run of several processes samples with the data split: add "
                     "--shard-data (sample(shard_data=True))")
     if chain_method == "parallel":
         raise error("chain_method 'parallel' (threads) cannot run across processes",
                     hint="use vectorized or sequential (auto picks vectorized)")
+    if chain_method in ("auto", "vectorized") and chains > 1:
+        import jax
+        from pplc.inference.sharding import chain_and_data_shape
+        by_chain, _ = chain_and_data_shape(len(jax.devices()), chains, True)
+        if by_chain > 1 and chain_method == "vectorized":
+            raise error(f"vectorized chains across processes: {chains} chains on "
+                        f"{len(jax.devices())} devices would put different chains on "
+                        "different processes, whose draws pplc does not gather yet",
+                        hint="use chain_method sequential (or auto), or one chain")
+        if by_chain > 1:
+            return "sequential"
+    return chain_method
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """The run of several processes (and hosts) this process joins: JAX's
+    `jax.distributed.initialize(coordinator_address, num_processes, process_id)` as one
+    object, for `Model.condition(data, distributed=...)`. A value left None comes from
+    JAX's environment variables (`JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`,
+    `JAX_PROCESS_ID`), as on the command line. `timeout`: seconds to wait for the
+    coordinator and then for every process to join, after which the process ends with an
+    error saying where it waited (docs/scaling.md)."""
+
+    coordinator: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    def join(self) -> None:
+        """Join the run (once per process; joining the same run again does nothing)."""
+        initialize(self.coordinator, self.num_processes, self.process_id, self.timeout)
+
+    @property
+    def is_lead(self) -> bool:
+        """Whether this process is the one that writes (process 0)."""
+        return is_lead()
+
+
+def check_same_data(names, data: Mapping[str, Any], split: Mapping[str, int], what: str,
+                    model_text: str) -> None:
+    """Refuse a run whose processes were given different models or data.
+
+    Every process must sample the same model on the same data: a process whose data file
+    differs (another version on one host) would otherwise add its partial sums to the
+    others' and give a posterior of no data set. Each process hashes the model's text,
+    the sizes and shapes, and each data array: a replicated array whole; a split one
+    whole where the process holds it in memory, or, read by row range (pplc/rowfiles.py),
+    the file's size and the array's shape and type (the rows themselves are read by one
+    process each, so no process can compare them). The hashes are gathered over the
+    run's own collective (one all-gather of 32 bytes per array) and compared with
+    process 0's; every process then refuses with the names of the arrays that differ and
+    the processes where they do."""
+    import jax
+    from jax.experimental import multihost_utils
+    names = sorted(names)
+    digests = np.zeros((len(names) + 1, 32), np.uint8)
+    digests[0] = np.frombuffer(hashlib.sha256(model_text.encode()).digest(), np.uint8)
+    for i, name in enumerate(names, 1):
+        digests[i] = np.frombuffer(_digest(data.get(name), name in split), np.uint8)
+    model = multihost_utils.process_allgather(digests[0])
+    if (model != model[0]).any():
+        far = [p for p in range(len(model)) if (model[p] != model[0]).any()]
+        raise error(f"the model differs between the processes of the run: process(es) "
+                    f"{', '.join(map(str, far))} compiled another model text than process 0",
+                    hint="give every process the same model file")
+    gathered = np.asarray(multihost_utils.process_allgather(digests[1:]))
+    differing = {names[i]: [p for p in range(gathered.shape[0])
+                            if (gathered[p, i] != gathered[0, i]).any()]
+                 for i in range(len(names))}
+    differing = {k: v for k, v in differing.items() if v}
+    if differing:
+        listed = "; ".join(f"'{k}' on process(es) {', '.join(map(str, v))}"
+                           for k, v in differing.items())
+        raise error(f"the data differ between the processes of the run (this is process "
+                    f"{jax.process_index()}): {listed} differ from process 0's, in {what}",
+                    hint="give every process the same data file (the same version on "
+                         "every host)")
+
+
+def _digest(value, split: bool) -> bytes:
+    """What a process can say of a data array without reading others' rows."""
+    h = hashlib.sha256()
+    if value is None:
+        return h.digest()
+    h.update(repr((tuple(np.shape(value)), str(np.dtype(value.dtype)
+                                               if hasattr(value, "dtype")
+                                               else np.asarray(value).dtype))).encode())
+    if getattr(value, "by_rows", False):   # read by row range: the file, not the rows
+        h.update(str(os.path.getsize(value.path)).encode())
+    elif not (split and hasattr(value, "addressable_shards")
+              and not value.is_fully_addressable):
+        h.update(np.ascontiguousarray(np.asarray(value)).tobytes())
+    return h.digest()
