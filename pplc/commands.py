@@ -209,14 +209,17 @@ def _prepare_run(args):
     _check_outputs(args, "summary", "output")
     model = _load(args)  # a mistake in the model is reported before JAX is imported
     if not args.no_cache:
-        from pplc.cache import enable_compilation_cache
-        enable_compilation_cache()
+        from pplc.cache import enable_executable_cache
+        enable_executable_cache()
     conditioned = _condition(model, args)
     if args.vars:
         _check_vars(conditioned, args.vars)
-    # Only now that model and data are sound: a mistake is reported without waiting for
-    # it, and the import does not contend for the interpreter while the model is lowered.
-    _import_in_background("arviz")
+    # Only ArviZ's container (--output) needs ArviZ: the summary's diagnostics are pplc's
+    # own (inference/convergence.py). Only now that model and data are sound: a mistake
+    # is reported without waiting for it, and the import does not contend for the
+    # interpreter while the model is lowered.
+    if getattr(args, "output", None):
+        _import_in_background("arviz")
     return conditioned, time.perf_counter() - started
 
 

@@ -27,6 +27,7 @@ from pplc.frontend import ast
 from pplc.frontend.check import Definitions, check_program
 from pplc.frontend.parser import parse, parse_file
 from pplc.ir.build import build_graph
+from pplc.inference.programs import ContentKeyed
 from pplc.ir.graph import Graph, Kind
 from pplc.passes.pipeline import run_passes
 from pplc.resources import check_model_size
@@ -148,7 +149,8 @@ class Model:
         optimized = run_passes(graph, disabled_passes)
         lowered = lower(optimized, bound, self.externs)
         key = _program_key(optimized, bound)
-        programs = self._programs.setdefault(key, Programs(lowered, lowered.log_density, {}))
+        programs = self._programs.get(key) or Programs(lowered, self._keyed(lowered), {})
+        self._programs[key] = programs
         if len(self._programs) > _MAX_PROGRAMS:
             self._programs.pop(next(iter(self._programs)))
         conditioned = ConditionedModel(lowered, programs=programs)
@@ -160,6 +162,15 @@ class Model:
         conditioned._lower_as_parameterized = lambda: lower(
             run_passes(graph, (*disabled_passes, "reparameterize")), bound, self.externs)
         return conditioned
+
+    def _keyed(self, lowered) -> Callable:
+        """The log density that keys the compiled programs; without externs, one that names
+        its content, so its executables can be kept on disk (`programs.ContentKeyed`): an
+        extern is Python that a change of would not show in the key."""
+        if self.externs:
+            return lowered.log_density
+        return ContentKeyed(lowered.log_density,
+                            lambda: (np.zeros(lowered.dim), lowered.runtime_data()))
 
     def _predicting(self, bound: BoundData, names: frozenset[str],
                     latent_model: "ConditionedModel | None", disabled_passes: tuple[str, ...]

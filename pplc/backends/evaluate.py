@@ -180,7 +180,10 @@ class Evaluator:
             # jnp.asarray would stage them, and integrate must see an infinite limit itself.
             args = [self(a, env) for a in e.args[1:]]
             args = [a if is_static(a) else jnp.asarray(a, jnp.float64) for a in args]
-            form = special.integrate if e.func == "integrate" else special.ode
+            if e.func == "integrate":
+                form = special.integrate
+            else:  # diffrax's import (about a second) only for a model that solves an ODE
+                from pplc.runtime.ode import ode as form
             return self._jax(e, lambda: form(fn, *args))
         args = [self(a, env) for a in e.args]
         if e.func in self.functions or e.func in self.externs:

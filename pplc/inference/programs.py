@@ -6,13 +6,27 @@ drivers build a fresh closure on every call; NumPyro's re-runs recompile for thi
 settings, the shapes/dtypes/tree structure of every argument), so a re-run with a new seed,
 new draws count or new data of the same shapes reuses the executable and compiles nothing.
 The user's function is held weakly: dropping the model frees its executables.
+
+Across processes (`persist_executables`, which `pplc sample`/`fit` turn on with the
+compilation cache): a warm XLA cache still pays for tracing and lowering the sampler's
+programs, about as long as compiling them. So an executable is also written to disk,
+serialized, under a key naming everything it was built from: the log density's content
+(`ContentKeyed`: its jaxpr's text and constants), the static settings, the arguments'
+signature, pplc's own source, JAX's version and the devices. A later process with the
+same key loads it and traces nothing. Whatever is not plainly named (a function without a
+content key, settings that are not plain values, shardings, several processes) is never
+written, and an unreadable entry is compiled anew: a miss costs time, never a wrong program.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pickle
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import Any, Callable, Hashable
 
 import jax
@@ -20,6 +34,14 @@ import numpy as np
 
 _CACHE: "weakref.WeakKeyDictionary[Callable, dict]" = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+_FOLDER: list[Path] = []   # where executables persist; empty: nowhere
+_COUNTS = {"compiled": 0, "loaded": 0}
+
+
+def counts() -> dict[str, int]:
+    """How many executables this process compiled (or had XLA's cache supply), and how
+    many it loaded whole from disk (`persist_executables`)."""
+    return dict(_COUNTS)
 
 
 def _aval(x: Any) -> tuple:
@@ -50,11 +72,130 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
     if hit is not None:
         return hit, 0.0
     start = time.perf_counter()
-    executable = jax.jit(build(), **jit_options).lower(*args).compile()
+    path = None if jit_options else _disk_path(fn_key, static, key[1])
+    executable = _load(path) if path is not None else None
+    with _LOCK:
+        _COUNTS["loaded" if executable is not None else "compiled"] += 1
+    if executable is None:
+        xla_hits = _XLA_CACHE_HITS[0]
+        executable = jax.jit(build(), **jit_options).lower(*args).compile()
+        # An executable that XLA's own cache supplied serializes without some of its
+        # functions (running the loaded copy fails: "Function ... not found"): only a
+        # freshly compiled one is written.
+        if path is not None and _XLA_CACHE_HITS[0] == xla_hits:
+            _store(path, executable)
     seconds = time.perf_counter() - start
     with _LOCK:
         per_fn[key] = executable
     return executable, seconds
+
+
+class ContentKeyed:
+    """A log density `fn(u, data)` that can name its own content, for the disk cache.
+
+    The key is the text of its jaxpr at the shapes of `example_args()` plus the bytes of
+    the constants it closes over: two functions with one key compute the same thing on
+    arguments of those shapes. It is traced only when a disk key is first asked for.
+    `fn` must not call back into Python (an extern's callback, say) with behaviour the
+    jaxpr does not show: the face wraps only densities without externs.
+    """
+
+    def __init__(self, fn: Callable, example_args: Callable[[], tuple]):
+        self.fn = fn
+        self._example_args = example_args   # called only when a key is asked for
+        self._key: str | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        return self.fn(*args, **kwargs)
+
+    def content_key(self) -> str:
+        if self._key is None:
+            avals = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype),
+                                 self._example_args())
+            closed = jax.make_jaxpr(self.fn)(*avals)
+            digest = hashlib.sha256(str(closed.jaxpr).encode())
+            for const in closed.consts:
+                value = np.asarray(const)
+                digest.update(repr((value.shape, str(value.dtype))).encode())
+                digest.update(value.tobytes())
+            self._key = digest.hexdigest()
+        return self._key
+
+
+def persist_executables(folder: str | Path | None) -> None:
+    """Write compiled executables under `folder` and load them from there (None: stop)."""
+    if not _XLA_CACHE_LISTENING:
+        jax.monitoring.register_event_listener(_count_xla_cache_hits)
+        _XLA_CACHE_LISTENING.append(True)
+    _FOLDER[:] = [Path(folder)] if folder is not None else []
+
+
+_XLA_CACHE_HITS = [0]          # programs JAX's persistent cache supplied in this process
+_XLA_CACHE_LISTENING: list[bool] = []
+
+
+def _count_xla_cache_hits(event: str, **kwargs: Any) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _XLA_CACHE_HITS[0] += 1
+
+
+def _plain(value: Any) -> bool:
+    """Whether `repr(value)` names it completely (so it may be part of a disk key)."""
+    if isinstance(value, tuple):
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (bool, int, float, str)
+
+
+_SOURCE_DIGEST: list[str] = []
+
+
+def pplc_source_digest() -> str:
+    """A hash of every pplc source file: programs of another pplc are never reused."""
+    if not _SOURCE_DIGEST:
+        digest = hashlib.sha256()
+        root = Path(__file__).resolve().parent.parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+        _SOURCE_DIGEST.append(digest.hexdigest())
+    return _SOURCE_DIGEST[0]
+
+
+def _disk_path(fn_key: Callable, static: Hashable, arg_signature: Hashable) -> Path | None:
+    content_key = getattr(fn_key, "content_key", None)
+    if not _FOLDER or content_key is None or not _plain(static) or jax.process_count() > 1:
+        return None
+    import jaxlib
+    devices = tuple((d.platform, d.device_kind) for d in jax.devices())
+    named = repr((pplc_source_digest(), content_key(), static, arg_signature,
+                  jax.__version__, jaxlib.__version__, devices,
+                  os.environ.get("XLA_FLAGS", ""), bool(jax.config.jax_enable_x64)))
+    return _FOLDER[0] / f"{hashlib.sha256(named.encode()).hexdigest()}.executable"
+
+
+def _load(path: Path):
+    """The executable stored at `path`, or None (absent, unreadable, or of another jaxlib)."""
+    from jax.experimental import serialize_executable
+    try:
+        with open(path, "rb") as f:
+            serialized, in_tree, out_tree = pickle.load(f)
+        return serialize_executable.deserialize_and_load(serialized, in_tree, out_tree)
+    except Exception:   # noqa: BLE001 - any failure to load means: compile it anew
+        return None
+
+
+def _store(path: Path, executable) -> None:
+    """Write the executable atomically (a reader sees the whole file or none); a program
+    that cannot be serialized, or a folder that cannot be written, is simply not stored."""
+    from jax.experimental import serialize_executable
+    try:
+        blob = pickle.dumps(serialize_executable.serialize(executable))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(blob)
+        os.replace(partial, path)
+    except Exception:   # noqa: BLE001
+        return
 
 
 def device_data(data: Any) -> Any:

@@ -1,8 +1,9 @@
-"""Posterior summaries and files: ArviZ's diagnostics and container, the summary JSON,
+"""Posterior summaries and files: the diagnostics, ArviZ's container, the summary JSON,
 netCDF draws.
 
-R-hat (rank-normalized, split) and bulk/tail ESS come from ArviZ, so they are the numbers
-the field already trusts. The Monte Carlo standard error of the mean is ArviZ's and Stan's
+R-hat (rank-normalized, split) and bulk/tail ESS are ArviZ's definitions, computed in NumPy
+(inference/convergence.py, tested equal to ArviZ's to rounding), so they are the numbers
+the field already trusts without waiting seconds for ArviZ's import. The Monte Carlo standard error of the mean is ArviZ's and Stan's
 (Vehtari et al. 2021): sd / sqrt(ESS of the mean), with the plain (not rank-normalized)
 ESS. The summary JSON is a public interface:
 
@@ -25,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from pplc.errors import did_you_mean, error
+from pplc.inference import convergence
 from pplc.files import write_atomically, write_bytes
 
 STAT_KEYS = ("mean", "sd", "q5", "q50", "q95", "r_hat", "ess_bulk", "ess_tail", "mcse_mean")
@@ -194,24 +196,20 @@ def summarize(posterior: Mapping[str, np.ndarray],
     `labels` names the elements of variables whose elements are not simply indexed in C
     order (the imputed entries of a partly observed variable: `y[3]`, `y[7]`)."""
     labels = labels or {}
-    import xarray as xr
-
-    az = _arviz()
     out: dict[str, dict[str, float]] = {}
     for name, draws in posterior.items():
         draws = np.asarray(draws, dtype=float)
         chains, n = draws.shape[:2]
         shape = draws.shape[2:]
         flat = draws.reshape(chains, n, -1)
-        data = xr.Dataset({"x": (("chain", "draw", "element"), flat)})
-        with np.errstate(invalid="ignore", divide="ignore"), _quiet_arviz():
+        columns = [flat[:, :, k] for k in range(flat.shape[2])]
+        with np.errstate(invalid="ignore", divide="ignore"):
             # R-hat compares chains: one chain (ADVI, Laplace, Pathfinder draws) has none.
-            r_hat = np.asarray(az.rhat(data)["x"]) if chains > 1 else np.full(flat.shape[2],
-                                                                             np.nan)
-            ess_bulk = np.asarray(az.ess(data, method="bulk")["x"])
-            ess_tail = np.asarray(az.ess(data, method="tail")["x"])
+            r_hat = np.array([convergence.rhat(c) if chains > 1 else np.nan for c in columns])
+            ess_bulk = np.array([convergence.ess_bulk(c) for c in columns])
+            ess_tail = np.array([convergence.ess_tail(c) for c in columns])
             # The ESS of the mean itself (no rank normalization): what the MCSE needs.
-            ess_mean = np.asarray(az.ess(data, method="mean")["x"])
+            ess_mean = np.array([convergence.ess_mean(c) for c in columns])
         pooled = flat.reshape(chains * n, -1)
         q5, q50, q95 = np.quantile(pooled, [0.05, 0.5, 0.95], axis=0)
         mean = pooled.mean(axis=0)
@@ -227,19 +225,6 @@ def summarize(posterior: Mapping[str, np.ndarray],
                 "mcse_mean": _num(mcse_mean[k]),
             }
     return out
-
-
-class _quiet_arviz:
-    """ArviZ logs a shape warning for single-chain input; the summary says so itself."""
-
-    def __enter__(self):
-        import logging
-        self.logger = logging.getLogger("arviz")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.ERROR)
-
-    def __exit__(self, *exc):
-        self.logger.setLevel(self.level)
 
 
 def _num(x) -> float | None:

@@ -9,7 +9,8 @@ import pytest
 from scipy import integrate as sp_integrate
 from scipy.stats import norm
 
-from pplc.runtime.special import DEFAULT_NUM_NODES, integrate, ode
+from pplc.runtime.ode import ode
+from pplc.runtime.special import DEFAULT_NUM_NODES, integrate
 
 jax.config.update("jax_enable_x64", True)
 

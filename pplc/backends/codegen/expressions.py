@@ -235,7 +235,7 @@ class ExprWriter:
         for a in e.args[1:]:
             text = self(a)
             args.append(text if self.is_static(a) else f"{self.c.helper('_f64')}({text})")
-        form = self.c.require("pplc.runtime.special", e.func)
+        form = self.c.require(f"pplc.runtime.{'special' if e.func == 'integrate' else 'ode'}", e.func)
         return f"{form}({', '.join(args)})"
 
     # ------------------------------------------------------------ nodes passes build

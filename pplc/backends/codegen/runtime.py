@@ -2,7 +2,7 @@
 
 A generated module must not import pplc, yet its numbers must be pplc's to rounding. So the
 distribution densities and samplers (runtime/distributions.py), the vector constraint
-transforms (runtime/transforms.py), `integrate` and `ode` (runtime/special.py) and the
+transforms (runtime/transforms.py), `integrate` (runtime/special.py), `ode` (runtime/ode.py) and the
 passes' helpers (runtime/functions.py) are copied into it by source: `Runtime.require`
 finds a top-level definition in its module, copies it with the definitions and imports it
 reads (transitively, dependencies first), and nothing else, so a module carries only what
@@ -27,7 +27,7 @@ from pplc.errors import InternalError
 HELPERS = "pplc.backends.codegen.helpers"
 SOURCES = (HELPERS, "pplc.runtime.numerics", "pplc.runtime.densities", "pplc.runtime.multivariate",
            "pplc.runtime.cdfs", "pplc.runtime.distributions", "pplc.runtime.transforms",
-           "pplc.runtime.special", "pplc.runtime.functions", "pplc.runtime.scans")
+           "pplc.runtime.special", "pplc.runtime.ode", "pplc.runtime.functions", "pplc.runtime.scans")
 _ALLOWED_IMPORTS = ("jax", "numpy", "diffrax", "math", "functools", "typing", "__future__")
 
 

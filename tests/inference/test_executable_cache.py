@@ -1,0 +1,158 @@
+"""Executables kept whole on disk (inference/programs.py, `persist_executables`).
+
+What must hold: a program loaded from disk is the program that would have been compiled
+(same draws, bit for bit), and a key never names two different programs: a change of the
+model's text, of the data's shapes, or of pplc itself is a miss, not a stale program; a
+change of data values (a runtime argument) is a hit with the new values' results. An
+entry that cannot be read is compiled anew. An executable that XLA's own cache supplied
+is not written (loading such a copy fails when it runs), and nothing breaks for it.
+
+Within one process a newly compiled Model has new log-density objects, so the in-memory
+cache misses and the disk is asked: that exercises write and read. The CLI test runs two
+processes, as a user does.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pplc
+from pplc.inference import programs
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHOOLS = ROOT / "examples" / "eight_schools"
+DATA = json.loads((SCHOOLS / "data.json").read_text())
+SOURCE = (SCHOOLS / "model.ppl").read_text()
+RUN = dict(chains=1, warmup=60, draws=40, seed=3, progress=False)
+
+
+_SEQUENCE = """
+import json, sys
+from pathlib import Path
+import numpy as np
+import pplc
+from pplc.cache import enable_compilation_cache
+from pplc.inference import programs
+
+source, data, run = json.loads(sys.argv[2])
+folder = Path(sys.argv[1])
+enable_compilation_cache(folder)   # a cache of this process's own: every compile is fresh
+
+
+def draws(source, data):
+    p = pplc.compile(source).condition(data).sample(**run)
+    return np.concatenate([np.ravel(p[name]) for name in ("mu", "tau", "theta")]).tolist()
+
+
+def loads(source, data):
+    before = programs.counts()["loaded"]
+    out = draws(source, data)
+    return programs.counts()["loaded"] - before, out
+
+
+other_values = {**data, "y": [v + 1.0 for v in data["y"]]}
+other_text = source.replace("5)", "6)", 1)
+fewer = {"J": 7, "y": data["y"][:7], "sigma": data["sigma"][:7]}
+result = {}
+programs.persist_executables(folder / "executables")
+result["first"] = draws(source, data)
+stored = sorted((folder / "executables").iterdir())
+result["stored"] = len(stored)
+result["same"] = loads(source, data)        # a new Model: only the disk can answer
+result["other values"] = loads(source, other_values)
+result["other text"] = loads(other_text, data)
+result["other shapes"] = loads(source, fewer)
+for path in stored:
+    path.write_bytes(b"not an executable")
+result["unreadable"] = loads(source, data)
+programs.persist_executables(None)          # the references: compiled, not loaded
+result["reference"] = {name: draws(*case) for name, case in {
+    "same": (source, data), "other values": (source, other_values),
+    "other text": (other_text, data), "other shapes": (source, fewer)}.items()}
+print(json.dumps(result))
+"""
+
+
+def test_a_loaded_program_gives_the_compiled_ones_draws_and_keys_miss_on_any_change(tmp_path):
+    out = subprocess.run([sys.executable, "-c", _SEQUENCE, str(tmp_path),
+                          json.dumps([SOURCE, DATA, RUN])],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    reference = r["reference"]
+    assert reference["same"] != reference["other text"] != reference["other values"]
+    assert r["stored"] >= 2, "nothing was written"
+    assert r["first"] == reference["same"]
+    n, draws = r["same"]
+    assert n >= 2 and draws == reference["same"]
+    n, draws = r["other values"]          # values are arguments: a hit, with their results
+    assert n >= 2 and draws == reference["other values"]
+    n, draws = r["other text"]            # another density: a miss
+    assert n == 0 and draws == reference["other text"]
+    n, draws = r["other shapes"]          # other shapes: a miss
+    assert n == 0 and draws == reference["other shapes"]
+    n, draws = r["unreadable"]            # unreadable entries: compiled anew
+    assert n == 0 and draws == reference["same"]
+
+
+def test_a_model_with_an_extern_is_never_written(tmp_path):
+    source = "extern def shift(x)\n" + SOURCE.replace("mu ~ Normal(0, 5)", "mu ~ Normal(shift(0.0), 5)")
+    assert source.count("shift(") == 2
+    programs.persist_executables(tmp_path / "executables")
+    try:
+        pplc.compile(source, externs={"shift": lambda x: x}).condition(DATA).sample(**RUN)
+    finally:
+        programs.persist_executables(None)
+    assert not (tmp_path / "executables").exists() or not any((tmp_path / "executables").iterdir())
+
+
+_PROCESS = """
+import json, sys
+import numpy as np
+import pplc
+from pplc.cache import enable_compilation_cache
+from pplc.inference import programs
+folder = sys.argv[1]
+enable_compilation_cache(folder)
+if sys.argv[2] == "keep":
+    programs.persist_executables(folder + "/executables")
+p = pplc.compile({source!r}).condition({data!r}).sample(chains=1, warmup=60, draws=40, seed=3,
+                                                        progress=False)
+print(json.dumps({{"draws": np.ravel(p["theta"]).tolist(), **programs.counts()}}))
+"""
+
+
+def test_programs_that_xlas_cache_supplied_are_not_written_and_later_runs_still_work(tmp_path):
+    code = _PROCESS.format(source=SOURCE, data=DATA)
+
+    def run(mode):
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cache"), mode],
+                             capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    plain = run("xla-only")        # fills XLA's cache only
+    supplied = run("keep")         # XLA's cache supplies the programs: nothing written
+    again = run("keep")            # must run (a broken copy would fail here) and agree
+    assert supplied["loaded"] == 0 and again["loaded"] == 0
+    assert plain["draws"] == supplied["draws"] == again["draws"]
+
+
+def test_the_second_pplc_sample_loads_its_programs_and_prints_the_same_summary(tmp_path):
+    env_cache = {"PPLC_CACHE_DIR": str(tmp_path / "cache")}
+    import os
+
+    def run(name):
+        out = subprocess.run(
+            [sys.executable, "-m", "pplc.cli", "sample", str(SCHOOLS / "model.ppl"), "--data",
+             str(SCHOOLS / "data.json"), "--chains", "2", "--warmup", "100", "--draws", "100",
+             "--seed", "5", "--quiet", "--summary", str(tmp_path / name)],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env_cache})
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads((tmp_path / name).read_text())
+
+    first, second = run("first.json"), run("second.json")
+    kept = list((tmp_path / "cache").glob("*/executables/*.executable"))
+    assert kept, "the first run kept no executable"
+    assert first["parameters"] == second["parameters"]

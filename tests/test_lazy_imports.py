@@ -1,0 +1,54 @@
+"""Heavy libraries are imported only by the runs that need them (issue 16, item 5).
+
+diffrax (with equinox) costs about a second of import: only a model that solves an `ode`
+imports it. ArviZ and xarray: only writing ArviZ's container (`--output`) needs them; the
+summary's diagnostics are pplc's own (inference/convergence.py).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_CODE = """
+import sys, json
+import numpy as np
+import pplc
+m = pplc.compile({model!r}).condition({data!r})
+m.unconstrained_log_density(np.zeros(m.dim))
+print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}} & {{"diffrax", "arviz", "xarray"}})))
+"""
+
+
+def _imported(example: str) -> list[str]:
+    folder = ROOT / "examples" / example
+    code = _CODE.format(model=str(folder / "model.ppl"), data=str(folder / "data.json"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_model_without_an_ode_never_imports_diffrax():
+    assert _imported("eight_schools") == []
+
+
+def test_a_model_with_an_ode_does():
+    assert _imported("damped_oscillator") == ["diffrax"]
+
+
+def test_pplc_sample_without_output_imports_neither_arviz_nor_xarray(tmp_path):
+    code = ("import runpy, sys, atexit\n"
+            "atexit.register(lambda: print('MODULES', sorted({m.split('.')[0] for m in sys.modules}"
+            " & {'arviz', 'xarray', 'diffrax'}), file=sys.stderr))\n"
+            "sys.argv = ['pplc'] + sys.argv[1:]\n"
+            "runpy.run_module('pplc.cli', run_name='__main__')\n")
+    folder = ROOT / "examples" / "eight_schools"
+    out = subprocess.run([sys.executable, "-c", code, "sample", str(folder / "model.ppl"),
+                          "--data", str(folder / "data.json"), "--chains", "1", "--warmup",
+                          "50", "--draws", "50", "--quiet", "--no-cache",
+                          "--summary", str(tmp_path / "s.json")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "MODULES []" in out.stderr, out.stderr[-2000:]
