@@ -149,9 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also draw the posterior predictive and the pointwise "
                              "log-likelihood, and each latent's log prior (groups "
                              "posterior_predictive, log_likelihood, log_prior)")
-    sample.add_argument("--shard-data", action="store_true",
+    sample.add_argument("--shard-data", nargs="?", const=True, default=False,
+                        choices=["auto"], metavar="auto",
                         help="split the arrays of observations across the JAX devices, "
-                             "as 'pplc ir --plan' shows (docs/scaling.md)")
+                             "as 'pplc ir --plan' shows; 'auto': only where each device's "
+                             "share pays for the collective (docs/scaling.md)")
     sample.add_argument("--coordinator", metavar="HOST:PORT",
                         help="join a run of several processes (jax.distributed; with "
                              "--shard-data each holds its own rows; process 0 writes the "

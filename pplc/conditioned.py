@@ -21,7 +21,7 @@ from pplc.inference.initialize import initial_positions
 from pplc.inference.mcmc import sample_nuts
 from pplc.inference.posterior import Posterior
 from pplc.inference.distributed import check_distributed, check_same_data
-from pplc.inference.sharding import axes_to_split
+from pplc.inference.sharding import axes_to_split, should_split
 from pplc.ir.graph import Graph, Kind
 from pplc.options import check_options, check_params
 from pplc.prediction import Prediction, tuple_text
@@ -163,7 +163,7 @@ class ConditionedModel(Prediction):
                *, max_tree_depth: int = 10, target_accept: float = 0.8,
                chain_method: str = "auto", init: "str | Posterior" = "uniform",
                metric: str = "diag", progress: "bool | Callable | None" = None,
-               shard_data: bool = False) -> Posterior:
+               shard_data: "bool | str" = False) -> Posterior:
         """Draw from the posterior with NUTS (Stan's warmup: step size and diagonal metric).
 
         Initial points are uniform(-2, 2) on the unconstrained space, as in Stan. Draws come
@@ -182,6 +182,8 @@ class ConditionedModel(Prediction):
 
         `shard_data=True` splits the arrays of observations across the JAX devices, as the
         plan says (`pplc ir --plan`; docs/scaling.md); the result is the same.
+        `shard_data="auto"` splits them when there are several devices and each device's
+        share is large enough to pay for the collective (the plan says which).
 
         `metric`: "diag" (Stan's), "dense" (Stan's dense_e), or adapted from draws and
         gradients by minimizing the Fisher divergence (inference/metric.py): "diag-grad"
@@ -203,6 +205,7 @@ class ConditionedModel(Prediction):
             raise error(f"unknown init {init!r}",
                         hint="init: uniform, pathfinder, a Posterior to continue from, or "
                              "a dict of initial values")
+        shard_data = should_split(shard_data, self.lowered.plan.sharding)
         if jax.process_count() > 1:   # a jax.distributed run (inference/distributed.py)
             chain_method = check_distributed(shard_data, chain_method, chains)
             bound = self.lowered.data

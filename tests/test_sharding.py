@@ -158,6 +158,40 @@ def test_the_command_line_refuses_at_the_observation(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_auto_splits_only_where_a_devices_share_pays_for_the_collective():
+    from pplc.backends.sharding import AUTO_MIN_BYTES_PER_DEVICE, Sharding
+    from pplc.errors import PplcError
+    from pplc.inference.sharding import should_split
+    big = Sharding("N", 10**6, None, {"y": 0}, nbytes=16 * AUTO_MIN_BYTES_PER_DEVICE)
+    assert [big.auto(d) for d in (1, 2, 4, 16, 17)] == [False, True, True, True, False]
+    assert "auto splits over 2 to 16 devices (64 MiB to split, 4 MiB a device" \
+        in big.describe()
+    small = Sharding("N", 1000, None, {"y": 0}, nbytes=8000)
+    assert not small.auto(8) and "auto keeps the data whole" in small.describe()
+    assert should_split(True, small, 1) and not should_split(False, big, 8)
+    assert should_split("auto", big, 4) and not should_split("auto", small, 4)
+    assert not should_split("auto", Sharding(None, 0, None), 4)   # nothing to split: no error
+    with pytest.raises(PplcError, match="shard_data must be True, False or 'auto', not 'yes'"):
+        should_split("yes", big, 4)
+    # The plan measures what it would split: hierarchical logistic's 1001 rows of g, X, y.
+    name, model, data = models()[0]
+    sharding = model.condition(data).lowered.plan.sharding
+    assert sharding.nbytes == 1001 * (8 + 3 * 8 + 8)
+
+
+def test_the_command_line_takes_shard_data_alone_or_auto():
+    from pplc.cli import build_parser
+    from pplc.errors import PplcError
+    parse = lambda *a: build_parser().parse_args(["sample", "m.ppl", "--data", "d", *a])
+    assert parse().shard_data is False
+    assert parse("--shard-data").shard_data is True
+    assert parse("--shard-data", "auto").shard_data == "auto"
+    assert build_parser().parse_args(["sample", "m.ppl", "--shard-data", "--data", "d"]
+                                     ).shard_data is True
+    with pytest.raises(PplcError, match="invalid choice: 'yes'"):
+        parse("--shard-data", "yes")
+
+
 # ---------------------------------------------------------------- several devices
 def run_on_devices(devices: int, *what: str) -> dict:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
@@ -198,6 +232,14 @@ def test_loops_over_rows_split_without_moving_rows_when_the_devices_divide_them(
         assert r["value_rel"] <= 1e-12 and r["grad_rel"] <= 1e-12, (name, r)
         assert r["collectives"], name   # the split did happen
         assert all(n <= 20 for op, kind, n in r["collectives"]), (name, r["collectives"])
+
+
+def test_sample_with_auto_splits_large_data_and_keeps_small_data_whole():
+    # 4 devices; the threshold lowered (the subprocess side) so that 1001 rows count as
+    # large at 2000 bytes a device and as small at 10^6: sample() hands the split to NUTS
+    # in the first case only.
+    r = run_on_devices(4, "auto")
+    assert r == {"large": {"g": 0, "y": 0}, "small": None}, r
 
 
 @pytest.mark.slow
@@ -327,6 +369,32 @@ def _even() -> dict:
     return out
 
 
+def _auto() -> dict:
+    import pplc.backends.sharding as plan_sharding
+    import pplc.conditioned
+    from pplc.errors import InternalError
+
+    class Handed(Exception):
+        pass
+
+    def handed(*args, shard_data=None, **kwargs):
+        raise Handed(shard_data)
+
+    pplc.conditioned.sample_nuts = handed   # what sample() would run, not the run
+    name, model, data = models()[1]
+    conditioned = model.condition(data)
+    out = {}
+    for label, threshold in (("large", 2000), ("small", 10**6)):
+        plan_sharding.AUTO_MIN_BYTES_PER_DEVICE = threshold
+        try:
+            conditioned.sample(chains=1, warmup=10, draws=10, progress=False,
+                               shard_data="auto")
+        except InternalError as exc:   # the public method wraps what it did not expect
+            assert isinstance(exc.__cause__, Handed), exc
+            out[label] = exc.__cause__.args[0]
+    return out
+
+
 def _posterior() -> dict:
     import arviz
     name, model, data = models()[0]
@@ -359,4 +427,5 @@ def _methods() -> dict:
 
 if __name__ == "__main__":
     print(json.dumps({"density": _density, "posterior": _posterior, "even": _even,
+                      "auto": _auto,
                       "methods": _methods}[sys.argv[1]]()))

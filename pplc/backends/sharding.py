@@ -31,6 +31,10 @@ from pplc.frontend import ast
 from pplc.ir.graph import Graph, Kind, Piece, reads_itself
 
 RECURSIVE_CALLS = frozenset({"hmm_forward", "hmm_smooth"})
+# `shard_data="auto"` splits when each device's share of the split arrays is at least this
+# (docs/scaling.md, measured with benchmarks/sharding.py on CPU devices: at 1.4 MB a
+# device the split gradient cost about what it saved, from about 4 MB on it cost less).
+AUTO_MIN_BYTES_PER_DEVICE = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,21 @@ class Sharding:
     # where the devices do not divide the rows: then they are read by gathers, their rows
     # gathered onto every device (inference/sharding.py, docs/scaling.md)
     by_row: Mapping[str, int] = field(default_factory=dict)
+    nbytes: int = 0   # the split arrays' bytes (auto's measure of the work to split)
+
+    def auto(self, devices: int) -> bool:
+        """Whether `shard_data="auto"` splits over `devices`: more than one, something to
+        split, and each device's share large enough to pay for the collective."""
+        return (devices > 1 and bool(self.axes)
+                and self.nbytes / devices >= AUTO_MIN_BYTES_PER_DEVICE)
+
+    def describe_auto(self) -> str:
+        mib = AUTO_MIN_BYTES_PER_DEVICE / 2**20
+        most = int(self.nbytes // AUTO_MIN_BYTES_PER_DEVICE)
+        share = f"{self.nbytes / 2**20:.3g} MiB to split, {mib:g} MiB a device at least"
+        if not self.axes or most < 2:
+            return f"auto keeps the data whole ({share})"
+        return f"auto splits over 2 to {most} devices ({share}), else keeps them whole"
 
     def describe(self) -> str:
         if self.size is None:
@@ -62,7 +81,7 @@ class Sharding:
                      f"{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))}): split "
                      f"too where the devices divide {self.size} = {self.extent}, else "
                      "gathered onto every device (docs/scaling.md)")
-        return text
+        return text + "; " + self.describe_auto()
 
 
 def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[str, int],
@@ -113,7 +132,10 @@ def decide(graph: Graph, shapes: Mapping[str, tuple[int, ...]], sizes: Mapping[s
             for read in sorted({n.id for n in _reads(piece)} & set(axes)):
                 del axes[read]
                 whole[read] = f"read by {what}, which runs in order along its loop"
-    return Sharding(size, extent, candidates[size], axes, whole, _by_row(graph, size, axes))
+    nbytes = sum(int(getattr(arrays[name], "nbytes", 0)) for name in axes
+                 if isinstance(arrays, Mapping) and name in arrays)
+    return Sharding(size, extent, candidates[size], axes, whole, _by_row(graph, size, axes),
+                    nbytes)
 
 
 def _by_row(graph: Graph, size: str, axes: Mapping[str, int]) -> dict[str, int]:

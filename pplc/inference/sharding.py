@@ -160,6 +160,17 @@ def sharded_value_and_grad(log_density: Callable, data: Mapping[str, Any],
                         placed)
 
 
+def should_split(shard_data, sharding, devices: int | None = None) -> bool:
+    """`shard_data` (True, False or "auto") as a decision: "auto" splits when the plan's
+    `Sharding.auto` says so for this process's devices (backends/sharding.py)."""
+    if shard_data is True or shard_data is False:
+        return shard_data
+    if shard_data != "auto":
+        raise error(f"shard_data must be True, False or 'auto', not {shard_data!r}")
+    devices = len(jax.devices()) if devices is None else devices
+    return sharding is not None and sharding.size is not None and sharding.auto(devices)
+
+
 def axes_to_split(sharding, source=None) -> dict[str, int]:
     """The plan's split (backends/sharding.py `Sharding`) as name -> axis, or an error
     located where the plan looked when there is nothing to split."""
