@@ -159,6 +159,33 @@ def test_processes_that_never_come_are_an_error_naming_the_coordinator(tmp_path)
     assert "Check failure" not in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
+def test_each_process_places_only_its_own_rows_read_from_the_file(tmp_path):
+    """The placement's half of reading by row range: the split arrays given as rows of an
+    `.npz` file (pplc/rowfiles.py) are read by each process in its own rows only (counted
+    in bytes), and the density over 2 processes still equals one device's. (The
+    conditioning before it still reads the file whole: docs/scaling.md.)"""
+    import pplc
+    data = json.loads(_data(tmp_path).read_text())
+    np.savez(tmp_path / "rows.npz", g=np.asarray(data["g"], np.int64),
+             X=np.asarray(data["X"], np.float64), y=np.asarray(data["y"], np.int64))
+    (tmp_path / "sizes.json").write_text(json.dumps({k: data[k] for k in ("N", "G", "K")}))
+    runs = _processes(lambda port, i: [sys.executable, __file__, "rows", str(tmp_path),
+                                       f"127.0.0.1:{port}", str(i)])
+    assert [r[0] for r in runs] == [0, 0], [r[2][-2000:] for r in runs]
+    two = json.loads(runs[0][1].splitlines()[-1])
+    # process 0: rows 0..499; process 1: rows 500..998 and row 998 again for its padding
+    assert two["rows_read"] == {"g": [[[0, 500]], [[500, 999], [998, 999]]],
+                                "X": [[[0, 500]], [[500, 999], [998, 999]]],
+                                "y": [[[0, 500]], [[500, 999], [998, 999]]]}
+    assert two["bytes_read"] == {"g": [4000, 4000], "X": [12000, 12000], "y": [4000, 4000]}
+    assert two["whole_reads"] == 0
+    conditioned = pplc.compile(HIER / "model.ppl").condition(data)
+    value, grad = conditioned.value_and_grad(np.asarray(two["u"]))
+    assert abs(two["value"] - value) <= 1e-12 * abs(value)
+    assert np.max(np.abs(np.asarray(two["grad"]) - grad)) <= 1e-12 * np.max(np.abs(grad))
+
+
 def test_a_process_id_outside_the_run_is_a_clear_error():
     done = subprocess.run([sys.executable, "-m", "pplc.cli", "sample",
                            str(HIER / "model.ppl"), "--data", str(HIER / "data.json"),
@@ -206,6 +233,36 @@ def _density(data: str, coordinator: str, process_id: str) -> None:
                           "grad": np.asarray(grad).tolist()}))
 
 
+def _rows(folder: str, coordinator: str, process_id: str) -> None:
+    from pplc.inference import distributed
+    joined = distributed.Distributed(coordinator, 2, int(process_id))
+    import jax
+    from jax.experimental import multihost_utils
+    import pplc
+    from pplc.backends.data import bind_data
+    from pplc.datafiles import read_data
+    from pplc.inference.sharding import sharded_value_and_grad
+    files = [Path(folder) / "rows.npz", Path(folder) / "sizes.json"]
+    conditioned = pplc.compile(HIER / "model.ppl").condition(files, distributed=joined)
+    rows, source = read_data(files, by_rows=True)
+    bound = bind_data(conditioned.unoptimized_graph, rows, source)
+    axes = dict(conditioned.lowered.plan.sharding.axes)
+    data = {**conditioned.data, **{k: bound.arrays[k] for k in axes}}
+    u = np.random.default_rng(1).normal(size=conditioned.dim) * 0.5
+    value, grad = sharded_value_and_grad(conditioned._log_density, data, axes)(u)
+    read = {k: (rows[k].rows_read, rows[k].bytes_read, rows[k].whole_reads) for k in axes}
+    gathered = {k: multihost_utils.process_allgather(
+        np.asarray([[*r, n, w] for r in read[k][0] + [(0, 0)] * (2 - len(read[k][0]))
+                    for n, w in [(read[k][1], read[k][2])]])) for k in axes}
+    if jax.process_index() == 0:
+        print(json.dumps({
+            "u": u.tolist(), "value": float(value), "grad": np.asarray(grad).tolist(),
+            "rows_read": {k: [[r[:2].tolist() for r in p if r[1] > r[0]] for p in v]
+                          for k, v in gathered.items()},
+            "bytes_read": {k: [int(p[0, 2]) for p in v] for k, v in gathered.items()},
+            "whole_reads": int(sum(int(p[0, 3]) for v in gathered.values() for p in v))}))
+
+
 def _alone(coordinator: str) -> None:
     from pplc.inference import distributed
     distributed.Distributed(coordinator, 3, 0, timeout=2).join()   # the others never come
@@ -227,5 +284,5 @@ def _api(data: str, coordinator: str, processes: str, process_id: str, out: str,
 
 
 if __name__ == "__main__":
-    {"density": _density, "unreachable": _unreachable, "alone": _alone,
-     "api": _api}[sys.argv[1]](*sys.argv[2:])
+    {"density": _density, "unreachable": _unreachable, "alone": _alone, "api": _api,
+     "rows": _rows}[sys.argv[1]](*sys.argv[2:])
