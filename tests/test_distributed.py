@@ -186,6 +186,19 @@ def test_each_process_places_only_its_own_rows_read_from_the_file(tmp_path):
     assert np.max(np.abs(np.asarray(two["grad"]) - grad)) <= 1e-12 * np.max(np.abs(grad))
 
 
+def test_distributed_takes_jax_environment_variables_and_joins_one_run_only():
+    port = _free_port()
+    env = {**_env(), "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "1",
+           "JAX_PROCESS_ID": "0"}
+    done = subprocess.run([sys.executable, __file__, "again", f"127.0.0.1:{port}"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-2:] == [
+        "joined: 1 process, lead True",
+        f"error: this process already joined a run (coordinator 127.0.0.1:{port}, process 0 "
+        f"of 1); it cannot join another (coordinator 127.0.0.1:{port}, process 0 of 2)"]
+
+
 def test_a_process_id_outside_the_run_is_a_clear_error():
     done = subprocess.run([sys.executable, "-m", "pplc.cli", "sample",
                            str(HIER / "model.ppl"), "--data", str(HIER / "data.json"),
@@ -263,6 +276,19 @@ def _rows(folder: str, coordinator: str, process_id: str) -> None:
             "whole_reads": int(sum(int(p[0, 3]) for v in gathered.values() for p in v))}))
 
 
+def _again(coordinator: str) -> None:
+    import jax
+    import pplc
+    joined = pplc.Distributed()   # all three from JAX's environment variables
+    joined.join()
+    joined.join()                 # the same run again: nothing to do
+    print(f"joined: {jax.process_count()} process, lead {joined.is_lead}")
+    try:
+        pplc.Distributed(coordinator, 2, 0).join()
+    except pplc.PplcError as e:
+        print(e)
+
+
 def _alone(coordinator: str) -> None:
     from pplc.inference import distributed
     distributed.Distributed(coordinator, 3, 0, timeout=2).join()   # the others never come
@@ -285,4 +311,4 @@ def _api(data: str, coordinator: str, processes: str, process_id: str, out: str,
 
 if __name__ == "__main__":
     {"density": _density, "unreachable": _unreachable, "alone": _alone, "api": _api,
-     "rows": _rows}[sys.argv[1]](*sys.argv[2:])
+     "rows": _rows, "again": _again}[sys.argv[1]](*sys.argv[2:])
