@@ -231,7 +231,8 @@ def _program_key(graph: Graph, bound) -> Hashable:
     where entries are missing. Data values are runtime arguments, never part of a program."""
     return (tuple(graph.variables()),
             tuple(sorted((k, int(v)) for k, v in bound.sizes.items())),
-            tuple(sorted((k, np.shape(v), str(np.asarray(v).dtype))
+            tuple(sorted((k, np.shape(v), str(getattr(v, "dtype", None)   # not read whole
+                                              or np.asarray(v).dtype))
                          for k, v in bound.arrays.items())),
             tuple(sorted((k, m.shape, m.tobytes()) for k, m in bound.missing.items())))
 
