@@ -279,6 +279,20 @@ def _check_vars(conditioned, names: Sequence[str]) -> None:
 
 
 def cmd_fit(args) -> int:
+    from pplc.streaming import mappable
+    if args.batch_size is not None and args.method in ("advi", "fullrank") \
+            and mappable(args.data):   # the rows streamed from the files, never read whole
+        from pplc.streaming import fit_mapped, read_mapped
+        _check_outputs(args, "summary", "output")
+        model = _load(args)
+        if not args.no_cache:
+            from pplc.cache import enable_compilation_cache
+            enable_compilation_cache()
+        posterior = fit_mapped(model, read_mapped(args.data)[0], args.batch_size,
+                               method=args.method, draws=args.draws, seed=args.seed,
+                               max_iterations=args.max_iterations)
+        return _report(args, posterior, f"{Path(args.model).name}: {args.method}, "
+                                        f"{posterior.num_draws} draws, streamed")
     conditioned, frontend_seconds = _prepare_run(args)
     posterior = conditioned.fit(method=args.method, draws=args.draws, seed=args.seed,
                                 max_iterations=args.max_iterations,

@@ -355,6 +355,14 @@ class ConditionedModel(Prediction):
         return self._posterior(np.asarray(positions)[None], {}, n_grad, setup, seconds,
                                {"inference_method": method, "seed": seed, **attrs})
 
+    def posterior_of(self, positions, n_grad_evals: int, compile_seconds: float,
+                     seconds: float, attrs: Mapping[str, Any]) -> Posterior:
+        """Unconstrained draws (chains, draws, dim) made outside `fit`, as its Posterior: a
+        minibatch fit streamed from files (pplc/streaming.py) conditions the model on one
+        batch, whose rows are not the observations, so none are kept as observed data."""
+        return self._posterior(np.asarray(positions), {}, n_grad_evals, compile_seconds,
+                               seconds, dict(attrs), observed=[])
+
     def _initial_positions(self, chains: int, key) -> np.ndarray:
         """Stan's starting points; when none is finite, name the statement at fault."""
         from pplc.errors import PplcError

@@ -39,6 +39,7 @@ which rows were drawn), and a full-gradient control variate in the averaging pha
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -217,8 +218,10 @@ def fit_streaming(model, data: Mapping[str, Any], batch_size: int, *, seed: int 
     lengths = {int(np.shape(data[k])[0]) for k in mapped}
     cut = {k for k, v in data.items() if isinstance(v, (int, np.integer))
            and not isinstance(v, bool) and int(v) in lengths}
-    probe = {k: (np.asarray(v[:batch_size]) if k in mapped
-                 else batch_size if k in cut else v) for k, v in data.items()}
+    # (a batch larger than the arrays is refused by plan_minibatch, after the probe)
+    rows = min([batch_size, *lengths])
+    probe = {k: (np.asarray(v[:rows]) if k in mapped
+                 else rows if k in cut else v) for k, v in data.items()}
     head = model.condition(probe)
     sharding = head.lowered.plan.sharding
     size = sharding.size if sharding is not None else None
@@ -241,8 +244,35 @@ def fit_streaming(model, data: Mapping[str, Any], batch_size: int, *, seed: int 
     fixed = {k: v for k, v in head.data.items() if k not in plan.axes}
     source = BatchSource({k: data[k] for k in plan.axes}, plan.axes, plan.extent,
                          plan.batch_size, seed)
+    check_rows(model, data, plan, source)
     from pplc.inference.initialize import initial_positions
     init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
     init = initial_positions(lowered.log_density, head.data, lowered.dim, 1, init_key)[0]
     return fit_minibatch_advi(density, fixed, source, init, run_key, method=method,
                               **options), head
+
+
+CHECK_ROWS = 65536   # rows per block of check_rows: what it holds at once
+
+
+def check_rows(model, data: Mapping[str, Any], plan: MinibatchPlan, source: BatchSource):
+    """Every row of the streamed arrays checked against the model's declarations, as the
+    binding checks data in memory (integers, supports, no missing values), one block of
+    rows at a time, read in order by `source.block`, so memory stays bounded. Why before
+    the fit: a batch reads rows no check has seen, and a bad value (y = 2 for a
+    Bernoulli) would only show as skipped steps or a wrong fit. An error names the rows
+    of the block and the entry's row in the whole array."""
+    from pplc.backends.data import bind_data
+    from pplc.errors import PplcError
+
+    small = {k: v for k, v in data.items() if k not in plan.axes}
+    for lo in range(0, plan.extent, CHECK_ROWS):
+        hi = min(plan.extent, lo + CHECK_ROWS)
+        try:
+            bind_data(model.graph, {**small, plan.size: hi - lo, **source.block(lo, hi)})
+        except PplcError as exc:
+            first = exc.diagnostics[0]
+            message = re.sub(r"\[(\d+)", lambda m: f"[{int(m[1]) + lo}", first.message,
+                             count=1)
+            raise error(f"in rows {lo}..{hi - 1} of the streamed data: {message}",
+                        first.source, first.span, hint=first.hint) from None
