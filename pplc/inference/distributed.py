@@ -251,5 +251,5 @@ def _digest(value, split: bool) -> bytes:
         h.update(str(os.path.getsize(value.path)).encode())
     elif not (split and hasattr(value, "addressable_shards")
               and not value.is_fully_addressable):
-        h.update(np.ascontiguousarray(np.asarray(value)).tobytes())
+        h.update(np.ascontiguousarray(np.asarray(value)).view(np.uint8).reshape(-1))   # no copy
     return h.digest()
