@@ -303,3 +303,22 @@ def test_cli_streams_batches_from_npz_with_bounded_memory(tmp_path):
         assert summary["n_grad_evals"] > 2 * n // 100, summary["n_grad_evals"]
         means = [summary["parameters"][k]["mean"] for k in ("alpha", "beta[0]")]
         assert np.allclose(means, [0.3, 1.0], atol=0.05), means   # the simulation's
+
+
+def test_streamed_rows_are_checked_before_the_fit(tmp_path):
+    """A value the declarations refuse in a row no batch has read yet (NaN in X, in the
+    second block of check_rows) is refused before the fit, naming the entry's row in the
+    whole array, not in its block."""
+    from pplc.inference.minibatch import CHECK_ROWS, fit_streaming
+
+    n = CHECK_ROWS + 500
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, K))
+    X[CHECK_ROWS + 7, 1] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", (rng.random(n) < 0.5).astype(np.int64))
+    data = {"N": n, "K": K, **{k: np.load(tmp_path / f"{k}.npy", mmap_mode="r")
+                               for k in ("X", "y")}}
+    with pytest.raises(PplcError, match=rf"X\[{CHECK_ROWS + 7},1\]' is missing") as info:
+        fit_streaming(pplc.compile(LOGREG), data, 100, max_iterations=100)
+    assert f"in rows {CHECK_ROWS}..{n - 1}" in str(info.value)
