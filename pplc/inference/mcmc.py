@@ -258,7 +258,7 @@ def sample_nuts(
     data = programs.device_data(data)
     keys = jax.random.split(rng_key, num_chains)
     states = initial_chain_state(positions0, keys, metric)
-    rows = build_schedule(num_warmup, num_samples)
+    rows = build_schedule(num_warmup, num_samples, metric)
     batched = method == "vectorized"
     mesh = _chain_mesh(num_chains) if batched else None
     jit_options = {}

@@ -137,3 +137,17 @@ def test_a_window_with_an_unusable_estimate_keeps_the_previous_metric(metric):
     np.testing.assert_array_equal(new.adaptation.inverse_mass_matrix, cs.adaptation.inverse_mass_matrix)
     if metric != "diag-grad":
         assert np.all(np.isfinite(new.adaptation.mass_matrix_sqrt))
+
+
+def test_the_low_rank_metric_starts_its_windows_early_and_diag_keeps_stans():
+    # Stan's slow windows for 1000 iterations: 75-99, 100-149, 150-249, 250-449, 450-949;
+    # the low-rank metric's: 10-19, 20-39, 40-79, 80-159, 160-319, 320-949 (LOW_RANK_WINDOWS),
+    # both with Stan's terminal window of 50.
+    from pplc.inference.adaptation import build_schedule
+
+    for metric, ends, first in (("diag", [99, 149, 249, 449, 949], 75), ("dense", [99, 149, 249, 449, 949], 75),
+                                ("low-rank", [19, 39, 79, 159, 319, 949], 10)):
+        rows = build_schedule(1000, 5, metric)
+        assert list(np.flatnonzero(rows.window_end)) == ends, metric
+        assert np.flatnonzero(rows.in_window)[0] == first and np.flatnonzero(rows.in_window)[-1] == 949
+        assert list(np.flatnonzero(rows.reinit)) == [0] + [e + 1 for e in ends]
