@@ -27,10 +27,13 @@ the speed of full batch's one step.
 When: advi.py's schedule, unchanged up to Stan's convergence rule (the step-size search,
 the t^4-weighted average, the rule on the ELBO of one fixed batch). When the rule fires at
 iteration T, u_ref is the average so far, G is computed, and the averaging phase (another
-T iterations, their plain average reported) runs with the control variate; u_ref moves to
-the phase's running average halfway through (a second pass), so it is within the noise
-of the answer for the phase's second half. `control_variate=False` keeps plain batch
-gradients throughout (what the tests break to see the difference).
+T iterations) runs with the control variate; halfway through, u_ref moves to the phase's
+running average (a second pass) and the average restarts, so the reported q is the plain
+average of the last T/2 iterates: at N/B = 10^4 the sds were still narrowing in the
+phase's first half (the plain steps before it barely move them when the batch noise is
+100 times the signal), and averaging that transient left them 2-3 times too wide.
+`control_variate=False` keeps plain batch gradients throughout (what the tests break to
+see the difference).
 """
 
 from __future__ import annotations
@@ -237,6 +240,9 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
             if refresh_at is not None and iterations >= refresh_at:
                 ref, full_grad = snapshot(avg[0])   # u_ref moves to the phase's average
                 refresh_at = None
+                # and the average restarts: the first half's transient (the sds still
+                # narrowing, at N/B = 10^4) would widen it
+                avg = (avg[0], avg[1], jnp.zeros((), dtype))
             continue
         if elbo_prev is not None:
             rel_changes = (rel_changes + [abs((elbo - elbo_prev) / elbo)])[-cb_size:]
