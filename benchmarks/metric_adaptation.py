@@ -77,6 +77,60 @@ def collinear_regression(n_rows: int = 1000, k: int = 24, seed: int = 0):
     return logdensity, {"x": x, "y": y}, k + 2
 
 
+def write_brms_data(path, n_rows: int = 5000, k: int = 24, noise: float = 0.03, seed: int = 0) -> str:
+    """Data of benchmarks/models/collinear_regression.ppl, the brms-style regression of issue 16:
+    24 predictors = one shared factor + 0.03 x independent noise (pairwise correlation
+    1 / (1 + 0.03^2) = 0.9991), not centered; with Stan's diagonal metric NUTS takes ~700
+    leapfrog steps per draw on it (the issue's "~800 gradients per iteration")."""
+    import json
+
+    rng = np.random.default_rng(seed)
+    factor = rng.normal(size=(n_rows, 1))
+    x = factor + noise * rng.normal(size=(n_rows, k))
+    beta = rng.normal(size=k) * 0.5
+    y = 1.0 + x @ beta + rng.normal(size=n_rows)
+    with open(path, "w") as f:
+        json.dump({"N": n_rows, "K": k, "X": x.tolist(), "y": y.tolist()}, f)
+    return str(path)
+
+
+def kernel_timing(dims=(200, 500, 1000, 2000), rank: int = 50, steps: int = 2000, repeats: int = 5) -> None:
+    """Seconds per leapfrog step (gradient of an isotropic Gaussian, ~free) with the metric
+    applied densely, (dim, dim), and packed at `rank`: what the O(dim * rank) kernel saves.
+    Interleaved repeats, the minimum kept (the machine is shared)."""
+    from pplc.inference.integrator import IntegratorState, velocity_verlet
+    from pplc.inference.metric import identity_packed, low_rank_dense
+
+    f = jax.value_and_grad(lambda x: -0.5 * jnp.dot(x, x))
+    step = velocity_verlet(f)
+
+    @jax.jit
+    def run(state, metric):
+        return jax.lax.fori_loop(0, steps, lambda i, s: step(s, 1e-3, metric), state)
+
+    print("| dim | rank | dense us / step | packed us / step | dense / packed |")
+    print("|---|---|---|---|---|")
+    for dim in dims:
+        packed = identity_packed(dim, rank)
+        rng = np.random.default_rng(0)
+        u, _ = np.linalg.qr(rng.normal(size=(dim, rank)))
+        packed = packed.at[0, 1:].set(u.T).at[1, 0, :rank].set(np.exp(rng.normal(size=rank)))
+        dense = low_rank_dense(packed)
+        x = jnp.asarray(rng.normal(size=dim))
+        lp, g = f(x)
+        state = IntegratorState(x, jnp.asarray(rng.normal(size=dim)), lp, g)
+        best = {"dense": np.inf, "packed": np.inf}
+        for metric, m in (("dense", dense), ("packed", packed)):
+            jax.block_until_ready(run(state, m))  # compile
+        for _ in range(repeats):
+            for metric, m in (("dense", dense), ("packed", packed)):
+                t = time.perf_counter()
+                jax.block_until_ready(run(state, m))
+                best[metric] = min(best[metric], (time.perf_counter() - t) / steps)
+        print(f"| {dim} | {rank} | {best['dense'] * 1e6:.2f} | {best['packed'] * 1e6:.2f} "
+              f"| {best['dense'] / best['packed']:.1f}x |", flush=True)
+
+
 def measure(model, metric: str, seed: int = 0, num_warmup: int = 1000) -> dict:
     logdensity, data, dim = model
     init = np.random.default_rng(seed).uniform(-2, 2, size=(4, dim))
@@ -99,7 +153,17 @@ def main() -> None:
     parser.add_argument("--models", default="corr_gaussian_100,collinear_regression")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup", type=int, default=1000)
+    parser.add_argument("--write-brms", metavar="PATH",
+                        help="write the brms-style regression's data (5000 x 24) to PATH and stop")
+    parser.add_argument("--kernel-timing", action="store_true",
+                        help="time a leapfrog step with the dense and the packed low-rank metric")
     args = parser.parse_args()
+    if args.kernel_timing:
+        kernel_timing()
+        return
+    if args.write_brms:
+        print(write_brms_data(args.write_brms))
+        return
     models = {"corr_gaussian_100": lambda: corr_gaussian(100), "scaled_gaussian_100": lambda: scaled_gaussian(100),
               "collinear_regression": lambda: collinear_regression(args.n_rows)}
     print("| model | metric | gradients | min bulk ESS | ESS / gradient | leapfrog steps / draw "
