@@ -27,6 +27,7 @@ from typing import Callable
 import networkx as nx
 import numpy as np
 
+from pplc.backends import scan_forms
 from pplc.errors import PplcError, error
 from pplc.frontend import ast
 from pplc.ir.graph import Piece
@@ -42,12 +43,18 @@ class Scan:
     evaluated at once, vectorized over all its loops, after them. `axis`: the array axis the
     scanned loop's index writes, and `lags` the constant offsets of the reads along it,
     when the scan carries a window of the last max(lags) slices instead of the array.
+    `form`: a windowed first-order recurrence's algebraic form (scan_forms.py: linear,
+    log-semiring matrix, or "" for any other), run as a parallel prefix scan when
+    `parallel`, else sequentially with the loop unrolled `unroll` times.
     """
 
     plate: int | None
     axis: int | None = None
     lags: tuple[int, ...] = ()
     order: np.ndarray | None = None
+    form: str = ""
+    parallel: bool = False
+    unroll: int = 1
 
     @property
     def at_once(self) -> bool:
@@ -66,6 +73,12 @@ class Scan:
         if self.lags:
             text += f", carrying the last {max(self.lags)} slice(s) (lags " \
                     f"{', '.join(map(str, self.lags))})"
+        if self.form:
+            text += f"; {self.form} recurrence, its coefficients computed for every step at " \
+                    "once, then a " + ("parallel prefix scan" if self.parallel else
+                                       "sequential scan")
+        if not self.parallel and self.unroll > 1:
+            text += f", unrolled x{self.unroll}"
         return text
 
 
@@ -107,7 +120,10 @@ def schedule(name: str, piece: Piece, ranges: list[range], grid: tuple[int, ...]
         windowed = [(m, w) for m, w in windowed if w is not None]
         if windowed:
             m, (axis, lags) = windowed[0]
-            return Scan(m, axis, lags)
+            form = scan_forms.form_of(name, piece, axis, lags)
+            width = math.prod(sizes) // sizes[m]
+            parallel, unroll = scan_forms.strategy(form, sizes[m], width)
+            return Scan(m, axis, lags, form=form, parallel=parallel, unroll=unroll)
         return Scan(valid[0])
     order = _dependency_order(name, piece, writer, reads, count, source)
     loops = np.stack([np.asarray(r)[p] for r, p in zip(ranges, position)], axis=1)

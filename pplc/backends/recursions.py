@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from pplc.backends import recurrence
+from pplc.backends import recurrence, scan_forms
 from pplc.runtime import scans
 from pplc.backends.evaluate import over_plates
 from pplc.frontend import ast
@@ -51,6 +51,8 @@ class RecursionRunner:
                                                   evaluate(piece.value, inner)),
                                    others, other_ranges, local)
             return scans.scan_loop(values_at, array, steps)
+        if scan.form:
+            return self._algebraic(name, piece, info, scan, env, array)
         # Each read `h[.., t - k, ..]` becomes the slice `h@lagk[..]` of the window.
         depth = max(scan.lags)
         lag_names = {k: f"{name}@lag{k}" for k in scan.lags}
@@ -66,7 +68,33 @@ class RecursionRunner:
             row = jnp.asarray(over_plates(lambda inner: evaluate(value, inner), others,
                                           other_ranges, local))
             return jnp.transpose(row, permutation + list(range(len(others), row.ndim)))
-        return scans.lagged_scan(slice_at, array, scan.axis, depth, steps)
+        return scans.lagged_scan(slice_at, array, scan.axis, depth, steps, scan.unroll)
+
+    def _algebraic(self, name, piece, info, scan, env, array):
+        """A linear or log-semiring recurrence (scan_forms.py): its parts free of the array
+        evaluated at every step at once, vectorized, then scans.linear_recurrence or
+        scans.semiring_recurrence, sequential or parallel as the plan chose."""
+        evaluate = self._evaluate
+        others = [p for k, p in enumerate(piece.plates) if k != scan.plate]
+        steps = info.ranges[scan.plate]
+        plates = [piece.plates[scan.plate]] + others
+        ranges = [steps] + [r for k, r in enumerate(info.ranges) if k != scan.plate]
+        written = [i.id for i in piece.indices]
+        axes = [0] + [1 + k for k in sorted(range(len(others)),
+                                             key=lambda k: written.index(others[k].index))]
+
+        def every(expr):
+            """expr at every step and index of the other loops (None stays None: zero)."""
+            return None if expr is None else over_plates(
+                lambda local: evaluate(expr, local), plates, ranges, env)
+
+        if scan.form == scan_forms.LINEAR:
+            a, b = scan_forms.linear_parts(name, piece, scan.axis)
+            return scans.linear_recurrence(array, scan.axis, steps, every(a), every(b), axes,
+                                           scan.parallel, scan.unroll)
+        c, d = scan_forms.semiring_parts(name, piece, scan.axis)
+        return scans.semiring_recurrence(array, steps, every(c), every(d), scan.parallel,
+                                         scan.unroll)
 
     def _group(self, group, env: Env) -> dict:
         """Arrays that read each other's elements, stage by stage (recurrence.Group)."""

@@ -13,7 +13,7 @@ import textwrap
 
 import numpy as np
 
-from pplc.backends import recurrence
+from pplc.backends import recurrence, scan_forms
 from pplc.backends.codegen.expressions import Body, ExprWriter
 from pplc.backends.codegen.layout import WIDTH, function
 from pplc.backends.codegen.shapes import tuple_text
@@ -101,6 +101,8 @@ class RecursionWriter:
         over = self.runtime.helper("_over")
         if scan.order is not None:
             return self._ordered_lines(w, variable, piece, own, scan, fn)
+        if scan.form:
+            return self._algebraic_lines(w, variable, piece, own, scan, fn)
         if scan.at_once or not scan.lags or not _in_axis_order(piece, scan):
             inner = self.writer(Body(reads=w.c.reads), indices + [variable.name])
             names = [inner(ast.Name(i, piece.span)) for i in indices]
@@ -140,7 +142,37 @@ class RecursionWriter:
                 f"    return {inner(value)}",
                 f"{own} = {lagged_scan}(lambda window, {names[scan.plate]}: {over}("
                 f"lambda {', '.join(others)}: {fn}({window}, {', '.join(names)})"
-                f"{', ' + loops if loops else ''}), {own}, {scan.axis}, {depth}, {steps})"]
+                f"{', ' + loops if loops else ''}), {own}, {scan.axis}, {depth}, {steps}"
+                + (f", {scan.unroll})" if scan.unroll > 1 else ")")]
+
+    def _algebraic_lines(self, w: ExprWriter, variable: Variable, piece: Piece, own: str,
+                         scan: Scan, fn: str) -> list[str]:
+        """A linear or log-semiring recurrence (backends/scan_forms.py): its parts at every
+        step at once, then scans.linear_recurrence or scans.semiring_recurrence."""
+        indices = [p.index for p in piece.plates]
+        order = [scan.plate] + [k for k in range(len(indices)) if k != scan.plate]
+        inner = self.writer(Body(reads=w.c.reads), indices)
+        names = [inner(ast.Name(indices[k], piece.span)) for k in order]
+        loops = ", ".join(inner.loop(piece.plates[k]) for k in order)
+        linear = scan.form == scan_forms.LINEAR
+        parts = (scan_forms.linear_parts if linear else scan_forms.semiring_parts)(
+            variable.name, piece, scan.axis)
+        texts = ", ".join("None" if p is None else inner(p) for p in parts)
+        over = self.runtime.helper("_over")
+        every = f"*{over}(lambda {', '.join(names)}: {fn}({', '.join(names)}), {loops})"
+        head = [f"def {fn}({', '.join(names)}):  # the parts of a {scan.form} recurrence, "
+                f"at every step at once", f"    return {texts}"]
+        steps, how = inner.loop(piece.plates[scan.plate]), f"{scan.parallel}, {scan.unroll}"
+        if linear:
+            written = [i.id for i in piece.indices]
+            others = [indices[k] for k in order[1:]]
+            axes = [0] + [1 + k for k in sorted(range(len(others)),
+                                                 key=lambda k: written.index(others[k]))]
+            call = self.runtime.require("pplc.runtime.scans", "linear_recurrence")
+            return head + [f"{own} = {call}({own}, {scan.axis}, {steps}, {every}, {axes!r}, "
+                           f"{how})"]
+        call = self.runtime.require("pplc.runtime.scans", "semiring_recurrence")
+        return head + [f"{own} = {call}({own}, {steps}, {every}, {how})"]
 
     def _scan(self, variable: Variable, piece: Piece) -> Scan:
         """The loop a recursive piece is scanned over, as the plan decided: for the build
