@@ -7,7 +7,7 @@ regression with K = 3 covariates simulated with a fixed seed, are written once p
 per step (inference/minibatch.py `fit_streaming`), the full-batch runs load them whole.
 
     .venv/bin/python -m benchmarks.minibatch [--sizes 100000 1000000 10000000]
-        [--full-up-to 1000000] [--batch 1000] [--steps 2000] [--full-steps 100]
+        [--full-up-to 1000000] [--batch 1000] [--steps 2000] [--full-steps 100] [--compare]
 
 Time per epoch: minibatch, the time per step (fit seconds / steps, compilation excluded)
 times N/B steps; full batch, the time per step (one step is one pass over the data).
@@ -69,9 +69,15 @@ def child(folder: str, how: str, batch: int, steps: int) -> dict:
     y = np.load(Path(folder) / "y.npy", mmap_mode="r")
     n = int(X.shape[0])
     began = time.perf_counter()
-    if how == "minibatch":
+    if how == "minibatch":   # a fixed number of steps: the time per step
         result, _ = fit_streaming(model, {"N": n, "K": K, "X": X, "y": y}, batch,
                                   learning_rate=1.0, max_iterations=steps, tol_rel_obj=0.0)
+        per_epoch = result.seconds / result.iterations * n / batch
+    elif how.startswith("minibatch-"):   # as `pplc fit --batch-size` runs: Stan's rule, then
+        # the averaging phase with the control variate (cv) or without it (plain)
+        result, _ = fit_streaming(model, {"N": n, "K": K, "X": X, "y": y}, batch,
+                                  learning_rate=1.0, control_variate=how.endswith("cv"),
+                                  max_iterations=steps or 10000)
         per_epoch = result.seconds / result.iterations * n / batch
     else:
         conditioned = model.condition({"N": n, "K": K, "X": np.asarray(X), "y": np.asarray(y)})
@@ -81,8 +87,9 @@ def child(folder: str, how: str, batch: int, steps: int) -> dict:
                           learning_rate=1.0, max_iterations=10000 if converge else steps,
                           tol_rel_obj=0.01 if converge else 0.0, num_draws=100)
         per_epoch = result.seconds / result.iterations
-    return {"n": n, "how": how, "batch": batch if how == "minibatch" else n,
+    return {"n": n, "how": how, "batch": batch if how.startswith("minibatch") else n,
             "steps": result.iterations, "fit_seconds": result.seconds,
+            "n_grad_evals": result.n_grad_evals, "converged": bool(result.converged),
             "compile_seconds": result.compile_seconds,
             "wall_seconds": time.perf_counter() - began, "seconds_per_epoch": per_epoch,
             "mean": [round(float(m), 5) for m in result.mean],
@@ -112,10 +119,17 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--full-steps", type=int, default=100)
     parser.add_argument("--compare", action="store_true",
-                        help="at each size, also full-batch ADVI run to convergence, and the "
-                             "minibatch means' distance from it in its sds")
+                        help="at each size, minibatch ADVI as `pplc fit --batch-size` runs it "
+                             "(Stan's rule, then the averaging phase with the control "
+                             "variate, and without it), full-batch ADVI run to convergence "
+                             "(up to --full-up-to), and the minibatch means' distance from "
+                             "it in its sds")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--write", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.write:
+        write_data(Path(args.write[0]), int(args.write[1]))
+        return
     if args.child:
         folder, how, batch, steps = args.child
         print(json.dumps(child(folder, how, int(batch), int(steps))), flush=True)
@@ -125,12 +139,18 @@ def main(argv=None) -> None:
         for n in args.sizes:
             folder = Path(tmp) / str(n)
             folder.mkdir()
-            write_data(folder, n)
+            # in a process of its own: a child's ru_maxrss counts the peak RSS of the
+            # process it was forked from (Linux, up to the exec), and writing maps the files
+            subprocess.run([sys.executable, "-m", "benchmarks.minibatch", "--write",
+                            str(folder), str(n)], check=True,
+                           cwd=Path(__file__).resolve().parent.parent)
             runs = [("minibatch", args.steps)]
             if n <= args.full_up_to:
                 runs.append(("full", args.full_steps))
             if args.compare:
-                runs.append(("full-converged", 0))
+                runs += [("minibatch-cv", 0), ("minibatch-plain", 0)]
+                if n <= args.full_up_to:
+                    runs.append(("full-converged", 0))
             for how, steps in runs:
                 out = subprocess.run([sys.executable, "-m", "benchmarks.minibatch", "--child",
                                       str(folder), how, str(args.batch), str(steps)],
@@ -141,7 +161,7 @@ def main(argv=None) -> None:
                     sys.exit(out.stderr[-3000:])
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 r = rows[-1]
-                print(f"N={r['n']:>9,} {r['how']:>9} B={r['batch']:>9,}: "
+                print(f"N={r['n']:>9,} {r['how']:>15} B={r['batch']:>9,}: "
                       f"{r['seconds_per_epoch']:8.2f} s/epoch, "
                       f"{r['fit_seconds'] / r['steps'] * 1e3:7.2f} ms/step, "
                       f"compile {r['compile_seconds']:5.1f} s, "
@@ -151,17 +171,18 @@ def main(argv=None) -> None:
     for r in rows:
         if r["how"] != "full-converged":
             continue
-        m = next(x for x in rows if x["how"] == "minibatch" and x["n"] == r["n"])
-        off = (np.array(m["mean"]) - np.array(r["mean"])) / np.array(r["sd"])
-        print(f"N={r['n']:,}: minibatch minus converged full batch ({r['steps']} iterations, "
-              f"{r['fit_seconds']:.1f} s): means {np.round(off, 2).tolist()} sd, sds x "
-              f"{np.round(np.array(m['sd']) / np.array(r['sd']), 2).tolist()}; minibatch "
-              f"{m['steps']} steps, {m['fit_seconds']:.1f} s")
-    mini = [r for r in rows if r["how"] == "minibatch"]
-    if len(mini) > 1:
-        print(f"minibatch peak RSS from N={mini[0]['n']:,} to N={mini[-1]['n']:,} "
-              f"({mini[-1]['n'] / mini[0]['n']:.0f}x rows): {mini[0]['peak_rss_mib']:.0f} -> "
-              f"{mini[-1]['peak_rss_mib']:.0f} MiB")
+        for m in (x for x in rows if x["how"].startswith("minibatch") and x["n"] == r["n"]):
+            off = (np.array(m["mean"]) - np.array(r["mean"])) / np.array(r["sd"])
+            print(f"N={r['n']:,}: {m['how']} minus converged full batch ({r['steps']} "
+                  f"iterations, {r['fit_seconds']:.1f} s): means {np.round(off, 2).tolist()} "
+                  f"sd, sds x {np.round(np.array(m['sd']) / np.array(r['sd']), 2).tolist()}; "
+                  f"{m['steps']} steps, {m['fit_seconds']:.1f} s")
+    for how in ("minibatch", "minibatch-cv"):
+        mini = [r for r in rows if r["how"] == how]
+        if len(mini) > 1:
+            print(f"{how} peak RSS from N={mini[0]['n']:,} to N={mini[-1]['n']:,} "
+                  f"({mini[-1]['n'] / mini[0]['n']:.0f}x rows): "
+                  f"{mini[0]['peak_rss_mib']:.0f} -> {mini[-1]['peak_rss_mib']:.0f} MiB")
     print(json.dumps(rows))
 
 

@@ -31,7 +31,8 @@ T iterations) runs with the control variate; halfway through, u_ref moves to the
 running average (a second pass) and the average restarts, so the reported q is the plain
 average of the last T/2 iterates: at N/B = 10^4 the sds were still narrowing in the
 phase's first half (the plain steps before it barely move them when the batch noise is
-100 times the signal), and averaging that transient left them 2-3 times too wide.
+100 times the signal), and averaging that transient widened them. At 10^7 rows and
+B = 1000 they are still 1.5-2.6 times the posterior's (docs/scaling.md): not solved.
 `control_variate=False` keeps plain batch gradients throughout (what the tests break to
 see the difference).
 """
