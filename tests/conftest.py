@@ -31,7 +31,9 @@ a third of the suite's time. These settings do not change what any test computes
   order and a worker that runs out takes half of what the other has not started, from its
   end (the shortest tests). So no worker starts a 3-minute test while the other is nearly
   done, which the default `--dist load` allowed: it hands out runs of consecutive tests
-  in file order, and the slowest test could come last.
+  in file order, and the slowest tests (conformance, build, the benchmark harness, the ODE
+  example) sat together three quarters of the way in. Under `--dist load` the order is
+  left alone: there longest-first would give one worker all of them in its first run.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ _made: list[str] = []   # the cache folder this process made (the controller), t
 
 def pytest_configure(config):
     _pin_worker()
+    if not hasattr(config, "workerinput"):  # the controller (or a run without workers)
+        # Longest first helps --dist worksteal and a single process; under --dist load
+        # (plain `pytest -n 2`) it would put all the longest tests in one worker's first
+        # run of consecutive tests, so file order is kept there. Workers inherit this.
+        longest_first = config.getoption("dist", default="no") in ("worksteal", "no")
+        os.environ["PPLC_TEST_LONGEST_FIRST"] = "1" if longest_first else ""
     import pplc.jax_x64  # noqa: F401 - float64, as pplc computes, before any test builds an array
 
     if os.environ.get("PPLC_TEST_NO_CACHE"):
@@ -76,7 +84,8 @@ def pytest_collection_modifyitems(config, items):
     """Longest first (see the module docstring); a stable sort keeps file order among the
     rest, so a module's tests stay together and its module-scoped fixtures are rarely
     built twice."""
-    items[:] = sorted(items, key=lambda item: -_expected_seconds(item))
+    if os.environ.get("PPLC_TEST_LONGEST_FIRST"):
+        items[:] = sorted(items, key=lambda item: -_expected_seconds(item))
 
 
 def _expected_seconds(item) -> float:
