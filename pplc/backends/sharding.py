@@ -32,8 +32,9 @@ from pplc.ir.graph import Graph, Kind, Piece, reads_itself
 
 RECURSIVE_CALLS = frozenset({"hmm_forward", "hmm_smooth"})
 # `shard_data="auto"` splits when each device's share of the split arrays is at least this
-# (docs/scaling.md, measured with benchmarks/sharding.py on CPU devices: at 1.4 MB a
-# device the split gradient cost about what it saved, from about 4 MB on it cost less).
+# (docs/scaling.md, measured with benchmarks/sharding.py on CPU devices: with shares of
+# 1.3-2.7 MB the split gradient took 5-10% more CPU than one device, with 6.7 MB and more
+# at 10^6 rows 30-60% less).
 AUTO_MIN_BYTES_PER_DEVICE = 4 * 2**20
 
 
