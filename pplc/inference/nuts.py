@@ -16,7 +16,11 @@ the leaves at their left edges, which are kept in fixed-size checkpoint arrays o
 `max_tree_depth` rows (the scheme of numpyro's `_leaf_idx_to_ckpt_idxs`, from Phan et al.
 2019): leaf i, when even, is stored at row popcount(i); when i is odd it closes the
 sub-subtrees of sizes 2, 4, ..., 2^t (t = trailing ones of i) whose left edges are in rows
-popcount(i >> 1) - t + 1 .. popcount(i >> 1).
+popcount(i >> 1) - t + 1 .. popcount(i >> 1). Only those rows are read (one per leaf on
+average), and no row is read after it was overwritten in the same leaf, so that XLA keeps
+the arrays in place: the machinery around a gradient costs ~0.2 us per leaf at dim 10 and
+~0.8 at dim 100 once XLA compiles the loops as one function (pplc/jax_x64.py;
+benchmarks/profile_notes.md, "Machinery per leapfrog step").
 
 Conventions (Stan's):
   * `tree_depth` counts the doublings whose subtree was *accepted* (Stan's `treedepth__`);
@@ -88,7 +92,7 @@ class _Trajectory(NamedTuple):
     right: IntegratorState  # latest leaf in time
     momentum_sum: Array  # rho: sum of the momenta of all leaves
     log_weight: Array  # log sum_leaves exp(H0 - H)
-    proposal: IntegratorState
+    proposal: NUTSState  # the point drawn so far (its momentum is never needed)
     proposal_energy: Array
 
 
@@ -101,23 +105,29 @@ class _Checkpoints(NamedTuple):
     are stored in the same row: the verdict of "left half + first leaf of the right half"
     (all of it is known at m) and, for "last leaf of the left half + right half", v_{m-1}
     and the momentum sum before m - 1. Stored this way the checks need no row shifts.
+
+    The arrays have one row more than the deepest level: a leaf with nothing to store
+    writes that spare row, so every leaf writes unconditionally (no select that reads a row
+    back, no copy of a loop-carried buffer). No row is read before this subtree wrote it,
+    so the arrays are never cleared: one set serves every doubling of a transition.
     """
 
-    velocity: Array  # (max_depth, dim) v_b
-    sum_before: Array  # (max_depth, dim) rho over leaves before b
-    mid_ok: Array  # (max_depth,) the first extra check passed
-    mid_prev_velocity: Array  # (max_depth, dim) v_{m-1}
-    mid_sum_before_prev: Array  # (max_depth, dim) rho over leaves before m - 1
+    velocity: Array  # (max_depth + 1, dim) v_b
+    sum_before: Array  # (max_depth + 1, dim) rho over leaves before b
+    mid_ok: Array  # (max_depth + 1,) the first extra check passed
+    mid_prev_velocity: Array  # (max_depth + 1, dim) v_{m-1}
+    mid_sum_before_prev: Array  # (max_depth + 1, dim) rho over leaves before m - 1
 
 
 class _Subtree(NamedTuple):
     """A subtree under construction, leaves appended in the direction of integration."""
 
     edge: IntegratorState  # the last leaf built
+    edge_velocity: Array  # M^-1 p of that leaf (the next even leaf stores it as v_{m-1})
     first_momentum: Array  # momentum of the first leaf (next to the old trajectory)
     momentum_sum: Array
     log_weight: Array
-    proposal: IntegratorState
+    proposal: NUTSState
     proposal_energy: Array
     ckpt: _Checkpoints
     num_leaves: Array
@@ -128,6 +138,7 @@ class _Subtree(NamedTuple):
 
 class _Loop(NamedTuple):
     trajectory: _Trajectory
+    ckpt: _Checkpoints  # scratch for the subtrees, handed from one doubling to the next
     depth: Array
     num_steps: Array
     sum_accept_prob: Array
@@ -184,22 +195,32 @@ def build_kernel(
     """
     step = velocity_verlet(logdensity_and_grad)
     max_depth = int(max_tree_depth)
+    spare = max_depth  # the checkpoint row written by leaves that store nothing
+
+    def closes_ok(ck: _Checkpoints, r, v, rho, is_half):
+        """Stan's checks of the tree whose left edge is in row r and whose last leaf has
+        velocity v and momentum sum rho; the two half-merge checks only when `is_half`
+        is False (a 2-leaf tree has none beyond the plain one)."""
+        rho_full = rho - ck.sum_before[r]
+        ok = _no_uturn(ck.velocity[r], v, rho_full)
+        rho_b = rho - ck.mid_sum_before_prev[r]  # last leaf of the left half + right half
+        ok_b = ck.mid_ok[r] & _no_uturn(ck.mid_prev_velocity[r], v, rho_b)
+        return ok & (is_half | ok_b)
 
     # Counters for _uniform: doubling d uses 2d (direction) and 2d + 1 (top-level accept);
     # leaf i of doubling d uses 2 * max_depth + 2^d - 1 + i, distinct over the transition.
-    def build_subtree(seed, start, direction, depth, step_size, inv_mass, h0):
+    def build_subtree(seed, start, start_velocity, ckpt, direction, depth, step_size, inv_mass, h0):
         """Append 2**depth leaves after `start`; stop early at a U-turn or divergence."""
-        dim = start.position.shape[0]
         dtype = start.position.dtype
-        zeros_ckpt = jnp.zeros((max_depth, dim), dtype)
         init_sub = _Subtree(
             edge=start,
+            edge_velocity=start_velocity,
             first_momentum=start.momentum,
             momentum_sum=jnp.zeros_like(start.momentum),
             log_weight=jnp.array(-jnp.inf, dtype),
-            proposal=start,
+            proposal=NUTSState(start.position, start.logdensity, start.logdensity_grad),
             proposal_energy=jnp.array(jnp.inf, dtype),
-            ckpt=_Checkpoints(zeros_ckpt, zeros_ckpt, jnp.ones(max_depth, bool), zeros_ckpt, zeros_ckpt),
+            ckpt=ckpt,
             num_leaves=jnp.int32(0),
             is_turning=jnp.array(False),
             is_diverging=jnp.array(False),
@@ -208,7 +229,6 @@ def build_kernel(
         num_leaves_target = jnp.left_shift(jnp.int32(1), depth)
         leaf_counter0 = 2 * max_depth + num_leaves_target - 1
         signed_step = direction * step_size
-        slots = jnp.arange(max_depth)
 
         def cond(sub: _Subtree):
             return (sub.num_leaves < num_leaves_target) & ~sub.is_turning & ~sub.is_diverging
@@ -229,7 +249,8 @@ def build_kernel(
             log_weight = jnp.logaddexp(sub.log_weight, log_w_leaf)
             u = _uniform(seed, leaf_counter0 + i, dtype)
             take = u < jnp.exp(log_w_leaf - log_weight)
-            proposal = jax.tree.map(lambda a, b: jnp.where(take, a, b), leaf, sub.proposal)
+            point = NUTSState(leaf.position, leaf.logdensity, leaf.logdensity_grad)
+            proposal = jax.tree.map(lambda a, b: jnp.where(take, a, b), point, sub.proposal)
             proposal_energy = jnp.where(take, h, sub.proposal_energy)
 
             p = leaf.momentum
@@ -240,38 +261,46 @@ def build_kernel(
             row = lax.population_count(i >> 1)
 
             # Even leaf i: open row `row`; if i > 0 it is also the midpoint of the tree that
-            # starts at row - 1, whose half-merge checks are evaluated/stored now.
+            # starts at row - 1, whose half-merge checks are evaluated/stored now. Leaves
+            # with nothing to store write the spare row instead.
+            # Rows are read only after the writes of this leaf (row - 1 is never the row
+            # written), so no old version of an array stays live and XLA copies nothing.
             is_even = (i & 1) == 0
             is_mid = is_even & (i > 0)
-            mrow = jnp.maximum(row - 1, 0)
-            rho_a = rho - ck.sum_before[mrow]  # left half + leaf i
-            ok_a = (jnp.dot(ck.velocity[mrow], rho_a) > 0) & (jnp.dot(v, rho_a) > 0)
-            put = lambda arr, r, new, when: arr.at[r].set(jnp.where(when, new, arr[r]))  # noqa: E731
+            srow = jnp.where(is_even, row, spare)
+            velocities = ck.velocity.at[srow].set(v)
+            sums_before = ck.sum_before.at[srow].set(rho_before)
+            mrow = jnp.where(is_mid, row - 1, spare)
+            rho_a = rho - sums_before[mrow]  # left half + leaf i
+            ok_a = _no_uturn(velocities[mrow], v, rho_a)
             ck = _Checkpoints(
-                velocity=put(ck.velocity, row, v, is_even),
-                sum_before=put(ck.sum_before, row, rho_before, is_even),
-                mid_ok=put(ck.mid_ok, mrow, ok_a, is_mid),
-                mid_prev_velocity=put(ck.mid_prev_velocity, mrow, velocity(prev.momentum, inv_mass), is_mid),
-                mid_sum_before_prev=put(ck.mid_sum_before_prev, mrow, rho_before - prev.momentum, is_mid),
+                velocity=velocities,
+                sum_before=sums_before,
+                mid_ok=ck.mid_ok.at[mrow].set(ok_a),
+                mid_prev_velocity=ck.mid_prev_velocity.at[mrow].set(sub.edge_velocity),
+                mid_sum_before_prev=ck.mid_sum_before_prev.at[mrow].set(rho_before - prev.momentum),
             )
 
             # Odd leaf i closes the trees of sizes 2, 4, ..., 2^t starting at rows
-            # idx_min..idx_max (t = trailing ones of i). Row idx_max is the 2-leaf tree,
-            # for which Stan's two extra checks coincide with the plain one.
+            # row - t + 1 .. row (t = trailing ones of i; none for an even leaf). Only
+            # those rows are read, one at a time, from the 2-leaf tree (row) up, until one
+            # turns: on average one row per leaf, instead of every row at every leaf.
             trailing_ones = lax.population_count(i ^ (i + 1)) - 1
-            idx_max = row
-            idx_min = idx_max - trailing_ones + 1
-            active = (slots >= idx_min) & (slots <= idx_max)
-            rho_full = rho - ck.sum_before
-            rho_b = rho - ck.mid_sum_before_prev  # last leaf of the left half + right half
-            rowdot = lambda a, b: jnp.sum(a * b, axis=-1)  # noqa: E731
-            ok_full = (rowdot(ck.velocity, rho_full) > 0) & (rowdot(v, rho_full) > 0)
-            ok_b = (rowdot(ck.mid_prev_velocity, rho_b) > 0) & (rowdot(v, rho_b) > 0)
-            ok = ok_full & ((slots == idx_max) | (ck.mid_ok & ok_b))
-            is_turning = jnp.any(active & ~ok)
+            row_min = row - trailing_ones + 1
+
+            def check_cond(c):
+                r, turning = c
+                return (r >= row_min) & ~turning
+
+            def check_body(c):
+                r, _ = c
+                return r - 1, ~closes_ok(ck, r, v, rho, r == row)
+
+            is_turning = lax.while_loop(check_cond, check_body, (row, jnp.array(False)))[1]
 
             return _Subtree(
                 edge=leaf,
+                edge_velocity=v,
                 first_momentum=jnp.where(i == 0, p, sub.first_momentum),
                 momentum_sum=rho,
                 log_weight=log_weight,
@@ -297,8 +326,11 @@ def build_kernel(
         start = IntegratorState(state.position, momentum, state.logdensity, state.logdensity_grad)
         h0 = energy(start, inv_mass)
         dtype = state.position.dtype
+        dim = state.position.shape[0]
+        rows = jnp.zeros((max_depth + 1, dim), dtype)
         init_loop = _Loop(
-            trajectory=_Trajectory(start, start, momentum, jnp.array(0.0, dtype), start, h0),
+            trajectory=_Trajectory(start, start, momentum, jnp.array(0.0, dtype), state, h0),
+            ckpt=_Checkpoints(rows, rows, jnp.ones(max_depth + 1, bool), rows, rows),
             depth=jnp.int32(0),
             num_steps=jnp.int32(0),
             sum_accept_prob=jnp.array(0.0, dtype),
@@ -315,7 +347,8 @@ def build_kernel(
             direction = jnp.where(forward, 1.0, -1.0).astype(dtype)
             near = jax.tree.map(lambda r, l: jnp.where(forward, r, l), traj.right, traj.left)
             far = jax.tree.map(lambda r, l: jnp.where(forward, l, r), traj.right, traj.left)
-            sub = build_subtree(seed, near, direction, loop.depth, step_size, inv_mass, h0)
+            v_near = velocity(near.momentum, inv_mass)
+            sub = build_subtree(seed, near, v_near, loop.ckpt, direction, loop.depth, step_size, inv_mass, h0)
             valid = ~sub.is_turning & ~sub.is_diverging
 
             # Biased progressive sampling at the top level (Betancourt 2017, A.3.2): move to
@@ -332,19 +365,20 @@ def build_kernel(
             # The merged tree is [old][new] (or [new][old]); Stan checks the whole, the old
             # part plus the new subtree's first leaf, and the old part's last leaf plus the new.
             v_far = velocity(far.momentum, inv_mass)
-            v_end = velocity(new_end.momentum, inv_mass)
+            v_end = sub.edge_velocity
             rho_a = traj.momentum_sum + sub.first_momentum
             rho_b = sub.momentum_sum + near.momentum
             no_uturn = (
                 _no_uturn(v_far, v_end, rho)
                 & _no_uturn(v_far, velocity(sub.first_momentum, inv_mass), rho_a)
-                & _no_uturn(velocity(near.momentum, inv_mass), v_end, rho_b)
+                & _no_uturn(v_near, v_end, rho_b)
             )
             log_weight = jnp.logaddexp(traj.log_weight, sub.log_weight)
             new_traj = _Trajectory(left, right, rho, log_weight, proposal, proposal_energy)
             trajectory = jax.tree.map(lambda a, b: jnp.where(valid, a, b), new_traj, traj)
             return _Loop(
                 trajectory=trajectory,
+                ckpt=sub.ckpt,
                 depth=loop.depth + valid.astype(jnp.int32),
                 num_steps=loop.num_steps + sub.num_leaves,
                 sum_accept_prob=loop.sum_accept_prob + sub.sum_accept_prob,
@@ -353,8 +387,7 @@ def build_kernel(
             )
 
         out = lax.while_loop(cond, body, init_loop)
-        prop = out.trajectory.proposal
-        new_state = NUTSState(prop.position, prop.logdensity, prop.logdensity_grad)
+        new_state = out.trajectory.proposal
         info = NUTSInfo(
             is_divergent=out.is_diverging,
             num_steps=out.num_steps,

@@ -135,3 +135,22 @@ def test_kernel_divergence_info():
     assert bool(info.is_divergent)
     assert int(info.tree_depth) == 0 and int(info.num_steps) == 1
     np.testing.assert_array_equal(new.position, state.position)
+
+
+def test_kernel_compiles_to_one_loop_without_copies_of_its_checkpoints():
+    # Machinery per leapfrog step (issue 16, benchmarks/profile_notes.md): XLA:CPU runs a
+    # while loop's body op by op through its thunk executor (3-5 us per NUTS leaf) unless the
+    # loop is compiled as one function ("small" loops; pplc/jax_x64.py raises the size
+    # limit), and a checkpoint row read after the array was updated in place makes XLA copy
+    # the whole (max_depth + 1, dim) array at every leaf (2 of them, before this was fixed).
+    f = jax.value_and_grad(_std_normal_1arg)
+    kernel = build_kernel(f, max_tree_depth=10)
+    text = jax.jit(kernel).lower(jax.random.key(0), init(jnp.zeros(7), f), 0.3, jnp.ones(7)).compile().as_text()
+    entry = text[text.index("\nENTRY"):]
+    assert " while(" not in entry and 'xla_cpu_small_call="true"' in entry
+    per_leaf = [line for line in text.splitlines() if "= f64[11,7]{1,0} copy(" in line and "while/body" in line]
+    assert per_leaf == [], per_leaf
+
+
+def _std_normal_1arg(x):
+    return -0.5 * jnp.sum(x**2)
