@@ -6,6 +6,7 @@ computation (NumPyro, SciPy, or NumPy by hand), or checks a mistake's diagnostic
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -33,9 +34,17 @@ def _conformance_models():
     return sorted(p for p in CONFORMANCE.glob("*/model.ppl"))
 
 
+@functools.lru_cache(maxsize=None)
+def _conditioned(path: Path):
+    """Each model file conditioned on its data once per process: the two tests over every
+    model below then share its compiled value-and-gradient program (the Lotka-Volterra
+    ODE's alone costs tens of CPU seconds to compile) instead of compiling it twice."""
+    return pplc.compile(path).condition(path.parent / "data.json")
+
+
 @pytest.mark.parametrize("path", _conformance_models(), ids=lambda p: p.parent.name)
 def test_every_conformance_model_compiles_with_a_finite_density(path):
-    model = pplc.compile(path).condition(path.parent / "data.json")
+    model = _conditioned(path)
     value, grad = model.value_and_grad(np.zeros(model.dim))
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
@@ -150,7 +159,7 @@ def test_ode_in_the_lotka_volterra_model_matches_scipy():
     if not folder.exists():
         pytest.skip(f"{CONFORMANCE} is absent")
     data = json.loads((folder / "data.json").read_text())
-    model = pplc.compile(folder / "model.ppl").condition(data)
+    model = _conditioned(folder / "model.ppl")
     theta = np.array([0.55, 0.028, 0.8, 0.024])
     z_init, sigma = np.array([33.0, 6.0]), np.array([0.25, 0.25])
     ts = np.array(data["ts"], float)
@@ -248,7 +257,7 @@ def test_every_model_has_a_finite_density_at_a_prior_draw(path):
     compiles, and its log density is finite at a draw from the prior (forward simulation;
     for models with a `factor`, whose prior it cannot simulate, at Stan's uniform(-2, 2)
     starting point instead)."""
-    model = pplc.compile(path).condition(path.parent / "data.json")
+    model = _conditioned(path)
     try:
         draw = model.prior_predictive(draws=1, seed=0, internal=True)
         u = model.unconstrain({b.name: draw[b.name][0] for b in model.lowered.layout})
