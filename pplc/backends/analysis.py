@@ -40,6 +40,17 @@ def lower(graph: Graph, data: BoundData, externs: Mapping[str, Callable] | None 
     return _Analysis(graph, data, dict(externs or {}), as_written).run()
 
 
+def check_observed(graph: Graph, data: BoundData,
+                   externs: Mapping[str, Callable] | None = None) -> None:
+    """The model as written checked against the data's values alone (value_checks.py:
+    observations inside their supports, constant arguments inside theirs), without the
+    structural checks and the plan. Why: streamed minibatch ADVI (inference/minibatch.py
+    `check_rows`) runs these on each block of rows, after the whole analysis has run once
+    on the first batch; the whole analysis again on each block (`lower`) made the check
+    of 10^6 rows 0.52 s instead of 0.20."""
+    _Analysis(graph, data, dict(externs or {}), as_written=True).check_observed()
+
+
 class _Analysis(ShapeAnalysis, DataChecks, ValueChecks, ArgumentChecks):
     def __init__(self, graph: Graph, data: BoundData, externs: dict, as_written: bool = False):
         self.as_written = as_written
@@ -55,6 +66,19 @@ class _Analysis(ShapeAnalysis, DataChecks, ValueChecks, ArgumentChecks):
         self.scans: dict[tuple[str, int], recurrence.Scan] = {}   # recursive piece -> order
         self.groups: dict[str, recurrence.Group] = {}   # member -> its group
         self.members = {n: g for g in graph.groups() for n in g}
+
+    def check_observed(self) -> None:
+        """What the value checks read (data, loop ranges, shapes), then the checks."""
+        self.static.update(self.data.arrays)
+        for name, value in self.data.arrays.items():
+            self.shapes[name], self.dtypes[name] = value.shape, value.dtype
+        for name in self.data.sizes:
+            self.shapes[name], self.dtypes[name] = (), np.int64
+        for variable in self.graph.variables():
+            for i, piece in enumerate(variable.pieces):
+                self.pieces[(variable.name, i)] = self._piece_info(variable, piece)
+        self._infer_shapes()
+        self._check_observed_support()
 
     def run(self) -> LoweredModel:
         graph = self.graph

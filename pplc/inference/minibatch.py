@@ -256,12 +256,16 @@ CHECK_ROWS = 65536   # rows per block of check_rows: what it holds at once
 
 
 def check_rows(model, data: Mapping[str, Any], plan: MinibatchPlan, source: BatchSource):
-    """Every row of the streamed arrays checked against the model's declarations, as the
-    binding checks data in memory (integers, supports, no missing values), one block of
-    rows at a time, read in order by `source.block`, so memory stays bounded. Why before
-    the fit: a batch reads rows no check has seen, and a bad value (y = 2 for a
-    Bernoulli) would only show as skipped steps or a wrong fit. An error names the rows
-    of the block and the entry's row in the whole array."""
+    """Every row of the streamed arrays checked as conditioning checks data in memory:
+    against the model's declarations (the binding: integers, declared bounds, no missing
+    values) and each observation against its distribution's support (the analysis's
+    value checks, backends/analysis.py `check_observed`: a Bernoulli y = 2, a Poisson -1,
+    a Binomial count above its n from the data), one block of rows at a time, read in
+    order by `source.block`, so memory stays bounded. Why before the fit: a batch reads
+    rows no check has seen, and a bad value would only show as skipped steps and a fit on
+    the other rows. An error names the rows of the block and the entry's row in the whole
+    array."""
+    from pplc.backends.analysis import check_observed
     from pplc.backends.data import bind_data
     from pplc.errors import PplcError
 
@@ -269,7 +273,8 @@ def check_rows(model, data: Mapping[str, Any], plan: MinibatchPlan, source: Batc
     for lo in range(0, plan.extent, CHECK_ROWS):
         hi = min(plan.extent, lo + CHECK_ROWS)
         try:
-            bind_data(model.graph, {**small, plan.size: hi - lo, **source.block(lo, hi)})
+            block = {**small, plan.size: hi - lo, **source.block(lo, hi)}
+            check_observed(model.graph, bind_data(model.graph, block), model.externs)
         except PplcError as exc:
             first = exc.diagnostics[0]
             message = re.sub(r"\[(\d+)", lambda m: f"[{int(m[1]) + lo}", first.message,
