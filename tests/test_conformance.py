@@ -111,6 +111,20 @@ class Comparison:
         return name, values[name]
 
 
+def _mcse(draws: np.ndarray, method: str) -> float:
+    """ArviZ's MCSE of one element's (chain, draw) array, on ArviZ's NumPy path: with numba
+    installed (`make bench` adds it to the same virtualenv) ArviZ 0.23 returns a 1-element
+    array here, and its method="sd" raises inside ArviZ under NumPy 2.4."""
+    numba = az.utils.Numba
+    was_on = numba.numba_flag
+    numba.disable_numba()
+    try:
+        return float(np.asarray(az.mcse(draws, method=method)).squeeze())
+    finally:
+        if was_on:
+            numba.enable_numba()
+
+
 def compare(posterior, reference: dict) -> Comparison:
     summary = posterior.summary()
     out = Comparison({}, {}, {}, {}, {})
@@ -119,8 +133,8 @@ def compare(posterior, reference: dict) -> Comparison:
         got = summary[element]
         out.mean_error[element] = (got["mean"] - ref["mean"]) / ref["sd"]
         out.sd_error[element] = got["sd"] / ref["sd"] - 1
-        out.mcse_mean[element] = float(az.mcse(draws, method="mean")) / ref["sd"]
-        out.mcse_sd[element] = float(az.mcse(draws, method="sd")) / ref["sd"]
+        out.mcse_mean[element] = _mcse(draws, "mean") / ref["sd"]
+        out.mcse_sd[element] = _mcse(draws, "sd") / ref["sd"]
         out.r_hat[element] = got["r_hat"]
     return out
 
