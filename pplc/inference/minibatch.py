@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from pplc.errors import error
@@ -198,8 +199,25 @@ def minibatch_fit(conditioned, data: Mapping[str, Any], batch_size: int, rng_key
     fixed = {k: full[k] for k in batch_model.data if k not in plan.axes}
     density = _weighted(lowered, plan)
     source = BatchSource(rows, plan.axes, plan.extent, plan.batch_size, seed)
-    return fit_minibatch_advi(density, fixed, source, init_position, rng_key, method=method,
-                              **options)
+    # The passes chose the batch's parameterization from B rows, the whole data's from N:
+    # they may differ (a noncentered alpha_std on the batch, alpha centered on the whole).
+    # The fit runs in the batch's space; positions cross by way of the user's values.
+    to_batch = _between(conditioned.lowered, full, lowered, batch_model.data)
+    to_whole = _between(lowered, batch_model.data, conditioned.lowered, full)
+    init = to_batch(np.asarray(init_position)[None])[0]
+    result = fit_minibatch_advi(density, fixed, source, init, rng_key, method=method,
+                                **options)
+    return result._replace(draws=to_whole(result.draws))
+
+
+def _between(source, source_data, target, target_data) -> Callable[[np.ndarray], np.ndarray]:
+    """Unconstrained points of `source` (rows of a 2-D array) -> the same latent values
+    as points of `target`: constrained by the one, unconstrained by the other."""
+    def one(u):
+        return target.unconstrain(source.constrain(u, source_data), target_data)
+
+    mapped = jax.jit(jax.vmap(one))
+    return lambda points: np.asarray(mapped(jnp.asarray(points, jnp.float64)))
 
 
 def fit_streaming(model, data: Mapping[str, Any], batch_size: int, *, seed: int = 0,
