@@ -170,6 +170,26 @@ def _uniform(seed: Array, counter: Array, dtype) -> Array:
     return (h.astype(dtype) + 0.5) * (1.0 / 4294967296.0)
 
 
+@jax.custom_batching.custom_vmap
+def _set_row(arr: Array, r: Array, x: Array) -> Array:
+    """arr.at[r].set(x): one row written in place (a dynamic-update-slice)."""
+    return arr.at[r].set(x)
+
+
+@_set_row.def_vmap
+def _set_row_batched(axis_size, in_batched, arr, r, x):
+    """Under vmap (chain_method="vectorized") each chain writes its own row, which JAX would
+    make a scatter; XLA:CPU never compiles a loop holding a scatter as one function
+    (pplc/jax_x64.py), so the batched write is a select over the rows instead."""
+    arr_b, r_b, x_b = in_batched
+    arr = arr if arr_b else jnp.broadcast_to(arr, (axis_size, *arr.shape))
+    r = r if r_b else jnp.broadcast_to(r, (axis_size,))
+    x = x if x_b else jnp.broadcast_to(x, (axis_size, *arr.shape[2:]))
+    hit = jnp.arange(arr.shape[1])[None, :] == r[:, None]
+    hit = hit.reshape(hit.shape + (1,) * (arr.ndim - 2))
+    return jnp.where(hit, x[:, None], arr), True
+
+
 def _no_uturn(v_left: Array, v_right: Array, rho: Array) -> Array:
     """Generalized criterion (Betancourt 2017, A.4.2): keep going while both ends move apart."""
     return (jnp.dot(v_left, rho) > 0) & (jnp.dot(v_right, rho) > 0)
@@ -268,17 +288,17 @@ def build_kernel(
             is_even = (i & 1) == 0
             is_mid = is_even & (i > 0)
             srow = jnp.where(is_even, row, spare)
-            velocities = ck.velocity.at[srow].set(v)
-            sums_before = ck.sum_before.at[srow].set(rho_before)
+            velocities = _set_row(ck.velocity, srow, v)
+            sums_before = _set_row(ck.sum_before, srow, rho_before)
             mrow = jnp.where(is_mid, row - 1, spare)
             rho_a = rho - sums_before[mrow]  # left half + leaf i
             ok_a = _no_uturn(velocities[mrow], v, rho_a)
             ck = _Checkpoints(
                 velocity=velocities,
                 sum_before=sums_before,
-                mid_ok=ck.mid_ok.at[mrow].set(ok_a),
-                mid_prev_velocity=ck.mid_prev_velocity.at[mrow].set(sub.edge_velocity),
-                mid_sum_before_prev=ck.mid_sum_before_prev.at[mrow].set(rho_before - prev.momentum),
+                mid_ok=_set_row(ck.mid_ok, mrow, ok_a),
+                mid_prev_velocity=_set_row(ck.mid_prev_velocity, mrow, sub.edge_velocity),
+                mid_sum_before_prev=_set_row(ck.mid_sum_before_prev, mrow, rho_before - prev.momentum),
             )
 
             # Odd leaf i closes the trees of sizes 2, 4, ..., 2^t starting at rows

@@ -154,3 +154,15 @@ def test_kernel_compiles_to_one_loop_without_copies_of_its_checkpoints():
 
 def _std_normal_1arg(x):
     return -0.5 * jnp.sum(x**2)
+
+
+def test_vmapped_kernel_compiles_to_one_loop():
+    # chain_method="vectorized": vmap makes each chain's checkpoint row write a scatter, which
+    # XLA:CPU never compiles into a one-function loop; the kernel's batching rule writes rows
+    # by a select instead (eight schools: 2.5 -> 1.1 us of machinery per step).
+    f = jax.value_and_grad(_std_normal_1arg)
+    kernel = jax.vmap(build_kernel(f, max_tree_depth=10), in_axes=(0, 0, None, None))
+    states = jax.vmap(lambda x: init(x, f))(jnp.zeros((2, 7)))
+    text = jax.jit(kernel).lower(jax.random.split(jax.random.key(0)), states, 0.3, jnp.ones(7)).compile().as_text()
+    entry = text[text.index("\nENTRY"):]
+    assert " while(" not in entry and 'xla_cpu_small_call="true"' in entry
