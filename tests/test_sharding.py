@@ -408,7 +408,8 @@ def _posterior() -> dict:
         for k in range(draws[0].shape[-1]):
             row = []
             for d in draws:
-                row += [float(d[..., k].mean()), float(arviz.mcse(d[..., k]))]
+                row += [float(d[..., k].mean()),
+                        float(np.ravel(arviz.mcse(d[..., k]))[0])]   # shape (1,) in ArviZ 0.23
             out[f"{var}[{k}]"] = row
     return out
 
