@@ -259,6 +259,7 @@ def fit_streaming(model, data: Mapping[str, Any], batch_size: int, *, seed: int 
                     hint="give them as np.load(path, mmap_mode='r') arrays")
     lowered = head.lowered
     density = _weighted(lowered, plan)
+    _refuse_summaries_of_rows(head, plan)
     fixed = {k: v for k, v in head.data.items() if k not in plan.axes}
     source = BatchSource({k: data[k] for k in plan.axes}, plan.axes, plan.extent,
                          plan.batch_size, seed)
@@ -268,6 +269,24 @@ def fit_streaming(model, data: Mapping[str, Any], batch_size: int, *, seed: int 
     init = initial_positions(lowered.log_density, head.data, lowered.dim, 1, init_key)[0]
     return fit_minibatch_advi(density, fixed, source, init, run_key, method=method,
                               **options), head
+
+
+def _refuse_summaries_of_rows(head, plan: MinibatchPlan) -> None:
+    """A value computed from the data alone (Stan's transformed data) that reads the
+    streamed arrays (`ybar = mean(y)`) would be computed on the first batch only: the
+    whole arrays are never in memory to compute it from. Refused, at its statement."""
+    import networkx as nx
+
+    graph = head.graph
+    dag = graph.value_dag()
+    for name in head.lowered.data_only:
+        read = sorted(set(plan.axes) & nx.ancestors(dag, name))
+        if read:
+            raise error(f"batch_size: '{name}' is computed from the whole of "
+                        f"{', '.join(read)}, which are streamed a batch at a time and never "
+                        "held whole", graph.source, graph[name].span,
+                        hint=f"compute '{name}' beforehand and give it as data, or fit with "
+                             "the data in memory (a .json or a compressed .npz)")
 
 
 CHECK_ROWS = 65536   # rows per block of check_rows: what it holds at once
