@@ -50,6 +50,12 @@ takes a fraction of a second. Threads give 1.9x on two idle cores (process CPU t
 to sequential's, wall time halved); with another job holding a core, one 1000 + 1000 run
 of the logistic model took 13.0 s threaded against 9.5 s sequential.
 
+Since XLA compiles NUTS's loops as one function (pplc/jax_x64.py), the per-step cost
+beyond the gradient on eight schools is, in CPU us per chain-step: sequential 0.87,
+parallel 0.89, vectorized 1.12 (2.5-4.6 before); a vmapped batch of 2 chains costs 1.23
+against 1.02 unbatched, so batching does not pay for its lockstep even two chains at a
+time (benchmarks/machinery.py, benchmarks/profile_notes.md).
+
 Default ("auto"): "parallel" when there are several chains and more than one CPU core,
 else "sequential": it halves the wall time of the runs that matter (expensive gradients)
 when the cores are free, at the risk shown above on a contended machine. The cores counted
