@@ -102,10 +102,10 @@ def _hmm(source, T=416, seed=0):
 
 
 CASES = {
-    "hmm-2-states": (lambda: _hmm(HMM, T=120), ("alpha", 1), scan_forms.SEMIRING),
-    "hmm-3-states": (lambda: _hmm(HMM3, T=60, seed=1), ("alpha", 1), scan_forms.SEMIRING),
+    "hmm-2-states": (lambda: _hmm(HMM, T=50), ("alpha", 1), scan_forms.SEMIRING),
+    "hmm-3-states": (lambda: _hmm(HMM3, T=40, seed=1), ("alpha", 1), scan_forms.SEMIRING),
     "sv-noncentered": (_sv, ("h", 1), scan_forms.LINEAR),
-    "ar-rows": (lambda: pplc.compile(AR_ROWS).condition({"T": 200, "K": 3, "s": 1.0}),
+    "ar-rows": (lambda: pplc.compile(AR_ROWS).condition({"T": 80, "K": 3, "s": 1.0}),
                 ("x", 1), scan_forms.LINEAR),
 }
 
