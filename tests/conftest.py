@@ -47,13 +47,15 @@ import tempfile
 LONGEST = {
     "tests/test_conformance.py::test_reproduces_reference_posterior[hudson_lynx_hare-": 200,
     "tests/test_benchmarks_smoke.py::test_whole_quick_run_with_numpyro": 120,
-    "tests/test_examples_more.py::test_damped_oscillator_": 48,
+    "tests/test_examples_more.py::test_damped_oscillator_": 56,
     "tests/test_conformance.py::test_reproduces_reference_posterior[kidiq-": 43,
     "tests/test_build_command.py::test_language_features_": 39,
     "tests/test_build_command.py::test_every_example_module_": 38,
     "tests/test_build_command.py::test_every_conformance_module_": 37,
     "tests/test_conformance.py::test_reproduces_reference_posterior[gp_pois_regr-": 25,
-    "tests/inference/test_sbc.py::test_nuts_is_calibrated": 23,
+    "tests/inference/test_sbc.py::test_nuts_is_calibrated[hierarchical]": 38,
+    "tests/inference/test_sbc.py::test_nuts_is_calibrated[logistic]": 26,
+    "tests/inference/test_sbc.py::test_nuts_is_calibrated[normal]": 25,
     "tests/runtime/test_vector_transforms.py::test_properties_at_random_points": 14,
 }
 SLOW_MARKED = 15   # a test marked slow takes more than ~10 s (pyproject.toml's markers)
