@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "dense (for strongly correlated posteriors), or from draws and "
                  "gradients (Fisher-optimal, as nutpie): diag-grad, or low-rank "
                  "(low-rank plus diagonal; fewest gradients on correlated posteriors); "
-                 "auto: low-rank from 2 to 1000 parameters, else diag")
+                 "auto: low-rank from 2 to 100 parameters, else diag")
     sample.add_argument("--init", default="uniform", metavar="uniform|pathfinder|FILE",
                         help="starting points: uniform(-2, 2) on the unconstrained space "
                              "(Stan's), draws from multi-path Pathfinder, or a file of "

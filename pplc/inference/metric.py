@@ -130,8 +130,11 @@ def fisher_low_rank(
 
 # Above this many parameters "auto" gives Stan's diagonal: the low-rank adaptation keeps
 # (dim, dim) running covariances per chain and eigendecomposes them at each window's end
-# (O(dim^3)), which at a few thousand parameters costs more memory and time than it saves.
-AUTO_MAX_DIM = 1000
+# (O(dim^3)), and each leapfrog step applies the metric at O(dim^2) or O(dim * rank). On the
+# 503-parameter stochastic volatility model that lost: 1.64x diag's ESS per gradient, but
+# ~55 us of CPU per gradient against diag's ~19 and ~0.7 s per window's end, so fewer ESS
+# per second. Up to 100 parameters every suite model gained or tied.
+AUTO_MAX_DIM = 100
 
 
 def choose_metric(requested: str, dim: int) -> str:
@@ -139,7 +142,7 @@ def choose_metric(requested: str, dim: int) -> str:
 
     "auto" is "low-rank" from 2 to AUTO_MAX_DIM parameters: on the suite models measured
     (benchmarks/metric_adaptation.md) it never lost ESS per gradient to Stan's diagonal and
-    gained 1.5-18x on correlated posteriors. The warmup draws then choose what it keeps: only
+    gained up to 24x on correlated posteriors. The warmup draws then choose what it keeps: only
     the eigen-directions whose Fisher-optimal variance differs from the diagonal's by more than
     DEFAULT_CUTOFF, so on a posterior without strong correlation it is the Fisher diagonal.
     One parameter, or more than AUTO_MAX_DIM: "diag".
