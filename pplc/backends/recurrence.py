@@ -120,9 +120,9 @@ def schedule(name: str, piece: Piece, ranges: list[range], grid: tuple[int, ...]
         windowed = [(m, w) for m, w in windowed if w is not None]
         if windowed:
             m, (axis, lags) = windowed[0]
-            form = scan_forms.form_of(name, piece, axis, lags)
-            width = math.prod(sizes) // sizes[m]
-            parallel, unroll = scan_forms.strategy(form, sizes[m], width)
+            form, parallel, unroll = scan_forms.strategy(
+                scan_forms.form_of(name, piece, axis, lags), sizes[m],
+                math.prod(sizes) // sizes[m])
             return Scan(m, axis, lags, form=form, parallel=parallel, unroll=unroll)
         return Scan(valid[0])
     order = _dependency_order(name, piece, writer, reads, count, source)
