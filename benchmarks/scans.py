@@ -13,9 +13,9 @@ conditioned model with its recurrence's strategy set by hand in the plan:
   parallel      the same parts, then a parallel prefix scan (lax.associative_scan)
 
 and the NumPyro rows are the model as a NumPyro user writes it (a `lax.scan` carrying
-the previous row). Every figure is µs per value-and-gradient in a compiled loop
-(gradfloor.calibrated_in_loop_seconds), the best of `--rounds` interleaved rounds, so a
-loaded machine inflates all rows alike; benchmarks/scans.md has a run and its reading.
+the previous row). Every figure is µs per value-and-gradient in a long compiled loop, the
+min and median of `--rounds` interleaved rounds (`measure`); benchmarks/scans.md has a run
+and its reading.
 """
 
 from __future__ import annotations
@@ -90,11 +90,16 @@ def _variants(model, key) -> dict:
         return replace(lowered, plan=replace(lowered.plan,
                                              scans={**lowered.plan.scans, key: scan}))
 
-    form = lowered.plan.scans[key].form
+    from pplc.backends import scan_forms
+
+    scan = lowered.plan.scans[key]
+    form = scan_forms.form_of(key[0], lowered.graph[key[0]].pieces[key[1]], scan.axis,
+                              scan.lags)
     out = {"pplc general (per-step expression)": with_scan(form="", parallel=False, unroll=1)}
     for unroll in (1, 2, 4, 8):
-        out[f"pplc {form}, sequential x{unroll}"] = with_scan(parallel=False, unroll=unroll)
-    out[f"pplc {form}, parallel prefix"] = with_scan(parallel=True, unroll=1)
+        out[f"pplc {form}, sequential x{unroll}"] = with_scan(form=form, parallel=False,
+                                                              unroll=unroll)
+    out[f"pplc {form}, parallel prefix"] = with_scan(form=form, parallel=True, unroll=1)
     out["pplc as planned"] = lowered
     return out
 
@@ -140,23 +145,60 @@ def cases(quick: bool = False) -> dict:
     return out
 
 
-def measure(rounds: int, quick: bool = False) -> dict:
-    """model -> {label: best µs per value-and-gradient over interleaved rounds}."""
-    from benchmarks import gradfloor
+def _loop(fn):
+    """n value-and-gradients in one compiled loop, each input moved by the last gradient."""
+    import jax
+    import jax.numpy as jnp
+
+    vg = jax.value_and_grad(fn)
+
+    @jax.jit
+    def loop(x, data, n):
+        def body(_, carry):
+            x, acc = carry
+            v, g = vg(x, data)
+            return x + 1e-12 * g, acc + v
+        return jax.lax.fori_loop(0, n, body, (x, jnp.zeros((), x.dtype)))
+    return loop
+
+
+def measure(rounds: int, quick: bool = False, target_s: float = 0.08) -> dict:
+    """model -> {label: (min, median) µs per value-and-gradient over interleaved rounds}.
+
+    Each round times one long loop per row (about `target_s`) and divides by its length:
+    a call's fixed cost is a few µs in 0.08 s. (gradfloor's difference of two loop lengths,
+    each the best of 5, comes out too low whenever load slowed the short loop's best more
+    than the long one's: on a loaded machine its figures swung by 2x between rows of the
+    same program.)"""
+    import time
+
+    import jax
+    import jax.numpy as jnp
 
     table = cases(quick)
-    best: dict = {m: {} for m in table}
+    prepared, times = {}, {}
+    for model, rows in table.items():
+        for label, (fn, x0, data) in rows.items():
+            loop, x0 = _loop(fn), jnp.asarray(x0)
+            jax.block_until_ready(loop(x0, data, 10))
+            start = time.perf_counter()
+            jax.block_until_ready(loop(x0, data, 200))
+            n = max(200, int(200 * target_s / (time.perf_counter() - start)))
+            prepared[(model, label)] = (loop, x0, data, n)
     for _ in range(rounds):
-        for model, rows in table.items():
-            for label, (fn, x0, data) in rows.items():
-                us = 1e6 * gradfloor.calibrated_in_loop_seconds(fn, x0, data)
-                best[model][label] = min(best[model].get(label, np.inf), us)
+        for key, (loop, x0, data, n) in prepared.items():
+            start = time.perf_counter()
+            jax.block_until_ready(loop(x0, data, n))
+            times.setdefault(key, []).append(1e6 * (time.perf_counter() - start) / n)
+    best: dict = {m: {} for m in table}
+    for (model, label), us in times.items():
+        best[model][label] = (min(us), float(np.median(us)))
     return best
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--quick", action="store_true", help="small T, one round (a smoke test)")
     args = parser.parse_args(argv)
     import jax
@@ -164,10 +206,11 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     best = measure(1 if args.quick else args.rounds, args.quick)
     for model, rows in best.items():
-        reference = next(us for label, us in rows.items() if label.startswith("NumPyro"))
-        print(f"## {model}\n\n| strategy | µs per gradient | / NumPyro |\n|---|---:|---:|")
-        for label, us in rows.items():
-            print(f"| {label} | {us:.1f} | {us / reference:.2f} |")
+        reference = next(us[0] for label, us in rows.items() if label.startswith("NumPyro"))
+        print(f"## {model}\n\n| strategy | µs per gradient, min | median | min / NumPyro's |"
+              "\n|---|---:|---:|---:|")
+        for label, (low, median) in rows.items():
+            print(f"| {label} | {low:.1f} | {median:.1f} | {low / reference:.2f} |")
         print()
     return 0
 
