@@ -197,7 +197,7 @@ def strategy(form: str, steps: int, width: int) -> tuple[str, bool, int]:
     - linear: the general scan is the faster (SV, T = 500: 9.9 against 18.5 us; its
       per-step expression is already cheap, and the form's vectorized parts add a gather
       and its scatter-add), so a linear recurrence keeps the general scan;
-    - the parallel prefix scan costs 1.4-1.9x the form's sequential scan (O(T log T) work,
+    - the parallel prefix scan costs 1.2-2x the form's sequential scan (O(T log T) work,
       O(T K^3 log T) for K states, where 2 cores give its short depth nothing to overlap),
       and unrolling x2, x4 or x8 made no difference beyond the noise: sequential, x1.
 

@@ -1,6 +1,8 @@
 """Recurrences by their algebraic form (backends/scan_forms.py): linear and log-semiring
-matrix recurrences run from coefficients computed for every step at once, sequentially or
-as a parallel prefix scan; every other recurrence keeps the general per-step scan.
+matrix recurrences can run from coefficients computed for every step at once, sequentially
+or as a parallel prefix scan; every other recurrence keeps the general per-step scan. (The
+plan runs the log-semiring form sequentially and keeps the general scan for a linear one,
+as measured; the tests set the others in the plan by hand.)
 
 Each form is checked against the general scan that evaluates the piece's expression per
 step (the plan built by hand with `form=""`): the log density and its gradient agree to
