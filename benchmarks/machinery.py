@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.gradfloor import in_loop_seconds
+
 MODELS = ("eight_schools_noncentered", "corr_gaussian_100")
 
 
@@ -39,40 +41,6 @@ def load(name: str, folder: Path):
     spec = suite.SPEC_BY_NAME[name]
     cm = pplc.compile(spec.ppl).condition(str(spec.make_data(folder, False)))
     return cm.lowered.log_density, cm.data, cm.dim
-
-
-def in_loop_cpu_seconds(logdensity, x0, data, repeats: int = 5, target_s: float = 0.05) -> float:
-    """CPU seconds per value-and-gradient in a compiled loop (two lengths differenced)."""
-    import jax
-    import jax.numpy as jnp
-
-    vg = jax.value_and_grad(logdensity)
-
-    @jax.jit
-    def loop(x, data, n):
-        def body(_, carry):
-            x, acc = carry
-            v, g = vg(x, data)
-            return x + 1e-12 * g, acc + v
-
-        return jax.lax.fori_loop(0, n, body, (x, jnp.zeros((), x.dtype)))
-
-    x0 = jnp.asarray(x0)
-
-    def best(n):
-        jax.block_until_ready(loop(x0, data, n))
-        times = []
-        for _ in range(repeats):
-            t = time.process_time()
-            jax.block_until_ready(loop(x0, data, n))
-            times.append(time.process_time() - t)
-        return min(times)
-
-    n = 1000
-    while best(n) < target_s / 4 and n < 10_000_000:
-        n *= 4
-    short = max(n // 10, 1)
-    return max(best(n) - best(short), 1e-12) / (n - short)
 
 
 def one_run(fn, data, dim: int, method: str, chains: int, warmup: int, samples: int, seed: int = 0):
@@ -100,7 +68,7 @@ def measure(name: str, folder: Path, methods, repeats: int, chains: int = 4,
     rows = {m: [] for m in methods}
     grads = []
     for _ in range(repeats):
-        g = in_loop_cpu_seconds(fn, np.full(dim, 0.1), data)
+        g = in_loop_seconds(fn, np.full(dim, 0.1), data, clock=time.process_time)
         grads.append(g)
         for method in methods:
             cpu, wall, n = one_run(fn, data, dim, method, chains, warmup, samples)

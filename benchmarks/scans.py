@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.gradfloor import gradient_loop
+
 ROOT = Path(__file__).resolve().parents[1]
 
 HMM = """\
@@ -145,23 +147,6 @@ def cases(quick: bool = False) -> dict:
     return out
 
 
-def _loop(fn):
-    """n value-and-gradients in one compiled loop, each input moved by the last gradient."""
-    import jax
-    import jax.numpy as jnp
-
-    vg = jax.value_and_grad(fn)
-
-    @jax.jit
-    def loop(x, data, n):
-        def body(_, carry):
-            x, acc = carry
-            v, g = vg(x, data)
-            return x + 1e-12 * g, acc + v
-        return jax.lax.fori_loop(0, n, body, (x, jnp.zeros((), x.dtype)))
-    return loop
-
-
 def measure(rounds: int, quick: bool = False, target_s: float = 0.08) -> dict:
     """model -> {label: (min, median) µs per value-and-gradient over interleaved rounds}.
 
@@ -179,7 +164,7 @@ def measure(rounds: int, quick: bool = False, target_s: float = 0.08) -> dict:
     prepared, times = {}, {}
     for model, rows in table.items():
         for label, (fn, x0, data) in rows.items():
-            loop, x0 = _loop(fn), jnp.asarray(x0)
+            loop, x0 = gradient_loop(fn), jnp.asarray(x0)
             jax.block_until_ready(loop(x0, data, 10))
             start = time.perf_counter()
             jax.block_until_ready(loop(x0, data, 200))

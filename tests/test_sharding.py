@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.passes import HIER_LOGISTIC_SOURCE   # a loop over the rows
+
 ROOT = Path(__file__).resolve().parents[1]
 HIER = ROOT / "examples" / "hierarchical_logistic" / "model.ppl"
 MIXTURE = ROOT / "examples" / "gaussian_mixture" / "model.ppl"
@@ -327,21 +329,6 @@ def _collectives(conditioned, axes) -> list[tuple[str, str, int]]:
     return out
 
 
-LOOP_LOGISTIC = """
-data N: int
-data G: int
-data K: int
-data g: int(lower=0, upper=G - 1)[N]
-data X: real[N, K]
-data y: int(lower=0, upper=1)[N]
-mu_a ~ Normal(0, 2.5)
-sigma_a ~ HalfNormal(2)
-for j in range(G):
-    a[j] ~ Normal(mu_a, sigma_a)
-beta: real[K] ~ Normal(0, 2.5)
-for n in range(N):
-    y[n] ~ Bernoulli(logits=a[g[n]] + X[n] @ beta)
-"""
 
 
 def _even() -> dict:
@@ -350,7 +337,7 @@ def _even() -> dict:
     from pplc.inference.sharding import sharded_value_and_grad
     rng = np.random.default_rng(7)
     n, groups = 1000, 20
-    cases = {"loop logistic": (LOOP_LOGISTIC, {
+    cases = {"loop logistic": (HIER_LOGISTIC_SOURCE, {
                  "N": n, "G": groups, "K": 3, "g": rng.integers(0, groups, n),
                  "X": rng.normal(size=(n, 3)), "y": rng.integers(0, 2, n)}),
              "grouped": (GROUPED, {"N": n, "G": groups, "g": rng.integers(0, groups, n),

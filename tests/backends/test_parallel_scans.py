@@ -23,30 +23,12 @@ import numpy as np
 import pytest
 
 import pplc
+from benchmarks.scans import HMM   # the model of the 416-step benchmark
 from pplc.backends import scan_forms
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFORMANCE = ROOT.parent / "shared" / "conformance"
 
-HMM = """\
-data T: int
-data y: real[T]
-
-def normal_lpdf(x, loc, scale):
-    return -0.5 * ((x - loc) / scale) ** 2 - log(scale) - 0.5 * log(2 * pi)
-
-mu: ordered[2] ~ Normal(0, 3)
-sigma ~ HalfNormal(2)
-p1 ~ Beta(2, 2)
-p2 ~ Beta(2, 2)
-for k in range(2):
-    alpha[0, k] = log(0.5) + normal_lpdf(y[0], mu[k], sigma)
-log_Gamma = log(stack([stack([p1, 1 - p1]), stack([1 - p2, p2])]))
-for t in range(1, T):
-    for k in range(2):
-        alpha[t, k] = logsumexp(alpha[t - 1] + log_Gamma[:, k]) + normal_lpdf(y[t], mu[k], sigma)
-factor logsumexp(alpha[T - 1])
-"""
 
 # Three states, the emission first and the transition column read through a slice.
 HMM3 = """\

@@ -16,18 +16,9 @@ from pplc.inference.advi import fit_advi
 from pplc.inference.batches import BatchSource
 from pplc.inference.minibatch import head_data, minibatch_fit, plan_minibatch
 from pplc.inference.minibatch_advi import full_gradient
+from benchmarks.minibatch import MODEL as LOGREG   # the model measured there
 
-LOGREG = """
-data N: int
-data K: int
-data X: real[N, K]
-data y: int[N]
 
-alpha ~ Normal(0, 5)
-beta: real[K] ~ Normal(0, 5)
-
-y ~ Bernoulli(logits=alpha + X @ beta)
-"""
 
 N, K, B = 100_000, 3, 1000
 U = jnp.array([0.1, 0.5, -0.2, 0.4])   # away from the mode: the gradient is large

@@ -22,22 +22,13 @@ import pytest
 import pplc
 from pplc.errors import PplcError
 from pplc.inference.minibatch import CHECK_ROWS, fit_streaming
+from benchmarks.minibatch import MODEL as LOGREG   # the model measured there
+
 
 B = 100
 N = CHECK_ROWS + 500
 BAD = CHECK_ROWS + 123   # a row of the second block, far past the first batch
 
-LOGREG = """
-data N: int
-data K: int
-data X: real[N, K]
-data y: int[N]
-
-alpha ~ Normal(0, 5)
-beta: real[K] ~ Normal(0, 5)
-
-y ~ Bernoulli(logits=alpha + X @ beta)
-"""
 
 POISSON = """
 data N: int
