@@ -100,31 +100,44 @@ def npy_rows(path: str | Path) -> FileRows | np.ndarray:
     return _by_pread(path, offset, shape, dtype, str(path))
 
 
+def npz_layout(path: str | Path) -> dict[str, tuple[int, tuple[int, ...], np.dtype] | None]:
+    """Where each member of an `.npz` lies: name -> (byte offset of its data, shape, dtype)
+    for a stored (`numpy.savez`), C-ordered array of at least one axis, whose rows can be
+    read in place; None for a member that must be read whole (compressed, 0-d, Fortran
+    order, objects)."""
+    out: dict[str, tuple[int, tuple[int, ...], np.dtype] | None] = {}
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        for info in archive.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            out[name] = None
+            if info.compress_type != zipfile.ZIP_STORED:
+                continue
+            raw.seek(info.header_offset)
+            local = raw.read(30)   # the local file header: 30 bytes, then name and extra
+            raw.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                     + int.from_bytes(local[28:30], "little"))
+            version = np.lib.format.read_magic(raw)
+            shape, fortran, dtype = _header(raw, version)
+            if shape and not fortran and not dtype.hasobject:
+                out[name] = (raw.tell(), shape, dtype)
+    return out
+
+
+def npz_member(path: str | Path, name: str) -> np.ndarray:
+    """One member of an `.npz`, read whole."""
+    with zipfile.ZipFile(path) as archive:
+        member = name if name in archive.namelist() else f"{name}.npy"
+        with archive.open(member) as f:
+            return np.lib.format.read_array(f, allow_pickle=False)
+
+
 def npz_rows(path: str | Path) -> dict[str, FileRows | np.ndarray]:
     """An `.npz` archive: its uncompressed (`numpy.savez`) members by row range, the others
     (compressed, 0-d) read whole."""
     path = Path(path)
-    out: dict[str, FileRows | np.ndarray] = {}
-    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
-        for info in archive.infolist():
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if info.compress_type != zipfile.ZIP_STORED:
-                with archive.open(info) as member:
-                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
-                continue
-            raw.seek(info.header_offset)
-            local = raw.read(30)   # the local file header: 30 bytes, then name and extra
-            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") \
-                + int.from_bytes(local[28:30], "little")
-            raw.seek(start)
-            version = np.lib.format.read_magic(raw)
-            shape, fortran, dtype = _header(raw, version)
-            if not shape or fortran or dtype.hasobject:
-                with archive.open(info) as member:
-                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
-                continue
-            out[name] = _by_pread(path, raw.tell(), shape, dtype, f"{path}:{name}")
-    return out
+    return {name: npz_member(path, name) if where is None
+            else _by_pread(path, where[0], where[1], where[2], f"{path}:{name}")
+            for name, where in npz_layout(path).items()}
 
 
 def parquet_rows(path: str | Path) -> dict[str, FileRows]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from pplc.datafiles import read_data
 from pplc.errors import Source, error
+from pplc.rowfiles import npz_layout, npz_member
 
 
 def mappable(paths: Sequence[str | Path]) -> bool:
@@ -76,33 +77,13 @@ def _map_npy(path: Path):
 
 def _map_npz(path: Path) -> dict[str, Any]:
     """An .npz archive's stored members mapped at their offsets, the others read whole."""
-    out: dict[str, Any] = {}
     try:
-        with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
-            for info in archive.infolist():
-                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-                if info.compress_type == zipfile.ZIP_STORED:
-                    raw.seek(info.header_offset)
-                    local = raw.read(30)   # local file header: 30 bytes, then name, extra
-                    raw.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                             + int.from_bytes(local[28:30], "little"))
-                    version = np.lib.format.read_magic(raw)
-                    shape, fortran, dtype = _header(raw, version)
-                    if shape and not fortran and not dtype.hasobject:
-                        out[name] = np.memmap(path, dtype, "r", offset=raw.tell(), shape=shape)
-                        continue
-                with archive.open(info) as member:
-                    out[name] = np.lib.format.read_array(member, allow_pickle=False)
+        return {name: npz_member(path, name) if where is None
+                else np.memmap(path, where[2], "r", offset=where[0], shape=where[1])
+                for name, where in npz_layout(path).items()}
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise error(f"cannot read '{path}' as an .npz archive: {exc}", Source(str(path), "")
                     ) from None
-    return out
-
-
-def _header(raw, version):
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(raw)
-    return np.lib.format.read_array_header_2_0(raw)
 
 
 def fit_mapped(model, data: dict[str, Any], batch_size: int, *, method: str, draws: int,
