@@ -18,8 +18,6 @@ from pplc.inference.minibatch import head_data, minibatch_fit, plan_minibatch
 from pplc.inference.minibatch_advi import full_gradient
 from benchmarks.minibatch import MODEL as LOGREG   # the model measured there
 
-
-
 N, K, B = 100_000, 3, 1000
 U = jnp.array([0.1, 0.5, -0.2, 0.4])   # away from the mode: the gradient is large
 

@@ -24,7 +24,6 @@ from pplc.errors import PplcError
 from pplc.inference.minibatch import CHECK_ROWS, fit_streaming
 from benchmarks.minibatch import MODEL as LOGREG   # the model measured there
 
-
 B = 100
 N = CHECK_ROWS + 500
 BAD = CHECK_ROWS + 123   # a row of the second block, far past the first batch
