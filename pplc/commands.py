@@ -107,11 +107,11 @@ def _condition(model, args):
 
 
 def cmd_explain(args) -> int:
-    from pplc.backends.plan import loop_notes, sharding_notes
+    from pplc.backends.plan import factor_notes, loop_notes, sharding_notes
 
     conditioned = _condition(_load(args), args)
     notes = conditioned.graph.notes + tuple(loop_notes(conditioned.lowered)) \
-        + tuple(sharding_notes(conditioned.lowered))
+        + tuple(factor_notes(conditioned.lowered)) + tuple(sharding_notes(conditioned.lowered))
     for note in notes:
         print(f"{conditioned.graph.source.path}:{note.span.line}:{note.span.column}: "
               f"{note.message}    [{note.pass_name}]")

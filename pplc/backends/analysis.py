@@ -9,12 +9,13 @@ The result is a `LoweredModel`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import plan, recurrence, rows, sharding
+from pplc.backends import factors, plan, recurrence, rows, sharding
 from pplc.backends.argument_checks import ArgumentChecks
 from pplc.backends.checks import DataChecks, discrete_latent_diagnostic
 from pplc.backends.data import BoundData
@@ -137,6 +138,9 @@ class _Analysis(ShapeAnalysis, DataChecks, ValueChecks, ArgumentChecks):
                                               {*self.scans, *((n, i) for n in self.groups
                                                 for i in range(len(graph[n].pieces)))}),
                               rows=rows.decide(graph, self.shapes, self.pieces))
+        decisions = replace(decisions, factors=factors.decide(
+            graph, [*self.data.arrays, *self.data.sizes], decisions.data_only,
+            decisions.sharding.axes))
         return LoweredModel(graph, self.data, order, self.shapes, self.dtypes, self.pieces,
                             decisions, self.externs)
 

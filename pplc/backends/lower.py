@@ -31,7 +31,7 @@ from pplc.backends.plan import Block, Plan
 from pplc.backends.recursions import RecursionRunner
 from pplc.runtime.transforms import transform_for
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, is_discrete
+from pplc.frontend.library import DISTRIBUTIONS, is_discrete, named_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 Env = dict[str, Any]
@@ -105,7 +105,16 @@ class LoweredModel(RecursionRunner):
             for name in self.data_only:
                 env[name] = self._deterministic(self.graph[name], env)
                 arrays[name] = env[name]
+        arrays.update(self._factorized({**self.data.sizes, **arrays}))
         return arrays
+
+    def _factorized(self, env: Env) -> dict[str, jax.Array]:
+        """The plan's data-only covariances factorized once (factors.py), by data key."""
+        out = {}
+        for (name, i), factor in self.plan.factors.items():
+            matrix = named_arguments(self.graph[name].pieces[i].distribution)[factor.param]
+            out.update(factor.compute(jnp.asarray(self._evaluate(matrix, env), jnp.float64)))
+        return out
 
     def log_density(self, u: jax.Array, data: Mapping[str, jax.Array]) -> jax.Array:
         """log p(T(u), data) + log|det dT/du|: the sampler's target."""
@@ -258,11 +267,13 @@ class LoweredModel(RecursionRunner):
             body = lambda local: jnp.sum(evaluate(piece.value, local))
         else:
             dist = dists.get(piece.distribution.func)
+            factor = self.plan.factors.get((variable.name, i))
 
             def body(local):
                 params = self._params(variable, i, piece.distribution, local)
                 value = self._element(variable, piece, local)
-                return jnp.sum(dist.log_prob(value, **params))
+                lp = None if factor is None else factor.log_prob(value, params, local)
+                return jnp.sum(dist.log_prob(value, **params) if lp is None else lp)
         return jnp.sum(self._over(variable.name, i, body, env))
 
     # ------------------------------------------------------------ predictive quantities

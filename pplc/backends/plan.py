@@ -63,6 +63,7 @@ class Plan:
     prior_refusal: tuple[str, object] | None = None   # why forward simulation cannot run
     sharding: Sharding | None = None   # data arrays split across devices (sharding.py)
     rows: Mapping = field(default_factory=dict)   # reads along loops, no gather (rows.py)
+    factors: Mapping = field(default_factory=dict)   # data-only covariances (factors.py)
 
 
 def plan_without_data(graph: Graph) -> Plan:
@@ -173,6 +174,13 @@ def sharding_notes(lowered) -> list[Note]:
     return [Note(NAME, sharding.span, "with --shard-data: " + sharding.describe())]
 
 
+def factor_notes(lowered) -> list[Note]:
+    """One note per data-only covariance factorized once (factors.py), at its `~`."""
+    graph = lowered.graph
+    return [Note(NAME, graph[name].pieces[i].span, f"{name}: {factor.describe()}")
+            for (name, i), factor in lowered.plan.factors.items()]
+
+
 def prior_refusal(graph) -> tuple[str, object] | None:
     """Why forward simulation cannot draw this model's prior, and where, or None: a
     `factor` is no distribution, a `~` that reads its own earlier elements has no forward
@@ -242,5 +250,7 @@ def render(plan: Plan, graph: Graph, shapes: Mapping | None = None, order=None) 
             loops = f" for {loops_text(piece)}" if piece.plates else ""
             rows = plan.rows.get((name, i))   # rows.py: the arrays mapped along the loops
             rows = f"; {', '.join(r.text() for r in rows)} read along the loops" if rows else ""
+            factor = plan.factors.get((name, i))
+            rows += f"; {factor.describe()}" if factor is not None else ""
             lines.append(f"    {where}{loops}: {evaluation(plan, graph, name, i)}{rows}")
     return "\n".join(lines) + "\n"

@@ -66,6 +66,58 @@ def mvn_cov_lp(x, loc, cov):
     return mvn_scale_tril_lp(x, loc, jnp.linalg.cholesky(cov))
 
 
+# A covariance (or its factor) that depends on data alone is factorized once, before
+# sampling (backends/factors.py decides where): the density then needs one matrix-vector
+# product per gradient instead of a triangular solve (and a Cholesky factorization for
+# `cov=`). Why it matters: XLA:CPU runs LAPACK's solve as a custom call, which it cannot
+# fuse into the sampler's compiled loops, so every leapfrog step of such a model paid
+# microseconds around it (benchmarks/profile_notes.md).
+
+def mvn_precision_of(matrix, kind: str):
+    """(precision, half log-determinant of the covariance) of a covariance (`kind` "cov")
+    or of its lower Cholesky factor ("scale_tril"), with the triangle that
+    `mvn_scale_tril_lp` reads (the lower one; `jnp.linalg.cholesky` reads the lower one
+    of a covariance)."""
+    scale_tril = jnp.linalg.cholesky(matrix) if kind == "cov" else matrix
+    num = scale_tril.shape[-1]
+    eye = jnp.broadcast_to(jnp.eye(num, dtype=scale_tril.dtype), scale_tril.shape)
+    inverse = jax.scipy.linalg.solve_triangular(scale_tril, eye, lower=True)
+    precision = jnp.einsum("...ki,...kj->...ij", inverse, inverse)
+    precision = 0.5 * (precision + jnp.swapaxes(precision, -1, -2))   # exactly symmetric
+    half_log_det = jnp.sum(jnp.log(jnp.diagonal(scale_tril, axis1=-2, axis2=-1)), axis=-1)
+    return precision, half_log_det
+
+
+@jax.custom_jvp
+def _half_quadratic(diff, precision):
+    """-(diff^T P diff) / 2 over the last axis, P symmetric."""
+    return -0.5 * jnp.sum(diff * jnp.einsum("...ij,...j->...i", precision, diff), axis=-1)
+
+
+@_half_quadratic.defjvp
+def _half_quadratic_jvp(primals, tangents):
+    # One product P diff serves the value and the derivative in diff (-P diff, as P is
+    # symmetric): reverse mode then costs one matrix-vector product, not two.
+    diff, precision = primals
+    d_diff, d_precision = tangents
+    v = jnp.einsum("...ij,...j->...i", precision, diff)
+    value = -0.5 * jnp.sum(diff * v, axis=-1)
+    d_value = -jnp.sum(v * d_diff, axis=-1) - 0.5 * jnp.sum(
+        diff * jnp.einsum("...ij,...j->...i", d_precision, diff), axis=-1)
+    return value, d_value
+
+
+def mvn_precision_lp(x, loc, precision, half_log_det):
+    """`mvn_scale_tril_lp` from the precision and half log-determinant that
+    `mvn_precision_of` computed once: the same density to rounding."""
+    diff = x - loc
+    batch = jnp.broadcast_shapes(diff.shape[:-1], precision.shape[:-2],
+                                 jnp.shape(half_log_det))
+    num = precision.shape[-1]
+    diff = jnp.broadcast_to(diff, batch + (num,))   # the einsum broadcasts the precision
+    return _half_quadratic(diff, precision) - half_log_det - num * HALF_LOG_2PI
+
+
 def mvn_scale_tril_sample(key, shape, loc, scale_tril):
     shape = jnp.broadcast_shapes(tuple(shape), loc.shape, scale_tril.shape[:-1])
     z = jax.random.normal(key, shape)

@@ -124,9 +124,11 @@ def constrain(u, data):
 
 def _plan_section(writer: ModuleWriter, lowered) -> str:
     """The plan this module runs, as `pplc ir --plan` prints it (backends/plan.py)."""
-    # A module reads rows by subscripts (rows.py's mapping is the JAX lowering's only).
-    text = render(dataclasses.replace(lowered.plan, rows={}), lowered.graph, lowered.shapes,
-                  lowered.order) if lowered is not None else render(writer.plan, writer.graph)
+    # A module reads rows by subscripts (rows.py's mapping is the JAX lowering's only) and
+    # solves with a data covariance per call (factors.py: the lowering's only).
+    text = render(dataclasses.replace(lowered.plan, rows={}, factors={}), lowered.graph,
+                  lowered.shapes, lowered.order) if lowered is not None \
+        else render(writer.plan, writer.graph)
     return "\n".join([_section("the lowering plan (pplc ir --plan): what this module runs")]
                      + [f"# {line.removeprefix('# ')}".rstrip() for line in text.splitlines()])
 
