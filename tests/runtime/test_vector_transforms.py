@@ -12,6 +12,8 @@ terms of size O(|u|), so 1e-8 leaves orders of magnitude to spare; moments are c
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -220,10 +222,33 @@ def test_log_jacobian_matches_autodiff_determinant(kind, event_shape, scale):
         np.testing.assert_allclose(ladj[i], _log_det_autodiff(kind, u[i]), rtol=0, atol=1e-8)
 
 
+@functools.lru_cache(maxsize=None)
+def _compiled_at_points(kind, u_shape):
+    """forward, inverse of forward, log|det J| and autodiff's Jacobian of u -> free
+    coordinates (one per event), as one jitted program per kind and shape. Hypothesis
+    draws 30 points over some 25 (kind, size) pairs; run eagerly, every operation of
+    forward, inverse and jacfwd compiled its own XLA program for each new shape (544
+    programs, a quarter of this file's CPU time: benchmarks/suite_time.md). Jitted, the
+    same properties are checked at the same points with one program per pair; pplc runs
+    the transforms under jit too, and test_batch_is_event_by_event_and_jit_agrees keeps
+    the eager path checked against the jitted one."""
+    t = transform_for(kind)
+
+    def free(v):
+        return _free_coordinates(kind, t.forward(v))
+
+    def at(u):
+        x = t.forward(u)
+        jac = jax.vmap(jax.jacfwd(free))(u) if u_shape[-1] else jnp.zeros(u_shape[:1])
+        return x, t.inverse(x), t.log_abs_det_jacobian(u), jac
+    return jax.jit(at)
+
+
 @settings(deadline=None, max_examples=30)
 @given(data=st.data(), kind=st.sampled_from(VECTOR_KINDS), k=st.integers(1, 5))
 def test_properties_at_random_points(data, kind, k):
-    """forward lands in the set, inverse undoes it, and log|det J| is autodiff's."""
+    """forward lands in the set, inverse undoes it, and log|det J| is autodiff's (all
+    computed by one jitted program per kind and size: _compiled_at_points)."""
     if kind == "cov":
         k = min(k, 4)
     t = transform_for(kind)
@@ -231,18 +256,17 @@ def test_properties_at_random_points(data, kind, k):
     bound = 3.0 if kind == "cov" else 8.0  # see WIDE_SCALE
     u = data.draw(hnp.arrays(np.float64, t.unconstrained_shape((2,) + event),
                              elements=st.floats(-bound, bound)))
-    u = jnp.asarray(u)
-    x = t.forward(u)
+    x, back, ladj, jac = _compiled_at_points(kind, u.shape)(jnp.asarray(u))
     _assert_in_set(kind, x)
     # |du| ~ eps |x| / |dx/du|: at |u| = 8 tanh and the stick pieces flatten by ~e^-16, so
     # the inverse keeps about half the digits; cov is limited by cond(x) instead.
     cond = np.linalg.cond(np.asarray(x))[..., None] if kind == "cov" else np.exp(2 * bound)
-    assert np.all(np.abs(t.inverse(x) - u) <= 64 * EPS * cond * (1 + np.abs(u)))
-    ladj = t.log_abs_det_jacobian(u)
+    assert np.all(np.abs(back - u) <= 64 * EPS * cond * (1 + np.abs(u)))
     for i in range(2):
         if u.shape[-1]:
-            np.testing.assert_allclose(ladj[i], _log_det_autodiff(kind, u[i]), rtol=0,
-                                       atol=1e-8)
+            assert jac[i].shape == (u.shape[-1],) * 2
+            np.testing.assert_allclose(ladj[i], np.linalg.slogdet(np.asarray(jac[i]))[1],
+                                       rtol=0, atol=1e-8)
         else:
             assert ladj[i] == 0
 
