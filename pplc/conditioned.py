@@ -18,6 +18,7 @@ from pplc.backends.lower import LoweredModel
 from pplc import __version__
 from pplc.errors import PplcError, error, guard_public_methods
 from pplc.inference.initialize import initial_positions
+from pplc.inference.keys import seed_keys
 from pplc.inference.mcmc import sample_nuts
 from pplc.inference.posterior import Posterior
 from pplc.inference.distributed import check_distributed, check_same_data
@@ -215,8 +216,7 @@ class ConditionedModel(Prediction):
                             bound.source.path if bound.source else "the data given",
                             self.graph.source.text)
         started = time.perf_counter()
-        key = jax.random.PRNGKey(seed)
-        init_key, run_key = jax.random.split(key)
+        init_key, run_key = seed_keys(seed)
         log_density = self._log_density
         if init == "pathfinder":
             from pplc.inference.pathfinder import init_from_pathfinder, pathfinder
@@ -294,7 +294,7 @@ class ConditionedModel(Prediction):
         check_run_size(1, draws, self.dim, self._values_per_draw, self.lowered.data.sizes,
                        kind="fitting and drawing")
         started = time.perf_counter()
-        init_key, run_key = jax.random.split(jax.random.PRNGKey(seed))
+        init_key, run_key = seed_keys(seed)
         init = self._initial_positions(1, init_key)[0]
         if method == "pathfinder":
             from pplc.inference.pathfinder import pathfinder

@@ -263,6 +263,8 @@ def sample_nuts(
     chunk = int(chunk_size or DEFAULT_CHUNK_SIZE)
     data = programs.device_data(data)
     keys = jax.random.split(rng_key, num_chains)
+    if not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        keys = np.asarray(keys)  # raw keys: host-built states, sliced per chain without a program
     states = initial_chain_state(positions0, keys, metric)
     rows = build_schedule(num_warmup, num_samples, metric)
     batched = method == "vectorized"
