@@ -25,11 +25,11 @@ to infinity (Robbins-Monro).
 Eta adaptation (Stan's `adapt_eta`, `adapt_engaged=True`): each candidate eta in
 (100, 10, 1, 0.1, 0.01) runs `adapt_iter` (50) iterations from the initial q, and the one
 with the best ELBO estimate at its last iterate (as Stan) wins; the main run then restarts
-from the initial q with it. All candidates run in one compiled `vmap` with common random
-numbers, so they are compared on the same draws and cost one program call. A candidate
-whose ELBO is not finite loses; if every candidate fails, `PplcError`. Stan tries
-candidates in order and stops early once they get worse; evaluating all of them at once
-costs five times 50 gradients. `learning_rate=x` skips the search and uses eta = x.
+from the initial q with it. The candidates run one after another through the fit's one
+program with common random numbers (the same key), so they are compared on the same
+draws. A candidate whose ELBO is not finite loses; if every candidate fails, `PplcError`.
+Stan tries candidates in order and stops early once they get worse; evaluating all of
+them costs five times 50 gradients. `learning_rate=x` skips the search and uses eta = x.
 
 Iterate averaging (not in Stan): the reported q, and the ELBO estimates the convergence
 rule sees, are the average of the iterates with weights growing like t^4 (w_t = 5 / (t + 4),
@@ -58,10 +58,21 @@ whose ELBO barely moves could "converge" at the first evaluation (full-rank on e
 schools stopped after 200 iterations, far from the optimum); here the rule needs
 `MIN_EVALUATIONS` entries in the buffer first.
 
-Compiled chunks, as in `mcmc.py`: one `lax.scan` of `eval_elbo` steps plus the ELBO
-estimate per program call; Python only applies the convergence rule between calls. Every
-program is compiled once per (log density, shapes, settings) through `programs`, with `data`
-and eta as runtime arguments, so a rerun with a new seed or new data compiles nothing.
+One compiled program (`run_program`) serves the whole fit, as `mcmc.py`'s chunk does:
+`n_steps` steps (a `fori_loop` with a runtime trip count), then an ELBO estimate at the
+iterate or at the average (a runtime flag) that also returns its draws and their log
+importance ratios. The same executable, with the learning rate, the number of steps, the
+averaging weights and the random stream as runtime arguments, gives the ELBO at the
+initial values (0 steps), each eta candidate (`adapt_iter` steps from the initial q, the
+same key for all: common random numbers), every chunk of `eval_elbo` steps of the main
+run, and the final draws (0 steps at the fitted q, `elbo_samples` draws per call). Python
+applies the convergence rule between calls (a few microseconds, and it reports progress).
+Before, the initial ELBO, the vmapped eta search, the chunk and the final draws were four
+programs, each compiling the log density and its gradient again; the keys were split and
+folded eagerly, each an XLA program of its own (benchmarks/advi_compile.md). Compiled
+once per (log density, method, grad_samples, elbo_samples, shapes) through `programs`,
+with `data` a runtime argument: a rerun with a new seed, new data or other iteration
+settings compiles nothing, and `pplc fit` loads it from disk (`persist_executables`).
 """
 
 from __future__ import annotations
@@ -78,33 +89,22 @@ from jax import lax
 
 from pplc.errors import error
 from pplc.inference import programs
+from pplc.inference.advi_kernel import (  # noqa: F401 - the kernel API, re-exported
+    METHODS, ADVIInfo, ADVIState, StepState, build_step, covariance_numpy, elbo_estimate,
+    entropy, finite_mean_elbo, init, log_q, sample, transform)
 from pplc.inference.psis import far_from_posterior, psis
 
 Array = jax.Array
 ProgressFn = Callable[[str, int, int, int], None]
 
-METHODS = ("meanfield", "fullrank")
 ETA_CANDIDATES = (100.0, 10.0, 1.0, 0.1, 0.01)  # Stan's eta sequence
-TAU = 1.0  # Stan's tau in the step size
-POST_FACTOR = 0.1  # Stan's weight of the new g^2 in s_t
 AVG_POWER = 4.0  # iterate-averaging weights grow like t^AVG_POWER
 EXTRA_FRACTION = 1.0
 EXTRA_POWER = 0.0
+MIN_EVALUATIONS = 5  # relative ELBO changes needed before the convergence rule may fire
 
-
-class ADVIState(NamedTuple):
-    """Variational parameters and the optimizer state (see the module docstring for `rho`)."""
-
-    mu: Array
-    rho: Array
-    opt_state: Any
-
-
-class ADVIInfo(NamedTuple):
-    """Per step: the one-sample ELBO estimate and whether the step was skipped (non-finite)."""
-
-    elbo: Array
-    skipped: Array
+# The random streams of one fit: the program folds (stream, call) into the user's key.
+INIT_STREAM, ADAPT_STREAM, RUN_STREAM, DRAW_STREAM = 0, 1, 2, 3
 
 
 class ADVIResult(NamedTuple):
@@ -135,166 +135,43 @@ class ADVIResult(NamedTuple):
     pareto_k: float = float("nan")   # PSIS k-hat of p/q at the draws (psis.py): > 0.7, far off
 
 
-# -- the family ----------------------------------------------------------------------------
+def run_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo_samples: int):
+    """The fit's one program (module docstring):
+    (state, avg, eta, key, stream, call, n_steps, power, use_avg, data)
+    -> (state, avg, elbo, n_skipped, draws, log_ratios).
 
-def _chol(method: str, rho: Array) -> Array:
-    """L from rho: fullrank puts exp on the diagonal; meanfield is diag(exp(omega))."""
-    if method == "meanfield":
-        return jnp.diag(jnp.exp(rho))
-    return jnp.tril(rho, -1) + jnp.diag(jnp.exp(jnp.diag(rho)))
-
-
-def _transform(method: str, mu: Array, rho: Array, eps: Array) -> Array:
-    """zeta = mu + L eps for a batch eps of shape (n, dim)."""
-    if method == "meanfield":
-        return mu + eps * jnp.exp(rho)
-    return mu + eps @ _chol(method, rho).T
-
-
-def entropy(method: str, rho: Array) -> Array:
-    """H[N(mu, L L^T)] = sum(log diag L) + dim/2 (1 + log 2 pi)."""
-    log_diag = rho if method == "meanfield" else jnp.diag(rho)
-    dim = log_diag.shape[0]
-    return jnp.sum(log_diag) + 0.5 * dim * (1.0 + jnp.log(2.0 * jnp.pi))
-
-
-def init(position: Array, method: str = "meanfield") -> ADVIState:
-    """q = N(position, I), as Stan starts (omega = 0, L = I), and a fresh step-size state (t = 0, s = 0)."""
-    mu = jnp.asarray(position)
-    dim = mu.shape[0]
-    rho = jnp.zeros(dim, mu.dtype) if method == "meanfield" else jnp.zeros((dim, dim), mu.dtype)
-    return ADVIState(mu, rho, _init_opt(mu, rho))
-
-
-def elbo_estimate(logdensity: Callable[[Array], Array], method: str, mu: Array, rho: Array,
-                  rng_key: Array, num_samples: int) -> Array:
-    """Monte Carlo ELBO with non-finite draws dropped (Stan's `calc_ELBO`); nan if all are."""
-    eps = jax.random.normal(rng_key, (num_samples, mu.shape[0]), mu.dtype)
-    lp = jax.vmap(logdensity)(_transform(method, mu, rho, eps))
-    finite = jnp.isfinite(lp)
-    n = jnp.sum(finite)
-    mean_lp = jnp.where(n > 0, jnp.sum(jnp.where(finite, lp, 0.0)) / jnp.maximum(n, 1), jnp.nan)
-    return mean_lp + entropy(method, rho)
-
-
-class StepState(NamedTuple):
-    """Stan's step-size sequence state: t (steps taken) and s, the running mean of g^2."""
-
-    count: Array
-    sq_grad: tuple
-
-
-def _init_opt(mu: Array, rho: Array) -> StepState:
-    return StepState(jnp.zeros((), jnp.int32), (jnp.zeros_like(mu), jnp.zeros_like(rho)))
-
-
-def build_step(logdensity: Callable[[Array], Array], method: str, grad_samples: int = 1):
-    """`step(rng_key, state, eta) -> (state, info)`: one step of Stan's stochastic gradient
-    ascent on the reparameterized ELBO (module docstring)."""
-
-    def neg_elbo(params, eps):
-        mu, rho = params
-        lp = jax.vmap(logdensity)(_transform(method, mu, rho, eps))
-        return -(jnp.mean(lp) + entropy(method, rho))
-
-    def step(rng_key: Array, state: ADVIState, eta: Array) -> tuple[ADVIState, ADVIInfo]:
-        eps = jax.random.normal(rng_key, (grad_samples, state.mu.shape[0]), state.mu.dtype)
-        params = (state.mu, state.rho)
-        loss, grads = jax.value_and_grad(neg_elbo)(params, eps)
-        ok = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in grads]))
-        count = state.opt_state.count + 1
-        first = count == 1
-        # s_1 = g_1^2; s_t = 0.1 g_t^2 + 0.9 s_{t-1} (Stan's pre/post factors)
-        sq = jax.tree.map(lambda s, g: jnp.where(first, g * g, POST_FACTOR * g * g
-                                                 + (1.0 - POST_FACTOR) * s),
-                          state.opt_state.sq_grad, grads)
-        t = count.astype(state.mu.dtype)
-        scale = eta * t ** -0.5  # Stan's eta / sqrt(t)
-        mu, rho = jax.tree.map(lambda x, g, s: x - scale * g / (TAU + jnp.sqrt(s)),
-                               params, grads, sq)
-        new = ADVIState(mu, rho, StepState(count, sq))
-        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)  # skip a bad step
-        return new, ADVIInfo(-loss, ~ok)
-
-    return step
-
-
-def sample(rng_key: Array, state: ADVIState, num_draws: int, method: str) -> Array:
-    """num_draws draws from q, shape (num_draws, dim)."""
-    eps = jax.random.normal(rng_key, (num_draws, state.mu.shape[0]), state.mu.dtype)
-    return _transform(method, state.mu, state.rho, eps)
-
-
-# -- compiled programs ---------------------------------------------------------------------
-
-def _chunk_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo_samples: int,
-                   length: int, average: bool):
-    """(state, avg, eta, key, n_active, power, data) -> (state, avg, elbo, n_skipped):
-    `length` steps, of which the first n_active act (the last chunk before max_iterations
-    is partial), then an ELBO estimate at the reported parameters (avg, or the iterate).
+    n_steps optimizer steps from `state`, then `elbo_samples` draws from q at the average
+    (use_avg) or at the iterate, the ELBO estimate from them, and their log p - log q.
     avg = (mu, rho, n): the average of the n iterates since it was (re)started, weights
-    growing like their index^power."""
+    growing like their index^power. The key is the user's; (stream, call) are folded in."""
 
-    def run(state: ADVIState, avg: tuple, eta: Array, key: Array, n_active: Array,
-            power: Array, data: Any):
+    def run(state: ADVIState, avg: tuple, eta: Array, key: Array, stream: Array, call: Array,
+            n_steps: Array, power: Array, use_avg: Array, data: Any):
         logdensity = lambda x: logdensity_fn(x, data)
         step = build_step(logdensity, method, grad_samples)
+        key = jax.random.fold_in(jax.random.fold_in(key, stream), call)
         step_key, elbo_key = jax.random.split(key)
 
-        def body(carry, i):
-            state, avg = carry
+        def body(i, carry):
+            state, avg, skipped = carry
             new, info = step(jax.random.fold_in(step_key, i), state, eta)
-            active = i < n_active
-            new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
             # avg_n = avg_{n-1} + w_n (x_n - avg_{n-1}), w_n = (k + 1) / (n + k): weights
             # growing like n^k (module docstring); w_1 = 1 starts the average afresh
             m_mu, m_rho, n = avg
-            use = active & ~info.skipped
+            use = ~info.skipped
             n = n + use.astype(n.dtype)
             w = jnp.where(use, (power + 1.0) / (n + power), 0.0)
             avg = (m_mu + w * (new.mu - m_mu), m_rho + w * (new.rho - m_rho), n)
-            return (new, avg), active & info.skipped
+            return new, avg, skipped + info.skipped.astype(jnp.int32)
 
-        (state, avg), skipped = lax.scan(body, (state, avg), jnp.arange(length))
-        mu, rho = avg[:2] if average else (state.mu, state.rho)
-        elbo = elbo_estimate(logdensity, method, mu, rho, elbo_key, elbo_samples)
-        return state, avg, elbo, jnp.sum(skipped)
-
-    return run
-
-
-def _adapt_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo_samples: int,
-                   adapt_iter: int, average: bool):
-    """Every eta candidate from the same state and the same key, in one vmap."""
-    run = _chunk_program(logdensity_fn, method, grad_samples, elbo_samples, adapt_iter, False)
-    return jax.vmap(run, in_axes=(None, None, 0, None, None, None, None))
-
-
-def _init_program(logdensity_fn: Callable, method: str, elbo_samples: int):
-    """(state, key, data) -> the ELBO at the state (the initial one)."""
-
-    def run(state: ADVIState, key: Array, data: Any):
-        k1, _ = jax.random.split(key)
-        logdensity = lambda x: logdensity_fn(x, data)
-        return elbo_estimate(logdensity, method, state.mu, state.rho, k1, elbo_samples)
-
-    return run
-
-
-def _draws_program(logdensity_fn: Callable, method: str, num_draws: int):
-    """(state, key, data) -> (draws, log p - log q at them): the final draws (the same as
-    `_init_program`'s for the same key) and their importance ratios, the log density
-    mapped over the draws one at a time (a vmap would hold every draw's data at once)."""
-
-    def run(state: ADVIState, key: Array, data: Any):
-        _, k2 = jax.random.split(key)
-        eps = jax.random.normal(k2, (num_draws, state.mu.shape[0]), state.mu.dtype)
-        draws = _transform(method, state.mu, state.rho, eps)
-        log_p = lax.map(lambda x: logdensity_fn(x, data), draws)
-        # q(mu + L eps) = N(eps; 0, I) / |det L|, and entropy = log|det L| + d/2 (1 + log 2pi)
-        log_q = -0.5 * jnp.sum(eps ** 2, axis=1) - entropy(method, state.rho) \
-            + 0.5 * state.mu.shape[0]
-        return draws, log_p - log_q
+        state, avg, skipped = lax.fori_loop(0, n_steps, body, (state, avg, jnp.int32(0)))
+        mu = jnp.where(use_avg, avg[0], state.mu)
+        rho = jnp.where(use_avg, avg[1], state.rho)
+        eps = jax.random.normal(elbo_key, (elbo_samples, mu.shape[0]), mu.dtype)
+        draws = transform(method, mu, rho, eps)
+        lp = jax.vmap(logdensity)(draws)
+        elbo = finite_mean_elbo(lp, method, rho)
+        return state, avg, elbo, skipped, draws, lp - log_q(method, mu, rho, eps)
 
     return run
 
@@ -302,9 +179,6 @@ def _draws_program(logdensity_fn: Callable, method: str, num_draws: int):
 def _relative_change(prev: float, curr: float) -> float:
     """Stan's rel_difference: |curr - prev| / |curr|."""
     return abs((curr - prev) / curr) if curr != 0 else math.inf
-
-
-MIN_EVALUATIONS = 5  # relative ELBO changes needed before the convergence rule may fire
 
 
 def fit_advi(
@@ -363,24 +237,21 @@ def fit_advi(
     num_draws, max_iterations, adapt_iter = int(num_draws), int(max_iterations), int(adapt_iter)
 
     start = time.perf_counter()
-    compile_seconds = 0.0
-    state0 = jax.device_put(init(position, method))
-    avg0 = (state0.mu, state0.rho, jnp.zeros((), dtype))
-    power = np.asarray(AVG_POWER, dtype)
+    state0 = init(position, method)   # NumPy leaves: no eager XLA program
+    avg0 = (state0.mu, state0.rho, np.zeros((), dtype))
     average = bool(average_iterates)
-    init_key, adapt_key, run_key, draw_key = jax.random.split(rng_key, 4)
-    n_active_full = np.asarray(eval_elbo, np.int32)
+    program, compile_seconds = programs.compiled(
+        logdensity_fn, ("advi", method, grad_samples, elbo_samples),
+        lambda: run_program(logdensity_fn, method, grad_samples, elbo_samples),
+        state0, avg0, np.asarray(1.0, dtype), rng_key, np.int32(0), np.int32(0), np.int32(0),
+        np.asarray(AVG_POWER, dtype), np.bool_(False), data)
 
-    def compiled(static, build, *args):
-        nonlocal compile_seconds
-        program, seconds = programs.compiled(logdensity_fn, static, build, *args)
-        compile_seconds += seconds
-        return program
+    def call(state, avg, eta, stream, k, n_steps, power=AVG_POWER, use_avg=False):
+        return program(state, avg, np.asarray(eta, dtype), rng_key, np.int32(stream),
+                       np.int32(k), np.int32(n_steps), np.asarray(power, dtype),
+                       np.bool_(use_avg), data)
 
-    init_program = compiled(("advi-init", method, elbo_samples),
-                            lambda: _init_program(logdensity_fn, method, elbo_samples),
-                            state0, init_key, data)
-    elbo_init = init_program(state0, init_key, data)
+    elbo_init = call(state0, avg0, 1.0, INIT_STREAM, 0, 0)[2]
     if not np.isfinite(float(elbo_init)):
         raise error(
             "ADVI: the ELBO at the initial values is not finite: the log density is not "
@@ -391,14 +262,9 @@ def fit_advi(
     num_skipped = 0
     if learning_rate is None:
         etas = np.asarray(ETA_CANDIDATES, dtype)
-        adapt = compiled(
-            ("advi-adapt", method, grad_samples, elbo_samples, adapt_iter, average),
-            lambda: _adapt_program(logdensity_fn, method, grad_samples, elbo_samples, adapt_iter,
-                                   average),
-            state0, avg0, etas, adapt_key, np.asarray(adapt_iter, np.int32), power, data)
-        _, _, elbos, _ = adapt(state0, avg0, etas, adapt_key, np.asarray(adapt_iter, np.int32),
-                               power, data)
-        elbos = np.asarray(elbos)
+        # the same key for every candidate: compared on the same draws
+        elbos = np.array([float(call(state0, avg0, eta, ADAPT_STREAM, 0, adapt_iter)[2])
+                          for eta in etas])
         n_grad_evals += len(etas) * adapt_iter * grad_samples
         if progress is not None:
             progress("adaptation", len(etas) * adapt_iter, len(etas) * adapt_iter, 0)
@@ -415,23 +281,17 @@ def fit_advi(
         if not eta > 0:
             raise ValueError(f"learning_rate must be positive, not {learning_rate!r}")
 
-    chunk = compiled(
-        ("advi-chunk", method, grad_samples, elbo_samples, eval_elbo, average),
-        lambda: _chunk_program(logdensity_fn, method, grad_samples, elbo_samples, eval_elbo,
-                               average),
-        state0, avg0, np.asarray(eta, dtype), run_key, n_active_full, power, data)
-
     cb_size = max(int(0.1 * max_iterations / eval_elbo), 2)  # Stan's circular buffer size
     rel_changes: list[float] = []
     trace: list[float] = []
     state, avg, elbo_prev = state0, avg0, float(elbo_init)
     iterations, converged, k = 0, False, 0
     stop_at = max_iterations
-    eta_arr = np.asarray(eta, dtype)
+    power = AVG_POWER
     while iterations < stop_at:
         n_active = min(eval_elbo, stop_at - iterations)
-        state, avg, elbo, skipped = chunk(state, avg, eta_arr, jax.random.fold_in(run_key, k),
-                                          np.asarray(n_active, np.int32), power, data)
+        state, avg, elbo, skipped, _, _ = call(state, avg, eta, RUN_STREAM, k, n_active,
+                                               power, average)
         elbo, k = float(elbo), k + 1
         iterations += n_active
         num_skipped += int(skipped)
@@ -454,16 +314,17 @@ def fit_advi(
             extra = int(EXTRA_FRACTION * iterations) // eval_elbo * eval_elbo if average else 0
             stop_at = min(iterations + extra, max_iterations)
             if extra:
-                avg = (avg[0], avg[1], jnp.zeros((), dtype))
-                power = np.asarray(EXTRA_POWER, dtype)
+                avg = (avg[0], avg[1], np.zeros((), dtype))
+                power = EXTRA_POWER
 
     if average:
         state = state._replace(mu=avg[0], rho=avg[1])
-    draws_program = compiled(("advi-draws", method, num_draws),
-                             lambda: _draws_program(logdensity_fn, method, num_draws),
-                             state, draw_key, data)
-    draws, log_ratios = draws_program(state, draw_key, data)
-    _, pareto_k = psis(np.asarray(log_ratios))
+    # The final draws: the same program, 0 steps, elbo_samples draws per call.
+    batches = [call(state, avg, eta, DRAW_STREAM, j, 0)[4:]
+               for j in range(-(-num_draws // elbo_samples))]
+    draws = np.concatenate([np.asarray(d) for d, _ in batches])[:num_draws]
+    log_ratios = np.concatenate([np.asarray(r) for _, r in batches])[:num_draws]
+    _, pareto_k = psis(log_ratios)
     if not converged:
         warnings.warn(
             f"ADVI did not converge in {max_iterations} iterations (mean relative ELBO "
@@ -475,16 +336,10 @@ def fit_advi(
     if num_skipped:
         warnings.warn(f"ADVI skipped {num_skipped} gradient steps whose gradient was not "
                       "finite", RuntimeWarning, stacklevel=2)
-    mu = np.asarray(state.mu)
-    if method == "meanfield":
-        scale_or_cov = np.exp(np.asarray(state.rho))
-    else:
-        L = np.asarray(_chol(method, state.rho))
-        scale_or_cov = L @ L.T
     return ADVIResult(
-        draws=np.asarray(draws),
-        mean=mu,
-        scale_or_cov=scale_or_cov,
+        draws=draws,
+        mean=np.asarray(state.mu),
+        scale_or_cov=covariance_numpy(method, state.rho),
         elbo_trace=np.asarray(trace),
         iterations=iterations,
         converged=converged,
