@@ -26,15 +26,36 @@ the speed of full batch's one step.
 
 When: advi.py's schedule, unchanged up to Stan's convergence rule (the step-size search,
 the t^4-weighted average, the rule on the ELBO of one fixed batch). When the rule fires at
-iteration T, u_ref is the average so far, G is computed, and the averaging phase (another
-T iterations) runs with the control variate; halfway through, u_ref moves to the phase's
-running average (a second pass) and the average restarts, so the reported q is the plain
-average of the last T/2 iterates: at N/B = 10^4 the sds were still narrowing in the
-phase's first half (the plain steps before it barely move them when the batch noise is
-100 times the signal), and averaging that transient widened them. At 10^7 rows and
-B = 1000 they are still 1.5-2.6 times the posterior's (docs/scaling.md): not solved.
+iteration T, u_ref is the average so far, G is computed, and the averaging phase runs with
+the control variate, in windows of max(T/2, MIN_WINDOW) iterations: each window starts
+from the last one's average (u_ref moves there, a pass; the iterate restarts there) and
+averages its own iterates plainly (a transient would widen the average). The phase ends
+when a window's average differs from the one before by less than MEAN_TOL q-sds in every
+mean and SD_TOL in every log sd (both times sqrt(2 log 2d): the largest of d noises), or
+at max_iterations; then, unless settled, a warning says the fit was still moving and by
+how much, and `converged` is False. Why windows and that rule: Stan's rule watches the
+ELBO, whose relative change at 10^7 rows is tiny (the ELBO is -6.5 * 10^6) long before
+the sds have converged, so it fired at its earliest while the sds were still 1.5-3 times
+the posterior's, and that was reported as a fit.
+
+The phase's step, in q's sds (`_in_sds`). advi.py's step moves the mean by about
+eta / sqrt(t) in the parameter's own units (the gradient divided by its running RMS):
+0.03 at t = 1000 with eta = 1, which at 10^7 rows (posterior sd 0.0008) is 40 posterior
+sds. The iterate then jitters by tens of sds, and since the log-sd gradient carries
+sd * eps * H (mu - mode), that jitter's noise drowned its signal (1 - sd^2 H): the sds
+narrowed by a few % a window and were 1.5-3.3 times the posterior's when the phase
+ended (docs/scaling.md). In the phase the mean moves by PHASE_RATE (0.05) times the
+normalized gradient times q's current sd, a constant rate (no t^-1/2 decay: the window
+average does the averaging), so in units of q the phase's problem is the same at any N or
+parameter scale: the sds settled within 200-300 iterations at 10^7 rows, at 1.01-1.06
+times the Laplace approximation's. Fullrank scales row i of L's off-diagonal moves by
+coordinate i's sd as well. A coordinate that must travel far along a ridge of a
+correlated posterior (tau of a noncentered hierarchical model) moves at most 0.05
+conditional sds a step, so its windows keep moving for longer: the rule waits for them
+(measured: 24 windows in tests/inference/test_minibatch_parameterization.py), or says
+they did not settle.
 `control_variate=False` keeps plain batch gradients throughout (what the tests break to
-see the difference).
+see the difference; at N/B = 1000 the phase then never settles, and says so).
 """
 
 from __future__ import annotations
@@ -55,15 +76,44 @@ from pplc.inference.batches import BatchSource
 Array = jax.Array
 # rows read at once in a full pass (with B, a multiple of it): what the pass holds
 PASS_BYTES = 4 * 2 ** 20
+PHASE_RATE = 0.05    # the averaging phase's step, in q's sds (module docstring)
+MIN_WINDOW = 500     # iterations of an averaging window at least (module docstring)
+# the phase stops when two successive windows' averages differ by less than these times
+# sqrt(2 log 2d) (d coordinates), in every coordinate: a mean by MEAN_TOL of q's sds, a
+# log sd by SD_TOL (module docstring)
+MEAN_TOL, SD_TOL = 0.12, 0.05
+
+
+def marginal_sds(method: str, rho: Array) -> Array:
+    """The sd of each coordinate under q (rho as in advi.py)."""
+    if method == "meanfield":
+        return jnp.exp(rho)
+    L = jnp.tril(rho, -1) + jnp.diag(jnp.exp(jnp.diag(rho)))
+    return jnp.sqrt(jnp.sum(L * L, axis=1))
+
+
+def _in_sds(method: str, old, new):
+    """The phase's step (module docstring): `new` (advi.py's step from `old`, taken with
+    the rate PHASE_RATE) with the moves of the mean, and of L's off-diagonal entries
+    (row i in coordinate i's units), scaled by q's sds at `old`: a move of PHASE_RATE sds
+    at most, whatever the parameters' units."""
+    sd = marginal_sds(method, old.rho)
+    mu = old.mu + sd * (new.mu - old.mu)
+    if method == "meanfield":
+        return new._replace(mu=mu)
+    lower = jnp.tril(jnp.ones_like(old.rho), -1)
+    rho = new.rho + lower * (sd[:, None] - 1.0) * (new.rho - old.rho)
+    return new._replace(mu=mu, rho=rho)
 
 
 def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
                    elbo_samples: int, average: bool, weight: float):
     """(state, avg, eta, key, n_active, power, fixed, batches, eval_batch, ref, full_grad,
-    use_cv) -> (state, avg, elbo, n_skipped): one step per stacked batch (the first
+    use_cv, phase) -> (state, avg, elbo, n_skipped): one step per stacked batch (the first
     n_active act), the average as in advi.py, then the ELBO on the fixed evaluation batch.
     With use_cv, each batch's density gets the control variate's linear term (module
-    docstring), the gradient at `ref` taken on the same batch."""
+    docstring), the gradient at `ref` taken on the same batch. With phase, the step is
+    the averaging phase's: PHASE_RATE, in q's sds (`_in_sds`)."""
 
     def corrected(batch, ref, full_grad, use_cv):
         density = lambda u: batch_density(u, batch, weight)
@@ -72,7 +122,7 @@ def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
         return lambda u: density(u) + jnp.dot(shift, u)
 
     def run(state, avg, eta, key, n_active, power, fixed, batches, eval_batch, ref,
-            full_grad, use_cv):
+            full_grad, use_cv, phase):
         step_key, elbo_key = jax.random.split(key)
 
         def body(carry, xs):
@@ -80,7 +130,12 @@ def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
             i, batch = xs
             density = corrected({**fixed, **batch}, ref, full_grad, use_cv)
             step = advi.build_step(density, method, grad_samples)
-            new, info = step(jax.random.fold_in(step_key, i), state, eta)
+            # advi.py's step is eta / sqrt(t) times the normalized gradient: the phase's
+            # constant rate is that eta's sqrt(t) times PHASE_RATE
+            t = (state.opt_state.count + 1).astype(state.mu.dtype)
+            new, info = step(jax.random.fold_in(step_key, i), state,
+                             jnp.where(phase, PHASE_RATE * jnp.sqrt(t), eta))
+            new = lax.cond(phase, lambda: _in_sds(method, state, new), lambda: new)
             active = i < n_active
             new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
             m_mu, m_rho, n = avg   # avg_n = avg_{n-1} + (k + 1) / (n + k) (x_n - avg_{n-1})
@@ -98,6 +153,44 @@ def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
         return state, avg, elbo, jnp.sum(skipped)
 
     return run
+
+
+def window_drift(method: str, before, after) -> tuple[float, float]:
+    """How far the phase's average moved from one window to the next: (the largest move of
+    a mean, in q's sds after it; the largest change of a log sd)."""
+    sd = lambda rho: np.asarray(marginal_sds(method, jnp.asarray(rho)))
+    mean = np.max(np.abs(after[0] - before[0]) / sd(after[1]))
+    return float(mean), float(np.max(np.abs(np.log(sd(after[1]) / sd(before[1])))))
+
+
+def tolerances(dim: int) -> tuple[float, float]:
+    """(mean, log sd) moves between windows below which the phase has settled: MEAN_TOL
+    and SD_TOL times sqrt(2 log 2d), how the largest of d noises grows with d."""
+    z = float(np.sqrt(2.0 * np.log(2.0 * dim)))
+    return MEAN_TOL * z, SD_TOL * z
+
+
+def settled(drift, dim: int) -> bool:
+    """Whether a window's average moved less than `tolerances` from the one before."""
+    mean_tol, sd_tol = tolerances(dim)
+    return drift is not None and drift[0] < mean_tol and drift[1] < sd_tol
+
+
+def _unsettled(drift, dim: int, windows: int, window: int, iterations: int,
+               max_iterations: int) -> str:
+    """The warning of a phase that stopped before its averages settled."""
+    if drift is None:
+        return (f"minibatch ADVI stopped at max_iterations = {max_iterations} before its "
+                f"averaging phase had two windows of {window} iterations to compare: "
+                "whether its means and sds had stopped moving is unknown, and they may be "
+                "wrong; raise max_iterations")
+    mean_tol, sd_tol = tolerances(dim)
+    return (f"minibatch ADVI stopped after {iterations} iterations ({windows} averaging "
+            f"windows of {window}) with its fit still moving: from the window before to "
+            f"the last, an sd changed by {100 * (np.exp(drift[1]) - 1):.0f}% and a mean by "
+            f"{drift[0]:.2f} sds (settled is under {100 * (np.exp(sd_tol) - 1):.0f}% and "
+            f"{mean_tol:.2f} sds): its sds and means may be wrong; raise max_iterations or "
+            "the batch size")
 
 
 def full_gradient(batch_density: Callable, fixed: Mapping[str, Any], source: BatchSource,
@@ -161,7 +254,7 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
     compile_seconds = 0.0
     fixed = {k: jnp.asarray(v) for k, v in fixed.items()}
     position = jnp.asarray(init_position, jnp.float64)
-    dtype = position.dtype
+    dtype, dim = position.dtype, int(position.shape[0])
     weight = source.extent / source.batch_size
     state0 = advi.init(position, method)
     avg0 = (state0.mu, state0.rho, jnp.zeros((), dtype))
@@ -185,11 +278,12 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
         etas = np.asarray(advi.ETA_CANDIDATES, dtype)
         adapt = jax.jit(jax.vmap(_chunk_program(batch_density, method, grad_samples,
                                                 elbo_samples, False, weight),
-                                 in_axes=(None, None, 0) + (None,) * 9))
+                                 in_axes=(None, None, 0) + (None,) * 10))
         batches = source.stacked(adapt_iter)
         (_, _, elbos, _), seconds = timed(adapt, state0, avg0, etas, adapt_key,
                                           np.asarray(adapt_iter, np.int32), power, fixed,
-                                          batches, eval_batch, ref, full_grad, no_cv)
+                                          batches, eval_batch, ref, full_grad, no_cv,
+                                          no_cv)
         compile_seconds += seconds   # mostly compilation at these sizes
         elbos = np.asarray(elbos)
         n_grad_evals += len(etas) * adapt_iter * grad_samples
@@ -218,15 +312,16 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
     rel_changes: list[float] = []
     trace: list[float] = []
     state, avg, elbo_prev = state0, avg0, None
-    iterations, converged, k, stop_at, refresh_at = 0, False, 0, max_iterations, None
-    use_cv = no_cv
+    iterations, converged, k, stop_at = 0, False, 0, max_iterations
+    use_cv, phase = no_cv, np.asarray(False)
+    window, windows, previous, drift = 0, 0, None, None
     while iterations < stop_at:
         n_active = min(eval_elbo, stop_at - iterations)
         batches = source.stacked(eval_elbo)
         (state, avg, elbo, skipped), seconds = timed(
             chunk, state, avg, eta_arr, jax.random.fold_in(run_key, k),
             np.asarray(n_active, np.int32), power, fixed, batches, eval_batch, ref,
-            full_grad, use_cv)
+            full_grad, use_cv, phase)
         if k == 0:
             compile_seconds += seconds
         elbo, k = float(elbo), k + 1
@@ -237,13 +332,23 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
             raise error(f"minibatch ADVI: the ELBO estimate is not finite after "
                         f"{iterations} iterations", hint="try a smaller learning_rate")
         trace.append(elbo)
-        if converged:
-            if refresh_at is not None and iterations >= refresh_at:
-                ref, full_grad = snapshot(avg[0])   # u_ref moves to the phase's average
-                refresh_at = None
-                # and the average restarts: the first half's transient (the sds still
-                # narrowing, at N/B = 10^4) would widen it
-                avg = (avg[0], avg[1], jnp.zeros((), dtype))
+        if converged:   # the averaging phase
+            if iterations < stop_at:
+                continue
+            windows += 1   # a window ends here
+            current = (np.asarray(avg[0]), np.asarray(avg[1]))
+            if previous is not None:
+                drift = window_drift(method, previous, current)
+            previous = current
+            if settled(drift, dim) or iterations + window > max_iterations:
+                break
+            # the next window: u_ref moves to this one's average, the iterate restarts
+            # there, and the average restarts (the transient would widen it)
+            if control_variate:
+                ref, full_grad = snapshot(avg[0])
+            state = state._replace(mu=avg[0], rho=avg[1])
+            avg = (avg[0], avg[1], jnp.zeros((), dtype))
+            stop_at = iterations + window
             continue
         if elbo_prev is not None:
             rel_changes = (rel_changes + [abs((elbo - elbo_prev) / elbo)])[-cb_size:]
@@ -251,22 +356,27 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
         if len(rel_changes) >= min(cb_size, advi.MIN_EVALUATIONS) and (
                 np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj):
             converged = True
-            extra = int(advi.EXTRA_FRACTION * iterations) // eval_elbo * eval_elbo \
-                if average else 0
-            stop_at = min(iterations + extra, max_iterations)
-            if extra:
+            # windows of half the iterations so far (advi.py runs as many again)
+            window = -(-max(MIN_WINDOW, int(advi.EXTRA_FRACTION * iterations) // 2)
+                       // eval_elbo) * eval_elbo if average else 0
+            stop_at = min(iterations + window, max_iterations)
+            if window:
                 avg = (avg[0], avg[1], jnp.zeros((), dtype))
                 power = np.asarray(advi.EXTRA_POWER, dtype)
+                phase = np.asarray(True)
                 if control_variate:
                     ref, full_grad = snapshot(avg[0])
                     use_cv = np.asarray(True)
-                    refresh_at = iterations + extra // 2
-                    # the iterate restarts at the average: u_ref's neighbourhood
-                    state = state._replace(mu=avg[0], rho=avg[1])
+                # the iterate restarts at the average: u_ref's neighbourhood
+                state = state._replace(mu=avg[0], rho=avg[1])
     if average:
         state = state._replace(mu=avg[0], rho=avg[1])
+    still = bool(window) and not settled(drift, dim)
     if not converged:
         warnings.warn(f"minibatch ADVI did not converge in {max_iterations} iterations",
+                      RuntimeWarning, stacklevel=2)
+    elif still:
+        warnings.warn(_unsettled(drift, dim, windows, window, iterations, max_iterations),
                       RuntimeWarning, stacklevel=2)
     if num_skipped:
         warnings.warn(f"minibatch ADVI skipped {num_skipped} gradient steps whose gradient "
@@ -282,7 +392,8 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
         scale_or_cov = L @ L.T
     return advi.ADVIResult(
         draws=np.asarray(draws), mean=mu, scale_or_cov=scale_or_cov,
-        elbo_trace=np.asarray(trace), iterations=iterations, converged=converged,
+        elbo_trace=np.asarray(trace), iterations=iterations,
+        converged=converged and not still,
         compile_seconds=compile_seconds,
         seconds=time.perf_counter() - start - compile_seconds, n_grad_evals=n_grad_evals,
         learning_rate=eta, num_skipped=num_skipped)
