@@ -211,7 +211,7 @@ class ConditionedModel(Prediction):
             chain_method = check_distributed(shard_data, chain_method, chains)
             bound = self.lowered.data
             check_same_data((v.name for v in self.model.graph.variables()),
-                            {**bound.sizes, **bound.arrays},
+                            {**bound.sizes, **bound.arrays, **getattr(bound, "shares", {})},
                             getattr(self.lowered.plan.sharding, "axes", {}),
                             bound.source.path if bound.source else "the data given",
                             self.graph.source.text)
@@ -366,6 +366,11 @@ class ConditionedModel(Prediction):
     def _initial_positions(self, chains: int, key) -> np.ndarray:
         """Stan's starting points; when none is finite, name the statement at fault."""
         from pplc.errors import PplcError
+        if getattr(self.lowered.data, "shares", None):   # a run: each process its own rows
+            from pplc.inference.sharding import split_density
+            density, placed = split_density(self._log_density, self.data, axes_to_split(
+                self.lowered.plan.sharding, self.graph.source))
+            return initial_positions(density, placed, self.dim, chains, key)
         try:
             return initial_positions(self._log_density, self.data, self.dim, chains, key)
         except PplcError:
@@ -395,8 +400,9 @@ class ConditionedModel(Prediction):
                  "_positions": np.asarray(positions), "_layout": self._layout,
                  "_model_source": self.graph.source.text,
                  "_model_path": self.graph.source.path}
-        if observed is None:
-            observed = self.lowered.observed_names
+        if observed is None:   # (in a run, not the split ones: no process holds them whole)
+            observed = [n for n in self.lowered.observed_names
+                        if n not in getattr(self.lowered.data, "shares", {})]
         return Posterior(
             draws=draws, sample_stats=stats,
             n_grad_evals=n_grad_evals, compile_seconds=compile_seconds,

@@ -31,6 +31,7 @@ from pplc.inference.programs import ContentKeyed
 from pplc.ir.graph import Graph, Kind
 from pplc.passes.pipeline import run_passes
 from pplc.resources import check_model_size
+from pplc import row_shares
 
 
 def compile(path_or_source: str | Path, externs: Mapping[str, Callable] | None = None
@@ -109,7 +110,7 @@ class Model:
         if distributed is not None:
             distributed.join()
         self._check_externs()
-        read = as_data(data)
+        read = as_data(data, by_rows=row_shares.in_run())   # a run: files by row range
         if read is not None:
             data, data_source = read
         elif not isinstance(data, Mapping):
@@ -118,6 +119,9 @@ class Model:
         supplied = {name for name, value in data.items() if value is not None}
         graph = build_graph(self.program, supplied, self.definitions)
         bound = bind_data(graph, data, data_source)
+        # a run of several processes: its own rows of the split arrays, checked there
+        bound = row_shares.shared(graph, bound, lambda local: lower(
+            graph, local, self.externs, as_written=True))
         try:
             conditioned = self._conditioned(graph, bound, disabled_passes)
         except PplcError as refusal:
@@ -146,7 +150,8 @@ class Model:
         written = lower(graph, bound, self.externs, as_written=True)
         graph = graph.conditioned({**bound.sizes, **bound.arrays}, written.shapes,
                                   written.dtypes, written.states)
-        optimized = run_passes(graph, disabled_passes)
+        with row_shares.counting(bound):   # in a run: counts summed over the processes
+            optimized = run_passes(graph, disabled_passes)
         lowered = lower(optimized, bound, self.externs)
         key = _program_key(optimized, bound)
         programs = self._programs.get(key) or Programs(lowered, self._keyed(lowered), {})

@@ -279,7 +279,10 @@ class Prediction:
     def data_hash(self) -> str:
         """A fingerprint of the data this model is conditioned on (recorded with every fit)."""
         from pplc.inference.saved import data_hash
-        return data_hash(self.lowered.data.sizes, self.lowered.data.arrays)
+        shares = getattr(self.lowered.data, "shares", {})   # a run's rows: their digest
+        return data_hash(self.lowered.data.sizes, {
+            k: np.frombuffer(shares[k].digest, np.uint8) if k in shares else v
+            for k, v in self.lowered.data.arrays.items()})
 
     @functools.cached_property
     def _layout(self) -> list:
@@ -448,7 +451,15 @@ class Prediction:
         """(chain, draw, dim) unconstrained -> name -> (chain, draw, *shape) constrained."""
         chains, n, dim = positions.shape
         flat = jnp.asarray(positions.reshape(chains * n, dim))
-        values = _constrain_all(self._programs.constrain, flat, self.data)
+        shares = getattr(self.lowered.data, "shares", {})   # a run: no process has them all
+        try:
+            values = _constrain_all(self._programs.constrain, flat,
+                                    {k: v for k, v in self.data.items() if k not in shares})
+        except KeyError as e:
+            if not shares:
+                raise
+            raise error(f"a recorded value reads {e}, split over the processes of the run, "
+                        "which no process holds whole (docs/scaling.md)") from None
         return {name: np.asarray(v).reshape((chains, n) + v.shape[1:])
                 for name, v in values.items()}
 

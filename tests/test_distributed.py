@@ -49,10 +49,11 @@ def _env(devices: int = 1) -> dict:
             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
 
 
-def _processes(argv_for, count: int = 2, timeout: int = 240) -> list:
-    """Start `count` processes (argv_for(port, id)) and wait for all of them."""
+def _processes(argv_for, count: int = 2, timeout: int = 240, devices: int = 1) -> list:
+    """Start `count` processes (argv_for(port, id)) of `devices` devices each and wait for
+    all of them."""
     port = _free_port()
-    procs = [subprocess.Popen(argv_for(port, i), cwd=ROOT, env=_env(), text=True,
+    procs = [subprocess.Popen(argv_for(port, i), cwd=ROOT, env=_env(devices), text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
              for i in range(count)]
     try:
@@ -100,6 +101,32 @@ def test_two_processes_write_the_draws_of_one_process_with_two_devices(tmp_path)
     b = xr.open_dataset(tmp_path / "two0.nc", group="posterior")
     for var in ("mu_a", "sigma_a", "a", "beta"):
         np.testing.assert_array_equal(a[var].values, b[var].values)
+
+
+@pytest.mark.slow
+def test_vectorized_chains_across_processes_give_the_draws_of_one_process(tmp_path):
+    """Two chains vectorized on 2 processes of 2 devices: a mesh of 2 chains x 2 data
+    devices whose every chain row crosses both processes (inference/sharding.py
+    `Placement.make`), each chunk's draws replicated to both (mcmc.py): the draws of one
+    process with 4 devices, whose mesh splits the same rows the same way (999 rows padded
+    to 1000 either way). Tolerance as for 4 processes below: the same NUTS path."""
+    import xarray as xr
+    data = _data(tmp_path)
+    args = ["-m", "pplc.cli", "sample", str(HIER / "model.ppl"), "--data", str(data),
+            "--shard-data", "--chains", "2", "--chain-method", "vectorized", "--warmup",
+            "30", "--draws", "20", "--seed", "5", "--quiet", "--no-cache"]
+    one = subprocess.run([sys.executable, *args, "--output", str(tmp_path / "one.nc")],
+                         cwd=ROOT, env=_env(4), capture_output=True, text=True, timeout=240)
+    assert one.returncode == 0, one.stderr[-2000:]
+    runs = _processes(lambda port, i: [
+        sys.executable, *args, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+        "--process-id", str(i), "--output", str(tmp_path / f"two{i}.nc")], devices=2)
+    assert [r[0] for r in runs] == [0, 0], [r[2][-2000:] for r in runs]
+    a = xr.open_dataset(tmp_path / "one.nc", group="posterior")
+    b = xr.open_dataset(tmp_path / "two0.nc", group="posterior")
+    for var in ("mu_a", "sigma_a", "a", "beta"):
+        assert a[var].shape[:2] == b[var].shape[:2] == (2, 20)
+        np.testing.assert_allclose(a[var].values, b[var].values, rtol=0, atol=1e-4)
 
 
 @pytest.mark.slow
@@ -184,6 +211,77 @@ def test_each_process_places_only_its_own_rows_read_from_the_file(tmp_path):
     value, grad = conditioned.value_and_grad(np.asarray(two["u"]))
     assert abs(two["value"] - value) <= 1e-12 * abs(value)
     assert np.max(np.abs(np.asarray(two["grad"]) - grad)) <= 1e-12 * np.max(np.abs(grad))
+
+
+def _row_files(tmp_path: Path, change=None) -> list[Path]:
+    """The 999 rows as an `.npz` (read by row range in a run) and the sizes as JSON;
+    `change(arrays)` edits the arrays first."""
+    data = json.loads(_data(tmp_path).read_text())
+    arrays = {"g": np.asarray(data["g"], np.int64), "X": np.asarray(data["X"], np.float64),
+              "y": np.asarray(data["y"], np.int64)}
+    if change is not None:
+        change(arrays)
+    np.savez(tmp_path / "rows.npz", **arrays)
+    (tmp_path / "sizes.json").write_text(json.dumps({k: data[k] for k in ("N", "G", "K")}))
+    return [tmp_path / "rows.npz", tmp_path / "sizes.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad, message", [
+    (lambda a: a["y"].__setitem__(600, 2),
+     ":16:1: error: observed y[600] = 2 is outside the support of Bernoulli (0 or 1)"),
+    (lambda a: a["g"].__setitem__(700, 20),
+     ":16:24: error: index g = 20 is out of range for axis 0 of 'a', which has 20 elements")])
+def test_a_bad_row_of_one_process_stops_every_process_with_the_located_error(tmp_path, bad,
+                                                                             message):
+    """Row 600 (or 700) lies in process 1's rows (500..998) only: process 1 finds it while
+    checking its own rows, and the outcome is combined over the run, so process 0, which
+    never reads that row, stops with the same located error, and neither waits. The
+    model's types are loosened so that the model's checks (pplc/backends/checks.py,
+    value_checks.py), not the data's declared types, find the row."""
+    model = tmp_path / "loose.ppl"
+    model.write_text((HIER / "model.ppl").read_text()
+                     .replace("int(lower=0, upper=G - 1)[N]", "int[N]")
+                     .replace("int(lower=0, upper=1)[N]", "int[N]"))
+    files = _row_files(tmp_path, bad)
+    runs = _processes(lambda port, i: [
+        sys.executable, "-m", "pplc.cli", "sample", str(model), "--data", str(files[0]),
+        "--data", str(files[1]), "--shard-data", "--chains", "1", "--warmup", "5",
+        "--draws", "5", "--quiet", "--no-cache", "--coordinator", f"127.0.0.1:{port}",
+        "--num-processes", "2", "--process-id", str(i)], timeout=120)
+    assert [r[0] for r in runs] == [1, 1], [r[2][-2000:] for r in runs]
+    for _, _, err in runs:
+        assert f"{model}{message}" in err, err
+        assert "Traceback" not in err and "internal error" not in err
+
+
+@pytest.mark.slow
+def test_each_process_reads_and_holds_only_its_rows_and_counts_groups_as_one(tmp_path):
+    """Conditioning in a run (`condition(files, distributed=...)`) reads from the `.npz`
+    only the process's own rows (bytes counted by pplc/rowfiles.py: 500 rows of g, X, y
+    for process 0, 499 for process 1, nothing whole), holds only those, and the
+    reparameterization pass, fed each process's counts of observations per group summed
+    over the run, decides as one process does on the whole data: the same counts, the
+    same notes; sampling then runs on those rows."""
+    import pplc
+    from pplc.passes.group_sizes import observations_per_element
+    files = _row_files(tmp_path)
+    runs = _processes(lambda port, i: [sys.executable, __file__, "shared", str(tmp_path),
+                                       f"127.0.0.1:{port}", str(i)])
+    assert [r[0] for r in runs] == [0, 0], [r[2][-2000:] for r in runs]
+    report = [json.loads(r[1].splitlines()[-1]) for r in runs]
+    row_bytes = {"g": 8, "X": 24, "y": 8}
+    assert [r["rows"] for r in report] == [[0, 500], [500, 999]]
+    for r, rows in zip(report, (500, 499)):
+        assert r["bytes_read"] == {k: rows * b for k, b in row_bytes.items()}
+        assert r["held"] == {k: rows for k in row_bytes}
+    whole = pplc.compile(HIER / "model.ppl").condition(files)
+    counts = observations_per_element(whole.unoptimized_graph, "a")
+    assert counts.sum() == ROWS
+    for r in report:
+        assert r["counts"] == counts.tolist()
+        assert r["notes"] == [n.message for n in whole.graph.notes]
+        assert r["draws"] == [1, 5]
 
 
 def test_distributed_takes_jax_environment_variables_and_joins_one_run_only():
@@ -276,6 +374,25 @@ def _rows(folder: str, coordinator: str, process_id: str) -> None:
             "whole_reads": int(sum(int(p[0, 3]) for v in gathered.values() for p in v))}))
 
 
+def _shared(folder: str, coordinator: str, process_id: str) -> None:
+    import pplc
+    from pplc import row_shares
+    from pplc.passes.group_sizes import observations_per_element
+    joined = pplc.Distributed(coordinator, 2, int(process_id))
+    files = [Path(folder) / "rows.npz", Path(folder) / "sizes.json"]
+    conditioned = pplc.compile(HIER / "model.ppl").condition(files, distributed=joined)
+    shares = conditioned.lowered.data.shares
+    with row_shares.counting(conditioned.lowered.data):
+        counts = observations_per_element(conditioned.unoptimized_graph, "a")
+    fit = conditioned.sample(chains=1, warmup=5, draws=5, shard_data=True, progress=False)
+    print(json.dumps({
+        "rows": [shares["y"].start, shares["y"].stop],
+        "bytes_read": {k: v.bytes_read for k, v in shares.items()},
+        "held": {k: len(v.block) for k, v in shares.items()},
+        "counts": counts.tolist(), "notes": [n.message for n in conditioned.graph.notes],
+        "draws": list(np.shape(fit.draws["mu_a"]))}))
+
+
 def _again(coordinator: str) -> None:
     import jax
     import pplc
@@ -311,4 +428,5 @@ def _api(data: str, coordinator: str, processes: str, process_id: str, out: str,
 
 if __name__ == "__main__":
     {"density": _density, "unreachable": _unreachable, "alone": _alone, "api": _api,
-     "rows": _rows, "again": _again}[sys.argv[1]](*sys.argv[2:])
+     "rows": _rows, "again": _again,
+     "shared": _shared}[sys.argv[1]](*sys.argv[2:])

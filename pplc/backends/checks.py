@@ -142,8 +142,9 @@ class DataChecks:
             # Subscripts computed from loop variables and data are known now: check them all
             # (JAX would clamp an out-of-range gather silently).
             if not reads & (loop_vars | set(self.data.arrays)) \
-                    or not reads <= loop_vars | set(self.static):
-                continue
+                    or not reads <= loop_vars | set(self.static) \
+                    or reads & getattr(self.data, "deferred", set()):
+                continue   # a run's split rows: checked by each process (pplc/row_shares.py)
             values = np.asarray(over_plates(lambda env: jnp.asarray(self.evaluate(sub, env)),
                                             piece.plates, info.ranges, self.static))
             if not np.issubdtype(values.dtype, np.integer) or values.size == 0:

@@ -98,8 +98,12 @@ class LoweredModel(RecursionRunner):
 
     def runtime_data(self) -> dict[str, jax.Array]:
         """The data as arguments of the compiled program, with data-only deterministics
-        (Stan's transformed data) computed once here instead of in every evaluation."""
-        arrays = {k: jnp.asarray(v) for k, v in self.data.arrays.items()}
+        (Stan's transformed data) computed once here instead of in every evaluation. In a
+        run of several processes a split array is the process's own rows, which the
+        placement reads (pplc/row_shares.py: nothing else reads them)."""
+        shares = getattr(self.data, "shares", {})
+        arrays = {k: shares[k] if k in shares else jnp.asarray(v)
+                  for k, v in self.data.arrays.items()}
         if self.data_only:
             env = {**self.data.sizes, **arrays}
             for name in self.data_only:

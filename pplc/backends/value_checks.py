@@ -55,8 +55,8 @@ class ValueChecks:
         for variable in self.graph.of_kind(Kind.OBSERVED):
             name = variable.name
             values = self.data.arrays.get(name, self.data.sizes.get(name))
-            if values is None:
-                continue
+            if values is None or name in getattr(self.data, "deferred", ()):
+                continue   # a run's split rows: checked by each process (pplc/row_shares.py)
             values = np.asarray(values)
             for i, piece in enumerate(variable.pieces):
                 if piece.distribution is None:
@@ -68,7 +68,7 @@ class ValueChecks:
                 if infinite.any():
                     index = index_of(np.argwhere(infinite)[0])
                     raise self._data_error(
-                        f"observed {element_text(name, index)} = "
+                        f"observed {element_text(name, self._shown(name, index))} = "
                         f"{'-' if values[index] < 0 else ''}Infinity is not finite", name,
                         index, piece,
                         hint="an observation must be a finite number; write null for a "
@@ -82,7 +82,8 @@ class ValueChecks:
                         position = tuple(np.argwhere(bad)[0])
                         index = index_of(position)
                         raise self._data_error(
-                            f"observed {element_text(name, index)} = {number_text(values[index])} "
+                            f"observed {element_text(name, self._shown(name, index))} = "
+                            f"{number_text(values[index])} "
                             f"is outside the support of {piece.distribution.func} "
                             f"({words(position)})",
                             name, index, piece, hint="check the data, or the distribution")
@@ -114,7 +115,7 @@ class ValueChecks:
             index = index_of(position)
             shown = ", ".join(number_text(params[p][position]) for p in params)
             raise self._data_error(
-                f"observed {element_text(key[0], index)} = "
+                f"observed {element_text(key[0], self._shown(key[0], index))} = "
                 f"{number_text(values[index])} has log density "
                 f"{'NaN' if np.isnan(density[position]) else '-inf'} under "
                 f"{call.func}({shown})", key[0], index, piece,
@@ -140,6 +141,7 @@ class ValueChecks:
                     hint: str | None = None) -> PplcError:
         """An error at the value in the data file, with a note at the statement that
         reads it; at the statement alone when the data came without a file."""
+        index = self._shown(name, index)
         span = value_span(self.data.source, name, index)
         if span is None:
             return error(message, self.source, piece.span, hint=hint)
@@ -147,6 +149,12 @@ class ValueChecks:
             Diagnostic(message, self.data.source, span, hint),
             Diagnostic(f"{element_text(name, index)} is observed by this statement", self.source,
                        piece.span, severity="note")])
+
+    def _shown(self, name: str, index: tuple) -> tuple:
+        """An index into the checked array as an index into the whole one: a process of a
+        run checks its own rows, which start at `row_offsets[name]` (pplc/row_shares.py)."""
+        offset = getattr(self.data, "row_offsets", {}).get(name, 0)
+        return (int(index[0]) + offset, *index[1:]) if offset and len(index) else index
 
     def _support_test(self, key: tuple[str, int], piece: Piece, at: np.ndarray):
         """(mask of the values inside the piece's support, position -> the support in
@@ -265,7 +273,8 @@ class ValueChecks:
         """A name whose value is known before sampling: data without missing entries, or a
         constant (`pi`) that the model does not name a variable."""
         if name in self.graph.dag:
-            return name in self.static and name not in self.data.missing
+            return name in self.static and name not in self.data.missing \
+                and name not in getattr(self.data, "deferred", ())
         return name in CONSTANTS
 
 

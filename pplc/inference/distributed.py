@@ -83,6 +83,12 @@ _JOINED: list = []   # the run this process joined (one per process: JAX allows 
 WATCH_MARGIN = 30    # seconds between the watch's error and JAX's own abort
 
 
+def joined() -> tuple[str, int, int] | None:
+    """(coordinator, number of processes, this process's id) of the run this process
+    joined, or None: without importing JAX (conditioning asks, pplc/row_shares.py)."""
+    return _JOINED[0] if _JOINED else None
+
+
 def _describe(coordinator, num_processes, process_id) -> str:
     return f"coordinator {coordinator}, process {process_id} of {num_processes}"
 
@@ -146,31 +152,18 @@ def check_distributed(shard_data: bool, chain_method: str, chains: int = 1) -> s
     and nothing is gained), and the chains' programs called in the same order in every
     process (threads would interleave the collectives differently, and hang).
 
-    Vectorized chains on a mesh with a chain axis (inference/sharding.py
-    `chain_and_data_shape`: 2 chains on 4 devices are 2 x 2) would put different chains
-    on different processes, and the sampler reads each chunk's draws in every process,
-    which JAX refuses for an array a process does not hold all of (measured: an internal
-    error after warmup's first chunk). Until the draws are gathered, `auto` then runs the
-    chains one after another (each on all the devices: the same draws as vectorized, up
-    to rounding), and `vectorized` asked for is refused."""
+    Vectorized chains run on a mesh whose every chain row crosses all the processes
+    (inference/sharding.py `Placement.make`: 2 chains on 2 processes of 2 devices are 2
+    chains x 2 data devices, one of each process), so each process holds the same rows
+    for every chain, and each chunk's draws come back replicated to every process
+    (mcmc.py), which reads them all: `auto` runs them so."""
     if not shard_data:
         raise error("a run of several processes samples with the data split: add "
                     "--shard-data (sample(shard_data=True))")
     if chain_method == "parallel":
         raise error("chain_method 'parallel' (threads) cannot run across processes",
                     hint="use vectorized or sequential (auto picks vectorized)")
-    if chain_method in ("auto", "vectorized") and chains > 1:
-        import jax
-        from pplc.inference.sharding import chain_and_data_shape
-        by_chain, _ = chain_and_data_shape(len(jax.devices()), chains, True)
-        if by_chain > 1 and chain_method == "vectorized":
-            raise error(f"vectorized chains across processes: {chains} chains on "
-                        f"{len(jax.devices())} devices would put different chains on "
-                        "different processes, whose draws pplc does not gather yet",
-                        hint="use chain_method sequential (or auto), or one chain")
-        if by_chain > 1:
-            return "sequential"
-    return chain_method
+    return "vectorized" if chain_method == "auto" else chain_method
 
 
 @dataclass(frozen=True)
@@ -244,6 +237,8 @@ def _digest(value, split: bool) -> bytes:
     h = hashlib.sha256()
     if value is None:
         return h.digest()
+    if getattr(value, "digest", None) is not None:   # a run's own rows (pplc/row_shares.py)
+        return value.digest
     h.update(repr((tuple(np.shape(value)), str(np.dtype(value.dtype)
                                                if hasattr(value, "dtype")
                                                else np.asarray(value).dtype))).encode())

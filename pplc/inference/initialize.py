@@ -66,8 +66,13 @@ def initial_positions(
         >>> x.shape
         (4, 3)
     """
-    data = jax.tree.map(lambda a: jax.device_put(np.asarray(a)), data)
+    placed = [a for a in jax.tree.leaves(data)
+              if isinstance(a, jax.Array) and not a.is_fully_addressable]
+    data = jax.tree.map(lambda a: a if isinstance(a, jax.Array) and not a.is_fully_addressable
+                        else jax.device_put(np.asarray(a)), data)
     keys = jax.random.split(rng_key, num_chains)
+    if placed:   # data split over a run's processes: the keys as host values, replicated
+        keys = np.asarray(keys)
     radius_arr = np.asarray(radius, dtype=jnp.result_type(float))
     program, _ = programs.compiled(
         logdensity_fn,

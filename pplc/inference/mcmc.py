@@ -277,6 +277,8 @@ def sample_nuts(
         by_chain = NamedSharding(placement.mesh, P(CHAIN) if batched else P())
         states = jax.device_put(states, by_chain)
         jit_options["in_shardings"] = (by_chain, placement.replicated, placement.shardings(data))
+        if batched and jax.process_count() > 1:   # chains across processes: every process
+            jit_options["out_shardings"] = (by_chain, placement.replicated)   # reads the draws
         data = placement.place(data)
     elif mesh is not None:
         by_chain, replicated = NamedSharding(mesh, P("chain")), NamedSharding(mesh, P())
@@ -371,6 +373,8 @@ def sample_nuts(
 
     if batched:
         final = chain_states[0]
+        if placement is not None and jax.process_count() > 1:   # gathered, as the draws
+            final = jax.jit(lambda s: s, out_shardings=placement.replicated)(final)
     else:
         final = chain_states[0]._replace(
             adaptation=jax.tree.map(lambda *xs: np.stack(xs), *[s.adaptation for s in chain_states]),

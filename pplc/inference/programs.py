@@ -200,7 +200,9 @@ def _store(path: Path, executable) -> None:
 
 def device_data(data: Any) -> Any:
     """Data as committed device arrays with strong dtypes, so shapes alone key the cache."""
-    return jax.tree.map(lambda x: jax.device_put(np.asarray(x)), data)
+    # (an array of which a run's process holds its own rows is placed by sharding.py)
+    return jax.tree.map(lambda x: x if getattr(x, "by_rows", False)
+                        else jax.device_put(np.asarray(x)), data)
 
 
 def float_positions(value: Any, ndim: int, message: str) -> np.ndarray:

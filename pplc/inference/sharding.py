@@ -38,14 +38,32 @@ from pplc.errors import error
 CHAIN, DATA = "chain", "data"
 
 
-def chain_and_data_shape(num_devices: int, num_chains: int, batched: bool) -> tuple[int, int]:
+def chain_and_data_shape(num_devices: int, num_chains: int, batched: bool,
+                         processes: int = 1) -> tuple[int, int]:
     """(chain devices, data devices): the data get at least two devices where there are,
-    the chains (when vectorized) the largest number dividing both counts in what is left."""
+    the chains (when vectorized) the largest number dividing both counts in what is left.
+    Over several processes the chain count also divides each process's devices, so that
+    every chain's row of the mesh crosses all the processes (`Placement.make`)."""
     if not batched or num_devices < 2:
         return 1, num_devices
+    local = num_devices // processes
     c = max(k for k in range(1, num_devices // 2 + 1)
-            if num_chains % k == 0 and num_devices % k == 0)
+            if num_chains % k == 0 and num_devices % k == 0 and local % k == 0)
     return c, num_devices // c
+
+
+def process_rows(length: int, num_devices: int, process: int, processes: int
+                 ) -> tuple[int, int, int]:
+    """(start, stop, padding): the real rows [start, stop) of a split axis of `length` rows
+    that process `process` of `processes` holds, and how many copies of the last row pad
+    its share, when the rows are padded to a multiple of all `num_devices` devices and
+    split in order (each process's devices consecutive on the data axis, `Placement.make`).
+    The same for every chain method: it is what a process reads while conditioning
+    (pplc/row_shares.py), before it is known how the chains will run."""
+    padded = length + (-length % num_devices)
+    per = padded // processes
+    start, stop = process * per, (process + 1) * per
+    return min(start, length), min(stop, length), max(0, stop - max(start, length))
 
 
 @dataclass(frozen=True)
@@ -56,17 +74,30 @@ class Placement:
     mesh: Mesh
     axes: Mapping[str, int]
     lengths: Mapping[str, int]
+    # the split arrays are padded to a multiple of this: the data axis's devices, and over
+    # several processes every device of the mesh, so that the rows each process holds do
+    # not depend on the chains' axis (`process_rows`)
+    pad_to: int = 1
 
     @classmethod
     def make(cls, axes: Mapping[str, int], data: Mapping[str, Any], num_chains: int = 1,
              batched: bool = False, devices=None) -> "Placement":
         devices = list(jax.devices() if devices is None else devices)
-        c, d = chain_and_data_shape(len(devices), num_chains, batched)
-        grid = np.array(devices[:c * d])
-        mesh = Mesh(grid.reshape(c, d), (CHAIN, DATA)) if batched else Mesh(grid, (DATA,))
+        processes = len({d.process_index for d in devices})
+        c, d = chain_and_data_shape(len(devices), num_chains, batched, processes)
+        if processes > 1:   # each process's devices in a block: its rows (process_rows)
+            devices.sort(key=lambda x: (x.process_index, x.id))
+            local = len(devices) // processes
+            # (process, chain, its share of the data axis) -> (chain, data): every chain's
+            # row crosses the processes, each holding the same rows for all its chains
+            grid = np.array(devices, dtype=object).reshape(processes, c, local // c)
+            grid = grid.transpose(1, 0, 2).reshape(c, d)
+        else:
+            grid = np.array(devices[:c * d], dtype=object).reshape(c, d)
+        mesh = Mesh(grid, (CHAIN, DATA)) if batched else Mesh(grid.reshape(-1), (DATA,))
         axes = {name: axis for name, axis in axes.items() if name in data}
         lengths = {name: int(np.shape(data[name])[axis]) for name, axis in axes.items()}
-        return cls(mesh, axes, lengths)
+        return cls(mesh, axes, lengths, c * d if processes > 1 else d)
 
     @property
     def data_devices(self) -> int:
@@ -75,7 +106,7 @@ class Placement:
     @property
     def even(self) -> bool:
         """Whether every split array's rows divide over the data devices (no padding)."""
-        return all(n % self.data_devices == 0 for n in self.lengths.values())
+        return all(n % self.pad_to == 0 for n in self.lengths.values())
 
     @property
     def key(self) -> Hashable:
@@ -96,13 +127,13 @@ class Placement:
         return NamedSharding(self.mesh, P())
 
     def place(self, data: Mapping[str, Any]) -> dict[str, jax.Array]:
-        """The data on the mesh: split arrays padded to a multiple of the data devices and
-        split along their axis; the rest replicated."""
+        """The data on the mesh: split arrays padded to a multiple of the devices and split
+        along the data axis; the rest replicated."""
         out = {}
         shardings = self.shardings(data)
         for name, value in data.items():
             if name in self.axes:
-                out[name] = _split(value, self.axes[name], self.data_devices, shardings[name])
+                out[name] = _split(value, self.axes[name], self.pad_to, shardings[name])
             else:
                 value = np.asarray(value)
                 out[name] = jax.make_array_from_callback(value.shape, shardings[name],
@@ -158,6 +189,15 @@ def sharded_value_and_grad(log_density: Callable, data: Mapping[str, Any],
                  in_shardings=(placement.replicated, placement.shardings(data)))
     return lambda u: fn(jax.device_put(np.asarray(u, np.float64), placement.replicated),
                         placed)
+
+
+def split_density(log_density: Callable, data: Mapping[str, Any], axes: Mapping[str, int]
+                  ) -> tuple[Callable, dict[str, jax.Array]]:
+    """(u, data) -> the log density on the data placed as the plan splits them, and the
+    placed data: what a run of several processes evaluates where one process would use
+    the whole data (its initial points; each process holds only its own rows)."""
+    placement = Placement.make(axes, data)
+    return (lambda u, d: log_density(u, placement.trim(d))), placement.place(data)
 
 
 def should_split(shard_data, sharding, devices: int | None = None) -> bool:

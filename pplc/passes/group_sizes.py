@@ -18,9 +18,23 @@ one-way analysis of variance (between-group variance of group means less their s
 variance), for an observed Normal-like statement that reads `theta[k]` in its location:
 the prior's median of the group scale may be far from where the data put it, and the
 decision is about the posterior's geometry.
+
+In a run of several processes each holds only its own rows of the arrays split along the
+observations' plate (pplc/row_shares.py); the caller then hands in those rows and a sum
+over the processes (`shared_rows`, data and a callable, no import of what runs them):
+each process counts the observations of its rows, in the whole array's row numbers, and
+the counts and the sums behind `moment_scales` are added over the processes, so every
+process decides as one process does on all the rows. Every process makes the same
+reductions in the same order, whatever its rows hold (a subscript it cannot evaluate on
+its rows is a flag in the reduction, never an early return).
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
 
 import networkx as nx
 import numpy as np
@@ -38,6 +52,42 @@ class _Unknown(Exception):
     """A subscript this module does not evaluate."""
 
 
+@dataclass(frozen=True)
+class SharedRows:
+    """This process's rows of a run's split arrays: rows [start, stop) of the plate `size`
+    (`rows`: name -> those rows), and `total`, an array -> its sum over the processes."""
+
+    size: str
+    start: int
+    stop: int
+    rows: Mapping[str, np.ndarray]
+    total: Callable[[np.ndarray], np.ndarray]
+
+
+_SHARED: ContextVar[SharedRows | None] = ContextVar("shared_rows", default=None)
+
+
+@contextmanager
+def shared_rows(share: SharedRows | None) -> Iterator[None]:
+    """Count and estimate from this process's rows, summed over the run (None: whole)."""
+    token = _SHARED.set(share)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _summed(ok: bool, values: np.ndarray, like: np.ndarray) -> np.ndarray | None:
+    """In a run: `values` summed over the processes, or None where any process could not
+    compute them (`like`: zeros of their shape). One process: `values` where `ok`."""
+    share = _SHARED.get()
+    if share is None:
+        return values if ok else None
+    if share.total(np.asarray([0 if ok else 1], np.int64))[0]:
+        return None
+    return share.total(values if ok else like)
+
+
 def observations_per_element(graph: Graph, name: str) -> np.ndarray | None:
     """The number of observations reading each element of latent `name` (the latent's
     shape), or None where a read cannot be evaluated or nothing observed reads it."""
@@ -45,15 +95,18 @@ def observations_per_element(graph: Graph, name: str) -> np.ndarray | None:
     if shape is None or len(shape) == 0:
         return None
     counts = np.zeros(shape, dtype=np.int64)
-    found = False
-    for child in _readers(graph, name):
-        for piece in graph[child].pieces:
-            try:
+    found, ok = False, True
+    try:
+        for child in _readers(graph, name):
+            for piece in graph[child].pieces:
                 for subscripts in _references(name, piece, graph, shape):
                     np.add.at(counts, subscripts, 1)
                     found = True
-            except (_Unknown, ValueError, TypeError, IndexError, OverflowError):
-                return None   # a heuristic: what it cannot read leaves the per-variable rule
+    except (_Unknown, ValueError, TypeError, IndexError, OverflowError):
+        ok = False   # a heuristic: what it cannot read leaves the per-variable rule
+    if _SHARED.get() is not None:   # found anywhere: a process may hold none of the rows
+        found = bool(_SHARED.get().total(np.asarray([int(found)], np.int64))[0])
+    counts = _summed(ok, counts, np.zeros(shape, np.int64))
     return counts if found else None
 
 
@@ -83,21 +136,29 @@ def moment_scales(graph: Graph, name: str) -> tuple[float, float, np.ndarray] | 
         if piece.indices is not None else []
     if written != loops:
         return None
+    scale_names = {n.id for n in ast.names_in(args["scale"])}
+    known = scale_names <= set(graph.data) | set(loops) and scale_names.isdisjoint(
+        {v.name for v in graph.variables() if v.kind is not Kind.DATA})
+    size = int(np.prod(shape))
     try:
         env, grid = _grid(piece, graph)
         subscripts = _groups(graph, name, shape, args["loc"], env, grid)
-        y = np.asarray(graph.data[variable.name], dtype=float)
-        y = y[tuple(env[i] for i in loops)] if loops else y
+        y = _evaluate(ast.Name(variable.name, piece.span), {}, graph).astype(float)
+        y = _evaluate(ast.Index(ast.Name(variable.name, piece.span),
+                                [ast.Name(i, piece.span) for i in loops], piece.span),
+                      env, graph).astype(float) if loops else y
         if y.size != subscripts[0].size or not np.isfinite(y).all():
-            return None   # y[n] per loop index, or a vectorized y as long as its subscript
-        scale_names = {n.id for n in ast.names_in(args["scale"])}
-        known = scale_names <= set(graph.data) | set(loops) and scale_names.isdisjoint(
-            {v.name for v in graph.variables() if v.kind is not Kind.DATA})
+            raise _Unknown   # y[n] per loop index, or a vectorized y as long as its subscript
         sigma = np.broadcast_to(_evaluate(args["scale"], env, graph), y.shape) \
             if known else None
+        ok = True
     except (_Unknown, ValueError, TypeError, IndexError, OverflowError):
+        ok = False
+    if _SHARED.get() is not None:
+        return _shared_moments(ok, shape, size, *((subscripts, y, sigma) if ok else
+                                                  (None, None, None)), known)
+    if not ok:
         return None
-    size = int(np.prod(shape))
     group = np.ravel_multi_index(subscripts, shape).ravel()
     y = y.ravel()
     n = np.bincount(group, minlength=size)
@@ -118,6 +179,37 @@ def moment_scales(graph: Graph, name: str) -> tuple[float, float, np.ndarray] | 
     estimate, low = _group_scale(means, 1.0 / precision[seen])
     return (estimate, low,
             precision.reshape(shape))
+
+
+def _shared_moments(ok: bool, shape, size: int, subscripts, y, sigma, known: bool):
+    """`moment_scales` in a run: each process's per-group sums (count, sum and sum of
+    squares of y, precision), added over the processes, then the same estimates."""
+    stats = np.zeros((4, size))
+    if ok:
+        group = np.ravel_multi_index(subscripts, shape).ravel()
+        y = y.ravel()
+        stats[0] = np.bincount(group, minlength=size)
+        stats[1] = np.bincount(group, y, minlength=size)
+        stats[2] = np.bincount(group, y * y, minlength=size)
+        if sigma is not None:
+            stats[3] = np.bincount(group, 1.0 / np.asarray(sigma, float).ravel() ** 2,
+                                   minlength=size)
+    stats = _summed(ok, stats, np.zeros((4, size)))
+    if stats is None:
+        return None
+    n, sums, squares, precision = stats
+    seen = n > 0
+    means = sums[seen] / n[seen]
+    if not known:
+        within = float(np.sum(squares[seen] - sums[seen] ** 2 / n[seen]))
+        dof = int(n.sum()) - int(seen.sum())
+        if dof < 2 or within <= 0:
+            return None
+        precision = n / (within / dof)
+    if seen.sum() < 3:
+        return None
+    estimate, low = _group_scale(means, 1.0 / precision[seen])
+    return estimate, low, precision.reshape(shape)
 
 
 def _groups(graph: Graph, name: str, shape, loc, env, grid) -> tuple[np.ndarray, ...]:
@@ -242,9 +334,13 @@ def _grid(piece: Piece, graph: Graph) -> tuple[dict, tuple[int, ...]]:
     """Each loop index as an array over the statement's loops (outermost first)."""
     env: dict = {}
     ranges = []
+    share = _SHARED.get()
     for plate in piece.plates:
         start = 0 if plate.start is None else int(_evaluate(plate.start, env, graph))
         stop = int(_evaluate(plate.stop, env, graph))
+        if share is not None and isinstance(plate.stop, ast.Name) \
+                and plate.stop.id == share.size:   # a run: this process's rows of the plate
+            start, stop = max(start, share.start), min(stop, share.stop)
         ranges.append(np.arange(start, max(stop, start)))
     if np.prod([len(r) for r in ranges], dtype=float) > MAX_GRID:
         raise _Unknown   # a count over more loop indices than is worth the memory
@@ -258,9 +354,12 @@ def _evaluate(expr, env, graph: Graph):
     """The value of a subscript, loop bound or data-only scale over the loops' grid."""
     if isinstance(expr, ast.Number):
         return expr.value
+    share = _SHARED.get()
     if isinstance(expr, ast.Name):
         if expr.id in env:
             return env[expr.id]
+        if share is not None and expr.id in share.rows:
+            return np.asarray(share.rows[expr.id])   # this process's rows (a vector read)
         if expr.id in graph.data:
             return np.asarray(graph.data[expr.id])
         raise _Unknown
@@ -271,6 +370,11 @@ def _evaluate(expr, env, graph: Graph):
             if isinstance(sub, ast.Slice):
                 raise _Unknown
             subs.append(np.asarray(_evaluate(sub, env, graph)))
+        if share is not None and isinstance(expr.value, ast.Name) \
+                and expr.value.id in share.rows and subs:   # row n of the whole array
+            subs[0] = subs[0] - share.start
+            if subs[0].size and (subs[0].min() < 0 or subs[0].max() >= len(value)):
+                raise _Unknown   # a row another process holds
         try:
             return np.asarray(value)[tuple(subs)]
         except (IndexError, TypeError):
