@@ -91,7 +91,7 @@ from pplc.errors import error
 from pplc.inference import programs
 from pplc.inference.advi_kernel import (  # noqa: F401 - the kernel API, re-exported
     METHODS, ADVIInfo, ADVIState, StepState, build_step, covariance_numpy, elbo_estimate,
-    entropy, finite_mean_elbo, init, log_q, sample, transform)
+    entropy, finite_mean_elbo, init, log_q, normal_draws, sample, transform)
 from pplc.inference.psis import far_from_posterior, psis
 
 Array = jax.Array
@@ -167,7 +167,7 @@ def run_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo_sa
         state, avg, skipped = lax.fori_loop(0, n_steps, body, (state, avg, jnp.int32(0)))
         mu = jnp.where(use_avg, avg[0], state.mu)
         rho = jnp.where(use_avg, avg[1], state.rho)
-        eps = jax.random.normal(elbo_key, (elbo_samples, mu.shape[0]), mu.dtype)
+        eps = normal_draws(elbo_key, (elbo_samples, mu.shape[0]), mu.dtype)
         draws = transform(method, mu, rho, eps)
         lp = jax.vmap(logdensity)(draws)
         elbo = finite_mean_elbo(lp, method, rho)
