@@ -21,6 +21,7 @@ from pplc.frontend import ast
 from pplc.frontend.check import CONSTANTS
 from pplc.frontend.library import DISTRIBUTIONS, named_arguments
 from pplc.runtime import special
+from pplc.runtime.reciprocal_sqrt import rsqrt
 from pplc.runtime.functions import FUNCTIONS, INTERNAL_FUNCTIONS
 
 Env = Mapping[str, Any]
@@ -80,11 +81,25 @@ class Evaluator:
         return self._jax(e, lambda: jnp.stack(jnp.broadcast_arrays(*items)))
 
     def _BinOp(self, e: ast.BinOp, env):
+        if e.op == "/" and self._is_sqrt(e.right):   # one division in the gradient, not 3
+            left, root = self(e.left, env), self(e.right.args[0], env)
+            if not (is_static(left) and is_static(root)):
+                right = self._jax(e.right, lambda: rsqrt(root))
+                self._check_shapes(e, np.shape(left), np.shape(right))
+                if isinstance(e.left, ast.Number) and e.left.value == 1:
+                    return right
+                return self._jax(e, lambda: left * right)
         left, right = self(e.left, env), self(e.right, env)
         if e.op == "/" and isinstance(left, int) and isinstance(right, int):
             return left / right
         self._check_shapes(e, np.shape(left), np.shape(right))
         return self._jax(e, lambda: _BINARY[e.op](left, right))
+
+    def _is_sqrt(self, e) -> bool:
+        """The built-in `sqrt(v)` (not a model's own function of that name)."""
+        return (isinstance(e, ast.Call) and e.func == "sqrt" and len(e.args) == 1
+                and not e.keywords and e.func not in self.functions
+                and e.func not in self.externs)
 
     def _check_shapes(self, e: ast.BinOp, a: tuple, b: tuple) -> None:
         """NumPy's rules, with an error that names both shapes (stanc3-style)."""

@@ -198,6 +198,12 @@ def integrate(f: Callable[..., Array], a, b, *args, num_nodes: int | None = None
         sign = jnp.asarray(sign_np, dtype)
 
     values = jax.vmap(lambda xi: jnp.asarray(f(xi, *args)))(x)
+    if cls is None:
+        # The same h at every node: applied once to the sum, not at each node (on the
+        # supernova model a [32, 580] product fewer each way of the gradient).
+        out = jnp.tensordot(w.astype(jnp.result_type(values.dtype, h.dtype)), values, axes=1)
+        return out * jnp.reshape(jnp.broadcast_to(h, shape),
+                                 shape + (1,) * (out.ndim - len(shape)))
     jac = jac.reshape(jac.shape + (1,) * (values.ndim - jac.ndim))
     integrand = jac * values
     if cls is not None:
