@@ -164,11 +164,101 @@ def linear_regression(n: int = 1000, k: int = 10, rounds: int = 3) -> dict[str, 
     return {label: 1e6 * t for label, t in best.items()}
 
 
-def main() -> None:
+# ---------------------------------------------------------------------------------------
+# python -m benchmarks.gradfloor --peers supernova_union21,corr_gaussian_100: a suite
+# model's bare gradient in pplc against NumPyro's and nutpie's compiled PyTensor one (issue
+# 16 item 6), all in CPU time.
+
+def nutpie_gradient_seconds(name: str, data: dict, calls: int = 2000, rounds: int = 5) -> float:
+    """CPU seconds of one value-and-gradient of the model's PyMC twin as nutpie compiles it
+    (numba), called through its C function pointer: the best of `rounds` means over `calls`
+    calls, less the same for a C function that does nothing (the ctypes call itself)."""
+    import ctypes
+
+    import numba
+    import nutpie
+
+    from benchmarks.pymc_models import build
+
+    compiled = nutpie.compile_pymc_model(build(name, data), backend="numba")
+    dim = compiled.n_dim
+    x = np.full(dim, 0.1)
+    grad, logp = np.zeros(dim), np.zeros(())
+    user = compiled.user_data.ctypes.data
+    pointer = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+
+    @numba.cfunc(numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
+                                   numba.types.CPointer(numba.types.double),
+                                   numba.types.CPointer(numba.types.double), numba.types.voidptr))
+    def nothing(n, x_, out_, logp_, user_):
+        return 0
+
+    def per_call(fn) -> float:
+        args = (dim, pointer(x), pointer(grad), pointer(logp), ctypes.c_void_p(user))
+        best = np.inf
+        for _ in range(rounds):
+            t = time.process_time()
+            for _ in range(calls):
+                fn(*args)
+            best = min(best, (time.process_time() - t) / calls)
+        return best
+
+    logp_fn = compiled.compiled_logp_func.ctypes
+    assert logp_fn(dim, pointer(x), pointer(grad), pointer(logp), ctypes.c_void_p(user)) == 0
+    return max(per_call(logp_fn) - per_call(nothing.ctypes), 1e-12)
+
+
+def peers(names: list[str], rounds: int = 3) -> dict[str, dict[str, float]]:
+    """{model: {who: CPU µs per gradient}}: pplc and NumPyro in-loop (best of `rounds`
+    interleaved), nutpie per C call."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import jax
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import initialize_model
+
+    import pplc
+    from benchmarks import suite
+    from benchmarks.numpyro_models import model_and_kwargs
+
+    out = {}
+    for name in names:
+        spec = suite.SPEC_BY_NAME[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            data = json.loads(spec.make_data(Path(tmp), False).read_text())
+        cm = pplc.compile(spec.ppl).condition(data)
+        model, kwargs = model_and_kwargs(spec.numpyro, data)
+        info = initialize_model(jax.random.PRNGKey(0), model, model_kwargs=kwargs)
+        flat, unravel = ravel_pytree(info.param_info.z)
+        cases = {"pplc": (cm.lowered.log_density, np.full(cm.dim, 0.1), cm.data),
+                 "NumPyro": (lambda x, _: -info.potential_fn(unravel(x)),
+                             np.full(flat.shape[0], 0.1), None)}
+        best = {who: np.inf for who in cases}
+        for _ in range(rounds):
+            for who, (fn, x, d) in cases.items():
+                best[who] = min(best[who], in_loop_seconds(fn, x, d, clock=time.process_time))
+        best["nutpie"] = nutpie_gradient_seconds(spec.numpyro, data)
+        out[name] = {who: 1e6 * t for who, t in best.items()}
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
     import os
 
     import jax
     jax.config.update("jax_enable_x64", True)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peers", default="", help="suite models: pplc, NumPyro and nutpie")
+    args = ap.parse_args(argv)
+    if args.peers:
+        for name, row in peers(args.peers.split(",")).items():
+            print(f"{name}: CPU µs per value-and-gradient (load average "
+                  f"{os.getloadavg()[0]:.1f}): " + ", ".join(f"{who} {us:.2f}"
+                                                            for who, us in row.items()))
+        return
     results = linear_regression()
     numpyro = results["NumPyro (data as constants)"]
     print(f"linear regression 1000 x 10, float64, in-loop gradient (best of 3 interleaved "

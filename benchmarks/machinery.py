@@ -34,13 +34,20 @@ MODELS = ("eight_schools_noncentered", "corr_gaussian_100")
 
 
 def load(name: str, folder: Path):
-    """(log density, data, dim) of a suite model, compiled and conditioned by pplc."""
+    """(log density, data, dim) of a suite model, compiled and conditioned by pplc. With
+    the suffix `:solve` (`corr_gaussian_100:solve`), the data without the factors of its
+    data covariance (backends/factors.py), so the density solves per gradient as before
+    them: the before and after of that plan decision, measured back to back."""
     import pplc
     from benchmarks import suite
 
+    name, _, variant = name.partition(":")
     spec = suite.SPEC_BY_NAME[name]
     cm = pplc.compile(spec.ppl).condition(str(spec.make_data(folder, False)))
-    return cm.lowered.log_density, cm.data, cm.dim
+    data = cm.data
+    if variant == "solve":
+        data = {k: v for k, v in data.items() if not k.startswith("@factor:")}
+    return cm.lowered.log_density, data, cm.dim
 
 
 def one_run(fn, data, dim: int, method: str, chains: int, warmup: int, samples: int, seed: int = 0):
