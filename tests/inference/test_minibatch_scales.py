@@ -61,8 +61,8 @@ def test_sds_on_a_narrow_posterior_are_the_posteriors(narrow):
     """Minibatch ADVI as `pplc fit --batch-size` runs it (eta searched, Stan's rule, the
     averaging phase with the control variate), against the Laplace oracle.
 
-    Measured (docs/scaling.md, benchmarks/minibatch.md): seeds 0-4 gave sd ratios
-    0.95-1.12 and means within 0.15 oracle sds. A window's average has a Monte Carlo error
+    Measured (benchmarks/minibatch.md): keys 0-4 gave sd ratios 0.99-1.12 and means
+    within 0.09 oracle sds. A window's average has a Monte Carlo error
     of about 0.03 in log sd and 0.05 sd in a mean (the one-draw gradient's noise averaged
     over 500 iterations); the test allows sd ratios in (0.85, 1.2) and means within 0.45
     sds. Before the phase's steps were measured in q's sds this fit gave sds 1.2-3.2 times
