@@ -19,17 +19,22 @@ def test_a_program_built_again_is_counted_even_when_loaded_from_the_disk_cache(c
         if event == "/jax/compilation_cache/cache_hits":
             hits.append(event)
 
-    def f(x):  # a program of its own: no other test compiles it
-        return jnp.sin(x) * 1.2345 + jnp.cos(x) ** 3
+    def program():
+        """A new function object each call, with the same name and body: jit's in-memory
+        cache (by function object) misses, the disk cache (by program text) does not. Not
+        jax.clear_caches(), which would make every later test in this process compile its
+        programs again."""
+        def f(x):  # a program of its own: no other test compiles it
+            return jnp.sin(x) * 1.2345 + jnp.cos(x) ** 3
+        return f
 
     x = np.arange(7.0)
     jax.monitoring.register_event_listener(on_event)
     try:
         with count_compiles() as first:
-            jax.jit(f)(x).block_until_ready()
-        jax.clear_caches()  # forget the executable in memory: the next call loads it from disk
-        with count_compiles() as again:
-            jax.jit(f)(x).block_until_ready()
+            jax.jit(program())(x).block_until_ready()
+        with count_compiles() as again:  # the same program again, loaded from disk
+            jax.jit(program())(x).block_until_ready()
     finally:
         jax.monitoring.unregister_event_listener(on_event)
     assert hits, "the second build did not come from the disk cache: the test proves nothing"
