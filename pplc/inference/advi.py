@@ -91,7 +91,8 @@ from pplc.errors import error
 from pplc.inference import programs
 from pplc.inference.advi_kernel import (  # noqa: F401 - the kernel API, re-exported
     METHODS, ADVIInfo, ADVIState, StepState, build_step, covariance_numpy, elbo_estimate,
-    entropy, finite_mean_elbo, init, log_q, normal_draws, sample, transform)
+    entropy, finite_mean_elbo, init, log_q, sample, transform)
+from pplc.inference.gaussian_noise import normal_draws
 from pplc.inference.psis import far_from_posterior, psis
 
 Array = jax.Array

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pplc.inference.gaussian_noise import normal_draws
+
 Array = jax.Array
 
 METHODS = ("meanfield", "fullrank")
@@ -47,20 +49,6 @@ class StepState(NamedTuple):
 
     count: Array
     sq_grad: tuple
-
-
-def normal_draws(rng_key: Array, shape: tuple, dtype: Any) -> Array:
-    """Standard normal draws, computed once however many operations read them.
-
-    Why: `jax.random.normal` in float64 is an erf_inv polynomial of ~200 elementwise HLO
-    instructions, and XLA's CPU fusion copies such cheap producers into every fusion that
-    reads them: 22 copies in ADVI's program on eight schools, 74% of its optimized HLO and
-    ~0.6 s of its compile (benchmarks/advi_compile.md). A conditional on a predicate XLA
-    cannot evaluate (always true: the key's first word with its low bit set is never 0)
-    returns the draws unchanged but makes them a value of their own. Same numbers."""
-    eps = jax.random.normal(rng_key, shape, dtype)
-    word = jax.random.key_data(rng_key).reshape(-1)[0]
-    return jax.lax.cond((word | jnp.uint32(1)) != 0, lambda e: e, jnp.zeros_like, eps)
 
 
 def chol(method: str, rho: Array) -> Array:
