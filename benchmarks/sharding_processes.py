@@ -14,6 +14,11 @@ same gradient (the parameters are replicated), so process 0's time is the run's.
 The machine has 2 cores: P processes share them as P devices of one process do, so the
 comparison shows what the collectives cost when they go over TCP instead of staying in
 one process, not a speed-up from more hardware.
+
+Every setup conditions on the same data files (an uncompressed `.npz` of g, X, y and the
+sizes as JSON, written once per size): one process reads them whole; a process of a run
+reads, checks and holds only its own rows (pplc/row_shares.py), which is what its peak
+RSS shows, next to the bytes it read from the file.
 """
 
 from __future__ import annotations
@@ -36,23 +41,85 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rows: int, coordinator: str | None, processes: int, process_id: int) -> None:
-    if coordinator:
-        from pplc.inference.distributed import initialize
-        initialize(coordinator, processes, process_id)
-    from benchmarks.sharding import scaling_point
-    point = scaling_point(rows, "whole-array")
-    point["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    point["process_id"] = process_id
-    print("RESULT " + json.dumps(point), flush=True)
+def write_files(rows: int, folder: Path) -> list[Path]:
+    """benchmarks/sharding.py's data at `rows` rows as files a run reads by row range."""
+    import numpy as np
+    from benchmarks.sharding import data
+    values = data(rows)
+    files = [folder / f"rows{rows}.npz", folder / f"sizes{rows}.json"]
+    if not files[0].exists():
+        np.savez(files[0], **{k: values[k] for k in ("g", "X", "y")})
+        files[1].write_text(json.dumps({k: values[k] for k in ("N", "G", "K")}))
+    return files
 
 
-def _launch(rows: int, processes: int, devices: int, timeout: int = 1800) -> list[dict]:
+def point(conditioned, min_seconds: float = 1.0) -> dict:
+    """The split gradient of a conditioned model on all the devices of the run, as
+    `benchmarks.sharding.scaling_point` measures it (its median wall time and CPU per call,
+    data and XLA's peak bytes per device)."""
+    import time
+    import jax
+    import numpy as np
+    from pplc.inference.sharding import Placement
+    axes = dict(conditioned.lowered.plan.sharding.axes)
+    placement = Placement.make(axes, conditioned.data)
+    placed = placement.place(conditioned.data)
+    fn = jax.jit(jax.value_and_grad(
+        lambda u, d: conditioned._log_density(u, placement.trim(d))),
+        in_shardings=(placement.replicated, placement.shardings(conditioned.data)))
+    u = jax.device_put(np.random.default_rng(1).normal(size=conditioned.dim) * 0.3,
+                       placement.replicated)
+    memory = fn.lower(u, placed).compile().memory_analysis()
+    peak = int(memory.argument_size_in_bytes + memory.output_size_in_bytes
+               + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
+    jax.block_until_ready(fn(u, placed))
+    start = time.perf_counter()
+    jax.block_until_ready(fn(u, placed))
+    repeats = int(min(50, max(3, min_seconds / max(time.perf_counter() - start, 1e-6))))
+    if jax.process_count() > 1:   # every process makes the same calls (each is collective)
+        from jax.experimental import multihost_utils
+        repeats = int(np.max(multihost_utils.process_allgather(np.asarray(repeats))))
+    times, cpu = [], time.process_time()
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(u, placed))
+        times.append(time.perf_counter() - start)
+    return {"rows": int(conditioned.lowered.data.sizes["N"]), "devices": len(jax.devices()),
+            "seconds": float(np.median(times)),
+            "cpu_seconds": (time.process_time() - cpu) / repeats,
+            "peak_bytes_per_device": peak,
+            "data_bytes_per_device": sum(int(a.addressable_shards[0].data.nbytes)
+                                         for a in placed.values())}
+
+
+def _worker(rows: int, coordinator: str | None, processes: int, process_id: int,
+            folder: str) -> None:
+    import pplc
+    from benchmarks.sharding import FORMS
+    joined = pplc.Distributed(coordinator, processes, process_id) if coordinator else None
+    files = [Path(folder) / f"rows{rows}.npz", Path(folder) / f"sizes{rows}.json"]
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    conditioned = pplc.compile(FORMS["whole-array"]).condition(files, distributed=joined)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    result = point(conditioned)
+    result["condition_cpu_seconds"] = (after.ru_utime + after.ru_stime
+                                       - cpu.ru_utime - cpu.ru_stime)
+    shares = getattr(conditioned.lowered.data, "shares", {})
+    result["file_bytes_read"] = sum(s.bytes_read for s in shares.values()) if shares \
+        else os.path.getsize(files[0])
+    result["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result["process_id"] = process_id
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def _launch(rows: int, processes: int, devices: int, folder: Path,
+            timeout: int = 1800) -> list[dict]:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
            "PYTHONPATH": str(ROOT)}
     coordinator = f"127.0.0.1:{_free_port()}" if processes > 1 else ""
     runs = [subprocess.Popen([sys.executable, "-m", "benchmarks.sharding_processes",
-                              "--worker", str(rows), coordinator, str(processes), str(i)],
+                              "--worker", str(rows), coordinator, str(processes), str(i),
+                              str(folder)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=env, cwd=ROOT) for i in range(processes)]
     points = []
@@ -65,18 +132,23 @@ def _launch(rows: int, processes: int, devices: int, timeout: int = 1800) -> lis
     return points
 
 
-def run(rows_list, processes: int, log=print) -> list[dict]:
+def run(rows_list, processes: int, log=print, folder: Path | None = None) -> list[dict]:
+    import tempfile
     results = []
+    folder = Path(folder or tempfile.mkdtemp(prefix="pplc_rows_"))
     for rows in rows_list:
+        write_files(rows, folder)
         for label, procs, devices in (("1 process, 1 device", 1, 1),
                                       (f"1 process, {processes} devices", 1, processes),
                                       (f"{processes} processes, 1 device each", processes, 1)):
-            points = _launch(rows, procs, devices)
+            points = _launch(rows, procs, devices, folder)
             lead = points[0]
             row = {"rows": rows, "setup": label, "seconds": lead["seconds"],
                    "cpu_seconds": lead["cpu_seconds"],
                    "data_bytes_per_device": lead["data_bytes_per_device"],
                    "peak_bytes_per_device": lead["peak_bytes_per_device"],
+                   "condition_cpu_seconds": lead["condition_cpu_seconds"],
+                   "file_bytes_read": max(p["file_bytes_read"] for p in points),
                    "peak_rss_bytes": max(p["peak_rss_bytes"] for p in points)}
             log(json.dumps(row))
             results.append(row)
@@ -85,12 +157,15 @@ def run(rows_list, processes: int, log=print) -> list[dict]:
 
 def report(results: list[dict], load: str) -> str:
     lines = ["| rows | setup | gradient (ms) | CPU per call, process 0 (ms) | data per device "
-             "(MB) | XLA peak per device (MB) | peak RSS per process (MiB) |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
+             "(MB) | XLA peak per device (MB) | file bytes read per process (MB) | "
+             "conditioning CPU, process 0 (s) | peak RSS per process (MiB) |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         lines.append(f"| {r['rows']:,} | {r['setup']} | {r['seconds'] * 1e3:.2f} | "
                      f"{r['cpu_seconds'] * 1e3:.2f} | {r['data_bytes_per_device'] / 1e6:.1f} | "
                      f"{r['peak_bytes_per_device'] / 1e6:.1f} | "
+                     f"{r['file_bytes_read'] / 1e6:.1f} | "
+                     f"{r['condition_cpu_seconds']:.2f} | "
                      f"{r['peak_rss_bytes'] / 2 ** 20:.0f} |")
     return "\n".join(lines) + f"\n\nLoad average during the run: {load}.\n"
 
@@ -99,13 +174,15 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--worker", nargs=4)
+    parser.add_argument("--folder", help="where the data files are written (default: a "
+                                             "new temporary folder)")
+    parser.add_argument("--worker", nargs=5)
     args = parser.parse_args(argv)
     if args.worker:
-        rows, coordinator, processes, process_id = args.worker
-        _worker(int(rows), coordinator or None, int(processes), int(process_id))
+        rows, coordinator, processes, process_id, folder = args.worker
+        _worker(int(rows), coordinator or None, int(processes), int(process_id), folder)
         return
-    results = run(args.rows, args.processes)
+    results = run(args.rows, args.processes, folder=args.folder)
     print(report(results, ", ".join(f"{x:.1f}" for x in os.getloadavg())))
 
 

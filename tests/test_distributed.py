@@ -133,8 +133,9 @@ def test_vectorized_chains_across_processes_give_the_draws_of_one_process(tmp_pa
 def test_four_processes_from_python_give_the_draws_of_one_process_with_four_devices(tmp_path):
     """Item 2's 4 processes, joined from Python (`condition(distributed=pplc.Distributed(
     ...))`): 999 rows over 4 devices (the last shard padded). Two chains, which `auto`
-    runs one after another across processes (inference/distributed.py
-    `check_distributed`): the one process runs them so too."""
+    vectorizes across processes (inference/distributed.py `check_distributed`; with one
+    device a process, both chains on every device), against one process running them
+    one after another: the same path, each chain's NUTS steps the same."""
     data = _data(tmp_path)
     one = subprocess.run([sys.executable, __file__, "api", str(data), "-", "1", "0",
                           str(tmp_path / "one.npz"), "sequential"], cwd=ROOT, env=_env(4),
