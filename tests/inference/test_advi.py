@@ -192,3 +192,25 @@ def test_pareto_k_says_when_the_approximation_is_far_from_the_posterior():
                        **LONG)
     assert far.pareto_k > 0.7
     assert any("far from the posterior" in str(w.message) for w in caught)
+
+
+def test_a_fit_is_one_program_and_other_settings_compile_nothing(count_compiles):
+    """The initial ELBO, the eta search, every chunk and the final draws are one compiled
+    program (advi.py's docstring); before, four programs and six eager key operations
+    (benchmarks/advi_compile.md). Eta, the step counts, the number of draws and the
+    averaging are its runtime arguments: other settings compile nothing."""
+    def quartic(x, data):   # a density of this test's own: its program is compiled here
+        return -0.5 * jnp.sum(((x - data["m"]) / data["s"]) ** 2) - 1e-3 * jnp.sum(x ** 4)
+
+    keys = [jax.random.key(seed) for seed in range(3)]   # (making a key is a program too)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with count_compiles() as first:
+            fit_advi(quartic, DIAG, np.zeros(3), keys[0], num_draws=50, max_iterations=300)
+        with count_compiles() as again:
+            fit_advi(quartic, DIAG, np.zeros(3), keys[1], num_draws=130, eval_elbo=40,
+                     adapt_iter=20, average_iterates=False, max_iterations=200)
+            fit_advi(quartic, DIAG, np.zeros(3), keys[2], learning_rate=0.5,
+                     max_iterations=150, tol_rel_obj=0.0)
+    assert len(first) == 1
+    assert again == []
