@@ -18,8 +18,10 @@ Why Stan's scheme: it is what users compare against, and its parts are each well
     finds the typical set), slow windows of 25, 50, 100, ... (the last one stretched to the
     terminal window), and a terminal fast window of 50 (Stan's `windowed_adaptation`). If
     num_warmup < 20 only the step size is adapted; if 75 + 25 + 50 does not fit, the windows
-    are 15% / 75% / 10% of num_warmup. After each metric update the step size is searched
-    again and the dual averaging restarts, because the scale of the problem has changed.
+    are 15% / 75% / 10% of num_warmup. After the first metric update the step size is
+    searched again and the dual averaging restarts, because the scale of the problem has
+    changed from the unit metric's; after the later ones it runs on (Stan restarts after
+    every window: `schedule.STEP_SIZE_RESTARTS`, which says why and what it measured).
 
 The schedule is precomputed in Python as per-iteration flags (inference/schedule.py), so that a
 whole chunk of warmup runs as one `lax.scan` with no Python in the loop.
@@ -300,10 +302,11 @@ def build_adaptive_step(
         k_search, k_nuts = jax.random.split(key)
         dtype = cs.nuts.position.dtype
 
-        # Step-size search: at the start, and after every metric update (Stan does it right
-        # after the update, at the same point, so doing it here before the next transition
-        # is the same computation). At the start the log density and gradient are evaluated
-        # here too, so that a chain state can be built on the host without a compiled init.
+        # Step-size search: at the start, and after the metric updates the schedule says
+        # (Stan does it right after the update, at the same point, so doing it here before
+        # the next transition is the same computation). At the start the log density and
+        # gradient are evaluated here too, so that a chain state can be built on the host
+        # without a compiled init.
         reinit = row.reinit & row.active
         nuts_state = lax.while_loop(
             lambda c: c[0],

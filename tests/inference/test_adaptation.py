@@ -42,8 +42,16 @@ def test_tiny_warmup_adapts_only_step_size():
     assert list(np.flatnonzero(rows.reinit)) == [0]
 
 
-def test_reinit_after_each_window():
+def test_step_size_restarts_after_the_first_window_only_by_default():
+    # The default (schedule.STEP_SIZE_RESTARTS, measured in benchmarks/adaptation.md): the
+    # step size is searched at the start and after the first metric update; its dual
+    # averaging runs on across the later windows.
     rows = build_schedule(1000, 10)
+    assert list(np.flatnonzero(rows.reinit)) == [0, 100]
+
+
+def test_stans_restart_after_each_window_is_kept_as_an_option():
+    rows = build_schedule(1000, 10, restarts="every")
     assert list(np.flatnonzero(rows.reinit)) == [0, 100, 150, 250, 450, 950]
 
 
