@@ -170,17 +170,24 @@ def test_hierarchical_logistic_recovers_the_population_slopes():
 
 def test_linear_inverse_problem_matches_the_closed_form_posterior():
     """Every element's mean within 4 MCSE of the exact posterior mean, and its sd within
-    4 sd / sqrt(2 ESS) of the exact sd (the posterior is Gaussian). 24 checks at 4 sigma:
-    a family false-alarm rate near 0.15%."""
+    4 sd / sqrt(2 ESS2) of the exact sd (the posterior is Gaussian), ESS2 the effective size
+    of the squared deviations: the sd's standard error is sd / sqrt(2 ESS2), and NUTS's draws
+    are antithetic for the mean, so the bulk ESS is ~2x ESS2 here (measured 0.44-0.48 for
+    seeds 0-2) and would make the bound too tight. 24 checks at 4 sigma: a family
+    false-alarm rate near 0.15%."""
+    from pplc.inference.convergence import ess_mean
+
     simulate = _simulator("linear_inverse_problem")
     data = json.loads((EXAMPLES / "linear_inverse_problem" / "data.json").read_text())
     mean, cov = simulate.closed_form(data)
     sd = np.sqrt(np.diag(cov))
-    summary = _sample("linear_inverse_problem").summary()
+    fit = _sample("linear_inverse_problem")
+    summary, x = fit.summary(), np.asarray(fit["x"])
     for i in range(len(mean)):
         got = summary[f"x[{i}]"]
         assert _near_reference(got, mean[i], sd[i]), (i, got, mean[i], sd[i])
-        assert abs(got["sd"] - sd[i]) < 4 * sd[i] / np.sqrt(2 * got["ess_bulk"]), (i, got, sd[i])
+        ess2 = ess_mean((x[..., i] - x[..., i].mean()) ** 2)
+        assert abs(got["sd"] - sd[i]) < 4 * sd[i] / np.sqrt(2 * ess2), (i, got, ess2, sd[i])
 
 
 @pytest.mark.slow
