@@ -1,0 +1,74 @@
+"""Full-batch ADVI on a narrow posterior (inference/advi.py): the posterior's means and
+sds, or a fit that says it is not settled, never a confident wrong answer.
+
+Why a narrow posterior. advi.py's step moves the mean by about eta / sqrt(t) in the
+parameter's own units (0.03 at t = 1000 with eta = 1), whatever the posterior's width.
+Where the posterior sd is ~1e-3 (a logistic regression with millions of rows) each step
+is tens of posterior sds: the iterate jitters far more than the posterior is wide, that
+jitter's noise drowns the log-sd gradient (sd * eps * H (mu - mode)), and Stan's rule,
+which watches the ELBO's relative change, fires anyway. The same happens at 10^4 rows
+when the covariates are multiplied by 10: beta's posterior sds become ~0.002, and the
+fit takes a second. Measured before the fix (`fit(method=...)`, seeds 0-4, 4000 draws):
+meanfield: beta[0] 0.84-1.01 posterior sds off, sds up to 1.44 times the oracle's,
+converged, no warning at all; fullrank: means 3-5 sds off, sds up to 2.75 times,
+converged (only the Pareto k-hat warning said something was off).
+
+The oracle: the posterior of a logistic regression with 10^4 rows is close to Gaussian:
+the Laplace approximation at the mode (Newton's method over all rows). The mean-field
+Gaussian closest (in KL(q || p)) to a Gaussian with precision H has sds 1 / sqrt(H_ii);
+the full-rank one is that Gaussian, marginal sds sqrt((H^-1)_ii).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import pplc
+from benchmarks.minibatch import MODEL as LOGREG
+
+N, K, SCALE = 10_000, 3, 10.0
+DRAWS = 4000   # the draws' mean and sd carry 0.016 sd and 1.1% of Monte Carlo error
+
+
+@pytest.fixture(scope="module")
+def narrow():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(N, K))
+    y = (rng.random(N) < 1 / (1 + np.exp(-(0.3 + X @ np.array([1.0, -0.5, 0.25]))))
+         ).astype(np.int64)
+    X = SCALE * X
+    rows = np.column_stack([np.ones(N), X])
+    mode = np.zeros(K + 1)
+    for _ in range(15):   # Newton's method: the log posterior is concave (priors N(0, 5^2))
+        p = 1 / (1 + np.exp(-(rows @ mode)))
+        grad = rows.T @ (y - p) - mode / 25
+        H = (rows * (p * (1 - p))[:, None]).T @ rows + np.eye(K + 1) / 25
+        mode = mode + np.linalg.solve(H, grad)
+    conditioned = pplc.compile(LOGREG).condition(dict(N=N, K=K, X=X, y=y))
+    return conditioned, mode, H
+
+
+def _fit(narrow, method, seed=0):
+    conditioned, mode, H = narrow
+    sd = 1 / np.sqrt(np.diag(H)) if method == "advi" else np.sqrt(np.diag(np.linalg.inv(H)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        post = conditioned.fit(method=method, seed=seed, draws=DRAWS)
+    draws = np.column_stack([np.asarray(post["alpha"]).reshape(-1),
+                             np.asarray(post["beta"]).reshape(-1, K)])
+    return (post.attrs, (draws.mean(0) - mode) / sd, draws.std(0) / sd,
+            [str(w.message) for w in caught])
+
+
+@pytest.mark.xfail(strict=True, reason="advi.py's step is eta/sqrt(t) in the parameters' "
+                   "units, tens of posterior sds here: means ~1-5 sds off, sds up to 2.75x, "
+                   "reported converged")
+@pytest.mark.parametrize("method", ["advi", "fullrank"])
+def test_full_batch_advi_on_a_narrow_posterior_is_the_posterior(narrow, method):
+    """`fit(method=...)` against the Laplace oracle: converged, silent, and right (means
+    within 0.3 oracle sds, sds within 0.85-1.2 times the oracle's)."""
+    attrs, mean_off, ratio, caught = _fit(narrow, method)
+    assert attrs["converged"] == 1 and not caught, (attrs, caught)
+    assert np.all(np.abs(mean_off) < 0.3), mean_off
+    assert np.all((0.85 < ratio) & (ratio < 1.2)), ratio
