@@ -118,10 +118,10 @@ class Model:
                         f"of a JSON file, not {type(data).__name__}")
         supplied = {name for name, value in data.items() if value is not None}
         graph = build_graph(self.program, supplied, self.definitions)
-        bound = bind_data(graph, data, data_source)
-        # a run of several processes: its own rows of the split arrays, checked there
-        bound = row_shares.shared(graph, bound, lambda local: lower(
-            graph, local, self.externs, as_written=True))
+        # (a run of several processes: its own rows of the split arrays, checked there)
+        bound = row_shares.shared(graph, lambda: bind_data(graph, data, data_source),
+                                  lambda local: lower(graph, local, self.externs,
+                                                      as_written=True), data_source)
         try:
             conditioned = self._conditioned(graph, bound, disabled_passes)
         except PplcError as refusal:

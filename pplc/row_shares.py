@@ -111,13 +111,31 @@ def in_run() -> bool:
     return joined() is not None and joined()[1] > 1
 
 
-def shared(graph: Graph, bound: BoundData, check: Callable[[BoundData], Any]) -> BoundData:
-    """`bound` as this process of a run holds it (`share_rows`); unchanged outside one."""
+def shared(graph: Graph, bind: Callable[[], BoundData], check: Callable[[BoundData], Any],
+           source=None) -> BoundData:
+    """`bind()`'s data as this process of a run holds them (`share_rows`); outside a run,
+    `bind()`. In a run a refusal of the binding, and sizes or shapes that differ between
+    the processes (another data file on one host), stop every process with the same error
+    (`combined`), before anything else is gathered."""
     if not in_run():
-        return bound
+        return bind()
     import jax
+    failure, bound = None, None
+    try:
+        bound = bind()
+    except PplcError as exc:
+        failure = exc
+    combined(failure, graph, source, _sizes_key(bound) if bound is not None else b"")
     return share_rows(graph, bound, check, jax.process_index(), jax.process_count(),
                       jax.device_count())
+
+
+def _sizes_key(bound: BoundData) -> bytes:
+    """The sizes, and each array's shape and type: what every process must agree on
+    before the plan, the counts and the program (all made from them) can agree."""
+    return hashlib.sha256(repr((sorted(bound.sizes.items()), sorted(
+        (k, tuple(np.shape(v)), str(np.dtype(v.dtype))) for k, v in bound.arrays.items())))
+        .encode()).digest()
 
 
 def counting(bound: BoundData):
@@ -173,7 +191,7 @@ def share_rows(graph: Graph, bound: BoundData, check: Callable[[BoundData], Any]
     except Exception as exc:   # noqa: BLE001 (any failure must reach the gather below)
         failure = error(f"process {process} of the run could not read or check its rows "
                         f"{start}..{stop - 1}: {type(exc).__name__}: {exc}")
-    combined(failure, graph, bound)
+    combined(failure, graph, bound.source)
     arrays = dict(bound.arrays)
     for name, share in shares.items():
         row = share.block[0] if len(share.block) else share.last
@@ -218,41 +236,51 @@ def _digest(value) -> bytes:
 ERROR_BYTES = 16384
 
 
-def combined(failure: PplcError | None, graph: Graph, bound: BoundData) -> None:
+def combined(failure: PplcError | None, graph: Graph, source, key: bytes = b"") -> None:
     """Raise, in every process, the error of the first process whose `failure` is not
-    None; return where none failed. One all-gather of ERROR_BYTES per process over the
-    run's collective, so a failure anywhere stops every process with the same message."""
+    None, or, where none failed but the processes' `key`s (32 bytes) differ, an error
+    naming the processes whose sizes or shapes differ from process 0's; return where
+    neither. One all-gather of ERROR_BYTES per process over the run's collective, so a
+    failure anywhere stops every process with the same message. `source`: the data's."""
     from jax.experimental import multihost_utils
     buffer = np.zeros(ERROR_BYTES, np.uint8)
+    buffer[1:1 + len(key)] = np.frombuffer(key, np.uint8)
     if failure is not None:
-        text = json.dumps([_encoded(d, graph, bound) for d in failure.diagnostics]).encode()
-        if len(text) > ERROR_BYTES - 1:   # keep the first diagnostic
-            text = json.dumps([_encoded(failure.diagnostics[0], graph, bound)])[
-                :ERROR_BYTES - 1].encode()
+        text = json.dumps([_encoded(d, graph, source) for d in failure.diagnostics]).encode()
+        if len(text) > ERROR_BYTES - 34:   # keep the first diagnostic
+            text = json.dumps([_encoded(failure.diagnostics[0], graph, source)])[
+                :ERROR_BYTES - 34].encode()
         buffer[0] = 1
-        buffer[1:1 + len(text)] = np.frombuffer(text, np.uint8)
+        buffer[33:33 + len(text)] = np.frombuffer(text, np.uint8)
     gathered = np.asarray(multihost_utils.process_allgather(buffer))
     failed = [p for p in range(gathered.shape[0]) if gathered[p, 0]]
-    if not failed:
-        return
-    raw = bytes(gathered[failed[0], 1:]).rstrip(b"\0").decode(errors="replace")
-    try:
-        diagnostics = [_decoded(d, graph, bound) for d in json.loads(raw)]
-    except ValueError:
-        diagnostics = [Diagnostic(raw[:2000])]
-    raise PplcError(diagnostics)
+    if failed:
+        raw = bytes(gathered[failed[0], 33:]).rstrip(b"\0").decode(errors="replace")
+        try:
+            diagnostics = [_decoded(d, graph, source) for d in json.loads(raw)]
+        except ValueError:
+            diagnostics = [Diagnostic(raw[:2000])]
+        raise PplcError(diagnostics)
+    differ = [p for p in range(gathered.shape[0])
+              if (gathered[p, 1:33] != gathered[0, 1:33]).any()]
+    if differ:
+        raise error(f"the data's sizes or shapes differ between the processes of the run: "
+                    f"process(es) {', '.join(map(str, differ))} differ from process 0's"
+                    + (f", in {source.path}" if source is not None else ""),
+                    hint="give every process the same data file (the same version on "
+                         "every host)")
 
 
-def _encoded(d: Diagnostic, graph: Graph, bound: BoundData) -> dict:
+def _encoded(d: Diagnostic, graph: Graph, source) -> dict:
     where = ("model" if d.source is graph.source else
-             "data" if bound.source is not None and d.source is bound.source else None)
+             "data" if source is not None and d.source is source else None)
     span = None if d.span is None else [d.span.line, d.span.column, d.span.end_line,
                                         d.span.end_column]
     return {"message": d.message, "where": where, "span": span if where else None,
             "hint": d.hint, "severity": d.severity}
 
 
-def _decoded(d: Mapping, graph: Graph, bound: BoundData) -> Diagnostic:
-    source = {"model": graph.source, "data": bound.source}.get(d["where"])
+def _decoded(d: Mapping, graph: Graph, data_source) -> Diagnostic:
+    source = {"model": graph.source, "data": data_source}.get(d["where"])
     span = Span(*d["span"]) if d["span"] and source is not None else None
     return Diagnostic(d["message"], source, span, d["hint"], d["severity"])

@@ -257,6 +257,30 @@ def test_a_bad_row_of_one_process_stops_every_process_with_the_located_error(tmp
 
 
 @pytest.mark.slow
+def test_sizes_that_differ_between_processes_stop_every_process_before_the_rows(tmp_path):
+    """Process 1 given a file of 998 rows (N = 998): each process binds its own files,
+    and the sizes and shapes are compared over the run (pplc/row_shares.py `combined`)
+    before a process cuts its rows, so both stop with the error, neither waiting."""
+    files = _row_files(tmp_path)
+    short = tmp_path / "short"
+    short.mkdir()
+    other = _row_files(short, lambda a: [a.__setitem__(k, a[k][:998]) for k in list(a)])
+    sizes = json.loads(other[1].read_text())
+    other[1].write_text(json.dumps({**sizes, "N": 998}))
+    runs = _processes(lambda port, i: [
+        sys.executable, "-m", "pplc.cli", "sample", str(HIER / "model.ppl"),
+        *[a for f in (files if i == 0 else other) for a in ("--data", str(f))],
+        "--shard-data", "--chains", "1", "--warmup", "5", "--draws", "5", "--quiet",
+        "--no-cache", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+        "--process-id", str(i)], timeout=120)
+    assert [r[0] for r in runs] == [1, 1], [r[2][-2000:] for r in runs]
+    for _, _, err in runs:
+        assert ("error: the data's sizes or shapes differ between the processes of the run: "
+                "process(es) 1 differ from process 0's") in err, err
+        assert "Traceback" not in err
+
+
+@pytest.mark.slow
 def test_each_process_reads_and_holds_only_its_rows_and_counts_groups_as_one(tmp_path):
     """Conditioning in a run (`condition(files, distributed=...)`) reads from the `.npz`
     only the process's own rows (bytes counted by pplc/rowfiles.py: 500 rows of g, X, y
