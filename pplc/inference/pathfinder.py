@@ -47,6 +47,7 @@ from jax.scipy.linalg import solve_triangular
 
 from pplc.errors import error
 from pplc.inference import programs
+from pplc.inference.gaussian_noise import normal_draws
 from pplc.inference.lbfgs import CURVATURE_EPS, lbfgs_direction, line_search, update_alpha
 from pplc.inference.psis import psis
 
@@ -185,7 +186,7 @@ def _logp_batch(logdensity_fn: Callable, phi: Array, data: Any) -> Array:
 
 def _elbo(logdensity_fn: Callable, a: Approximation, key: Array, num_draws: int, data: Any) -> Array:
     g = _gaussian(a)
-    u = jax.random.normal(key, (num_draws, a.position.shape[0]), a.position.dtype)
+    u = normal_draws(key, (num_draws, a.position.shape[0]), a.position.dtype)
     phi, log_q = _draw(g, u)
     elbo = jnp.mean(_logp_batch(logdensity_fn, phi, data) - log_q)
     return jnp.where(jnp.isnan(elbo), -jnp.inf, elbo)
@@ -262,14 +263,32 @@ def _path_program(logdensity_fn: Callable, dim: int, history_size: int, max_iter
 
 
 def _draw_program(logdensity_fn: Callable, num_draws: int):
-    """`draw(approximation, key, data) -> (draws, log p, log q)`."""
+    """`draw(approximation, rng_key, path, data) -> (draws, log p, log q, the resampling
+    key's data)`; the path's key is derived inside (`_path_keys`)."""
 
-    def draw(a: Approximation, key, data):
-        u = jax.random.normal(key, (num_draws, a.position.shape[0]), a.position.dtype)
+    def draw(a: Approximation, rng_key, path, data):
+        key = _path_keys(rng_key, path)[1]
+        resample_key = jax.random.key_data(jax.random.split(rng_key)[1])
+        u = normal_draws(key, (num_draws, a.position.shape[0]), a.position.dtype)
         phi, log_q = _draw(_gaussian(a), u)
-        return phi, _logp_batch(logdensity_fn, phi, data), log_q
+        return phi, _logp_batch(logdensity_fn, phi, data), log_q, resample_key
 
     return draw
+
+
+def _keyed_path_program(logdensity_fn: Callable, dim: int, history_size: int,
+                        max_iterations: int, num_elbo_draws: int):
+    """`_path_program`'s run as `run(x0, rng_key, path, tol, data)`: the path's key derived
+    inside (`_path_keys`)."""
+    run = _path_program(logdensity_fn, dim, history_size, max_iterations, num_elbo_draws)
+    return lambda x0, rng_key, path, tol, data: run(x0, _path_keys(rng_key, path)[0], tol, data)
+
+
+def _path_keys(rng_key: Array, path: Array) -> Array:
+    """Path p's two keys, split(fold_in(k_paths, p)) with (k_paths, k_resample) =
+    split(rng_key): derived inside the programs, as eager operations each was an XLA
+    program of its own (benchmarks/advi_compile.md)."""
+    return jax.random.split(jax.random.fold_in(jax.random.split(rng_key)[0], path))
 
 
 def _log_q_program(a: Approximation, points: Array) -> Array:
@@ -279,6 +298,10 @@ def _log_q_program(a: Approximation, points: Array) -> Array:
 
 def _numpy_rng(key: Array) -> np.random.Generator:
     return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().astype(np.uint64))
+
+
+def _numpy_rng_from_data(key_data: Any) -> np.random.Generator:
+    return np.random.default_rng(np.asarray(key_data).ravel().astype(np.uint64))
 
 
 def pathfinder(
@@ -326,21 +349,19 @@ def pathfinder(
     if min(num_draws, history_size, max_iterations, num_elbo_draws) < 1:
         raise ValueError("num_draws, history_size, max_iterations and num_elbo_draws must be >= 1")
     data = programs.device_data(data)
-    # fold_in, not split(rng_key, num_paths): the eager key ops then have fixed shapes, so a
-    # different number of paths compiles nothing either.
-    paths_key, resample_key = jax.random.split(rng_key)
+    # fold_in, not split(rng_key, num_paths): a different number of paths compiles nothing
     tol_arr = np.asarray(tol, dtype=x0.dtype)
-    path_keys = [jax.random.split(jax.random.fold_in(paths_key, p)) for p in range(num_paths)]
+    path_ids = [np.int32(p) for p in range(num_paths)]
 
     run, compile_path = programs.compiled(
         logdensity_fn,
         ("pathfinder-path", int(dim), int(history_size), int(max_iterations), int(num_elbo_draws)),
-        lambda: _path_program(logdensity_fn, int(dim), int(history_size), int(max_iterations),
-                              int(num_elbo_draws)),
-        x0[0], path_keys[0][0], tol_arr, data,
+        lambda: _keyed_path_program(logdensity_fn, int(dim), int(history_size),
+                                    int(max_iterations), int(num_elbo_draws)),
+        x0[0], rng_key, path_ids[0], tol_arr, data,
     )
     start = time.perf_counter()
-    paths = [run(x0[p], path_keys[p][0], tol_arr, data) for p in range(num_paths)]
+    paths = [run(x0[p], rng_key, path_ids[p], tol_arr, data) for p in range(num_paths)]
     paths = [jax.device_get(out) for out in paths]
     n_grad = int(sum(int(out[3]) for out in paths))
     good = [p for p, out in enumerate(paths) if np.isfinite(out[1])]
@@ -358,11 +379,12 @@ def pathfinder(
     draw, compile_draw = programs.compiled(
         logdensity_fn, ("pathfinder-draw", int(num_draws)),
         lambda: _draw_program(logdensity_fn, int(num_draws)),
-        approx0, path_keys[0][1], data,
+        approx0, rng_key, path_ids[0], data,
     )
     start = time.perf_counter()
     approxs = [jax.tree.map(jnp.asarray, paths[p][0]) for p in good]
-    pooled = [jax.device_get(draw(approxs[i], path_keys[p][1], data)) for i, p in enumerate(good)]
+    pooled = [jax.device_get(draw(approxs[i], rng_key, path_ids[p], data))
+              for i, p in enumerate(good)]
     phi = np.concatenate([d[0] for d in pooled])
     log_p = np.concatenate([d[1] for d in pooled])
     seconds += time.perf_counter() - start
@@ -374,7 +396,7 @@ def pathfinder(
     per_path = np.stack([np.concatenate([np.asarray(log_q_fn(a, d[0])) for d in pooled]) for a in approxs])
     log_q = np.logaddexp.reduce(per_path, axis=0) - np.log(len(good))
     log_w, k_hat = psis(log_p - log_q)
-    rng = _numpy_rng(resample_key)
+    rng = _numpy_rng_from_data(pooled[0][3])
     if importance_resampling:
         idx = rng.choice(len(phi), size=num_draws, replace=True, p=np.exp(log_w) / np.exp(log_w).sum())
     else:
