@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +15,20 @@ from scipy import stats
 import pplc
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "linear_regression"
+
+
+def _sample_here(*args) -> subprocess.CompletedProcess:
+    """`pplc sample ...` through the CLI's main in this process, as a finished process. The
+    files it writes are the point of these tests; a process of its own paid the imports and
+    compiled again what this process had (issue 16 item 7). The real command writes its
+    groups in test_cli_prior_writes_prior_groups_with_the_model_dims and tests/test_cli.py."""
+    from pplc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["sample", *map(str, args)]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return subprocess.CompletedProcess(["pplc", *argv], code, out.getvalue(), err.getvalue())
 
 
 def test_pointwise_log_likelihood_and_predictive_draws():
@@ -42,10 +58,9 @@ def test_pointwise_log_likelihood_and_predictive_draws():
 
 def test_cli_predict_writes_the_arviz_groups(tmp_path):
     out = tmp_path / "draws.nc"
-    result = subprocess.run([sys.executable, "-m", "pplc.cli", "sample", str(EXAMPLE / "model.ppl"),
-                             "--data", str(EXAMPLE / "data.json"), "--chains", "2", "--warmup",
-                             "200", "--draws", "200", "--predict", "--output", str(out),
-                             "--quiet"], capture_output=True, text=True)
+    result = _sample_here(EXAMPLE / "model.ppl", "--data", EXAMPLE / "data.json", "--chains",
+                          2, "--warmup", 200, "--draws", 200, "--predict", "--output", out,
+                          "--quiet")
     assert result.returncode == 0, result.stderr
     import arviz as az
     idata = az.from_netcdf(out)
@@ -164,10 +179,9 @@ def test_a_marginalized_model_is_replicated_and_what_cannot_be_split_is_said(tmp
     pointwise term each (their terms at n are one sum): the API says so."""
     mixture = EXAMPLE.parent / "gaussian_mixture"
     out = tmp_path / "mixture.nc"
-    result = subprocess.run([sys.executable, "-m", "pplc.cli", "sample",
-                             str(mixture / "model.ppl"), "--data", str(mixture / "data.json"),
-                             "--chains", "1", "--warmup", "100", "--draws", "50", "--predict",
-                             "--output", str(out), "--quiet"], capture_output=True, text=True)
+    result = _sample_here(mixture / "model.ppl", "--data", mixture / "data.json", "--chains", 1,
+                          "--warmup", 100, "--draws", 50, "--predict", "--output", out,
+                          "--quiet")
     assert result.returncode == 0, result.stderr
     assert "no posterior predictive" not in result.stderr, result.stderr
     import arviz as az
