@@ -295,10 +295,11 @@ class ConditionedModel(Prediction):
                        kind="fitting and drawing")
         started = time.perf_counter()
         init_key, run_key = seed_keys(seed)
-        init = self._initial_positions(1, init_key)[0]
+        # Pathfinder draws its own four starts: no one-chain start to compile for it.
+        init = None if method == "pathfinder" else self._initial_positions(1, init_key)[0]
         if method == "pathfinder":
             from pplc.inference.pathfinder import pathfinder
-            starts = initial_positions(self._log_density, self.data, self.dim, 4, init_key)
+            starts = self._initial_positions(4, init_key)   # a located error if none
             result = pathfinder(self._log_density, self.data, starts, run_key,
                                 num_draws=draws)
             positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
