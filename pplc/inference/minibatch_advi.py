@@ -38,22 +38,13 @@ ELBO, whose relative change at 10^7 rows is tiny (the ELBO is -6.5 * 10^6) long 
 the sds have converged, so it fired at its earliest while the sds were still 1.5-3 times
 the posterior's, and that was reported as a fit.
 
-The phase's step, in q's sds (`_in_sds`). advi.py's step moves the mean by about
-eta / sqrt(t) in the parameter's own units (the gradient divided by its running RMS):
-0.03 at t = 1000 with eta = 1, which at 10^7 rows (posterior sd 0.0008) is 40 posterior
-sds. The iterate then jitters by tens of sds, and since the log-sd gradient carries
-sd * eps * H (mu - mode), that jitter's noise drowned its signal (1 - sd^2 H): the sds
-narrowed by a few % a window and were 1.5-3.3 times the posterior's when the phase
-ended (docs/scaling.md). In the phase the mean moves by PHASE_RATE (0.05) times the
-normalized gradient times q's current sd, a constant rate (no t^-1/2 decay: the window
-average does the averaging), so in units of q the phase's problem is the same at any N or
-parameter scale: the sds settled within 200-300 iterations at 10^7 rows, at 1.01-1.06
-times the Laplace approximation's. Fullrank scales row i of L's off-diagonal moves by
-coordinate i's sd as well. A coordinate that must travel far along a ridge of a
-correlated posterior (tau of a noncentered hierarchical model) moves at most 0.05
-conditional sds a step, so its windows keep moving for longer: the rule waits for them
-(measured: 24 windows in tests/inference/test_minibatch_parameterization.py), or says
-they did not settle.
+The phase's step is measured in q's sds, and its windows and their rule are
+advi_steps.py's (shared with full-batch ADVI; its docstring says why): advi.py's step,
+eta / sqrt(t) in the parameters' units, is 40 posterior sds at 10^7 rows; in q's sds the
+sds settled within 200-300 iterations there, at 1.01-1.06 times the Laplace
+approximation's. A coordinate that must travel far along a ridge (tau of a noncentered
+hierarchical model) keeps its windows moving for longer (measured: 24 windows in
+tests/inference/test_minibatch_parameterization.py), or says it did not settle.
 `control_variate=False` keeps plain batch gradients throughout (what the tests break to
 see the difference; at N/B = 1000 the phase then never settles, and says so).
 """
@@ -71,39 +62,13 @@ from jax import lax
 
 from pplc.errors import error
 from pplc.inference import advi
+from pplc.inference.advi_steps import (phase_step, settled, unsettled, window_drift,
+                                       window_length)
 from pplc.inference.batches import BatchSource
 
 Array = jax.Array
 # rows read at once in a full pass (with B, a multiple of it): what the pass holds
 PASS_BYTES = 4 * 2 ** 20
-PHASE_RATE = 0.05    # the averaging phase's step, in q's sds (module docstring)
-MIN_WINDOW = 500     # iterations of an averaging window at least (module docstring)
-# the phase stops when two successive windows' averages differ by less than these times
-# sqrt(2 log 2d) (d coordinates), in every coordinate: a mean by MEAN_TOL of q's sds, a
-# log sd by SD_TOL (module docstring)
-MEAN_TOL, SD_TOL = 0.12, 0.05
-
-
-def marginal_sds(method: str, rho: Array) -> Array:
-    """The sd of each coordinate under q (rho as in advi.py)."""
-    if method == "meanfield":
-        return jnp.exp(rho)
-    L = jnp.tril(rho, -1) + jnp.diag(jnp.exp(jnp.diag(rho)))
-    return jnp.sqrt(jnp.sum(L * L, axis=1))
-
-
-def _in_sds(method: str, old, new):
-    """The phase's step (module docstring): `new` (advi.py's step from `old`, taken with
-    the rate PHASE_RATE) with the moves of the mean, and of L's off-diagonal entries
-    (row i in coordinate i's units), scaled by q's sds at `old`: a move of PHASE_RATE sds
-    at most, whatever the parameters' units."""
-    sd = marginal_sds(method, old.rho)
-    mu = old.mu + sd * (new.mu - old.mu)
-    if method == "meanfield":
-        return new._replace(mu=mu)
-    lower = jnp.tril(jnp.ones_like(old.rho), -1)
-    rho = new.rho + lower * (sd[:, None] - 1.0) * (new.rho - old.rho)
-    return new._replace(mu=mu, rho=rho)
 
 
 def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
@@ -113,7 +78,7 @@ def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
     n_active act), the average as in advi.py, then the ELBO on the fixed evaluation batch.
     With use_cv, each batch's density gets the control variate's linear term (module
     docstring), the gradient at `ref` taken on the same batch. With phase, the step is
-    the averaging phase's: PHASE_RATE, in q's sds (`_in_sds`)."""
+    the averaging phase's, in q's sds (advi_steps.phase_step)."""
 
     def corrected(batch, ref, full_grad, use_cv):
         density = lambda u: batch_density(u, batch, weight)
@@ -129,13 +94,8 @@ def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
             state, avg = carry
             i, batch = xs
             density = corrected({**fixed, **batch}, ref, full_grad, use_cv)
-            step = advi.build_step(density, method, grad_samples)
-            # advi.py's step is eta / sqrt(t) times the normalized gradient: the phase's
-            # constant rate is that eta's sqrt(t) times PHASE_RATE
-            t = (state.opt_state.count + 1).astype(state.mu.dtype)
-            new, info = step(jax.random.fold_in(step_key, i), state,
-                             jnp.where(phase, PHASE_RATE * jnp.sqrt(t), eta))
-            new = lax.cond(phase, lambda: _in_sds(method, state, new), lambda: new)
+            step = phase_step(advi.build_step(density, method, grad_samples), method)
+            new, info = step(jax.random.fold_in(step_key, i), state, eta, phase)
             active = i < n_active
             new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
             m_mu, m_rho, n = avg   # avg_n = avg_{n-1} + (k + 1) / (n + k) (x_n - avg_{n-1})
@@ -153,44 +113,6 @@ def _chunk_program(batch_density: Callable, method: str, grad_samples: int,
         return state, avg, elbo, jnp.sum(skipped)
 
     return run
-
-
-def window_drift(method: str, before, after) -> tuple[float, float]:
-    """How far the phase's average moved from one window to the next: (the largest move of
-    a mean, in q's sds after it; the largest change of a log sd)."""
-    sd = lambda rho: np.asarray(marginal_sds(method, jnp.asarray(rho)))
-    mean = np.max(np.abs(after[0] - before[0]) / sd(after[1]))
-    return float(mean), float(np.max(np.abs(np.log(sd(after[1]) / sd(before[1])))))
-
-
-def tolerances(dim: int) -> tuple[float, float]:
-    """(mean, log sd) moves between windows below which the phase has settled: MEAN_TOL
-    and SD_TOL times sqrt(2 log 2d), how the largest of d noises grows with d."""
-    z = float(np.sqrt(2.0 * np.log(2.0 * dim)))
-    return MEAN_TOL * z, SD_TOL * z
-
-
-def settled(drift, dim: int) -> bool:
-    """Whether a window's average moved less than `tolerances` from the one before."""
-    mean_tol, sd_tol = tolerances(dim)
-    return drift is not None and drift[0] < mean_tol and drift[1] < sd_tol
-
-
-def _unsettled(drift, dim: int, windows: int, window: int, iterations: int,
-               max_iterations: int) -> str:
-    """The warning of a phase that stopped before its averages settled."""
-    if drift is None:
-        return (f"minibatch ADVI stopped at max_iterations = {max_iterations} before its "
-                f"averaging phase had two windows of {window} iterations to compare: "
-                "whether its means and sds had stopped moving is unknown, and they may be "
-                "wrong; raise max_iterations")
-    mean_tol, sd_tol = tolerances(dim)
-    return (f"minibatch ADVI stopped after {iterations} iterations ({windows} averaging "
-            f"windows of {window}) with its fit still moving: from the window before to "
-            f"the last, an sd changed by {100 * (np.exp(drift[1]) - 1):.0f}% and a mean by "
-            f"{drift[0]:.2f} sds (settled is under {100 * (np.exp(sd_tol) - 1):.0f}% and "
-            f"{mean_tol:.2f} sds): its sds and means may be wrong; raise max_iterations or "
-            "the batch size")
 
 
 def full_gradient(batch_density: Callable, fixed: Mapping[str, Any], source: BatchSource,
@@ -357,8 +279,7 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
                 np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj):
             converged = True
             # windows of half the iterations so far (advi.py runs as many again)
-            window = -(-max(MIN_WINDOW, int(advi.EXTRA_FRACTION * iterations) // 2)
-                       // eval_elbo) * eval_elbo if average else 0
+            window = window_length(iterations, eval_elbo) if average else 0
             stop_at = min(iterations + window, max_iterations)
             if window:
                 avg = (avg[0], avg[1], jnp.zeros((), dtype))
@@ -376,7 +297,8 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
         warnings.warn(f"minibatch ADVI did not converge in {max_iterations} iterations",
                       RuntimeWarning, stacklevel=2)
     elif still:
-        warnings.warn(_unsettled(drift, dim, windows, window, iterations, max_iterations),
+        warnings.warn(unsettled("minibatch ADVI", drift, dim, windows, window, iterations,
+                                max_iterations, "max_iterations or the batch size"),
                       RuntimeWarning, stacklevel=2)
     if num_skipped:
         warnings.warn(f"minibatch ADVI skipped {num_skipped} gradient steps whose gradient "
