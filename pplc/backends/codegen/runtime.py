@@ -27,7 +27,8 @@ from pplc.errors import InternalError
 HELPERS = "pplc.backends.codegen.helpers"
 SOURCES = (HELPERS, "pplc.runtime.numerics", "pplc.runtime.densities", "pplc.runtime.multivariate",
            "pplc.runtime.cdfs", "pplc.runtime.distributions", "pplc.runtime.transforms",
-           "pplc.runtime.special", "pplc.runtime.ode", "pplc.runtime.functions", "pplc.runtime.scans")
+           "pplc.runtime.special", "pplc.runtime.tsit5", "pplc.runtime.ode", "pplc.runtime.functions",
+           "pplc.runtime.scans")
 _ALLOWED_IMPORTS = ("jax", "numpy", "diffrax", "math", "functools", "typing", "__future__")
 
 
