@@ -45,18 +45,25 @@ pushed into a circular buffer of max(0.1 * max_iterations / eval_elbo, 2) entrie
 the rule fires when the buffer's mean or its median is below `tol_rel_obj`. The ELBO
 cannot see errors of a fraction of a posterior sd (0.25 sd in one coordinate costs 0.03
 nats; the estimate's noise is about 0.2 nats at 100 draws), so when the rule fires at
-iteration T the run goes on for another T iterations (capped at max_iterations) and
-reports the plain average of those iterates (the average restarts at T). Measured on
+iteration T an averaging phase follows (advi_steps.py, shared with minibatch ADVI): its
+steps move the mean by at most 0.05 of q's sd (the step above is eta / sqrt(t) in the
+parameters' units, tens of posterior sds where the posterior is narrow, and its jitter
+drowned the log-sd gradient: a logistic regression with covariates x10 came out 1 sd off
+with sds 1.44x, fullrank 3-5 sds off, converged and silent; tests/inference/
+test_advi_narrow_posterior.py), in windows of max(T/2, 500) iterations that run until
+two windows' plain averages agree, else max_iterations stops them, and a warning says the
+fit was still moving and `converged` is False. The last window's average is reported.
+Measured before the phase (then T more iterations at the step above) on
 examples/linear_regression, 8 seeds: meanfield 600-1200 iterations in all, worst mean
 error 0.07-0.19 posterior sd; fullrank 1400-3800 iterations, 0.09-0.46 sd (sigma is the
-slowest), sds within 13% (tests/test_fit_models.py). With `average_iterates=False` there
-is no extra phase. Draws whose log density is not finite are dropped from an estimate, as
-Stan drops them; an estimate with every draw dropped raises `PplcError`. A gradient step
-whose gradient is not finite is skipped inside the compiled loop (a value, not an
-exception) and counted. One departure from Stan: its buffer starts empty, so a small eta
-whose ELBO barely moves could "converge" at the first evaluation (full-rank on eight
-schools stopped after 200 iterations, far from the optimum); here the rule needs
-`MIN_EVALUATIONS` entries in the buffer first.
+slowest), sds within 13% (tests/test_fit_models.py); with it, benchmarks/advi_steps.md.
+With `average_iterates=False` there is no extra phase. Draws whose log density is not
+finite are dropped from an estimate, as Stan drops them; an estimate with every draw
+dropped raises `PplcError`. A gradient step whose gradient is not finite is skipped
+inside the compiled loop (a value, not an exception) and counted. One departure from
+Stan: its buffer starts empty, so a small eta whose ELBO barely moves could "converge" at
+the first evaluation (full-rank on eight schools stopped after 200 iterations, far from
+the optimum); here the rule needs `MIN_EVALUATIONS` entries in the buffer first.
 
 One compiled program (`run_program`) serves the whole fit, as `mcmc.py`'s chunk does:
 `n_steps` steps (a `fori_loop` with a runtime trip count), then an ELBO estimate at the
@@ -89,6 +96,8 @@ from jax import lax
 
 from pplc.errors import error
 from pplc.inference import programs
+from pplc.inference.advi_steps import (phase_step, settled, unsettled, window_drift,
+                                       window_length)
 from pplc.inference.advi_kernel import (  # noqa: F401 - the kernel API, re-exported
     METHODS, ADVIInfo, ADVIState, StepState, build_step, covariance_numpy, elbo_estimate,
     entropy, finite_mean_elbo, init, log_q, sample, transform)
@@ -100,7 +109,6 @@ ProgressFn = Callable[[str, int, int, int], None]
 
 ETA_CANDIDATES = (100.0, 10.0, 1.0, 0.1, 0.01)  # Stan's eta sequence
 AVG_POWER = 4.0  # iterate-averaging weights grow like t^AVG_POWER
-EXTRA_FRACTION = 1.0
 EXTRA_POWER = 0.0
 MIN_EVALUATIONS = 5  # relative ELBO changes needed before the convergence rule may fire
 
@@ -138,24 +146,25 @@ class ADVIResult(NamedTuple):
 
 def run_program(logdensity_fn: Callable, method: str, grad_samples: int, elbo_samples: int):
     """The fit's one program (module docstring):
-    (state, avg, eta, key, stream, call, n_steps, power, use_avg, data)
+    (state, avg, eta, key, stream, call, n_steps, power, use_avg, phase, data)
     -> (state, avg, elbo, n_skipped, draws, log_ratios).
 
     n_steps optimizer steps from `state`, then `elbo_samples` draws from q at the average
     (use_avg) or at the iterate, the ELBO estimate from them, and their log p - log q.
     avg = (mu, rho, n): the average of the n iterates since it was (re)started, weights
-    growing like their index^power. The key is the user's; (stream, call) are folded in."""
+    growing like their index^power. The key is the user's; (stream, call) are folded in.
+    With phase, the steps are the averaging phase's, in q's sds (advi_steps.phase_step)."""
 
     def run(state: ADVIState, avg: tuple, eta: Array, key: Array, stream: Array, call: Array,
-            n_steps: Array, power: Array, use_avg: Array, data: Any):
+            n_steps: Array, power: Array, use_avg: Array, phase: Array, data: Any):
         logdensity = lambda x: logdensity_fn(x, data)
-        step = build_step(logdensity, method, grad_samples)
+        step = phase_step(build_step(logdensity, method, grad_samples), method)
         key = jax.random.fold_in(jax.random.fold_in(key, stream), call)
         step_key, elbo_key = jax.random.split(key)
 
         def body(i, carry):
             state, avg, skipped = carry
-            new, info = step(jax.random.fold_in(step_key, i), state, eta)
+            new, info = step(jax.random.fold_in(step_key, i), state, eta, phase)
             # avg_n = avg_{n-1} + w_n (x_n - avg_{n-1}), w_n = (k + 1) / (n + k): weights
             # growing like n^k (module docstring); w_1 = 1 starts the average afresh
             m_mu, m_rho, n = avg
@@ -232,7 +241,7 @@ def fit_advi(
         if int(value) < 1:
             raise ValueError(f"{name} must be a positive integer, not {value!r}")
     position = programs.float_positions(init_position, 1, "init_position must have shape (dim,)")
-    dtype = position.dtype
+    dtype, dim = position.dtype, int(position.shape[0])
     data = programs.device_data(data)
     grad_samples, elbo_samples, eval_elbo = int(grad_samples), int(elbo_samples), int(eval_elbo)
     num_draws, max_iterations, adapt_iter = int(num_draws), int(max_iterations), int(adapt_iter)
@@ -245,12 +254,13 @@ def fit_advi(
         logdensity_fn, ("advi", method, grad_samples, elbo_samples),
         lambda: run_program(logdensity_fn, method, grad_samples, elbo_samples),
         state0, avg0, np.asarray(1.0, dtype), rng_key, np.int32(0), np.int32(0), np.int32(0),
-        np.asarray(AVG_POWER, dtype), np.bool_(False), data)
+        np.asarray(AVG_POWER, dtype), np.bool_(False), np.bool_(False), data)
 
-    def call(state, avg, eta, stream, k, n_steps, power=AVG_POWER, use_avg=False):
+    def call(state, avg, eta, stream, k, n_steps, power=AVG_POWER, use_avg=False,
+             phase=False):
         return program(state, avg, np.asarray(eta, dtype), rng_key, np.int32(stream),
                        np.int32(k), np.int32(n_steps), np.asarray(power, dtype),
-                       np.bool_(use_avg), data)
+                       np.bool_(use_avg), np.bool_(phase), data)
 
     elbo_init = call(state0, avg0, 1.0, INIT_STREAM, 0, 0)[2]
     if not np.isfinite(float(elbo_init)):
@@ -289,10 +299,11 @@ def fit_advi(
     iterations, converged, k = 0, False, 0
     stop_at = max_iterations
     power = AVG_POWER
+    window, windows, previous, drift = 0, 0, None, None
     while iterations < stop_at:
         n_active = min(eval_elbo, stop_at - iterations)
         state, avg, elbo, skipped, _, _ = call(state, avg, eta, RUN_STREAM, k, n_active,
-                                               power, average)
+                                               power, average, bool(window))
         elbo, k = float(elbo), k + 1
         iterations += n_active
         num_skipped += int(skipped)
@@ -305,21 +316,36 @@ def fit_advi(
                 f"every one of {elbo_samples} draws from the approximation has a log "
                 "density that is not finite", hint="try a smaller learning_rate")
         trace.append(elbo)
-        if converged:
-            continue  # the averaging phase
+        if converged:   # the averaging phase (advi_steps.py)
+            if iterations < stop_at:
+                continue
+            windows += 1   # a window ends here
+            current = (np.asarray(avg[0]), np.asarray(avg[1]))
+            if previous is not None:
+                drift = window_drift(method, previous, current)
+            previous = current
+            if settled(drift, dim) or iterations + window > max_iterations:
+                break
+            # the next window: the iterate and the average restart at this one's average
+            state = state._replace(mu=avg[0], rho=avg[1])
+            avg = (avg[0], avg[1], np.zeros((), dtype))
+            stop_at = iterations + window
+            continue
         rel_changes = (rel_changes + [_relative_change(elbo_prev, elbo)])[-cb_size:]
         elbo_prev = elbo
         if len(rel_changes) >= min(cb_size, MIN_EVALUATIONS) and (
                 np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj):
             converged = True
-            extra = int(EXTRA_FRACTION * iterations) // eval_elbo * eval_elbo if average else 0
-            stop_at = min(iterations + extra, max_iterations)
-            if extra:
+            window = window_length(iterations, eval_elbo) if average else 0
+            stop_at = min(iterations + window, max_iterations)
+            if window:   # the iterate restarts at the average, which restarts
+                state = state._replace(mu=avg[0], rho=avg[1])
                 avg = (avg[0], avg[1], np.zeros((), dtype))
                 power = EXTRA_POWER
 
     if average:
         state = state._replace(mu=avg[0], rho=avg[1])
+    still = bool(window) and not settled(drift, dim)
     # The final draws: the same program, 0 steps, elbo_samples draws per call.
     batches = [call(state, avg, eta, DRAW_STREAM, j, 0)[4:]
                for j in range(-(-num_draws // elbo_samples))]
@@ -331,6 +357,10 @@ def fit_advi(
             f"ADVI did not converge in {max_iterations} iterations (mean relative ELBO "
             f"change {np.mean(rel_changes):.3g}, median {np.median(rel_changes):.3g}, "
             f"tol_rel_obj {tol_rel_obj})", RuntimeWarning, stacklevel=2)
+    elif still:
+        warnings.warn(unsettled("ADVI", drift, dim, windows, window, iterations,
+                                max_iterations, "max_iterations"), RuntimeWarning,
+                      stacklevel=2)
     far = far_from_posterior(f"the {method} ADVI approximation", float(pareto_k), num_draws)
     if far:
         warnings.warn(far, RuntimeWarning, stacklevel=2)
@@ -343,7 +373,7 @@ def fit_advi(
         scale_or_cov=covariance_numpy(method, state.rho),
         elbo_trace=np.asarray(trace),
         iterations=iterations,
-        converged=converged,
+        converged=converged and not still,
         compile_seconds=compile_seconds,
         seconds=time.perf_counter() - start - compile_seconds,
         n_grad_evals=n_grad_evals,

@@ -61,13 +61,17 @@ def _fit(narrow, method, seed=0):
             [str(w.message) for w in caught])
 
 
-@pytest.mark.xfail(strict=True, reason="advi.py's step is eta/sqrt(t) in the parameters' "
-                   "units, tens of posterior sds here: means ~1-5 sds off, sds up to 2.75x, "
-                   "reported converged")
 @pytest.mark.parametrize("method", ["advi", "fullrank"])
 def test_full_batch_advi_on_a_narrow_posterior_is_the_posterior(narrow, method):
-    """`fit(method=...)` against the Laplace oracle: converged, silent, and right (means
-    within 0.3 oracle sds, sds within 0.85-1.2 times the oracle's)."""
+    """`fit(method=...)` against the Laplace oracle: converged, silent, and right.
+
+    Measured with the averaging phase in q's sds (advi_steps.py), seeds 0-4: meanfield
+    means within 0.15 oracle sds, sds 0.98-1.11 times the oracle's (1500 iterations);
+    fullrank within 0.11 sds, 0.98-1.10 (2200-3500 iterations). A window's average (500+
+    iterations) carries about 0.05 sd of Monte Carlo error in a mean and 0.03 in a log sd,
+    the 4000 draws 0.016 sd and 1.1% more: the test allows means within 0.3 sds (twice the
+    worst of the 5 keys, ~5 of those errors) and sds within 0.85-1.2 times. Before: beta[0]
+    0.84-1.01 sds off (meanfield), 3-5 sds (fullrank), sds up to 1.44x and 2.75x."""
     attrs, mean_off, ratio, caught = _fit(narrow, method)
     assert attrs["converged"] == 1 and not caught, (attrs, caught)
     assert np.all(np.abs(mean_off) < 0.3), mean_off
