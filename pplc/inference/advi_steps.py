@@ -116,8 +116,9 @@ def unsettled(name: str, drift, dim: int, windows: int, window: int, iterations:
     """The warning of a phase that stopped before its averages settled; `name` is the
     method ("ADVI", "minibatch ADVI"), `hint` what to raise."""
     if drift is None:
-        return (f"{name} stopped at max_iterations = {max_iterations} before its "
-                f"averaging phase had two windows of {window} iterations to compare: "
+        return (f"{name} stopped after {iterations} iterations (max_iterations = "
+                f"{max_iterations}) before its averaging phase had two windows of {window} "
+                "iterations to compare: "
                 "whether its means and sds had stopped moving is unknown, and they may be "
                 f"wrong; raise {hint}")
     mean_tol, sd_tol = tolerances(dim)

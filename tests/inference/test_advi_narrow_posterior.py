@@ -21,11 +21,13 @@ the full-rank one is that Gaussian, marginal sds sqrt((H^-1)_ii).
 
 import warnings
 
+import jax
 import numpy as np
 import pytest
 
 import pplc
 from benchmarks.minibatch import MODEL as LOGREG
+from pplc.inference.advi import fit_advi
 
 N, K, SCALE = 10_000, 3, 10.0
 DRAWS = 4000   # the draws' mean and sd carry 0.016 sd and 1.1% of Monte Carlo error
@@ -49,12 +51,12 @@ def narrow():
     return conditioned, mode, H
 
 
-def _fit(narrow, method, seed=0):
+def _fit(narrow, method, seed=0, **options):
     conditioned, mode, H = narrow
     sd = 1 / np.sqrt(np.diag(H)) if method == "advi" else np.sqrt(np.diag(np.linalg.inv(H)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        post = conditioned.fit(method=method, seed=seed, draws=DRAWS)
+        post = conditioned.fit(method=method, seed=seed, draws=DRAWS, **options)
     draws = np.column_stack([np.asarray(post["alpha"]).reshape(-1),
                              np.asarray(post["beta"]).reshape(-1, K)])
     return (post.attrs, (draws.mean(0) - mode) / sd, draws.std(0) / sd,
@@ -76,3 +78,29 @@ def test_full_batch_advi_on_a_narrow_posterior_is_the_posterior(narrow, method):
     assert attrs["converged"] == 1 and not caught, (attrs, caught)
     assert np.all(np.abs(mean_off) < 0.3), mean_off
     assert np.all((0.85 < ratio) & (ratio < 1.2)), ratio
+
+
+def test_a_phase_cut_by_max_iterations_says_so(narrow):
+    """max_iterations = 1100 leaves the averaging phase one window (Stan's rule, with a
+    buffer of 2 at this max_iterations, fires after 400): nothing says its averages had
+    stopped moving, and the fit says so (a warning naming max_iterations; converged 0)."""
+    attrs, _, _, caught = _fit(narrow, "advi", max_iterations=1100)
+    assert attrs["converged"] == 0
+    assert any("two windows" in w and "max_iterations" in w for w in caught), caught
+
+
+def test_a_fit_still_moving_says_so(narrow):
+    """Stan's rule made to fire at its earliest (tol_rel_obj = 1: after 300 iterations,
+    q still far from the posterior) and max_iterations = 1700 (two windows of 500): the
+    fullrank fit's second window moved far from the first (measured: an sd by 65%, a mean
+    by 1.8 sds; settled is under 11% and 0.2 sds). It must say it is still moving, not
+    report those sds as converged."""
+    conditioned, _, _ = narrow
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = fit_advi(conditioned._log_density, conditioned.data, np.zeros(K + 1),
+                     jax.random.key(0), method="fullrank", tol_rel_obj=1.0,
+                     max_iterations=1700, num_draws=100)
+    caught = [str(w.message) for w in caught]
+    assert r.iterations == 1300 and not r.converged
+    assert any("still moving" in w and "may be wrong" in w for w in caught), caught
