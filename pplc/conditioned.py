@@ -215,6 +215,8 @@ class ConditionedModel(Prediction):
                             getattr(self.lowered.plan.sharding, "axes", {}),
                             bound.source.path if bound.source else "the data given",
                             self.graph.source.text)
+            if getattr(bound, "shares", None):   # refused now, not after the sampling
+                self._constrain_draws(np.zeros((1, 1, self.dim)))
         started = time.perf_counter()
         init_key, run_key = seed_keys(seed)
         log_density = self._log_density

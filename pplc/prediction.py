@@ -459,7 +459,9 @@ class Prediction:
             if not shares:
                 raise
             raise error(f"a recorded value reads {e}, split over the processes of the run, "
-                        "which no process holds whole (docs/scaling.md)") from None
+                        "which no process holds whole (docs/scaling.md)",
+                        hint="sample it in one process, or leave the per-row value out of "
+                             "the model and compute it from the draws afterwards") from None
         return {name: np.asarray(v).reshape((chains, n) + v.shape[1:])
                 for name, v in values.items()}
 

@@ -257,6 +257,28 @@ def test_a_bad_row_of_one_process_stops_every_process_with_the_located_error(tmp
 
 
 @pytest.mark.slow
+def test_a_recorded_value_of_the_split_rows_is_refused_before_sampling(tmp_path):
+    """`eta[n]` reads the split rows X and g and is recorded with the draws: no process
+    holds all its rows, so the run is refused before the first iteration, not after the
+    sampling (the draws would be lost)."""
+    model = tmp_path / "eta.ppl"
+    model.write_text((HIER / "model.ppl").read_text().replace(
+        "y ~ Bernoulli(logits=a[g] + X @ beta)",
+        "eta = a[g] + X @ beta\ny ~ Bernoulli(logits=eta)"))
+    files = _row_files(tmp_path)
+    runs = _processes(lambda port, i: [
+        sys.executable, "-m", "pplc.cli", "sample", str(model), "--data", str(files[0]),
+        "--data", str(files[1]), "--shard-data", "--chains", "1", "--warmup", "5",
+        "--draws", "5", "--no-cache", "--coordinator", f"127.0.0.1:{port}",
+        "--num-processes", "2", "--process-id", str(i)], timeout=120)
+    assert [r[0] for r in runs] == [1, 1], [r[2][-2000:] for r in runs]
+    for _, out, err in runs:
+        assert "error: a recorded value reads 'X', split over the processes of the run" in err \
+            or "error: a recorded value reads 'g', split over the processes of the run" in err, err
+        assert "warmup" not in out + err and "Traceback" not in err
+
+
+@pytest.mark.slow
 def test_sizes_that_differ_between_processes_stop_every_process_before_the_rows(tmp_path):
     """Process 1 given a file of 998 rows (N = 998): each process binds its own files,
     and the sizes and shapes are compared over the run (pplc/row_shares.py `combined`)
