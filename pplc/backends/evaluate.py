@@ -197,7 +197,7 @@ class Evaluator:
             args = [a if is_static(a) else jnp.asarray(a, jnp.float64) for a in args]
             if e.func == "integrate":
                 form = special.integrate
-            else:  # diffrax's import (about a second) only for a model that solves an ODE
+            else:  # the ODE solver's modules only for a model that solves an ODE
                 from pplc.runtime.ode import ode as form
             return self._jax(e, lambda: form(fn, *args))
         args = [self(a, env) for a in e.args]

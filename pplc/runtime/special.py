@@ -1,12 +1,12 @@
 """The language's numerical special form `integrate` (LANGUAGE.md, "Special forms"); `ode`
-is in runtime/ode.py (diffrax is imported only for a model that solves one).
+is in runtime/ode.py, its solver in runtime/tsit5.py.
 
 Both are pure JAX and can be jitted, vmapped and differentiated. The callables `f` are
 JAX-traceable Python functions, which the lowering builds from the model's `def`s.
 
 `integrate` uses a fixed-order Gauss-Legendre rule on [a, b], so one integral costs a
 fixed number of evaluations of `f` and compiles to straight-line code. `ode` uses
-diffrax's Tsit5 (an explicit 5(4) Runge-Kutta pair, like the Dormand-Prince RK45 of
+Tsit5 (an explicit 5(4) Runge-Kutta pair, like the Dormand-Prince RK45 of
 Stan's `integrate_ode_rk45` and scipy's `RK45`) with an adaptive step size. Inside jit,
 a failed solve is a value (NaN rows), not an exception (STYLE.md: failures under jit as
 values).
