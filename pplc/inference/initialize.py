@@ -22,8 +22,11 @@ from pplc.inference import programs
 Array = jax.Array
 
 
-def _program(logdensity_fn: Callable, dim: int, max_tries: int):
-    """All chains' retry loops in one program: `run(keys, radius, data) -> (x, ok, tries)`."""
+def _program(logdensity_fn: Callable, dim: int, max_tries: int, num_chains: int):
+    """All chains' retry loops in one program: `run(key, radius, data) -> (x, ok, tries)`.
+
+    The key is split into the chains' keys inside, so no eager split program runs first.
+    """
 
     def one_chain(key, radius, data):
         def cond(carry):
@@ -43,7 +46,8 @@ def _program(logdensity_fn: Callable, dim: int, max_tries: int):
         tries, x, ok = lax.while_loop(cond, body, start)
         return x, ok, tries
 
-    return jax.vmap(one_chain, in_axes=(0, None, None))
+    chains = jax.vmap(one_chain, in_axes=(0, None, None))
+    return lambda key, radius, data: chains(jax.random.split(key, num_chains), radius, data)
 
 
 def initial_positions(
@@ -70,19 +74,18 @@ def initial_positions(
               if isinstance(a, jax.Array) and not a.is_fully_addressable]
     data = jax.tree.map(lambda a: a if isinstance(a, jax.Array) and not a.is_fully_addressable
                         else jax.device_put(np.asarray(a)), data)
-    keys = jax.random.split(rng_key, num_chains)
-    if placed:   # data split over a run's processes: the keys as host values, replicated
-        keys = np.asarray(keys)
+    if placed and not jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key):
+        rng_key = np.asarray(rng_key)   # data split over a run's processes: a host value
     radius_arr = np.asarray(radius, dtype=jnp.result_type(float))
     program, _ = programs.compiled(
         logdensity_fn,
-        ("initial-positions", int(dim), int(max_tries)),
-        lambda: _program(logdensity_fn, int(dim), int(max_tries)),
-        keys,
+        ("initial-positions", int(dim), int(max_tries), int(num_chains)),
+        lambda: _program(logdensity_fn, int(dim), int(max_tries), int(num_chains)),
+        rng_key,
         radius_arr,
         data,
     )
-    x, ok, _ = program(keys, radius_arr, data)
+    x, ok, _ = program(rng_key, radius_arr, data)
     ok = np.asarray(ok)
     if not ok.all():
         bad = [int(c) for c in np.flatnonzero(~ok)]
