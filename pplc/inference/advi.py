@@ -219,8 +219,9 @@ def fit_advi(
         method: "meanfield" or "fullrank".
         learning_rate: eta; None searches Stan's candidates (module docstring).
         average_iterates: report the t^4-weighted average of the iterates, and after
-            convergence run as many iterations again and report their plain average
-            (module docstring); False reports the last iterate and stops, as Stan does.
+            convergence run the averaging phase (steps in q's sds, in windows until two
+            windows' plain averages agree) and report its last window's average (module
+            docstring); False reports the last iterate and stops, as Stan does.
         progress: called as `progress(phase, done, total, skipped)` between compiled calls,
             phase "adaptation" or "optimization", skipped = gradient steps skipped so far.
 

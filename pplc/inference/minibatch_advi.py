@@ -278,7 +278,7 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
         if len(rel_changes) >= min(cb_size, advi.MIN_EVALUATIONS) and (
                 np.mean(rel_changes) < tol_rel_obj or np.median(rel_changes) < tol_rel_obj):
             converged = True
-            # windows of half the iterations so far (advi.py runs as many again)
+            # windows of half the iterations so far, as advi.py's (advi_steps.py)
             window = window_length(iterations, eval_elbo) if average else 0
             stop_at = min(iterations + window, max_iterations)
             if window:
