@@ -258,6 +258,8 @@ def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "d
     """
     positions = np.asarray(positions)
     n, dim = positions.shape
+    if metric in ("dense", "low-rank"):
+        metrics.ensure_lapack()  # their program may come from the compile cache, unlowered
     f = lambda *shape: np.zeros((n, *shape), positions.dtype)  # noqa: E731
     log_eps = f()
     dual = DualAveragingState(log_eps, log_eps, f(), f(), log_eps + np.log(10.0))

@@ -152,6 +152,22 @@ def choose_metric(requested: str, dim: int) -> str:
     return "low-rank" if 2 <= dim <= AUTO_MAX_DIM else "diag"
 
 
+def ensure_lapack() -> None:
+    """Initialize jaxlib's LAPACK kernels before a program that calls them runs.
+
+    Why: the dense and low-rank metrics' programs call LAPACK (eigh, Cholesky) through XLA
+    custom calls, and jaxlib initializes those kernels only while lowering such a call. A
+    program loaded from the persistent compile cache is never lowered in this process, so it
+    ran against uninitialized kernels and crashed (SIGSEGV) on every run after the first
+    with a warm cache (`pplc sample --metric dense` or `low-rank` twice; found while making `auto`
+    the default, tests/test_cli.py). Idempotent and cheap.
+    """
+    import numpy as np
+    from jaxlib import lapack
+
+    lapack.prepare_lapack_call("syevd", np.dtype("float64"))
+
+
 # ----------------------------------------------------------------------------- the O(dim * rank) kernel
 
 

@@ -44,3 +44,20 @@ def test_pplc_sample_reports_the_metric_auto_chose():
         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "2 chains x 50 draws, metric low-rank (auto)" in result.stdout
+
+
+def test_a_low_rank_run_from_a_warm_compile_cache_runs(tmp_path):
+    # The second run loads the chunk program from the compile cache without lowering it;
+    # its LAPACK calls (eigh) then need metric.ensure_lapack, else the process died with
+    # SIGSEGV (rc -11). Fails with the call in adaptation.initial_chain_state taken out.
+    import os
+
+    model = REPO / "examples" / "eight_schools"
+    env = dict(os.environ, PPLC_CACHE_DIR=str(tmp_path / "cache"))
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "pplc.cli", "sample", str(model / "model.ppl"), "--data",
+             str(model / "data.json"), "--metric", "low-rank", "--chains", "1", "--warmup", "30",
+             "--draws", "10", "--quiet", "--chain-method", "sequential"],
+            capture_output=True, text=True, cwd=REPO, timeout=300, env=env)
+        assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
