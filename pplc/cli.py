@@ -131,12 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     _option("max_tree_depth", sample, "--max-tree-depth", default=10)
     _option("target_accept", sample, "--target-accept", default=0.8)
     _option("chain_method", sample, "--chain-method", default="auto")
-    _option("metric", sample, "--metric", default="diag",
+    _option("metric", sample, "--metric", default="auto",
             help="the mass matrix adapted in warmup: diagonal (Stan's default), "
                  "dense (for strongly correlated posteriors), or from draws and "
                  "gradients (Fisher-optimal, as nutpie): diag-grad, or low-rank "
                  "(low-rank plus diagonal; fewest gradients on correlated posteriors); "
-                 "auto: low-rank from 2 to 100 parameters, else diag")
+                 "auto (the default): low-rank from 2 to 100 parameters, keeping only "
+                 "the correlations the warmup draws show, else diag")
     sample.add_argument("--init", default="uniform", metavar="uniform|pathfinder|FILE",
                         help="starting points: uniform(-2, 2) on the unconstrained space "
                              "(Stan's), draws from multi-path Pathfinder, or a file of "

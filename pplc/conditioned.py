@@ -163,9 +163,9 @@ class ConditionedModel(Prediction):
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
                *, max_tree_depth: int = 10, target_accept: float = 0.8,
                chain_method: str = "auto", init: "str | Posterior" = "uniform",
-               metric: str = "diag", progress: "bool | Callable | None" = None,
+               metric: str = "auto", progress: "bool | Callable | None" = None,
                shard_data: "bool | str" = False) -> Posterior:
-        """Draw from the posterior with NUTS (Stan's warmup: step size and diagonal metric).
+        """Draw from the posterior with NUTS (Stan's windowed warmup: step size and metric).
 
         Initial points are uniform(-2, 2) on the unconstrained space, as in Stan. Draws come
         back in the user's parameterization, deterministics included. `init="pathfinder"`
@@ -188,9 +188,9 @@ class ConditionedModel(Prediction):
 
         `metric`: "diag" (Stan's), "dense" (Stan's dense_e), or adapted from draws and
         gradients by minimizing the Fisher divergence (inference/metric.py): "diag-grad"
-        or "low-rank" (low-rank plus diagonal, for correlated posteriors); "auto" chooses
-        from the model's dimension (`inference.metric.choose_metric`), and the fit's
-        `attrs["metric"]` says which ran.
+        or "low-rank" (low-rank plus diagonal, for correlated posteriors); "auto" (the
+        default) chooses from the model's dimension (`inference.metric.choose_metric`) and
+        the warmup draws, and the fit's `attrs["metric"]` says which ran.
         """
         self._refuse_if_predicting_only()
         options = check_options(chains=chains, warmup=warmup, draws=draws, seed=seed,

@@ -51,7 +51,15 @@ Array = jax.Array
 
 # Eigen-directions whose Fisher-optimal variance lies within [1/cutoff, cutoff] of the
 # diagonal's are left to the diagonal (nutpie's eigenvalue cutoff; a cutoff near 1 keeps
-# noise directions, a large one drops real correlations).
+# noise directions, a large one drops real correlations). This is also how `auto` keeps
+# the diagonal where low-rank buys nothing, per chain and per window, inside the compiled
+# warmup: no direction outside the cutoff, and the metric is the Fisher diagonal. Why 2:
+# on an uncorrelated posterior every scaled direction departs from 1 by Stan's shrinkage
+# of the diagonal alone, (n + 5) / n: 1.5 at the low-rank schedule's first 10-draw window
+# (tests/inference/test_metric_auto.py), so the cutoff must exceed 1.5; on the linear
+# regression 1000 x 10 the 4 chains of each of seeds 0-9 kept no direction at 2 (and tied
+# Stan's diag: 111.6e-3 ESS per gradient against 112.1e-3, median of 10 seeds), while the
+# correlated suite models keep theirs (benchmarks/adaptation.md, "auto").
 DEFAULT_CUTOFF = 2.0
 # Ridge on the projected covariances, relative to the scaled (order-one) coordinates.
 DEFAULT_GAMMA = 1e-5
@@ -140,12 +148,13 @@ AUTO_MAX_DIM = 100
 def choose_metric(requested: str, dim: int) -> str:
     """The metric a run uses: `requested`, or for "auto" the one chosen from the dimension.
 
-    "auto" is "low-rank" from 2 to AUTO_MAX_DIM parameters: on the suite models measured
-    (benchmarks/metric_adaptation.md) it never lost ESS per gradient to Stan's diagonal and
-    gained up to 24x on correlated posteriors. The warmup draws then choose what it keeps: only
-    the eigen-directions whose Fisher-optimal variance differs from the diagonal's by more than
-    DEFAULT_CUTOFF, so on a posterior without strong correlation it is the Fisher diagonal.
-    One parameter, or more than AUTO_MAX_DIM: "diag".
+    "auto" (the default) is "low-rank" from 2 to AUTO_MAX_DIM parameters: on the suite
+    models measured (benchmarks/adaptation.md, seeds 0-2, and 0-9 on the linear regression)
+    it was at least Stan's diagonal's ESS per gradient within seed noise on each and gained
+    1.1-26x on the correlated ones. The warmup draws then choose, per chain and per window,
+    what it keeps: only the eigen-directions whose Fisher-optimal variance differs from the
+    diagonal's by more than DEFAULT_CUTOFF, so on a posterior without strong correlation it
+    is the Fisher diagonal. One parameter, or more than AUTO_MAX_DIM: "diag".
     """
     if requested != "auto":
         return requested
