@@ -119,7 +119,7 @@ def shared(graph: Graph, bind: Callable[[], BoundData], check: Callable[[BoundDa
     (`combined`), before anything else is gathered."""
     if not in_run():
         return bind()
-    import jax
+    from pplc.jax_x64 import jax
     failure, bound = None, None
     try:
         bound = bind()

@@ -263,7 +263,11 @@ def _peak_rss_mib(args):
     out = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "pplc.cli",
                           *map(str, args)], cwd=Path(__file__).resolve().parents[2],
                          text=True, capture_output=True,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                         env={**os.environ, "PYTHONWARNINGS": "ignore",
+                              # glibc's per-thread malloc arenas (XLA's threads) make the
+                              # peak of identical runs differ by up to ~40 MiB (measured
+                              # 390-431 MiB at one N); two arenas: 400-417 over 3 runs.
+                              "MALLOC_ARENA_MAX": "2"})
     peak = [line for line in out.stdout.splitlines() if line.startswith("PEAK ")]
     return out.returncode, out.stdout + out.stderr, int(peak[-1].split()[1]) / 1024
 
