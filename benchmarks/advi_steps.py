@@ -34,7 +34,7 @@ import numpy as np
 
 import pplc
 import pplc.inference.advi as checkout
-from benchmarks.minibatch import MODEL as LOGREG
+from benchmarks.minibatch import MODEL as LOGREG, laplace_in_memory, narrow_data
 
 REPO = Path(__file__).resolve().parent.parent
 EIGHT = REPO.parent / "shared" / "conformance" / "eight_schools-eight_schools_noncentered"
@@ -44,18 +44,9 @@ NUTS_SD = np.array([0.067, 0.064, 0.061, 0.071])
 
 def narrow(scale: float, n: int = 10_000, k: int = 3):
     """The logistic regression with covariates x scale, and its Laplace oracle (mode, H)."""
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(n, k))
-    y = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + X @ np.array([1.0, -0.5, 0.25]))))
-         ).astype(np.int64)
-    X = scale * X
-    rows = np.column_stack([np.ones(n), X])
-    mode = np.zeros(k + 1)
-    for _ in range(15):
-        p = 1 / (1 + np.exp(-(rows @ mode)))
-        H = (rows * (p * (1 - p))[:, None]).T @ rows + np.eye(k + 1) / 25
-        mode = mode + np.linalg.solve(H, rows.T @ (y - p) - mode / 25)
-    return pplc.compile(LOGREG).condition(dict(N=n, K=k, X=X, y=y)), mode, H
+    data = narrow_data(n, scale, k)
+    mode, H = laplace_in_memory(data, steps=15)
+    return pplc.compile(LOGREG).condition(data), mode, H
 
 
 def errors(name: str, method: str, r, oracle) -> dict:

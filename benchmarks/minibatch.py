@@ -62,6 +62,32 @@ def write_data(folder: Path, n: int) -> None:
     y.flush()
 
 
+def narrow_data(n: int, scale: float, k: int = K) -> dict:
+    """The logistic regression's data with its covariates times `scale` (seed 1): the
+    posterior narrows as scale grows, as it does as N grows, so a small N stands in for a
+    large one in the tests of ADVI's steps (tests/inference/test_advi_narrow_posterior.py,
+    test_minibatch_scales.py, benchmarks/advi_steps.py)."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(n, k))
+    y = (rng.random(n) < 1 / (1 + np.exp(-(TRUE[0] + X @ np.array(TRUE[1:]))))
+         ).astype(np.int64)
+    return dict(N=n, K=k, X=scale * X, y=y)
+
+
+def laplace_in_memory(data: dict, steps: int = 15) -> tuple[np.ndarray, np.ndarray]:
+    """(mode, H): Newton's method on the log posterior (concave: the priors N(0, 5^2)) of
+    data in memory; H is the negative Hessian at the last step's start. `oracle` below is
+    the same over files read a million rows at a time."""
+    rows = np.column_stack([np.ones(len(data["y"])), data["X"]])
+    mode = np.zeros(rows.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(rows @ mode)))
+        grad = rows.T @ (data["y"] - p) - mode / 25
+        H = (rows * (p * (1 - p))[:, None]).T @ rows + np.eye(rows.shape[1]) / 25
+        mode = mode + np.linalg.solve(H, grad)
+    return mode, H
+
+
 def oracle(folder: Path) -> dict:
     """The Laplace approximation at the mode, from a few Newton steps over all rows read a
     million at a time: the posterior of a logistic regression with 10^6 rows or more is

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import pplc
-from benchmarks.minibatch import MODEL as LOGREG
+from benchmarks.minibatch import MODEL as LOGREG, laplace_in_memory, narrow_data
 from pplc.inference.advi import fit_advi
 
 N, K, SCALE = 10_000, 3, 10.0
@@ -35,20 +35,9 @@ DRAWS = 4000   # the draws' mean and sd carry 0.016 sd and 1.1% of Monte Carlo e
 
 @pytest.fixture(scope="module")
 def narrow():
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(N, K))
-    y = (rng.random(N) < 1 / (1 + np.exp(-(0.3 + X @ np.array([1.0, -0.5, 0.25]))))
-         ).astype(np.int64)
-    X = SCALE * X
-    rows = np.column_stack([np.ones(N), X])
-    mode = np.zeros(K + 1)
-    for _ in range(15):   # Newton's method: the log posterior is concave (priors N(0, 5^2))
-        p = 1 / (1 + np.exp(-(rows @ mode)))
-        grad = rows.T @ (y - p) - mode / 25
-        H = (rows * (p * (1 - p))[:, None]).T @ rows + np.eye(K + 1) / 25
-        mode = mode + np.linalg.solve(H, grad)
-    conditioned = pplc.compile(LOGREG).condition(dict(N=N, K=K, X=X, y=y))
-    return conditioned, mode, H
+    data = narrow_data(N, SCALE, K)
+    mode, H = laplace_in_memory(data, steps=15)
+    return pplc.compile(LOGREG).condition(data), mode, H
 
 
 def _fit(narrow, method, seed=0, **options):

@@ -25,26 +25,15 @@ import pytest
 
 import pplc
 from pplc.inference.minibatch import minibatch_fit
-from benchmarks.minibatch import MODEL as LOGREG
+from benchmarks.minibatch import MODEL as LOGREG, laplace_in_memory, narrow_data
 
 N, K, B, SCALE = 100_000, 3, 100, 30.0
 
 
 @pytest.fixture(scope="module")
 def narrow():
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(N, K))
-    y = (rng.random(N) < 1 / (1 + np.exp(-(0.3 + X @ np.array([1.0, -0.5, 0.25]))))
-         ).astype(np.int64)
-    X = SCALE * X
-    rows = np.column_stack([np.ones(N), X])
-    mode = np.zeros(K + 1)
-    for _ in range(12):   # Newton's method: the log posterior is concave (priors N(0, 5^2))
-        p = 1 / (1 + np.exp(-(rows @ mode)))
-        grad = rows.T @ (y - p) - mode / 25
-        H = (rows * (p * (1 - p))[:, None]).T @ rows + np.eye(K + 1) / 25
-        mode = mode + np.linalg.solve(H, grad)
-    data = dict(N=N, K=K, X=X, y=y)
+    data = narrow_data(N, SCALE, K)
+    mode, H = laplace_in_memory(data, steps=12)
     return pplc.compile(LOGREG).condition(data), data, mode, 1 / np.sqrt(np.diag(H))
 
 
