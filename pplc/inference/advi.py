@@ -96,8 +96,7 @@ from jax import lax
 
 from pplc.errors import error
 from pplc.inference import programs
-from pplc.inference.advi_steps import (phase_step, settled, unsettled, window_drift,
-                                       window_length)
+from pplc.inference.advi_steps import Windows, phase_step, window_length
 from pplc.inference.advi_kernel import (  # noqa: F401 - the kernel API, re-exported
     METHODS, ADVIInfo, ADVIState, StepState, build_step, covariance_numpy, elbo_estimate,
     entropy, finite_mean_elbo, init, log_q, sample, transform)
@@ -300,7 +299,7 @@ def fit_advi(
     iterations, converged, k = 0, False, 0
     stop_at = max_iterations
     power = AVG_POWER
-    window, windows, previous, drift = 0, 0, None, None
+    window, windows = 0, Windows(method, dim)
     while iterations < stop_at:
         n_active = min(eval_elbo, stop_at - iterations)
         state, avg, elbo, skipped, _, _ = call(state, avg, eta, RUN_STREAM, k, n_active,
@@ -320,12 +319,7 @@ def fit_advi(
         if converged:   # the averaging phase (advi_steps.py)
             if iterations < stop_at:
                 continue
-            windows += 1   # a window ends here
-            current = (np.asarray(avg[0]), np.asarray(avg[1]))
-            if previous is not None:
-                drift = window_drift(method, previous, current)
-            previous = current
-            if settled(drift, dim) or iterations + window > max_iterations:
+            if windows.close(avg) or iterations + window > max_iterations:   # it ends here
                 break
             # the next window: the iterate and the average restart at this one's average
             state = state._replace(mu=avg[0], rho=avg[1])
@@ -346,7 +340,8 @@ def fit_advi(
 
     if average:
         state = state._replace(mu=avg[0], rho=avg[1])
-    still = bool(window) and not settled(drift, dim)
+    unsettled_warning = windows.warning("ADVI", window, iterations, max_iterations,
+                                        "max_iterations")
     # The final draws: the same program, 0 steps, elbo_samples draws per call.
     batches = [call(state, avg, eta, DRAW_STREAM, j, 0)[4:]
                for j in range(-(-num_draws // elbo_samples))]
@@ -358,10 +353,8 @@ def fit_advi(
             f"ADVI did not converge in {max_iterations} iterations (mean relative ELBO "
             f"change {np.mean(rel_changes):.3g}, median {np.median(rel_changes):.3g}, "
             f"tol_rel_obj {tol_rel_obj})", RuntimeWarning, stacklevel=2)
-    elif still:
-        warnings.warn(unsettled("ADVI", drift, dim, windows, window, iterations,
-                                max_iterations, "max_iterations"), RuntimeWarning,
-                      stacklevel=2)
+    elif unsettled_warning:
+        warnings.warn(unsettled_warning, RuntimeWarning, stacklevel=2)
     far = far_from_posterior(f"the {method} ADVI approximation", float(pareto_k), num_draws)
     if far:
         warnings.warn(far, RuntimeWarning, stacklevel=2)
@@ -374,7 +367,7 @@ def fit_advi(
         scale_or_cov=covariance_numpy(method, state.rho),
         elbo_trace=np.asarray(trace),
         iterations=iterations,
-        converged=converged and not still,
+        converged=converged and unsettled_warning is None,
         compile_seconds=compile_seconds,
         seconds=time.perf_counter() - start - compile_seconds,
         n_grad_evals=n_grad_evals,

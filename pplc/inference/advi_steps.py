@@ -127,3 +127,31 @@ def unsettled(name: str, drift, dim: int, windows: int, window: int, iterations:
             f"the last, an sd changed by {100 * (np.exp(drift[1]) - 1):.0f}% and a mean by "
             f"{drift[0]:.2f} sds (settled is under {100 * (np.exp(sd_tol) - 1):.0f}% and "
             f"{mean_tol:.2f} sds): its sds and means may be wrong; raise {hint}")
+
+
+class Windows:
+    """The averaging phase's closed windows, as a fit's loop ends them: how many, the last
+    one's average, and how far it moved from the one before (None until two closed). One
+    record for full-batch (advi.py) and minibatch (minibatch_advi.py) ADVI's loops."""
+
+    def __init__(self, method: str, dim: int):
+        self.method, self.dim = method, dim
+        self.count, self.previous, self.drift = 0, None, None
+
+    def close(self, avg) -> bool:
+        """A window ended with the average `avg` (mu, rho, ...): whether it has settled."""
+        self.count += 1
+        current = (np.asarray(avg[0]), np.asarray(avg[1]))
+        if self.previous is not None:
+            self.drift = window_drift(self.method, self.previous, current)
+        self.previous = current
+        return settled(self.drift, self.dim)
+
+    def warning(self, name: str, window: int, iterations: int, max_iterations: int,
+                hint: str) -> str | None:
+        """`unsettled`'s warning when a phase of windows of `window` iterations ran and did
+        not settle; None when no phase ran (window 0) or it settled."""
+        if not window or settled(self.drift, self.dim):
+            return None
+        return unsettled(name, self.drift, self.dim, self.count, window, iterations,
+                         max_iterations, hint)

@@ -62,8 +62,7 @@ from jax import lax
 
 from pplc.errors import error
 from pplc.inference import advi
-from pplc.inference.advi_steps import (phase_step, settled, unsettled, window_drift,
-                                       window_length)
+from pplc.inference.advi_steps import Windows, phase_step, window_length
 from pplc.inference.batches import BatchSource
 
 Array = jax.Array
@@ -236,7 +235,7 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
     state, avg, elbo_prev = state0, avg0, None
     iterations, converged, k, stop_at = 0, False, 0, max_iterations
     use_cv, phase = no_cv, np.asarray(False)
-    window, windows, previous, drift = 0, 0, None, None
+    window, windows = 0, Windows(method, dim)
     while iterations < stop_at:
         n_active = min(eval_elbo, stop_at - iterations)
         batches = source.stacked(eval_elbo)
@@ -257,12 +256,7 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
         if converged:   # the averaging phase
             if iterations < stop_at:
                 continue
-            windows += 1   # a window ends here
-            current = (np.asarray(avg[0]), np.asarray(avg[1]))
-            if previous is not None:
-                drift = window_drift(method, previous, current)
-            previous = current
-            if settled(drift, dim) or iterations + window > max_iterations:
+            if windows.close(avg) or iterations + window > max_iterations:   # it ends here
                 break
             # the next window: u_ref moves to this one's average, the iterate restarts
             # there, and the average restarts (the transient would widen it)
@@ -292,14 +286,13 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
                 state = state._replace(mu=avg[0], rho=avg[1])
     if average:
         state = state._replace(mu=avg[0], rho=avg[1])
-    still = bool(window) and not settled(drift, dim)
+    unsettled_warning = windows.warning("minibatch ADVI", window, iterations, max_iterations,
+                                        "max_iterations or the batch size")
     if not converged:
         warnings.warn(f"minibatch ADVI did not converge in {max_iterations} iterations",
                       RuntimeWarning, stacklevel=2)
-    elif still:
-        warnings.warn(unsettled("minibatch ADVI", drift, dim, windows, window, iterations,
-                                max_iterations, "max_iterations or the batch size"),
-                      RuntimeWarning, stacklevel=2)
+    elif unsettled_warning:
+        warnings.warn(unsettled_warning, RuntimeWarning, stacklevel=2)
     if num_skipped:
         warnings.warn(f"minibatch ADVI skipped {num_skipped} gradient steps whose gradient "
                       "was not finite", RuntimeWarning, stacklevel=2)
@@ -315,7 +308,7 @@ def fit_minibatch_advi(batch_density: Callable[[Array, Any, Any], Array],
     return advi.ADVIResult(
         draws=np.asarray(draws), mean=mu, scale_or_cov=scale_or_cov,
         elbo_trace=np.asarray(trace), iterations=iterations,
-        converged=converged and not still,
+        converged=converged and unsettled_warning is None,
         compile_seconds=compile_seconds,
         seconds=time.perf_counter() - start - compile_seconds, n_grad_evals=n_grad_evals,
         learning_rate=eta, num_skipped=num_skipped)
