@@ -341,7 +341,9 @@ def cmd_sample(args) -> int:
               "marked incomplete", file=sys.stderr)
         if posterior.num_draws == 0:
             return EXIT_INTERRUPTED
-    chosen = f", metric {posterior.attrs.get('metric')} (auto)" if args.metric == "auto" else ""
+    from pplc.inference.report import metric_phrase
+    chosen = metric_phrase(posterior.attrs)   # what the metric kept, chain by chain
+    chosen = f", {chosen}" if chosen else ""
     status = _report(args, posterior, f"{Path(args.model).name}: {args.chains} chains x "
                                       f"{posterior.num_draws} draws{chosen}"
                                       + ("" if complete else " (INCOMPLETE)"))

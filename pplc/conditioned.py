@@ -190,7 +190,9 @@ class ConditionedModel(Prediction):
         gradients by minimizing the Fisher divergence (inference/metric.py): "diag-grad"
         or "low-rank" (low-rank plus diagonal, for correlated posteriors); "auto" (the
         default) chooses from the model's dimension (`inference.metric.choose_metric`) and
-        the warmup draws, and the fit's `attrs["metric"]` says which ran.
+        the warmup draws, and the fit's `attrs["metric"]` says which ran; for "low-rank",
+        `attrs["metric_directions"]` says how many eigen-directions each chain's metric
+        kept (0: the Fisher diagonal alone).
         """
         self._refuse_if_predicting_only()
         options = check_options(chains=chains, warmup=warmup, draws=draws, seed=seed,
@@ -247,6 +249,8 @@ class ConditionedModel(Prediction):
                                  if shard_data else None)
         setup = time.perf_counter() - started - result.warmup_seconds \
             - result.sampling_seconds
+        kept = {} if result.directions_kept is None else \
+            {"metric_directions": [int(k) for k in result.directions_kept]}
         return self._posterior(result.positions, dict(result.stats), result.n_grad_evals,
                                setup, result.warmup_seconds + result.sampling_seconds,
                                {"inference_method": "nuts", "num_warmup": warmup,
@@ -254,7 +258,8 @@ class ConditionedModel(Prediction):
                                 "metric_requested": options["metric"],
                                 "max_tree_depth": max_tree_depth,
                                 "complete": int(result.complete),
-                                "_inverse_metric": np.asarray(result.inverse_mass_matrix)})
+                                "_inverse_metric": np.asarray(result.inverse_mass_matrix),
+                                **kept})
 
     def _continue_from(self, posterior: Posterior, chains: int) -> np.ndarray:
         """Starting points that continue a fit (perhaps loaded from a file): the last draw

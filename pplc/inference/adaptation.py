@@ -201,19 +201,27 @@ def window_metric(draws: WelfordState, grads: WelfordState | None) -> Array:
     low-rank plus diagonal as the estimates' shapes say."""
     if grads is None:
         return regularized_variance(draws)
-    n = draws.count
-    cov_x, cov_g = draws.m2 / jnp.maximum(n - 1.0, 1.0), grads.m2 / jnp.maximum(n - 1.0, 1.0)
-    if cov_x.ndim == 1:
-        return fisher_diagonal(cov_x, cov_g, n)
-    return fisher_low_rank(cov_x, cov_g, n)[0]
+    if draws.m2.ndim == 2:
+        return window_low_rank_dense(draws, grads)[0]
+    return fisher_diagonal(*_covariances(draws, grads), draws.count)
+
+
+def _covariances(draws: WelfordState, grads: WelfordState) -> tuple[Array, Array]:
+    n = jnp.maximum(draws.count - 1.0, 1.0)
+    return draws.m2 / n, grads.m2 / n
+
+
+def window_low_rank_dense(draws: WelfordState, grads: WelfordState) -> tuple[Array, Array]:
+    """The low-rank metric a slow window ends with, as the dense M^{-1} it equals, and the
+    number of eigen-directions it keeps (0: the Fisher diagonal), which the run reports."""
+    inverse, _, _, lam = fisher_low_rank(*_covariances(draws, grads), draws.count)
+    return inverse, jnp.sum(lam != 1.0).astype(jnp.int32)
 
 
 def window_low_rank(draws: WelfordState, grads: WelfordState, rank: int) -> tuple[Array, Array]:
     """The low-rank metric a slow window ends with, packed for the O(dim * rank) kernel:
     (the dense M^{-1} it applies, for reports; the packed form, for the kernel)."""
-    n = draws.count
-    cov_x, cov_g = draws.m2 / jnp.maximum(n - 1.0, 1.0), grads.m2 / jnp.maximum(n - 1.0, 1.0)
-    _, diag, u, lam = fisher_low_rank(cov_x, cov_g, n)
+    _, diag, u, lam = fisher_low_rank(*_covariances(draws, grads), draws.count)
     packed = pack_low_rank(diag, u, lam, rank)
     return low_rank_dense(packed), packed
 
@@ -228,7 +236,9 @@ class AdaptationState(NamedTuple):
     gradients' running variance for the gradient-informed ones ("diag-grad", "low-rank").
     `low_rank` is the packed low-rank metric the kernel runs (inference/metric.py) when the
     model is large enough for it (`metric.packed_rank`), else None; `inverse_mass_matrix` is
-    then the dense matrix it equals, kept for the run's report only."""
+    then the dense matrix it equals, kept for the run's report only. `directions` (low-rank
+    only) counts the eigen-directions the metric keeps, 0 while it is the Fisher diagonal:
+    what `auto` ended with per chain, which the run's header reports."""
 
     dual: DualAveragingState
     welford: WelfordState
@@ -236,6 +246,7 @@ class AdaptationState(NamedTuple):
     mass_matrix_sqrt: Array | None = None
     grad_welford: WelfordState | None = None
     low_rank: Array | None = None
+    directions: Array | None = None
 
 
 class ChainState(NamedTuple):
@@ -269,11 +280,14 @@ def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "d
         unit = np.asarray(metrics.identity_packed(dim, rank, positions.dtype))
         adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, None,
                                      WelfordState(f(), f(dim), f(dim, dim)),
-                                     np.broadcast_to(unit, (n, *unit.shape)).copy())
+                                     np.broadcast_to(unit, (n, *unit.shape)).copy(),
+                                     np.zeros(n, np.int32))
     elif metric in ("dense", "low-rank"):
         eye = np.broadcast_to(np.eye(dim, dtype=positions.dtype), (n, dim, dim)).copy()
-        grads = WelfordState(f(), f(dim), f(dim, dim)) if metric == "low-rank" else None
-        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, eye.copy(), grads)
+        low_rank = metric == "low-rank"
+        grads = WelfordState(f(), f(dim), f(dim, dim)) if low_rank else None
+        adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim, dim)), eye, eye.copy(), grads,
+                                     None, np.zeros(n, np.int32) if low_rank else None)
     elif metric in ("diag", "diag-grad"):
         grads = WelfordState(f(), f(dim), f(dim)) if metric == "diag-grad" else None
         adaptation = AdaptationState(dual, WelfordState(f(), f(dim), f(dim)), np.ones((n, dim), positions.dtype),
@@ -349,6 +363,7 @@ def build_adaptive_step(
         end = row.window_end & adapt
         dense = ad.mass_matrix_sqrt is not None or ad.low_rank is not None
         inv_mass, sqrt_mass, low_rank = ad.inverse_mass_matrix, ad.mass_matrix_sqrt, ad.low_rank
+        directions = ad.directions
         if low_rank is not None:  # O(dim^3) eigendecompositions, only at a window's end
             rank = low_rank.shape[1] - 1
 
@@ -358,14 +373,17 @@ def build_adaptive_step(
                 return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, packed), carry[1])
 
             inv_mass, low_rank = lax.while_loop(lambda c: c[0], new_low_rank, (end, (inv_mass, low_rank)))[1]
+            directions = jnp.sum(low_rank[1, 0, :rank] != 1.0).astype(jnp.int32)  # dropped: lambda 1
         elif dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
             def new_metric(carry):
-                m = window_metric(welford, grads)
+                m, kept = (window_metric(welford, grads), None) if directions is None \
+                    else window_low_rank_dense(welford, grads)
                 s = mass_matrix_sqrt(m)
                 ok = jnp.all(jnp.isfinite(m)) & jnp.all(jnp.isfinite(s))  # else keep the old metric
-                return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, s), carry[1])
+                return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, s, kept), carry[1])
 
-            inv_mass, sqrt_mass = lax.while_loop(lambda c: c[0], new_metric, (end, (inv_mass, sqrt_mass)))[1]
+            inv_mass, sqrt_mass, directions = lax.while_loop(
+                lambda c: c[0], new_metric, (end, (inv_mass, sqrt_mass, directions)))[1]
         else:
             m = window_metric(welford, grads)
             ok = jnp.all(jnp.isfinite(m) & (m > 0))  # a window whose estimate is unusable is skipped
@@ -376,7 +394,7 @@ def build_adaptive_step(
             grads = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, grads)
         new_cs = ChainState(
             new_nuts,
-            AdaptationState(dual, welford, inv_mass, sqrt_mass, grads, low_rank),
+            AdaptationState(dual, welford, inv_mass, sqrt_mass, grads, low_rank, directions),
             cs.rng_key,
             cs.n_extra_grads + n_search,
         )

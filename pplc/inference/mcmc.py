@@ -114,7 +114,8 @@ class MCMCResult(NamedTuple):
     step-size searches included; compile_seconds: trace + lower + XLA compile of the chunk
     program (0.0 when it came from the cache); complete: False when the run was
     interrupted, and then positions and stats hold only the sampling iterations that every
-    chain completed (none if the interrupt came during warmup).
+    chain completed (none if the interrupt came during warmup); directions_kept: per chain,
+    the eigen-directions a low-rank metric kept (0: the Fisher diagonal), else None.
     """
 
     positions: np.ndarray
@@ -127,6 +128,7 @@ class MCMCResult(NamedTuple):
     sampling_seconds: float
     num_warmup_divergences: int
     complete: bool = True
+    directions_kept: np.ndarray | None = None
 
 
 def _auto_method(num_chains: int) -> str:
@@ -382,6 +384,7 @@ def sample_nuts(
         )
     step_size = np.exp(np.asarray(final.adaptation.dual.log_step_size_avg))
     n_extra = int(np.asarray(final.n_extra_grads).sum())
+    directions = final.adaptation.directions
     return MCMCResult(
         positions=positions,
         stats=stats,
@@ -393,4 +396,5 @@ def sample_nuts(
         sampling_seconds=t2 - t1,
         num_warmup_divergences=warmup_divergences,
         complete=not interrupted,
+        directions_kept=None if directions is None else np.asarray(directions).reshape(num_chains),
     )

@@ -127,6 +127,33 @@ def print_summary(summary: Mapping[str, Mapping[str, float]], posterior, title: 
         console.print(f"[yellow]warning:[/yellow] {line}")
 
 
+def metric_phrase(attrs: Mapping) -> str:
+    """What a run's header says of its metric: for a low-rank one, what each chain kept.
+
+    Why per chain: a low-rank metric (what "auto" runs from 2 to 100 parameters) keeps only
+    the eigen-directions whose variance departs from the Fisher diagonal's by more than a
+    cutoff, chain by chain (inference/metric.py), so a "low-rank" run may be the diagonal on
+    every chain or on some; the name alone would say otherwise. "" for a metric the user
+    named, other than low-rank.
+    """
+    requested, kept = attrs.get("metric_requested"), attrs.get("metric_directions")
+    if kept is None:
+        return f"metric {attrs.get('metric')} (auto)" if requested == "auto" else ""
+    kept = [int(k) for k in kept]
+    low = sum(k > 0 for k in kept)
+    if low == 0:
+        return f"metric {requested}: diagonal (no direction kept)"
+    if len(set(kept)) == 1:
+        return f"metric {requested}: low-rank, {_directions(kept[0])} kept"
+    each = ", ".join(map(str, kept)) if len(kept) <= 8 else f"{min(kept)} to {max(kept)}"
+    return (f"metric {requested}: low-rank on {low} of {len(kept)} chains "
+            f"(directions kept per chain: {each})")
+
+
+def _directions(k: int) -> str:
+    return f"{k} direction" + ("" if k == 1 else "s")
+
+
 # k-hat costs about 0.25 ms an element: at most this many elements get one (the scalar
 # latents first, the hyperparameters whose tails are the usual heavy ones; the tail-ESS
 # test still covers every element).
