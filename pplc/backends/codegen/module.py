@@ -26,7 +26,7 @@ from pplc.frontend import ast
 from pplc.ir.graph import Graph, Kind, Piece, Variable, reads_itself
 
 # Names the generated code itself uses, which model names must not shadow.
-GENERATED = {"jax", "jnp", "np", "math", "functools", "diffrax", "annotations",
+GENERATED = {"jax", "jnp", "np", "math", "functools", "annotations",
              "log_density", "unconstrained_log_density", "constrain", "sample_prior",
              "param_shapes", "variable_shapes", "PARAM_SHAPES", "DATA", "EXTERNS", "BUILT_FOR",
              "_constrain", "_read_data", "_read_params", "_unbound_extern",
