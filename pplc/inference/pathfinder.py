@@ -5,13 +5,10 @@ of one optimization run and a few hundred log density evaluations, draws good en
 start NUTS in the typical set, or to stand in for the posterior when it is near Gaussian.
 A single path runs L-BFGS to maximize the log density; at every iterate x_l the L-BFGS
 history (s_i, z_i) = (x_{i+1} - x_i, g_i - g_{i+1}) of the last `history_size` pairs gives
-an inverse Hessian in low-rank-plus-diagonal form (Byrd, Nocedal & Schnabel 1994),
-
-    Sigma_l = diag(alpha) + beta gamma beta^T,      beta = [diag(alpha) Z, S]      (paper eq. II.1)
-    gamma   = [[0, -R^-1], [-R^-T, R^-T (D + Z^T diag(alpha) Z) R^-1]],  R = triu(S^T Z), D = diag(S^T Z)
-
-with alpha the diagonal BFGS update of Gilbert & Lemarechal (1989) along the whole path
-(paper Alg. 3), pairs failing the curvature condition s.z > eps |z|^2 skipped. The
+an inverse Hessian Sigma_l = diag(alpha) + beta gamma beta^T in low-rank-plus-diagonal form
+(Byrd, Nocedal & Schnabel 1994; paper eq. II.1; inference/inverse_hessian.py), with alpha
+the diagonal BFGS update of Gilbert & Lemarechal (1989) along the whole path (paper
+Alg. 3), pairs failing the curvature condition s.z > eps |z|^2 skipped. The
 approximation is N(mu_l, Sigma_l), mu_l = x_l + Sigma_l grad log p(x_l) (one quasi-Newton step
 ahead); the iterate with the highest ELBO, estimated with `num_elbo_draws` draws, is kept,
 and `num_draws` draws are taken from it (paper Alg. 4, through a thin QR of
@@ -48,6 +45,11 @@ from jax.scipy.linalg import solve_triangular
 from pplc.errors import error
 from pplc.inference import programs
 from pplc.inference.gaussian_noise import normal_draws
+from pplc.inference.inverse_hessian import (  # noqa: F401  (inverse_hessian: re-exported)
+    Approximation,
+    inverse_hessian,
+    inverse_hessian_factors,
+)
 from pplc.inference.lbfgs import CURVATURE_EPS, lbfgs_direction, line_search, update_alpha
 from pplc.inference.psis import psis
 
@@ -86,21 +88,6 @@ class PathfinderResult(NamedTuple):
     seconds: float
 
 
-class Approximation(NamedTuple):
-    """What determines N(mu, Sigma) at one iterate: the point, its gradient, the history.
-
-    S, Z: (history_size, dim), oldest pair first; rows of pairs not (yet) accepted are zero
-    and `valid` is False there.
-    """
-
-    position: Array
-    grad: Array
-    alpha: Array
-    S: Array
-    Z: Array
-    valid: Array
-
-
 class _Gaussian(NamedTuple):
     mean: Array
     sqrt_alpha: Array
@@ -124,33 +111,9 @@ class _PathState(NamedTuple):
     best_elbo: Array
 
 
-def _inverse_hessian_factors(a: Approximation) -> tuple[Array, Array]:
-    """(beta, gamma) of Sigma = diag(alpha) + beta gamma beta^T (paper eq. II.1-2)."""
-    m = a.S.shape[0]
-    SZ = a.S @ a.Z.T  # (m, m): s_i . z_j
-    # Unused slots have zero rows in S and Z; a unit diagonal keeps R invertible and, since
-    # their columns of beta are zero, adds nothing to Sigma.
-    R = jnp.triu(SZ) + jnp.diag(jnp.where(a.valid, 0.0, 1.0))
-    D = jnp.diag(jnp.diag(SZ))
-    R_inv = solve_triangular(R, jnp.eye(m, dtype=R.dtype), lower=False)
-    ZaZ = (a.Z * a.alpha) @ a.Z.T
-    gamma = jnp.block([
-        [jnp.zeros((m, m), R.dtype), -R_inv],
-        [-R_inv.T, R_inv.T @ (D + ZaZ) @ R_inv],
-    ])
-    beta = jnp.concatenate([(a.Z * a.alpha).T, a.S.T], axis=1)  # (d, 2m)
-    return beta, gamma
-
-
-def inverse_hessian(a: Approximation) -> Array:
-    """Dense Sigma (dim, dim), for tests and small problems."""
-    beta, gamma = _inverse_hessian_factors(a)
-    return jnp.diag(a.alpha) + beta @ gamma @ beta.T
-
-
 def _gaussian(a: Approximation) -> _Gaussian:
     """mu = x + Sigma grad; a square root of Sigma via thin QR (paper Alg. 4)."""
-    beta, gamma = _inverse_hessian_factors(a)
+    beta, gamma = inverse_hessian_factors(a)
     mean = a.position + a.alpha * a.grad + beta @ (gamma @ (beta.T @ a.grad))
     sqrt_alpha = jnp.sqrt(a.alpha)
     Q, Rq = jnp.linalg.qr(beta / sqrt_alpha[:, None], mode="reduced")
