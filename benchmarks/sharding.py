@@ -84,7 +84,7 @@ def measure(rows: int, repeats: int, form: str = "whole-array") -> dict:
     axes = dict(conditioned.lowered.plan.sharding.axes)
     u = np.random.default_rng(1).normal(size=conditioned.dim) * 0.3
     whole = conditioned.value_and_grad
-    split = sharded_value_and_grad(conditioned._log_density, conditioned.data, axes)
+    split = sharded_value_and_grad(conditioned.lowered.log_density, conditioned.data, axes)
     value, grad = whole(u)
     value_s, grad_s = split(u)
     placed = Placement.make(axes, conditioned.data).place(conditioned.data)
@@ -104,21 +104,30 @@ def measure(rows: int, repeats: int, form: str = "whole-array") -> dict:
 
 
 def scaling_point(rows: int, form: str, min_seconds: float = 1.0) -> dict:
-    """In this process: the split gradient on all its devices (one device: the data whole),
-    its wall and CPU time per call, and the compiled program's memory per device (XLA's
-    memory analysis of the SPMD program: its arguments, outputs and temporaries, which is
-    what each device holds at the peak; virtual CPU devices report no live counters)."""
-    import jax
+    """In this process: `split_gradient` of the model `form` at `rows` rows."""
     import pplc
-    from pplc.inference.sharding import Placement
 
     conditioned = pplc.compile(FORMS[form]).condition(data(rows))
+    return {"form": form, **split_gradient(conditioned, min_seconds)}
+
+
+def split_gradient(conditioned, min_seconds: float = 1.0) -> dict:
+    """The split gradient of a conditioned model on all the devices of the run (one device:
+    the data whole): its median wall time and CPU per call (compile excluded), the data's
+    bytes per device, and the compiled program's memory per device (XLA's memory analysis
+    of the SPMD program: its arguments, outputs and temporaries, which is what each device
+    holds at the peak; virtual CPU devices report no live counters) and its collectives.
+    In a run of several processes (benchmarks/sharding_processes.py) every process makes the
+    same calls, each collective, so they agree on the number of repeats first."""
+    import jax
+    from pplc.inference.sharding import Placement
+
     axes = dict(conditioned.lowered.plan.sharding.axes)
     placement = Placement.make(axes, conditioned.data)
     placed = placement.place(conditioned.data)
-    fn = jax.jit(jax.value_and_grad(
-        lambda u, d: conditioned._log_density(u, placement.trim(d))),
-        in_shardings=(placement.replicated, placement.shardings(conditioned.data)))
+    log_density = conditioned.lowered.log_density   # (u, data) -> log p, the sampler's target
+    fn = jax.jit(jax.value_and_grad(lambda u, d: log_density(u, placement.trim(d))),
+                 in_shardings=(placement.replicated, placement.shardings(conditioned.data)))
     u = jax.device_put(np.random.default_rng(1).normal(size=conditioned.dim) * 0.3,
                        placement.replicated)
     compiled = fn.lower(u, placed).compile()
@@ -128,18 +137,21 @@ def scaling_point(rows: int, form: str, min_seconds: float = 1.0) -> dict:
     jax.block_until_ready(fn(u, placed))
     start = time.perf_counter()
     jax.block_until_ready(fn(u, placed))
-    one = time.perf_counter() - start
-    repeats = int(min(50, max(3, min_seconds / max(one, 1e-6))))
+    repeats = int(min(50, max(3, min_seconds / max(time.perf_counter() - start, 1e-6))))
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        repeats = int(np.max(multihost_utils.process_allgather(np.asarray(repeats))))
     times, cpu = [], time.process_time()
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(fn(u, placed))
         times.append(time.perf_counter() - start)
-    per_device = sum(int(a.addressable_shards[0].data.nbytes) for a in placed.values())
-    return {"form": form, "rows": rows, "devices": len(jax.devices()),
+    return {"rows": int(conditioned.lowered.data.sizes["N"]), "devices": len(jax.devices()),
             "seconds": float(np.median(times)),
             "cpu_seconds": (time.process_time() - cpu) / repeats,
-            "peak_bytes_per_device": peak, "data_bytes_per_device": per_device,
+            "peak_bytes_per_device": peak,
+            "data_bytes_per_device": sum(int(a.addressable_shards[0].data.nbytes)
+                                         for a in placed.values()),
             "collectives": _collective_count(compiled.as_text())}
 
 

@@ -6,10 +6,11 @@ The hierarchical logistic regression of benchmarks/sharding.py, whole-array form
 size: one process with one CPU device (the data whole), one process with P virtual
 devices (`XLA_FLAGS`), and P processes of one device each joined over loopback by
 `jax.distributed` (gloo collectives over TCP, pplc/inference/distributed.py). Each
-measures, as `benchmarks.sharding.scaling_point` does, the split gradient's median wall
-time and CPU per call (compile excluded), and the data bytes and XLA's peak bytes per
-device; each process also reports its own peak RSS. Every process of a run computes the
-same gradient (the parameters are replicated), so process 0's time is the run's.
+measures with `benchmarks.sharding.split_gradient` (as `scaling_point` does) the split
+gradient's median wall time and CPU per call (compile excluded), and the data bytes and
+XLA's peak bytes per device; each process also reports its own peak RSS. Every process of
+a run computes the same gradient (the parameters are replicated), so process 0's time is
+the run's.
 
 The machine has 2 cores: P processes share them as P devices of one process do, so the
 comparison shows what the collectives cost when they go over TCP instead of staying in
@@ -53,55 +54,16 @@ def write_files(rows: int, folder: Path) -> list[Path]:
     return files
 
 
-def point(conditioned, min_seconds: float = 1.0) -> dict:
-    """The split gradient of a conditioned model on all the devices of the run, as
-    `benchmarks.sharding.scaling_point` measures it (its median wall time and CPU per call,
-    data and XLA's peak bytes per device)."""
-    import time
-    import jax
-    import numpy as np
-    from pplc.inference.sharding import Placement
-    axes = dict(conditioned.lowered.plan.sharding.axes)
-    placement = Placement.make(axes, conditioned.data)
-    placed = placement.place(conditioned.data)
-    fn = jax.jit(jax.value_and_grad(
-        lambda u, d: conditioned._log_density(u, placement.trim(d))),
-        in_shardings=(placement.replicated, placement.shardings(conditioned.data)))
-    u = jax.device_put(np.random.default_rng(1).normal(size=conditioned.dim) * 0.3,
-                       placement.replicated)
-    memory = fn.lower(u, placed).compile().memory_analysis()
-    peak = int(memory.argument_size_in_bytes + memory.output_size_in_bytes
-               + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
-    jax.block_until_ready(fn(u, placed))
-    start = time.perf_counter()
-    jax.block_until_ready(fn(u, placed))
-    repeats = int(min(50, max(3, min_seconds / max(time.perf_counter() - start, 1e-6))))
-    if jax.process_count() > 1:   # every process makes the same calls (each is collective)
-        from jax.experimental import multihost_utils
-        repeats = int(np.max(multihost_utils.process_allgather(np.asarray(repeats))))
-    times, cpu = [], time.process_time()
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(u, placed))
-        times.append(time.perf_counter() - start)
-    return {"rows": int(conditioned.lowered.data.sizes["N"]), "devices": len(jax.devices()),
-            "seconds": float(np.median(times)),
-            "cpu_seconds": (time.process_time() - cpu) / repeats,
-            "peak_bytes_per_device": peak,
-            "data_bytes_per_device": sum(int(a.addressable_shards[0].data.nbytes)
-                                         for a in placed.values())}
-
-
 def _worker(rows: int, coordinator: str | None, processes: int, process_id: int,
             folder: str) -> None:
     import pplc
-    from benchmarks.sharding import FORMS
+    from benchmarks.sharding import FORMS, split_gradient
     joined = pplc.Distributed(coordinator, processes, process_id) if coordinator else None
     files = [Path(folder) / f"rows{rows}.npz", Path(folder) / f"sizes{rows}.json"]
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     conditioned = pplc.compile(FORMS["whole-array"]).condition(files, distributed=joined)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    result = point(conditioned)
+    result = split_gradient(conditioned)
     result["condition_cpu_seconds"] = (after.ru_utime + after.ru_stime
                                        - cpu.ru_utime - cpu.ru_stime)
     shares = getattr(conditioned.lowered.data, "shares", {})
