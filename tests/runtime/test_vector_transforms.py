@@ -118,7 +118,10 @@ def test_unconstrained_shapes_and_event_ranks():
         t = transform_for(kind)
         assert t.unconstrained_shape(shape) == u_shape
         assert t.event_ndim == ndim
-        assert t.forward(jnp.zeros(u_shape)).shape == shape
+        # the shape forward gives, traced without compiling (run eagerly, each of its
+        # operations compiled an XLA program: 42 in all)
+        assert jax.eval_shape(t.forward, jax.ShapeDtypeStruct(u_shape, jnp.float64)).shape \
+            == shape
 
 
 def test_elementwise_kinds_keep_their_defaults():
@@ -148,36 +151,54 @@ def test_zero_maps_to_the_centre():
 
 
 # --- set, bijection ----------------------------------------------------------------------
+#
+# Most tests below run the transforms jitted, as pplc's log density runs them: one XLA
+# program per kind and shape (_forward_and_gradient, _compiled_at_points), shared by the
+# tests that read the same points. Run eagerly, every operation compiled its own program
+# for each new shape (some 950 programs in these tests: benchmarks/suite_time.md).
+# test_batch_is_event_by_event_and_jit_agrees keeps the eager path checked against jit.
+
+
+@functools.lru_cache(maxsize=None)
+def _forward_and_gradient(kind):
+    """forward(u), log|det J(u)| and the gradient HMC takes of their sums: one jitted
+    function per kind, which jit compiles once per shape."""
+    t = transform_for(kind)
+
+    def run(u):
+        grad = jax.grad(lambda v: jnp.sum(t.log_abs_det_jacobian(v)) + jnp.sum(t.forward(v)))
+        return t.forward(u), t.log_abs_det_jacobian(u), grad(u)
+    return jax.jit(run)
+
 
 @pytest.mark.parametrize("kind, event_shape", CASE_PARAMS)
 @pytest.mark.parametrize("scale", [0.1, 1.0, "wide"])
 def test_forward_lands_in_set(kind, event_shape, scale):
     scale = WIDE_SCALE[kind] if scale == "wide" else scale
     u = _u(kind, event_shape, batch=(50,), scale=scale)
-    t = transform_for(kind)
-    _assert_in_set(kind, t.forward(u))
-    assert np.all(np.isfinite(t.log_abs_det_jacobian(u)))
+    x, ladj, _ = _forward_and_gradient(kind)(u)
+    _assert_in_set(kind, x)
+    assert np.all(np.isfinite(ladj))
 
 
 @pytest.mark.parametrize("kind, event_shape", CASE_PARAMS)
 def test_gradients_are_finite_over_wide_range(kind, event_shape):
     """HMC differentiates log p(forward(u)) + log|J(u)|; both terms' gradients stay finite."""
-    t = transform_for(kind)
     u = _u(kind, event_shape, batch=(50,), scale=WIDE_SCALE[kind])
-    grad = jax.grad(lambda v: jnp.sum(t.log_abs_det_jacobian(v)) + jnp.sum(t.forward(v)))(u)
+    _, _, grad = _forward_and_gradient(kind)(u)
+    assert grad.shape == u.shape
     assert np.all(np.isfinite(grad))
 
 
 @pytest.mark.parametrize("kind, event_shape", CASE_PARAMS)
 def test_inverse_undoes_forward(kind, event_shape):
-    t = transform_for(kind)
     u = _u(kind, event_shape)
-    x = t.forward(u)
+    x, back, _, _ = _compiled_at_points(kind, u.shape)(u)
     # Recovering u costs eps times the inverse's conditioning: O(1) except for cov, where
     # Cholesky's relative error is eps cond(x).
     cond = np.linalg.cond(np.asarray(x))[..., None] if kind == "cov" else 1.0
     tol = 32 * EPS * cond * (1 + np.abs(u))
-    assert np.all(np.abs(t.inverse(x) - u) <= tol)
+    assert np.all(np.abs(back - u) <= tol)
 
 
 @pytest.mark.parametrize("kind, event_shape", CASE_PARAMS)
@@ -185,7 +206,8 @@ def test_forward_undoes_inverse(kind, event_shape):
     t = transform_for(kind)
     x = _sample_constrained(kind, event_shape)
     scale = np.max(np.abs(np.asarray(x)), axis=tuple(range(1, x.ndim)), keepdims=True)
-    assert np.all(np.abs(t.forward(t.inverse(x)) - x) <= 32 * EPS * (1 + scale))
+    back = jax.jit(lambda x: t.forward(t.inverse(x)))(x)
+    assert np.all(np.abs(back - x) <= 32 * EPS * (1 + scale))
 
 
 @pytest.mark.parametrize("kind, event_shape", CASE_PARAMS)
@@ -204,22 +226,20 @@ def test_batch_is_event_by_event_and_jit_agrees(kind, event_shape):
 
 # --- log-Jacobian ------------------------------------------------------------------------
 
-def _log_det_autodiff(kind, u_event):
-    """log|det J| of u -> free coordinates of forward(u), J from jax.jacfwd."""
-    t = transform_for(kind)
-    jac = jax.jacfwd(lambda v: _free_coordinates(kind, t.forward(v)))(u_event)
-    assert jac.shape == (u_event.shape[-1],) * 2
-    return np.linalg.slogdet(np.asarray(jac))[1]
-
-
 @pytest.mark.parametrize("kind, event_shape", CASE_PARAMS)
 @pytest.mark.parametrize("scale", [0.3, 2.0])
 def test_log_jacobian_matches_autodiff_determinant(kind, event_shape, scale):
-    t = transform_for(kind)
+    """log|det J| equals that of u -> free coordinates of forward(u), J from jax.jacfwd
+    per event."""
     u = _u(kind, event_shape, scale=scale, seed=2)
-    ladj = t.log_abs_det_jacobian(u)
+    _, _, ladj, jac = _compiled_at_points(kind, u.shape)(u)
     for i in range(BATCH[0]):
-        np.testing.assert_allclose(ladj[i], _log_det_autodiff(kind, u[i]), rtol=0, atol=1e-8)
+        if u.shape[-1]:
+            assert jac[i].shape == (u.shape[-1],) * 2
+            np.testing.assert_allclose(ladj[i], np.linalg.slogdet(np.asarray(jac[i]))[1],
+                                       rtol=0, atol=1e-8)
+        else:   # simplex-1: no free coordinate; J is 0 x 0, of determinant 1
+            assert ladj[i] == 0
 
 
 @functools.lru_cache(maxsize=None)
@@ -231,7 +251,9 @@ def _compiled_at_points(kind, u_shape):
     programs, a quarter of this file's CPU time: benchmarks/suite_time.md). Jitted, the
     same properties are checked at the same points with one program per pair; pplc runs
     the transforms under jit too, and test_batch_is_event_by_event_and_jit_agrees keeps
-    the eager path checked against the jitted one."""
+    the eager path checked against the jitted one. The parametrized tests of the
+    inverse, the log-Jacobian and NumPyro's transforms read the same program at their
+    batch of 3 events."""
     t = transform_for(kind)
 
     def free(v):
@@ -297,16 +319,16 @@ def _to_numpyro_order(kind, u):
                                                if c[1] != "positive_ordered"])
 def test_matches_numpyro(kind, event_shape):
     """positive_ordered is left out: NumPyro's is exp(ordered(u)), not Stan's cumsum(exp u)."""
-    t, ref = transform_for(kind), _numpyro_transform(kind)
+    ref = _numpyro_transform(kind)
     u = _u(kind, event_shape, scale=1.5, seed=3)
     u_ref = _to_numpyro_order(kind, u)
-    x, x_ref = t.forward(u), ref(u_ref)
+    x, back, ladj, _ = _compiled_at_points(kind, u.shape)(u)   # pplc's, jitted
+    x_ref, ladj_ref, back_ref = jax.jit(     # NumPyro's, jitted too: one program
+        lambda v: (ref(v), ref.log_abs_det_jacobian(v, ref(v)), ref.inv(ref(v))))(u_ref)
     np.testing.assert_allclose(x, x_ref, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(t.log_abs_det_jacobian(u), ref.log_abs_det_jacobian(u_ref, x_ref),
-                               rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(t.inverse(x), u, rtol=1e-9, atol=1e-10)
-    np.testing.assert_allclose(_to_numpyro_order(kind, t.inverse(x)), ref.inv(x_ref),
-                               rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(ladj, ladj_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(back, u, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(_to_numpyro_order(kind, back), back_ref, rtol=1e-9, atol=1e-10)
 
 
 def test_positive_ordered_is_stans():
