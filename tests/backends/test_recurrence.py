@@ -104,12 +104,17 @@ def test_every_strategy_gives_the_same_value_and_gradient():
     assert (40, 2) in _scan_carries(densities["ordered"], u0)
     assert (2, 2) not in _scan_carries(densities["ordered"], u0)
     u = jnp.asarray(np.random.default_rng(1).uniform(-2, 2, (4, lowered.dim)))
-    reference = densities["window"]
+    # Each strategy's value and gradient at the 4 points as one jitted program, as the
+    # sampler runs a log density (run eagerly, each operation of the three scans and
+    # their gradients compiled its own XLA program: 167).
+    value_and_grad = {name: jax.jit(jax.vmap(jax.value_and_grad(f)))
+                      for name, f in densities.items()}
+    reference_value, reference_grad = value_and_grad["window"](u)
     for name in ("whole", "ordered"):
-        f = densities[name]
-        np.testing.assert_allclose(jax.vmap(f)(u), jax.vmap(reference)(u), rtol=1e-12)
-        np.testing.assert_allclose(jax.vmap(jax.grad(f))(u), jax.vmap(jax.grad(reference))(u),
-                                   rtol=1e-10, atol=1e-12)
+        value, grad = value_and_grad[name](u)
+        np.testing.assert_allclose(value, reference_value, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(grad, reference_grad, rtol=1e-10, atol=1e-12,
+                                   err_msg=name)
 
 
 # ------------------------------------------------------------ recursions at any loop depth
@@ -254,11 +259,15 @@ def test_dogs_density_matches_an_independent_numpy_reference():
         return (stats.bernoulli.logpmf(y, p).sum()
                 + sum(stats.norm.logpdf(b, 0, 2) for b in (b0, b1, b2)))
 
+    # log_density jitted (it takes tracers), one program per model for the 5 points; run
+    # eagerly, each operation of both models compiled its own XLA program (114).
+    densities = {"as written": jax.jit(model.log_density),
+                 "swapped": jax.jit(swapped.log_density)}
     for b in rng.normal(0, 0.5, (5, 3)):
         params = dict(zip(["beta0", "beta1", "beta2"], b))
         expected = reference(*b)
-        np.testing.assert_allclose(model.log_density(params), expected, rtol=1e-10)
-        np.testing.assert_allclose(swapped.log_density(params), expected, rtol=1e-10)
+        for name, density in densities.items():
+            np.testing.assert_allclose(density(params), expected, rtol=1e-10, err_msg=name)
 
 
 BACKWARD = """\
@@ -339,18 +348,21 @@ def test_arma_arrays_reading_each_other_are_scanned_jointly():
     stage = model.lowered.groups["nu"].stages[-1]
     assert stage.joint and stage.pieces == (("nu", 1), ("err", 1))
     rng = np.random.default_rng(7)
+    # jitted, one program each for the 4 points (eagerly, each operation compiled its own)
+    values_of = jax.jit(lambda params: model.constrain(model.unconstrain(params)))
+    log_density = jax.jit(model.log_density)
     for mu, phi, theta, log_sigma in rng.normal(0, 0.5, (4, 4)):
         sigma = np.exp(log_sigma)
         params = {"mu": mu, "phi": phi, "theta": theta, "sigma": sigma}
-        values = model.constrain(model.unconstrain(params))
+        values = values_of(params)
         nu, err = _numpy_arma(mu, phi, theta, y)
         np.testing.assert_allclose(values["nu"], nu, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(values["err"], err, rtol=1e-12, atol=1e-12)
         expected = (stats.norm(0, sigma).logpdf(err).sum() + 20 * 0.5 * np.log(2 * np.pi)
                     + stats.norm(0, 10).logpdf(mu) + stats.norm(0, 2).logpdf([phi, theta]).sum()
                     + stats.halfcauchy(0, 2.5).logpdf(sigma))
-        np.testing.assert_allclose(model.log_density(params), expected, rtol=1e-10)
-    grad = jax.grad(model.unconstrained_log_density)(jnp.zeros(model.dim))
+        np.testing.assert_allclose(log_density(params), expected, rtol=1e-10)
+    grad = jax.jit(jax.grad(model.unconstrained_log_density))(jnp.zeros(model.dim))
     assert np.all(np.isfinite(grad))
 
 
