@@ -21,6 +21,11 @@ def _maybe_jit(fn, jit):
     return jax.jit(fn) if jit else fn
 
 
+# The tests parametrized with JIT check the eager path against the jitted one. The others
+# run jitted, as a log density runs these functions: one XLA program per shape, where
+# eagerly each operation compiled its own for each new shape (benchmarks/suite_time.md).
+
+
 def _inv_e(z, om):
     """1 / E(z) of flat LambdaCDM: the comoving-distance integrand."""
     return 1.0 / jnp.sqrt(om * (1.0 + z) ** 3 + (1.0 - om))
@@ -141,10 +146,12 @@ def test_integrate_batched_args_and_vmap():
     argument gives the same numbers as a loop."""
     z = jnp.linspace(0.1, 2.0, 7)
     oms = jnp.linspace(0.1, 0.9, 7)
-    batched = integrate(_inv_e, 0.0, z, oms)
-    looped = jnp.stack([integrate(_inv_e, 0.0, z[i], oms[i]) for i in range(7)])
+    # jitted: one program per shape (see _maybe_jit)
+    distance = jax.jit(lambda z, om: integrate(_inv_e, 0.0, z, om))
+    batched = distance(z, oms)
+    looped = jnp.stack([distance(z[i], oms[i]) for i in range(7)])
     np.testing.assert_allclose(batched, looped, rtol=1e-14)
-    mapped = jax.vmap(lambda om: integrate(_inv_e, 0.0, z, om))(oms)
+    mapped = jax.jit(jax.vmap(lambda om: integrate(_inv_e, 0.0, z, om)))(oms)
     assert mapped.shape == (7, 7)
     np.testing.assert_allclose(jnp.diag(mapped), looped, rtol=1e-14)
 
@@ -156,7 +163,8 @@ def test_integrate_rejects_bad_num_nodes(num_nodes):
 
 
 def test_integrate_num_nodes_converges():
-    errs = [abs(float(integrate(lambda x: 1 / (1 + x * x), 0.0, 10.0, num_nodes=n))
+    errs = [abs(float(jax.jit(lambda: integrate(lambda x: 1 / (1 + x * x), 0.0, 10.0,
+                                                 num_nodes=n))())
                 - np.arctan(10.0)) for n in (8, 16, 32)]
     assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-12
 
@@ -202,18 +210,22 @@ def test_integrate_semi_infinite_grad_in_finite_limit():
     def cdf(b):
         return integrate(phi, -jnp.inf, b)
 
+    # one program each for the four points (a new jax.grad object per point traced and
+    # compiled its program anew)
+    value, grad = jax.jit(cdf), jax.jit(jax.grad(cdf))
+    tail_grad = jax.jit(jax.grad(lambda a: integrate(phi, a, jnp.inf)))
     for b in (-1.5, 0.0, 0.7, 2.0):
-        np.testing.assert_allclose(jax.jit(cdf)(b), norm.cdf(b), rtol=1e-10)
+        np.testing.assert_allclose(value(b), norm.cdf(b), rtol=1e-10)
         # the gradient is the rule applied to d/db of the mapped integrand: its error is
         # about 1e-10 absolute (relative to the integral's scale, 1), not relative to phi(b)
-        np.testing.assert_allclose(jax.jit(jax.grad(cdf))(b), phi(b), rtol=0, atol=1e-9)
-        tail = jax.grad(lambda a: integrate(phi, a, jnp.inf))(b)
-        np.testing.assert_allclose(tail, -phi(b), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(grad(b), phi(b), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(tail_grad(b), -phi(b), rtol=0, atol=1e-9)
 
 
 def test_integrate_mixed_finite_and_infinite_upper_limits():
     b = np.array([1.0, np.inf, 2.0, np.inf])
-    got = integrate(lambda x: jnp.exp(-x), 0.0, b)
+    # jitted with b a constant of the program: infinite limits must be concrete
+    got = jax.jit(lambda: integrate(lambda x: jnp.exp(-x), 0.0, b))()
     np.testing.assert_allclose(got, -np.expm1(-b), rtol=1e-12)
 
 
