@@ -52,6 +52,12 @@ def _numpy_two_lags(a, b, e):
     return h
 
 
+def _values(model, params) -> dict:
+    """model.constrain(model.unconstrain(params)) jitted, as the sampler computes values:
+    one XLA program, where eagerly each operation of the recursion compiled its own."""
+    return jax.jit(lambda params: model.constrain(model.unconstrain(params)))(params)
+
+
 def _scans(model) -> dict:
     return dict(model.lowered.plan.scans)
 
@@ -80,7 +86,7 @@ def test_fixed_lags_use_the_window():
                              ("h", 2): Scan(plate=0, axis=0, lags=(1, 2))}
     rng = np.random.default_rng(0)
     e = rng.normal(size=(30, 3))
-    values = model.constrain(model.unconstrain({"a": 0.4, "b": -0.3, "e": e}))
+    values = _values(model, {"a": 0.4, "b": -0.3, "e": e})
     np.testing.assert_allclose(values["h"], _numpy_two_lags(0.4, -0.3, e), rtol=1e-12)
 
 
@@ -173,7 +179,7 @@ def test_recursion_in_an_inner_loop_is_computed_not_read_as_zeros():
     computed element read as 0 (c[:, 0] = 5 6 1 0 1 instead of 5 6 7 7 8)."""
     y = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]])
     model = pplc.compile(COUNTS_T_INSIDE).condition({"J": 2, "T": 5, "y": y, "s": 1.0})
-    c = model.constrain(model.unconstrain({"a": 0.0}))["c"]
+    c = _values(model, {"a": 0.0})["c"]
     np.testing.assert_array_equal(np.asarray(c)[:, 0], [5, 6, 7, 7, 8])
     np.testing.assert_array_equal(c, _numpy_counts(y))
 
@@ -184,7 +190,7 @@ def test_recursions_over_any_axis_and_loop_order_match_numpy(source):
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, (6, 30))
     model = pplc.compile(source).condition({"J": 6, "T": 30, "y": y, "s": 1.0})
-    values = model.constrain(model.unconstrain({"a": 0.0}))
+    values = _values(model, {"a": 0.0})
     if "n[j, t]" in source:
         expected = np.zeros((6, 30), int)
         for j in range(6):
@@ -281,7 +287,7 @@ mu ~ Normal(sum(h), 1)
 
 def test_a_backward_recursion_is_computed_in_dependency_order():
     model = pplc.compile(BACKWARD).condition({"T": 6})
-    values = model.constrain(model.unconstrain({"mu": 0.0}))
+    values = _values(model, {"mu": 0.0})
     np.testing.assert_array_equal(values["h"], [32, 16, 8, 4, 2, 1])
     (scan,) = _scans(model).values()
     assert scan.plate is None and scan.order[:, 0].tolist() == [4, 3, 2, 1, 0]
@@ -305,7 +311,7 @@ def test_non_constant_offsets_carry_the_whole_array(T):
     expected = e.copy()
     for t in range(1, T):
         expected[t] = 0.7 * expected[t // 2] + e[t]
-    values = model.constrain(model.unconstrain({"c": 0.7, "e": e}))
+    values = _values(model, {"c": 0.7, "e": e})
     np.testing.assert_allclose(values["h"], expected, rtol=1e-12)
 
 
@@ -386,7 +392,7 @@ def test_three_arrays_in_one_recurrence_match_numpy():
     step computes q, then r, then p (not the order of the names)."""
     x = np.random.default_rng(8).normal(size=9)
     model = pplc.compile(THREE_ARRAYS).condition({"T": 9, "x": x, "s": 0.5})
-    values = model.constrain(model.unconstrain({"a": 0.7}))
+    values = _values(model, {"a": 0.7})
     p, q, r = np.zeros(9), np.zeros(9), np.zeros(9)
     p[0], q[0], r[0] = 1.0, 0.0, x[0]
     for t in range(1, 9):
