@@ -11,9 +11,9 @@ missing log-determinant is O(1)). The value is also checked against SciPy's dens
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -118,12 +118,16 @@ def test_a_matrix_that_is_not_data_alone_is_left_to_the_density(text):
 
 
 def test_explain_and_the_plan_say_so(tmp_path):
+    """Through the CLI's `main` in this process (the same status and output; `explain`
+    and `ir` run as processes in test_plan.py and test_cli.py)."""
+    from pplc.cli import main
+
     (tmp_path / "m.ppl").write_text(LATENT)
     (tmp_path / "d.json").write_text(json.dumps({"D": D, "L": L.tolist()}))
     said = "scale_tril=L is data: its Cholesky factor is inverted once, before sampling"
     for command in (["explain"], ["ir", "--plan"]):
-        out = subprocess.run([sys.executable, "-m", "pplc.cli", *command,
-                              str(tmp_path / "m.ppl"), "--data", str(tmp_path / "d.json")],
-                             capture_output=True, text=True, cwd=ROOT)
-        assert out.returncode == 0, out.stderr
-        assert said in out.stdout
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([*command, str(tmp_path / "m.ppl"), "--data", str(tmp_path / "d.json")])
+        assert code == 0, err.getvalue()
+        assert said in out.getvalue()
