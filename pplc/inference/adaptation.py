@@ -298,13 +298,29 @@ def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "d
     return ChainState(nuts_state, adaptation, rng_keys, np.zeros(n, np.int32))
 
 
+def needs_lapack(cs: ChainState) -> bool:
+    """Whether the window-end metric update calls LAPACK (dense and low-rank metrics: eigh,
+    Cholesky). Static: read from the state's shapes at trace time."""
+    ad = cs.adaptation
+    return ad.mass_matrix_sqrt is not None or ad.low_rank is not None
+
+
 def build_adaptive_step(
-    kernel: Callable, logdensity_and_grad: LogDensityAndGrad, target_accept: float = 0.8
+    kernel: Callable, logdensity_and_grad: LogDensityAndGrad, target_accept: float = 0.8,
+    metric_update: bool = True,
 ) -> Callable[[ChainState, ScheduleRow], tuple[ChainState, tuple]]:
     """`step(chain_state, row) -> (chain_state, (position, info, step_size))` for `lax.scan`.
 
     The same step serves warmup (row.adapt) and sampling (step size exp(x_bar), metric
     frozen), so the NUTS kernel is compiled once for both phases.
+
+    With `metric_update=False` the step leaves a window's end to the caller, which must
+    apply `window_end_update(state, window_end(row))` right after the step (before the next
+    one): the same computation, outside the loop. Why: the dense and low-rank updates call
+    LAPACK through XLA custom calls, and XLA:CPU runs a while loop that holds a custom call
+    op by op through its thunk executor instead of compiling it as one function; inside the
+    per-iteration loop that cost eight schools ~0.7 us of CPU per gradient, twice the
+    diagonal metric's whole step (benchmarks/profile_notes.md, "LAPACK out of the loop").
     """
 
     def transition(carry):
@@ -360,44 +376,64 @@ def build_adaptive_step(
 
         welford = accumulate(ad.welford, new_nuts.position)
         grads = None if ad.grad_welford is None else accumulate(ad.grad_welford, new_nuts.logdensity_grad)
-        end = row.window_end & adapt
-        dense = ad.mass_matrix_sqrt is not None or ad.low_rank is not None
-        inv_mass, sqrt_mass, low_rank = ad.inverse_mass_matrix, ad.mass_matrix_sqrt, ad.low_rank
-        directions = ad.directions
-        if low_rank is not None:  # O(dim^3) eigendecompositions, only at a window's end
-            rank = low_rank.shape[1] - 1
-
-            def new_low_rank(carry):
-                m, packed = window_low_rank(welford, grads, rank)
-                ok = jnp.all(jnp.isfinite(packed)) & jnp.all(packed[1, 0, :rank] > 0)
-                return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, packed), carry[1])
-
-            inv_mass, low_rank = lax.while_loop(lambda c: c[0], new_low_rank, (end, (inv_mass, low_rank)))[1]
-            directions = jnp.sum(low_rank[1, 0, :rank] != 1.0).astype(jnp.int32)  # dropped: lambda 1
-        elif dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
-            def new_metric(carry):
-                m, kept = (window_metric(welford, grads), None) if directions is None \
-                    else window_low_rank_dense(welford, grads)
-                s = mass_matrix_sqrt(m)
-                ok = jnp.all(jnp.isfinite(m)) & jnp.all(jnp.isfinite(s))  # else keep the old metric
-                return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, s, kept), carry[1])
-
-            inv_mass, sqrt_mass, directions = lax.while_loop(
-                lambda c: c[0], new_metric, (end, (inv_mass, sqrt_mass, directions)))[1]
-        else:
-            m = window_metric(welford, grads)
-            ok = jnp.all(jnp.isfinite(m) & (m > 0))  # a window whose estimate is unusable is skipped
-            inv_mass = jnp.where(end & ok, m, inv_mass)
-        restart = welford_init(inv_mass.shape[0], dtype, dense)
-        welford = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, welford)
-        if grads is not None:
-            grads = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, grads)
         new_cs = ChainState(
             new_nuts,
-            AdaptationState(dual, welford, inv_mass, sqrt_mass, grads, low_rank, directions),
+            ad._replace(dual=dual, welford=welford, grad_welford=grads),
             cs.rng_key,
             cs.n_extra_grads + n_search,
         )
+        if metric_update:
+            new_cs = window_end_update(new_cs, window_end(row))
         return new_cs, (new_nuts, info, eps)
 
     return step
+
+
+def window_end(row: ScheduleRow) -> Array:
+    """Whether the iteration of `row` ends a metric window (the metric is then updated)."""
+    return row.window_end & row.adapt & row.active
+
+
+def window_end_update(cs: ChainState, end: Array) -> ChainState:
+    """At a window's end (`end`), the metric from the window's estimates, which restart.
+
+    Stan's adapt_diag_e_nuts::transition order: this follows the iteration's draw and step
+    size update. Dense and low-rank: O(dim^3) and LAPACK, so inside a 0-or-1-trip while loop
+    (not lax.cond, which vmap would turn into "run both"); diagonal: elementwise.
+    """
+    ad = cs.adaptation
+    welford, grads = ad.welford, ad.grad_welford
+    dtype = cs.nuts.position.dtype
+    dense = ad.mass_matrix_sqrt is not None or ad.low_rank is not None
+    inv_mass, sqrt_mass, low_rank = ad.inverse_mass_matrix, ad.mass_matrix_sqrt, ad.low_rank
+    directions = ad.directions
+    if low_rank is not None:  # O(dim^3) eigendecompositions, only at a window's end
+        rank = low_rank.shape[1] - 1
+
+        def new_low_rank(carry):
+            m, packed = window_low_rank(welford, grads, rank)
+            ok = jnp.all(jnp.isfinite(packed)) & jnp.all(packed[1, 0, :rank] > 0)
+            return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, packed), carry[1])
+
+        inv_mass, low_rank = lax.while_loop(lambda c: c[0], new_low_rank, (end, (inv_mass, low_rank)))[1]
+        directions = jnp.sum(low_rank[1, 0, :rank] != 1.0).astype(jnp.int32)  # dropped: lambda 1
+    elif dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
+        def new_metric(carry):
+            m, kept = (window_metric(welford, grads), None) if directions is None \
+                else window_low_rank_dense(welford, grads)
+            s = mass_matrix_sqrt(m)
+            ok = jnp.all(jnp.isfinite(m)) & jnp.all(jnp.isfinite(s))  # else keep the old metric
+            return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, s, kept), carry[1])
+
+        inv_mass, sqrt_mass, directions = lax.while_loop(
+            lambda c: c[0], new_metric, (end, (inv_mass, sqrt_mass, directions)))[1]
+    else:
+        m = window_metric(welford, grads)
+        ok = jnp.all(jnp.isfinite(m) & (m > 0))  # a window whose estimate is unusable is skipped
+        inv_mass = jnp.where(end & ok, m, inv_mass)
+    restart = welford_init(inv_mass.shape[0], dtype, dense)
+    welford = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, welford)
+    if grads is not None:
+        grads = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, grads)
+    return cs._replace(adaptation=AdaptationState(
+        ad.dual, welford, inv_mass, sqrt_mass, grads, low_rank, directions))

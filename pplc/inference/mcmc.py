@@ -79,6 +79,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding
@@ -91,6 +92,9 @@ from pplc.inference.adaptation import (
     build_adaptive_step,
     build_schedule,
     initial_chain_state,
+    needs_lapack,
+    window_end,
+    window_end_update,
 )
 from pplc.inference.nuts import build_kernel
 from pplc.inference.sharding import CHAIN, Placement
@@ -166,7 +170,8 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
             data = placement.trim(data)
         logdensity_and_grad = jax.value_and_grad(lambda x: logdensity_fn(x, data))
         kernel = build_kernel(logdensity_and_grad, max_tree_depth=max_tree_depth)
-        step = build_adaptive_step(kernel, logdensity_and_grad, target_accept)
+        lapack = needs_lapack(cs)
+        step = build_adaptive_step(kernel, logdensity_and_grad, target_accept, metric_update=not lapack)
 
         def body(cs, row):
             cs, (nuts_state, info, eps) = step(cs, row)
@@ -182,7 +187,9 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
             )
             return cs, (nuts_state.position, stats)
 
-        return lax.scan(body, cs, rows)
+        if not lapack:
+            return lax.scan(body, cs, rows)
+        return scan_between_window_ends(body, cs, rows)
 
     if not batched:
         return run_chain
@@ -195,6 +202,40 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
     # Each device runs its block of chains locally; rows and data are replicated.
     return jax.shard_map(chains, mesh=mesh, in_specs=(P("chain"), P(), P()), out_specs=P("chain"),
                          check_vma=False)
+
+
+def scan_between_window_ends(body: Callable, cs: ChainState, rows: ScheduleRow):
+    """`lax.scan(body, cs, rows)` with `window_end_update` applied after each window's end,
+    outside the loop that runs the iterations.
+
+    Why: the dense and low-rank metrics' window-end update calls LAPACK (XLA custom calls),
+    and XLA:CPU runs a while loop holding a custom call op by op through its thunk executor.
+    So the iterations run in an inner loop free of custom calls, compiled as one function,
+    until a window's end or the chunk's end; the update then runs once in the outer loop,
+    which turns once per window (the sampling phase has none: one trip per chunk). The
+    iterations, their order and their arithmetic are those of the scan.
+    """
+    n = rows.iteration.shape[0]
+    first = jax.tree.map(lambda a: a[0], rows)
+    out_shape = jax.eval_shape(body, cs, first)[1]
+    outs0 = jax.tree.map(lambda x: jnp.zeros((n, *x.shape), x.dtype), out_shape)
+
+    def segment(carry):
+        i, cs, outs = carry
+
+        def run(inner):
+            j, cs, outs, _ = inner
+            row = jax.tree.map(lambda a: a[j], rows)
+            cs, out = body(cs, row)
+            outs = jax.tree.map(lambda buf, x: lax.dynamic_update_index_in_dim(buf, x, j, 0), outs, out)
+            return j + 1, cs, outs, window_end(row)
+
+        j, cs, outs, end = lax.while_loop(lambda c: (c[0] < n) & ~c[3], run,
+                                          (i, cs, outs, jnp.array(False)))
+        return j, window_end_update(cs, end), outs
+
+    _, cs, outs = lax.while_loop(lambda c: c[0] < n, segment, (jnp.int32(0), cs, outs0))
+    return cs, outs
 
 
 def _padded_chunks(rows: ScheduleRow, start: int, stop: int, chunk: int) -> list[tuple[ScheduleRow, int]]:
