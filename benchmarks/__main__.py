@@ -81,8 +81,12 @@ def suite_settings(args) -> suite.Settings:
         raise SystemExit(f"unknown model(s) {unknown}; known: {list(suite.SPEC_BY_NAME)}")
     peers = () if args.no_peers else installed_peers(required=not args.quick)
     if args.quick:
+        # NumPyro with one chain method and at one N of the scaling (run_parts): each
+        # NumPyro process costs ~10-20 CPU-s of compiling, and the harness's code is the
+        # same for the others (tests/test_benchmarks_smoke.py, issue 16 item 7)
         return suite.Settings(chains=2, warmup=30, draws=30, seeds=(0,),
                               numpyro=not args.no_numpyro, peers=peers,
+                              numpyro_methods=suite.NUMPYRO_METHODS[:1],
                               models=names if args.models else ("eight_schools_noncentered",))
     return suite.Settings(seeds=tuple(range(args.seeds)), numpyro=not args.no_numpyro,
                           peers=peers, models=names, density_check=not args.no_density_check,
@@ -141,7 +145,8 @@ def run_parts(args, out_dir: Path) -> list[Path]:
         if "scaling" in parts:
             log("scaling in N")
             raw["scaling"] = scaling.run((100, 1000) if args.quick else scaling.NS,
-                                         numpyro=settings.numpyro, log=log)
+                                         numpyro=settings.numpyro, log=log,
+                                         numpyro_ns=(100,) if args.quick else None)
             elapsed["scaling"] = time.perf_counter() - t
     earlier = (raw.get("machine") or {}).get("load") if args.only else None
     raw["machine"] = machine()

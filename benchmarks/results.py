@@ -272,9 +272,13 @@ def render(machine: dict, settings: dict, summary: list[dict], density: dict,
         "compute in float64 (pplc always does; NumPyro and BlackJAX with "
         "`jax_enable_x64`) with Stan's NUTS settings (target accept 0.8, max tree depth 10, "
         "uniform(−2, 2) initial points, diagonal metric). pplc chooses its chain method "
-        "(`auto`). NumPyro ran `vectorized` and `sequential` on the first seed and the "
-        "better of the two (by ESS/s) on the others; **each NumPyro figure is credited with "
-        "the better of its two methods** (PERFORMANCE.md). ESS: ArviZ bulk ESS, minimum over "
+        "(`auto`). "
+        + ("NumPyro ran `vectorized` and `sequential` on the first seed and the "
+           "better of the two (by ESS/s) on the others; **each NumPyro figure is credited "
+           "with the better of its two methods** (PERFORMANCE.md). "
+           if len(settings.get("numpyro_methods", (1, 2))) > 1 else
+           f"NumPyro ran `{settings['numpyro_methods'][0]}` only (a `--quick` run). ")
+        + "ESS: ArviZ bulk ESS, minimum over "
         "every element of the model's parameters. JAX compile events counted with "
         "`jax.monitoring`. Data are generated with fixed seeds (benchmarks/datasets.py).",
         "",

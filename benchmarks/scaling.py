@@ -141,13 +141,15 @@ WORKER_MODES = {f.__name__: f for f in (pplc_scaling, numpyro_scaling)}
 
 
 def run(ns: tuple[int, ...] = NS, *, k: int = K, seed: int = 0, numpyro: bool = True,
-        log=print) -> list[dict]:
-    """One row per (N, system), systems alternating."""
+        log=print, numpyro_ns: tuple[int, ...] | None = None) -> list[dict]:
+    """One row per (N, system), systems alternating; NumPyro at `numpyro_ns` only when
+    given (`--quick`: one N), at every N otherwise."""
     rows = []
     for n in ns:
         cfg = {"n": n, "k": k, "seed": seed, "x64": True}
+        twin = numpyro and (numpyro_ns is None or n in numpyro_ns)
         systems = [("pplc", "pplc_scaling")] + ([("NumPyro", "numpyro_scaling")]
-                                                if numpyro else [])
+                                                if twin else [])
         for system, mode in systems:
             log(f"  scaling N={n:,}: {system} ...")
             try:

@@ -315,6 +315,9 @@ class Settings:
     # models whose later seeds are skipped to keep the run inside its time budget
     single_seed: tuple[str, ...] = ()
     numpyro: bool = True
+    # NumPyro's chain methods on the first seed (the better one runs the later seeds);
+    # `--quick` runs one: both are the same worker mode, differing in one option
+    numpyro_methods: tuple[str, ...] = NUMPYRO_METHODS
     # the other peers (benchmarks/peers.py), each run right after pplc on every seed
     peers: tuple[str, ...] = PEERS
     density_check: bool = True     # the twins' log densities against pplc's, first
@@ -366,7 +369,7 @@ def _run_model(spec: ModelSpec, data: str, settings: Settings, log) -> list[dict
             "warmup": settings.warmup, "draws": settings.draws, "params": list(spec.params),
             "numpyro_model": spec.numpyro}
     seeds = settings.seeds[:1] if spec.name in settings.single_seed else settings.seeds
-    rows, methods = [], NUMPYRO_METHODS
+    rows, methods = [], settings.numpyro_methods
     for i, seed in enumerate(seeds):
         cfg = dict(base, seed=seed, floor=i == 0)
         r = _attempt(log, f"{spec.name} seed {seed}: pplc", "suite_pplc", cfg)

@@ -3,7 +3,9 @@
 Tiny sizes (2 chains, 30 warmup + 30 draws, the smallest model), every configuration still in
 a fresh process. No timing is asserted: timings on a shared CI machine mean nothing. The
 NumPyro side (about 20 s per process: NumPyro compiles some 80 programs even for a tiny run)
-and the scaling and cold/warm parts are marked slow.
+and the scaling and cold/warm parts are marked slow. `--quick` runs NumPyro with one chain
+method and at one N of the scaling: a second method is the same worker with one option
+changed, and crediting NumPyro with the better method is checked on made-up rows.
 """
 
 import json
@@ -74,6 +76,27 @@ def test_best_peer_is_chosen_per_figure_and_a_missing_peer_is_left_out():
     assert "nutpie not: no twin" in text and "geometric mean ≥ 1.5×: **not met**" in text
 
 
+def _run_row(system, ess_per_s, first_run_s, divergences):
+    return {"model": SMALLEST, "system": system, "seed": 0, "ess_per_s": ess_per_s,
+            "first_run_s": first_run_s, "divergences": divergences}
+
+
+def test_numpyro_is_credited_with_the_better_of_its_two_methods_figure_by_figure():
+    """No processes: the full run's NumPyro vectorized and sequential rows, made up. (The
+    quick run below runs one method: both are the same worker mode but for one option.)"""
+    rows = [_run_row("pplc", 100.0, 10.0, 0),
+            _run_row("NumPyro vectorized", 50.0, 20.0, 3),
+            _run_row("NumPyro sequential", 80.0, 30.0, 1)]
+    (entry,) = suite.summarize(rows)
+    numpyro = entry["numpyro"]
+    assert numpyro["method"] == "sequential"                # the better ESS/s
+    assert numpyro["ess_per_s"] == 80.0 and numpyro["first_run_s"] == 20.0
+    assert numpyro["divergences"] == 1                      # lower is better
+    assert entry["numpyro_methods"]["vectorized"]["first_run_s"] == 20.0
+    assert math.isclose(entry["ratios"]["ess_per_s"], 100.0 / 80.0)
+    assert math.isclose(entry["ratios"]["first_run_s"], 10.0 / 20.0)
+
+
 def _installed_peers():
     from benchmarks.__main__ import installed_peers
 
@@ -82,15 +105,16 @@ def _installed_peers():
 
 @pytest.mark.slow
 def test_whole_quick_run_with_numpyro(tmp_path):
-    """`python -m benchmarks --quick`: suite (both systems), cold/warm and scaling, files."""
+    """`python -m benchmarks --quick`: suite (both systems), cold/warm and scaling, files.
+    NumPyro runs one chain method and one N of the scaling here (`--quick`); the full run
+    runs both methods and every N."""
     from benchmarks.__main__ import main
 
     assert main(["--quick", "--output-dir", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "results.json").read_text())
     rows = raw["suite"]["rows"]
     peers = _installed_peers()  # BlackJAX and nutpie run where installed (`make bench`)
-    assert {r["system"] for r in rows} == {"pplc", "NumPyro vectorized", "NumPyro sequential",
-                                           *peers}
+    assert {r["system"] for r in rows} == {"pplc", "NumPyro vectorized", *peers}
     assert not [r for r in rows if "error" in r], rows
     density = raw["suite"]["density"][SMALLEST]
     assert density["max_abs_diff"] < 1e-8  # the NumPyro twin is the same density
@@ -100,7 +124,8 @@ def test_whole_quick_run_with_numpyro(tmp_path):
         assert "## pplc against the best peer" in (tmp_path / "results.md").read_text()
     assert [r["mode"] for r in raw["coldwarm"]] == [m for m, _ in coldwarm.MODES]
     assert not [r for r in raw["coldwarm"] + raw["scaling"] if "error" in r]
-    assert {r["system"] for r in raw["scaling"]} == {"pplc", "NumPyro"}
+    assert [(r["system"], r["n"]) for r in raw["scaling"]] == [
+        ("pplc", 100), ("NumPyro", 100), ("pplc", 1000)]
     # The pplc program does not grow with N (N = 100 and 1000 here): checked on this run's
     # scaling rows rather than in two more fresh processes of a test of its own.
     pplc_rows = sorted((r for r in raw["scaling"] if r["system"] == "pplc"), key=lambda r: r["n"])
