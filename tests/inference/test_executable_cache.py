@@ -24,7 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHOOLS = ROOT / "examples" / "eight_schools"
 DATA = json.loads((SCHOOLS / "data.json").read_text())
 SOURCE = (SCHOOLS / "model.ppl").read_text()
-RUN = dict(chains=1, warmup=60, draws=40, seed=3, progress=False)
+# metric="diag": whatever the metric, a loaded program must be the compiled one, and the
+# diagonal one compiles in ~1 CPU-s less than what auto picks here (low-rank), once per
+# compile of the sequence below (issue 16 item 7); the low-rank program is loaded from
+# disk in the CLI test at the end.
+RUN = dict(chains=1, warmup=60, draws=40, seed=3, progress=False, metric="diag")
 
 
 _SEQUENCE = """
