@@ -370,13 +370,14 @@ def _nuts_draws(kind, log_density, u_size, seed, num_samples=2000):
     from numpyro.infer import MCMC, NUTS
     t = transform_for(kind)
 
-    def potential(u):
+    @jax.jit   # one program: NumPyro's initialization calls it eagerly, op by op
+    def potential(u):   # (the LKJ test: 153 programs -> 29)
         return -(log_density(t.forward(u)) + t.log_abs_det_jacobian(u))
 
     mcmc = MCMC(NUTS(potential_fn=potential), num_warmup=500, num_samples=num_samples,
                 progress_bar=False)
     mcmc.run(jax.random.PRNGKey(seed), init_params=jnp.zeros(u_size))
-    return t.forward(mcmc.get_samples())
+    return jax.jit(t.forward)(mcmc.get_samples())
 
 
 def _assert_mean(draws, truth, n_mcse=5.0):
