@@ -260,9 +260,11 @@ def test_rerun_with_new_seed_compiles_nothing():
 
 
 def test_same_seed_same_draws():
+    # num_draws as the test above: its programs (compiled per density, dimension and
+    # num_draws), not two more (issue 16 item 7)
     _, _, data = _gaussian_case("diag", 3, 6)
-    a = pathfinder(_gauss_logp, data, _inits(2, 3, 0), jax.random.key(7), num_draws=100)
-    b = pathfinder(_gauss_logp, data, _inits(2, 3, 0), jax.random.key(7), num_draws=100)
+    a = pathfinder(_gauss_logp, data, _inits(2, 3, 0), jax.random.key(7), num_draws=200)
+    b = pathfinder(_gauss_logp, data, _inits(2, 3, 0), jax.random.key(7), num_draws=200)
     np.testing.assert_array_equal(a.draws, b.draws)
 
 
