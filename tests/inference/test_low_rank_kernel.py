@@ -75,16 +75,20 @@ def test_packing_fisher_low_rank_keeps_the_directions_farthest_from_one():
     cov = np.eye(d) + (q[:, :3] * (np.array([80.0, 20.0, 1 / 30]) - 1.0)) @ q[:, :3].T
     x = rng.normal(size=(400, d)) @ np.linalg.cholesky(cov).T
     g = -np.linalg.solve(cov, x.T).T
-    inverse, diag, u, lam = fisher_low_rank(jnp.asarray(np.cov(x.T)), jnp.asarray(np.cov(g.T)), 1e12)
+    # Jitted, as warmup runs them: one XLA program each instead of one per eager operation
+    # (115 programs, most of this test's CPU: issue 16 item 7).
+    inverse, diag, u, lam = jax.jit(fisher_low_rank)(jnp.asarray(np.cov(x.T)),
+                                                     jnp.asarray(np.cov(g.T)), 1e12)
     lam = np.asarray(lam)
     # Besides the three spikes, directions the diagonal scaling distorted by > 2x are kept.
     kept = int(np.sum(lam != 1.0))
     assert 3 <= kept < d
+    pack = jax.jit(lambda rank: pack_low_rank(diag, u, jnp.asarray(lam), rank), static_argnums=0)
     # A rank at least the number kept: the packed form is the same metric.
-    _close(low_rank_dense(pack_low_rank(diag, u, jnp.asarray(lam), kept)), inverse)
-    _close(low_rank_dense(pack_low_rank(diag, u, jnp.asarray(lam), kept + 4)), inverse)
+    _close(low_rank_dense(pack(kept)), inverse)
+    _close(low_rank_dense(pack(kept + 4)), inverse)
     # A smaller rank keeps the directions farthest from 1 in |log lambda|.
-    two = np.asarray(pack_low_rank(diag, u, jnp.asarray(lam), 2))
+    two = np.asarray(pack(2))
     far = lam[np.argsort(-np.abs(np.log(lam)))[:2]]
     np.testing.assert_array_equal(np.sort(two[1, 0, :2]), np.sort(far))
     dropped = lam[np.argsort(-np.abs(np.log(lam)))[2:]]
