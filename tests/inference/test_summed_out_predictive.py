@@ -10,6 +10,7 @@ import warnings
 
 import arviz as az
 import numpy as np
+import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -83,9 +84,21 @@ def test_leave_one_out_of_a_chain_matches_enumeration_of_every_path():
     np.testing.assert_allclose(same, repeated, rtol=1e-12)
 
 
-def test_a_mixture_gets_its_marginal_pointwise_likelihood_and_replicates():
-    y = np.array([-2.1, -0.4, 0.3, 1.8, 2.6, 3.0])
-    model = pplc.compile(MIXTURE).condition({"N": y.size, "y": y.tolist()})
+MIXTURE_Y = np.array([-2.1, -0.4, 0.3, 1.8, 2.6, 3.0])
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    """The mixture and its conditioned form on MIXTURE_Y, shared by the two mixture tests:
+    the programs both run (constraining draws, predictive draws, log-likelihoods) are
+    compiled once, not once a test (issue 16 item 7)."""
+    model = pplc.compile(MIXTURE)
+    return model, model.condition({"N": MIXTURE_Y.size, "y": MIXTURE_Y.tolist()})
+
+
+def test_a_mixture_gets_its_marginal_pointwise_likelihood_and_replicates(mixture):
+    y = MIXTURE_Y
+    _, model = mixture
     mu, w = np.array([-1.5, 2.0]), np.array([0.35, 0.65])
     posterior = _posterior_at(model, {"mu": mu, "w": w}, draws=2000)
     _predict_without_leaving_out(model, posterior, seed=3)
@@ -151,12 +164,10 @@ def test_hmm_pointwise_terms_at_a_point_match_enumeration():
     np.testing.assert_allclose(posterior.log_likelihood["y"][0, 3], exact, rtol=1e-10)
 
 
-def test_a_mixture_predicts_new_units_from_the_mixture_and_a_chain_is_refused():
+def test_a_mixture_predicts_new_units_from_the_mixture_and_a_chain_is_refused(mixture):
     """At new inputs (y left out), each new unit's assignment is drawn from its
     distribution given the draw: y_new ~ sum_k w_k Normal(mu_k, 1)."""
-    y = np.array([-2.1, -0.4, 0.3, 1.8, 2.6, 3.0])
-    model = pplc.compile(MIXTURE)
-    fitted = model.condition({"N": y.size, "y": y.tolist()})
+    model, fitted = mixture
     mu, w = np.array([-1.5, 2.0]), np.array([0.35, 0.65])
     posterior = _posterior_at(fitted, {"mu": mu, "w": w}, draws=2000)
     new = model.condition({"N": 4}).posterior_predictive(posterior, seed=1)["y"]
@@ -169,7 +180,6 @@ def test_a_mixture_predicts_new_units_from_the_mixture_and_a_chain_is_refused():
     chain = pplc.compile(HMM)
     fit = _posterior_at(chain.condition({"T": 4, "y": [0.1, 0.2, 1.9, 2.1]}),
                         {"mu": np.array([0.0, 2.0]), "sigma": 0.5, "stay": 0.9}, draws=10)
-    import pytest
     with pytest.raises(pplc.PplcError, match="Markov chain 'z' it depends on would have to be "
                                              "simulated step by step"):
         chain.condition({"T": 3}).posterior_predictive(fit)
