@@ -122,12 +122,14 @@ enable_compilation_cache(folder)
 if sys.argv[2] == "keep":
     programs.persist_executables(folder + "/executables")
 p = pplc.compile({source!r}).condition({data!r}).sample(chains=1, warmup=60, draws=40, seed=3,
-                                                        progress=False)
+                                                        progress=False, metric="diag")
 print(json.dumps({{"draws": np.ravel(p["theta"]).tolist(), **programs.counts()}}))
 """
 
 
 def test_programs_that_xlas_cache_supplied_are_not_written_and_later_runs_still_work(tmp_path):
+    # (metric diag, as RUN; a low-rank program that XLA's cache supplies runs in
+    # test_metric_auto.py's warm-cache test)
     code = _PROCESS.format(source=SOURCE, data=DATA)
 
     def run(mode):
