@@ -140,7 +140,9 @@ def run_parts(args, out_dir: Path) -> list[Path]:
             paths = suite.write_data(folder, args.quick, tuple(models))
             raw["coldwarm"] = coldwarm.run(paths, folder, models=models, log=log,
                                            chains=settings.chains, warmup=settings.warmup,
-                                           draws=settings.draws)
+                                           draws=settings.draws,
+                                           modes=coldwarm.MODES[1:] if args.quick
+                                           else coldwarm.MODES)
             elapsed["coldwarm"], t = time.perf_counter() - t, time.perf_counter()
         if "scaling" in parts:
             log("scaling in N")

@@ -27,15 +27,16 @@ MODES = (("no cache", {"no_cache": True}), ("cache, cold", {}), ("cache, warm", 
 
 
 def run(data_paths: dict[str, dict], folder: Path, *, models=MODELS, chains: int = 4,
-        warmup: int = 1000, draws: int = 1000, log=print) -> list[dict]:
-    """One row per (model, mode). `data_paths` is the suite's model -> {"data": path}."""
+        warmup: int = 1000, draws: int = 1000, log=print, modes=MODES) -> list[dict]:
+    """One row per (model, mode). `data_paths` is the suite's model -> {"data": path}.
+    `--quick` leaves out "no cache" (`modes`): it compiles what "cache, cold" compiles."""
     rows = []
     for name in models:
         spec = SPEC_BY_NAME[name]
         data = Path(data_paths[name]["data"])
         new_data = datasets.write_perturbed(data, folder / f"{name}-new.json", spec.perturb)
         cache = folder / f"cache-{name}"
-        for mode, options in MODES:
+        for mode, options in modes:
             log(f"  cold/warm {name}: {mode} ...")
             try:
                 r = run_cli(spec.ppl, new_data if mode == "cache, warm" else data, folder,
