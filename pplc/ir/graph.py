@@ -114,6 +114,12 @@ class Graph:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     dtypes: dict[str, Any] = field(default_factory=dict)
     states: dict[str, int] = field(default_factory=dict)
+    # `order()`, computed once: a graph's dag is not changed in place once the graph is
+    # built (every rewrite works on a copy: `copy`, `with_variable`,
+    # `build.replace_variables`), and a copy starts without it. One `condition` asks for
+    # the order ~60 times (the shape analysis, the passes, the lowering), each a
+    # lexicographic topological sort in networkx: most of conditioning's time on small models.
+    _order: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def copy(self) -> "Graph":
         return Graph(self.dag.copy(), self.source, dict(self.functions), dict(self.externs),
@@ -154,6 +160,11 @@ class Graph:
 
         Deterministic arrays that read each other's elements (`groups`) come together, in
         source order; they are computed jointly."""
+        if self._order is None:
+            self._order = self._evaluation_order()
+        return list(self._order)
+
+    def _evaluation_order(self) -> list[str]:
         line = {n: (self[n].span.line, self[n].span.column) for n in self.dag}
         value = self.value_dag()
         if nx.is_directed_acyclic_graph(value):
