@@ -9,6 +9,8 @@ that the parameters depend on) and what cannot be predicted from a fit alone.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -193,6 +195,20 @@ def _pplc(*args) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+def _pplc_here(*args) -> subprocess.CompletedProcess:
+    """`pplc ...` through the CLI's main in this process, as a finished process: the same
+    status and messages, without a process's imports (issue 16 item 7). The real command
+    still predicts (test_pplc_predict_writes_the_predictions) and refuses a user's mistake
+    (test_a_file_that_is_not_netcdf_is_refused)."""
+    from pplc.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = [str(a) for a in args]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return subprocess.CompletedProcess(["pplc", *argv], code, out.getvalue(), err.getvalue())
+
+
 def test_pplc_predict_writes_the_predictions(fit):
     out = fit["folder"] / "pred.nc"
     result = _pplc("predict", fit["model_path"], "--data", fit["new_path"], "--draws",
@@ -265,8 +281,8 @@ def test_a_fit_of_another_model_is_refused(fit, other_fit):
     new = fit["model"].condition({"N": 3, "K": 2, "X": fit["new_X"][:3]})
     with pytest.raises(PplcError, match="'theta'.*another model"):
         new.posterior_predictive(Posterior.from_netcdf(other_fit))
-    result = _pplc("predict", fit["model_path"], "--data", fit["new_path"], "--draws",
-                   other_fit, "-o", fit["folder"] / "never.nc")
+    result = _pplc_here("predict", fit["model_path"], "--data", fit["new_path"], "--draws",
+                        other_fit, "-o", fit["folder"] / "never.nc")
     _expect_user_error(result, "another model", "hint:")
     assert not (fit["folder"] / "never.nc").exists()
 
@@ -276,8 +292,8 @@ def test_missing_covariates_are_named(fit):
         fit["model"].condition({"N": 3, "K": 2})
     no_x = fit["folder"] / "no_x.json"
     no_x.write_text('{"N": 3, "K": 2}')
-    result = _pplc("predict", fit["model_path"], "--data", no_x, "--draws", fit["fit_path"],
-                   "-o", fit["folder"] / "never.nc")
+    result = _pplc_here("predict", fit["model_path"], "--data", no_x, "--draws",
+                        fit["fit_path"], "-o", fit["folder"] / "never.nc")
     _expect_user_error(result, "'X'")
 
 
