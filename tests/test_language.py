@@ -179,7 +179,10 @@ def test_ode_in_the_lotka_volterra_model_matches_scipy():
                 + stats.lognorm(1, scale=np.exp(-1)).logpdf(sigma).sum()
                 + stats.lognorm(sigma, scale=z_init).logpdf(y_init).sum()
                 + stats.lognorm(sigma, scale=z).logpdf(y).sum())
-    got = float(model.log_density({"theta": theta, "z_init": z_init, "sigma": sigma}))
+    # Jitted: one program for the whole density, where op by op each operation and shape
+    # compiled its own (the solver's loops included)
+    got = float(jax.jit(model.log_density)({"theta": theta, "z_init": z_init,
+                                            "sigma": sigma}))
     # The narrowing `theta: positive[4] ~ Normal(...)` is Stan's: no renormalization, so the
     # constant truncation term is not in the density.
     del trunc
