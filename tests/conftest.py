@@ -46,7 +46,7 @@ import tempfile
 # a node id prefix matches each parametrized case. Only the order depends on these.
 LONGEST = {
     "tests/test_conformance.py::test_reproduces_reference_posterior[hudson_lynx_hare-": 18,
-    "tests/test_benchmarks_smoke.py::test_whole_quick_run_with_numpyro": 120,
+    "tests/test_benchmarks_smoke.py::test_whole_quick_run_with_numpyro": 60,
     "tests/test_examples_more.py::test_damped_oscillator_": 11,
     "tests/test_conformance.py::test_reproduces_reference_posterior[kidiq-": 43,
     "tests/test_build_command.py::test_language_features_": 39,
