@@ -259,8 +259,9 @@ _MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]);
             "sys.exit(r.returncode)")
 
 
-def _peak_rss_mib(args):
-    """Run the pplc CLI from this checkout; (exit status, output, its peak RSS in MiB)."""
+def _peak_rss_mib(args, cache=None):
+    """Run the pplc CLI from this checkout; (exit status, output, its peak RSS in MiB).
+    `cache`: the folder of its compiled programs (PPLC_CACHE_DIR)."""
     import os
     import subprocess
     import sys
@@ -273,7 +274,8 @@ def _peak_rss_mib(args):
                               # glibc's per-thread malloc arenas (XLA's threads) make the
                               # peak of identical runs differ by up to ~40 MiB (measured
                               # 390-431 MiB at one N); two arenas: 400-417 over 3 runs.
-                              "MALLOC_ARENA_MAX": "2"})
+                              "MALLOC_ARENA_MAX": "2",
+                              **({"PPLC_CACHE_DIR": str(cache)} if cache else {})})
     peak = [line for line in out.stdout.splitlines() if line.startswith("PEAK ")]
     return out.returncode, out.stdout + out.stderr, int(peak[-1].split()[1]) / 1024
 
@@ -285,18 +287,29 @@ def test_cli_streams_batches_from_npz_with_bounded_memory(tmp_path):
     at N = 2*10^5 and 2*10^6 rows. The bound, 30 MiB more at 10N: the 10N file holds 61 MiB
     (X 46, y 15). Measured: 395 and 390 MiB streamed; the same runs in memory (the files
     read whole, as before streaming) 816 and 966 MiB, which fails. Each run converges and
-    runs the control-variate phase (two passes over the rows)."""
+    runs the control-variate phase (two passes over the rows).
+
+    Both measured runs load their programs from a cache that unmeasured runs at the same
+    two N filled first. Compiling in the measured process put XLA's compile memory (~100
+    MiB, spread over malloc arenas) into the peak: identical runs differed by up to 40 MiB,
+    which failed the bound by chance (397 and 427 MiB in one CI run), and it hid a whole
+    file read under the compile peak. Now (load ~1): 288-303 MiB at both N; with `take`
+    reading the whole file, 295 and 347 MiB, which fails."""
     import json
     model = tmp_path / "m.ppl"
     model.write_text(LOGREG)
     peaks, outputs = {}, {}
-    for n in (200_000, 2_000_000):
-        data = _write_npz(tmp_path / f"rows_{n}.npz", n)
-        status, outputs[n], peaks[n] = _peak_rss_mib(
+    cache = tmp_path / "programs"
+    for n in (-200_000, -2_000_000, 200_000, 2_000_000):   # < 0: runs that compile, not measured
+        rows = abs(n)
+        data = _write_npz(tmp_path / f"rows_{rows}.npz", rows)
+        status, out, peak = _peak_rss_mib(
             ["fit", model, "--data", data, "--method", "advi", "--batch-size", 100, "--quiet",
-             "--no-cache", "--draws", 100, "--max-iterations", 3000, "--summary",
-             tmp_path / f"s_{n}.json"])
-        assert status == 0, outputs[n]
+             "--draws", 100, "--max-iterations", 3000, "--summary",
+             tmp_path / f"s_{n}.json"], cache=cache)
+        assert status == 0, out
+        if n > 0:
+            outputs[n], peaks[n] = out, peak
     print("peak RSS (MiB) by N:", peaks)
     assert peaks[2_000_000] < peaks[200_000] + 30, peaks
     for n, out in outputs.items():
