@@ -404,7 +404,7 @@ def window_end_update(cs: ChainState, end: Array) -> ChainState:
     ad = cs.adaptation
     welford, grads = ad.welford, ad.grad_welford
     dtype = cs.nuts.position.dtype
-    dense = ad.mass_matrix_sqrt is not None or ad.low_rank is not None
+    dense = needs_lapack(cs)   # the (dim, dim) running covariances restart below
     inv_mass, sqrt_mass, low_rank = ad.inverse_mass_matrix, ad.mass_matrix_sqrt, ad.low_rank
     directions = ad.directions
     if low_rank is not None:  # O(dim^3) eigendecompositions, only at a window's end
