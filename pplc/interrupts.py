@@ -19,7 +19,9 @@ Two regimes, switched by the CLI:
   (called by the CLI's progress callback after each chunk) raises KeyboardInterrupt
   again should the first one have been swallowed; the exit status says it either way.
 
-The Python API installs none of this: a library must not take a program's signals.
+The Python API installs none of this: a library must not take a program's signals. (While
+its chunks run, the sampler only puts a counting twin of Python's default SIGINT handler
+in place of that default, so that a lost KeyboardInterrupt still stops it: inference/sigint.py.)
 """
 
 from __future__ import annotations

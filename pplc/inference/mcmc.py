@@ -68,7 +68,8 @@ Interrupts: a KeyboardInterrupt (Ctrl-C) reaches Python only between program cal
 XLA holds the thread while a chunk runs. The driver catches it, lets the chunk calls already
 running finish (threads cannot be killed; at most one chunk per chain), and returns the
 sampling iterations completed by every chain so far with `complete=False`: zero draws when
-it came during warmup. A run that is stopped early is still a valid, shorter run.
+it came during warmup. A run that is stopped early is still a valid, shorter run. A Ctrl-C
+whose KeyboardInterrupt Python lost (inference/sigint.py) stops the run at the next boundary.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ from pplc.inference.adaptation import (
 )
 from pplc.inference.nuts import build_kernel
 from pplc.inference.sharding import CHAIN, Placement
+from pplc.inference.sigint import counted_interrupts
 
 Array = jax.Array
 ProgressFn = Callable[[str, int, int, int], None]
@@ -394,6 +396,8 @@ def sample_nuts(
                 done += n_real * num_chains
                 if progress is not None:
                     progress(phase, done, total, counters["divergences"])
+                if interrupts.count:   # a Ctrl-C whose KeyboardInterrupt Python lost
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             return chain_states, True
         finally:
@@ -402,13 +406,15 @@ def sample_nuts(
         return chain_states, False
 
     chain_states = [states] if batched else [jax.tree.map(lambda a, c=c: a[c], states) for c in range(num_chains)]
-    t0 = time.perf_counter()
-    chain_states, interrupted = run_phase("warmup", 0, num_warmup, chain_states)
-    t1 = time.perf_counter()
-    warmup_divergences = counters["divergences"]
-    if not interrupted:
-        chain_states, interrupted = run_phase("sampling", num_warmup, num_warmup + num_samples, chain_states)
-    t2 = time.perf_counter()
+    with counted_interrupts() as interrupts:
+        t0 = time.perf_counter()
+        chain_states, interrupted = run_phase("warmup", 0, num_warmup, chain_states)
+        t1 = time.perf_counter()
+        warmup_divergences = counters["divergences"]
+        if not interrupted:
+            chain_states, interrupted = run_phase("sampling", num_warmup, num_warmup + num_samples,
+                                                  chain_states)
+        t2 = time.perf_counter()
     if interrupted:
         drawn = counters["drawn"]
         positions = positions[:, :drawn].copy()

@@ -186,6 +186,27 @@ def test_real_sigint_stops_threaded_chains_cleanly():
     assert threading.active_count() == threads_before  # no worker left running
 
 
+def test_a_sigint_whose_keyboard_interrupt_was_lost_still_stops_the_run():
+    # Python runs the handler at the main thread's next bytecode, which may be inside a
+    # finalizer or C++ that drops the KeyboardInterrupt: here a callback swallows it. The
+    # run must still stop at the chunk boundary, and the default handler be back after it.
+    import signal
+
+    swallowed = []
+
+    def progress(phase, done, total, divergences):
+        if phase == "sampling" and not swallowed:
+            try:
+                signal.raise_signal(signal.SIGINT)   # handled before raise_signal returns
+            except KeyboardInterrupt:
+                swallowed.append(done)
+
+    kw = dict(num_warmup=40, num_samples=200, chunk_size=20, chain_method="sequential")
+    r = sample_nuts(_regression, _data(0), X0, jax.random.key(4), progress=progress, **kw)
+    assert swallowed and not r.complete and r.positions.shape[1] == 20
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
 def test_auto_runs_chains_one_after_another_on_a_process_given_one_core():
     """"auto" counts the cores the process may use (taskset, a cpuset, a test worker), not
