@@ -24,12 +24,13 @@ Why Stan's scheme: it is what users compare against, and its parts are each well
     every window: `schedule.STEP_SIZE_RESTARTS`, which says why and what it measured).
 
 The schedule is precomputed in Python as per-iteration flags (inference/schedule.py), so that a
-whole chunk of warmup runs as one `lax.scan` with no Python in the loop.
+whole chunk of warmup runs as one `lax.scan` with no Python in the loop; the iteration that
+scan runs, these parts put together, is inference/adaptive_step.py's.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,20 +41,13 @@ from pplc.inference.integrator import (
     IntegratorState,
     LogDensityAndGrad,
     energy,
-    mass_matrix_sqrt,
     sample_momentum,
     velocity_verlet,
 )
 from pplc.inference import metric as metrics
 from pplc.inference.metric import fisher_diagonal, fisher_low_rank, low_rank_dense, pack_low_rank
-from pplc.inference.nuts import NUTSInfo, NUTSState
-from pplc.inference.nuts import init as nuts_init
-from pplc.inference.schedule import (  # noqa: F401  (build_schedule, warmup_schedule: re-exported)
-    LOW_RANK_WINDOWS,
-    ScheduleRow,
-    build_schedule,
-    warmup_schedule,
-)
+from pplc.inference.nuts import NUTSState
+from pplc.inference.schedule import build_schedule, warmup_schedule  # noqa: F401  (re-exported)
 
 Array = jax.Array
 
@@ -226,7 +220,7 @@ def window_low_rank(draws: WelfordState, grads: WelfordState, rank: int) -> tupl
     return low_rank_dense(packed), packed
 
 
-# ----------------------------------------------------------------------------- one iteration
+# ----------------------------------------------------------------------------- chain state
 
 
 class AdaptationState(NamedTuple):
@@ -296,144 +290,3 @@ def initial_chain_state(positions: np.ndarray, rng_keys: Array, metric: str = "d
         raise ValueError(f"metric must be 'diag', 'dense', 'diag-grad' or 'low-rank', not {metric!r}")
     nuts_state = NUTSState(positions, f(), f(dim))
     return ChainState(nuts_state, adaptation, rng_keys, np.zeros(n, np.int32))
-
-
-def needs_lapack(cs: ChainState) -> bool:
-    """Whether the window-end metric update calls LAPACK (dense and low-rank metrics: eigh,
-    Cholesky). Static: read from the state's shapes at trace time."""
-    ad = cs.adaptation
-    return ad.mass_matrix_sqrt is not None or ad.low_rank is not None
-
-
-def build_adaptive_step(
-    kernel: Callable, logdensity_and_grad: LogDensityAndGrad, target_accept: float = 0.8,
-    metric_update: bool = True,
-) -> Callable[[ChainState, ScheduleRow], tuple[ChainState, tuple]]:
-    """`step(chain_state, row) -> (chain_state, (position, info, step_size))` for `lax.scan`.
-
-    The same step serves warmup (row.adapt) and sampling (step size exp(x_bar), metric
-    frozen), so the NUTS kernel is compiled once for both phases.
-
-    With `metric_update=False` the step leaves a window's end to the caller, which must
-    apply `window_end_update(state, window_end(row))` right after the step (before the next
-    one): the same computation, outside the loop. Why: the dense and low-rank updates call
-    LAPACK through XLA custom calls, and XLA:CPU runs a while loop that holds a custom call
-    op by op through its thunk executor instead of compiling it as one function; inside the
-    per-iteration loop that cost eight schools ~0.7 us of CPU per gradient, twice the
-    diagonal metric's whole step (benchmarks/profile_notes.md, "LAPACK out of the loop").
-    """
-
-    def transition(carry):
-        state, key, eps, inv_mass, sqrt_mass, _ = carry  # inv_mass: what the kernel applies
-        new_state, info = kernel(key, state, eps, inv_mass, sqrt_mass)
-        return new_state, key, eps, inv_mass, sqrt_mass, info
-
-    def step(cs: ChainState, row: ScheduleRow):
-        ad = cs.adaptation
-        key = jax.random.fold_in(cs.rng_key, row.iteration)
-        k_search, k_nuts = jax.random.split(key)
-        dtype = cs.nuts.position.dtype
-
-        # Step-size search: at the start, and after the metric updates the schedule says
-        # (Stan does it right after the update, at the same point, so doing it here before
-        # the next transition is the same computation). At the start the log density and
-        # gradient are evaluated here too, so that a chain state can be built on the host
-        # without a compiled init.
-        reinit = row.reinit & row.active
-        nuts_state = lax.while_loop(
-            lambda c: c[0],
-            lambda c: (jnp.array(False), nuts_init(c[1].position, logdensity_and_grad)),
-            (reinit, cs.nuts),
-        )[1]
-        eps0 = jnp.exp(ad.dual.log_step_size)
-        applied = ad.inverse_mass_matrix if ad.low_rank is None else ad.low_rank
-        eps_found, n_search = find_reasonable_step_size(
-            k_search, nuts_state, eps0, applied, logdensity_and_grad, active=reinit,
-            sqrt_mass=ad.mass_matrix_sqrt,
-        )
-        n_search = n_search + reinit.astype(jnp.int32)
-        dual = jax.tree.map(
-            lambda a, b: jnp.where(reinit, a, b), dual_averaging_init(eps_found), ad.dual
-        )
-        eps = jnp.exp(jnp.where(row.adapt, dual.log_step_size, dual.log_step_size_avg))
-
-        # The transition, skipped on padding iterations (a while_loop of 0 or 1 trips
-        # rather than lax.cond, which vmap would turn into "run both").
-        zero = jnp.zeros((), dtype)
-        no_info = NUTSInfo(jnp.array(False), jnp.int32(0), jnp.int32(0), zero, zero, jnp.array(False))
-        carry0 = (nuts_state, k_nuts, eps, applied, ad.mass_matrix_sqrt, no_info)
-        _, out = lax.while_loop(
-            lambda c: c[0], lambda c: (jnp.array(False), transition(c[1])), (row.active, carry0)
-        )
-        new_nuts, _, _, _, _, info = out
-
-        # Adaptation updates (Stan's adapt_diag_e_nuts::transition order).
-        adapt = row.adapt & row.active
-        dual_new = dual_averaging_update(dual, info.acceptance_rate, target_accept)
-        dual = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), dual_new, dual)
-        def accumulate(w, x):
-            return jax.tree.map(lambda a, b: jnp.where(row.in_window & adapt, a, b), welford_update(w, x), w)
-
-        welford = accumulate(ad.welford, new_nuts.position)
-        grads = None if ad.grad_welford is None else accumulate(ad.grad_welford, new_nuts.logdensity_grad)
-        new_cs = ChainState(
-            new_nuts,
-            ad._replace(dual=dual, welford=welford, grad_welford=grads),
-            cs.rng_key,
-            cs.n_extra_grads + n_search,
-        )
-        if metric_update:
-            new_cs = window_end_update(new_cs, window_end(row))
-        return new_cs, (new_nuts, info, eps)
-
-    return step
-
-
-def window_end(row: ScheduleRow) -> Array:
-    """Whether the iteration of `row` ends a metric window (the metric is then updated)."""
-    return row.window_end & row.adapt & row.active
-
-
-def window_end_update(cs: ChainState, end: Array) -> ChainState:
-    """At a window's end (`end`), the metric from the window's estimates, which restart.
-
-    Stan's adapt_diag_e_nuts::transition order: this follows the iteration's draw and step
-    size update. Dense and low-rank: O(dim^3) and LAPACK, so inside a 0-or-1-trip while loop
-    (not lax.cond, which vmap would turn into "run both"); diagonal: elementwise.
-    """
-    ad = cs.adaptation
-    welford, grads = ad.welford, ad.grad_welford
-    dtype = cs.nuts.position.dtype
-    dense = needs_lapack(cs)   # the (dim, dim) running covariances restart below
-    inv_mass, sqrt_mass, low_rank = ad.inverse_mass_matrix, ad.mass_matrix_sqrt, ad.low_rank
-    directions = ad.directions
-    if low_rank is not None:  # O(dim^3) eigendecompositions, only at a window's end
-        rank = low_rank.shape[1] - 1
-
-        def new_low_rank(carry):
-            m, packed = window_low_rank(welford, grads, rank)
-            ok = jnp.all(jnp.isfinite(packed)) & jnp.all(packed[1, 0, :rank] > 0)
-            return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, packed), carry[1])
-
-        inv_mass, low_rank = lax.while_loop(lambda c: c[0], new_low_rank, (end, (inv_mass, low_rank)))[1]
-        directions = jnp.sum(low_rank[1, 0, :rank] != 1.0).astype(jnp.int32)  # dropped: lambda 1
-    elif dense:  # O(dim^3), so only at a window's end (0 or 1 trips, as above)
-        def new_metric(carry):
-            m, kept = (window_metric(welford, grads), None) if directions is None \
-                else window_low_rank_dense(welford, grads)
-            s = mass_matrix_sqrt(m)
-            ok = jnp.all(jnp.isfinite(m)) & jnp.all(jnp.isfinite(s))  # else keep the old metric
-            return jnp.array(False), jax.tree.map(lambda a, b: jnp.where(ok, a, b), (m, s, kept), carry[1])
-
-        inv_mass, sqrt_mass, directions = lax.while_loop(
-            lambda c: c[0], new_metric, (end, (inv_mass, sqrt_mass, directions)))[1]
-    else:
-        m = window_metric(welford, grads)
-        ok = jnp.all(jnp.isfinite(m) & (m > 0))  # a window whose estimate is unusable is skipped
-        inv_mass = jnp.where(end & ok, m, inv_mass)
-    restart = welford_init(inv_mass.shape[0], dtype, dense)
-    welford = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, welford)
-    if grads is not None:
-        grads = jax.tree.map(lambda a, b: jnp.where(end, a, b), restart, grads)
-    return cs._replace(adaptation=AdaptationState(
-        ad.dual, welford, inv_mass, sqrt_mass, grads, low_rank, directions))

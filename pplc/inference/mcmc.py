@@ -80,24 +80,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from pplc.inference import programs
-from pplc.inference.adaptation import (
-    ChainState,
-    ScheduleRow,
-    build_adaptive_step,
-    build_schedule,
-    initial_chain_state,
-    needs_lapack,
-    window_end,
-    window_end_update,
-)
+from pplc.inference.adaptation import ChainState, initial_chain_state
+from pplc.inference.adaptive_step import build_adaptive_step, needs_lapack, scan_between_window_ends
 from pplc.inference.nuts import build_kernel
+from pplc.inference.schedule import ScheduleRow, build_schedule
 from pplc.inference.sharding import CHAIN, Placement
 from pplc.inference.sigint import counted_interrupts
 
@@ -204,40 +196,6 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
     # Each device runs its block of chains locally; rows and data are replicated.
     return jax.shard_map(chains, mesh=mesh, in_specs=(P("chain"), P(), P()), out_specs=P("chain"),
                          check_vma=False)
-
-
-def scan_between_window_ends(body: Callable, cs: ChainState, rows: ScheduleRow):
-    """`lax.scan(body, cs, rows)` with `window_end_update` applied after each window's end,
-    outside the loop that runs the iterations.
-
-    Why: the dense and low-rank metrics' window-end update calls LAPACK (XLA custom calls),
-    and XLA:CPU runs a while loop holding a custom call op by op through its thunk executor.
-    So the iterations run in an inner loop free of custom calls, compiled as one function,
-    until a window's end or the chunk's end; the update then runs once in the outer loop,
-    which turns once per window (the sampling phase has none: one trip per chunk). The
-    iterations, their order and their arithmetic are those of the scan.
-    """
-    n = rows.iteration.shape[0]
-    first = jax.tree.map(lambda a: a[0], rows)
-    out_shape = jax.eval_shape(body, cs, first)[1]
-    outs0 = jax.tree.map(lambda x: jnp.zeros((n, *x.shape), x.dtype), out_shape)
-
-    def segment(carry):
-        i, cs, outs = carry
-
-        def run(inner):
-            j, cs, outs, _ = inner
-            row = jax.tree.map(lambda a: a[j], rows)
-            cs, out = body(cs, row)
-            outs = jax.tree.map(lambda buf, x: lax.dynamic_update_index_in_dim(buf, x, j, 0), outs, out)
-            return j + 1, cs, outs, window_end(row)
-
-        j, cs, outs, end = lax.while_loop(lambda c: (c[0] < n) & ~c[3], run,
-                                          (i, cs, outs, jnp.array(False)))
-        return j, window_end_update(cs, end), outs
-
-    _, cs, outs = lax.while_loop(lambda c: c[0] < n, segment, (jnp.int32(0), cs, outs0))
-    return cs, outs
 
 
 def _padded_chunks(rows: ScheduleRow, start: int, stop: int, chunk: int) -> list[tuple[ScheduleRow, int]]:

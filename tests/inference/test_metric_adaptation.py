@@ -125,7 +125,9 @@ def test_a_window_with_an_unusable_estimate_keeps_the_previous_metric(metric):
     # A NaN in a window's statistics (a draw at the edge of overflow, say) must not become the
     # metric: every later transition would be NaN. The window is skipped instead.
     from pplc.inference import build_kernel
-    from pplc.inference.adaptation import ScheduleRow, build_adaptive_step, initial_chain_state
+    from pplc.inference.adaptation import initial_chain_state
+    from pplc.inference.adaptive_step import build_adaptive_step
+    from pplc.inference.schedule import ScheduleRow
 
     f = jax.value_and_grad(lambda x: -0.5 * jnp.sum(x**2))
     step = jax.jit(build_adaptive_step(build_kernel(f), f))

@@ -1,5 +1,5 @@
 """The dense and low-rank metrics' window-end update runs outside the loop of iterations
-(`mcmc.scan_between_window_ends`: XLA:CPU then compiles that loop as one function, since it
+(`adaptive_step.scan_between_window_ends`: XLA:CPU then compiles that loop as one function, since it
 holds no LAPACK call). It must be the computation the update inside each step does: same
 draws, same metric, the update after the window's last draw and before the next iteration.
 """
@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from pplc.inference import build_kernel, mcmc
-from pplc.inference.adaptation import build_adaptive_step, build_schedule, initial_chain_state
+from pplc.inference import build_kernel
+from pplc.inference.adaptation import build_schedule, initial_chain_state
+from pplc.inference.adaptive_step import build_adaptive_step, scan_between_window_ends
 
 COV = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.3], [0.0, 0.3, 4.0]])
 
@@ -41,7 +42,7 @@ def test_the_update_outside_the_loop_gives_the_scans_draws_and_metric():
     # arithmetic for both loops, so the draws agree bit for bit (unbatched, XLA:CPU compiles
     # the new loop as one function and may round differently in the last bit).
     scanned = jax.jit(jax.vmap(lambda cs: lax.scan(inline, cs, rows)))(states)
-    split = jax.jit(jax.vmap(lambda cs: mcmc.scan_between_window_ends(deferred, cs, rows)))(states)
+    split = jax.jit(jax.vmap(lambda cs: scan_between_window_ends(deferred, cs, rows)))(states)
     for a, b in zip(jax.tree.leaves(scanned[1]), jax.tree.leaves(split[1])):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(scanned[0].adaptation.inverse_mass_matrix,
