@@ -92,12 +92,13 @@ def main() -> None:
             ex = REPO / "examples" / "linear_regression"
             cm = pplc.compile(str(ex / "model.ppl")).condition(str(ex / "data.json"))
             oracle = None
+        log_density = cm.lowered.log_density   # one object: the compiled programs' key
         for method in ("meanfield", "fullrank"):
             for seed in args.seeds:
                 for label, module in versions.items():
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always")
-                        r = module.fit_advi(cm._log_density, cm.data, np.zeros(cm.dim),
+                        r = module.fit_advi(log_density, cm.data, np.zeros(cm.dim),
                                             jax.random.key(seed), method=method,
                                             num_draws=100)
                     row = {"model": name, "method": method, "seed": seed, "version": label,

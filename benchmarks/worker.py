@@ -108,10 +108,11 @@ def pplc_breakdown(config: dict) -> dict:
     key = jax.random.PRNGKey(config.get("seed", 0))
     init_key, run_key = jax.random.split(key)
     chains = config["chains"]
+    log_density = cm.lowered.log_density   # one object: the compiled programs' key
     init = phase("init_points", lambda: initial_positions(
-        cm._log_density, cm.data, cm.dim, chains, init_key))
+        log_density, cm.data, cm.dim, chains, init_key))
     result = phase("sampler", lambda: sample_nuts(
-        cm._log_density, cm.data, init, run_key, num_warmup=config["warmup"],
+        log_density, cm.data, init, run_key, num_warmup=config["warmup"],
         num_samples=config["draws"], chain_method=config.get("chain_method", "auto")))
     out["sampler_compile_s"] = result.compile_seconds
     out["warmup_s"] = result.warmup_seconds
