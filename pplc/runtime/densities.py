@@ -305,9 +305,11 @@ def beta_binomial_sample(key, shape, concentration1, concentration0, total_count
 
 
 # Up to this many categories, take_last picks by a select and a sum over the category axis
-# instead of a gather (O(K) per element instead of O(1); a gather and a select-sum cost the
-# same within noise up to K = 64 at N = 200 and 5000, benchmarks/profile_notes.md).
-PICK_BY_SELECT = 64
+# instead of a gather: O(K) per element instead of O(1). With a count read from data (y[n] ~
+# Categorical(w), N = 200), NUTS's CPU per gradient was 9.4-13.7 -> 6.0-6.8 us at K = 16 (the
+# loop compiled as one function; the bare gradient 3.2 -> 4.5-5.3) but 15.3-16.6 -> 23.5 at
+# K = 64 (benchmarks/profile_notes.md, "Summed-out mixture").
+PICK_BY_SELECT = 16
 
 
 def take_last(table: Array, k: Array, batch: Shape) -> Array:
