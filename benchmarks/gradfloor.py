@@ -69,6 +69,28 @@ def in_loop_seconds(logdensity: Callable[[Any, Any], Any], x0, data, *,
     return max(best(n) - best(short), 1e-12) / (n - short)
 
 
+# What keeps XLA:CPU from compiling a while loop as one function (SmallWhileLoopHoistingPass;
+# pplc/jax_x64.py opens it to loops under 64 MiB): found in the loop's optimized HLO text.
+HOISTING_BLOCKERS = {"scatter": " scatter(", "custom call": " custom-call(",
+                     "YNNPACK fusion": "__ynn_fusion", "convolution": " convolution(",
+                     "sort": " sort(", "fft": " fft("}
+
+
+def loop_hoisting(logdensity: Callable[[Any, Any], Any], x0, data) -> dict:
+    """{"hoisted": whether XLA:CPU compiled `gradient_loop`'s loop as one function, and for
+    each kind of op that keeps a loop from that, its occurrences in the optimized HLO text}
+    (`python -m benchmarks.gradfloor --hoisting model,...`). A loop that is not
+    hoisted runs each fused op of its body as a thunk per iteration, ~30 ns each: ~2 µs on
+    the mixture's ~60 fusions (profile_notes.md, "Summed-out mixture")."""
+    import jax.numpy as jnp
+
+    text = gradient_loop(logdensity).lower(jnp.asarray(x0), data, 10).compile().as_text()
+    out = {"hoisted": 'xla_cpu_small_call="true"' in text}
+    out.update({what: text.count(pattern) for what, pattern in HOISTING_BLOCKERS.items()
+                if pattern in text})
+    return out
+
+
 def python_call_seconds(logdensity: Callable[[Any, Any], Any], x0, data, calls: int = 1000) -> float:
     import jax
     import jax.numpy as jnp
@@ -252,7 +274,19 @@ def main(argv=None) -> None:
     jax.config.update("jax_enable_x64", True)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peers", default="", help="suite models: pplc, NumPyro and nutpie")
+    ap.add_argument("--hoisting", default="", help="suite models: is the gradient loop "
+                    "compiled as one function, and what in it keeps it from that")
     args = ap.parse_args(argv)
+    if args.hoisting:
+        import tempfile
+        from pathlib import Path
+
+        from benchmarks.machinery import load
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.hoisting.split(","):
+                fn, data, dim = load(name, Path(tmp))
+                print(f"{name}: {loop_hoisting(fn, np.full(dim, 0.1), data)}", flush=True)
+        return
     if args.peers:
         for name, row in peers(args.peers.split(",")).items():
             print(f"{name}: CPU µs per value-and-gradient (load average "
