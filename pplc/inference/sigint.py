@@ -1,10 +1,9 @@
 """Ctrl-C during a sampler run is never lost, even when Python loses its KeyboardInterrupt.
 
 Python runs a SIGINT's handler in the main thread at its next bytecode, wherever that is:
-inside a finalizer or a garbage-collector callback (where the KeyboardInterrupt is printed as
-"Exception ignored" and dropped), or inside C++ that checks for signals and clears the error.
-The sampler then ran on to the end, as if the key had not been pressed (seen, rarely, in the
-test suite: the signal sent, the run complete, nothing printed). So while a run's chunks go,
+inside a finalizer or a garbage-collector callback, where the KeyboardInterrupt is printed as
+"Exception ignored" and dropped (seen in the `pplc` command, pplc/interrupts.py). The sampler
+would then run on to the end as if the key had not been pressed. So while a run's chunks go,
 a handler that also counts the signal replaces Python's default one; the driver looks at the
 count at each chunk boundary and stops there as a KeyboardInterrupt would have.
 

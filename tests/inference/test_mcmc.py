@@ -145,7 +145,21 @@ def test_interrupt_during_warmup_returns_no_draws(method):
     assert [c[0] for c in stop.calls] == ["warmup"]
 
 
-def test_real_sigint_stops_threaded_chains_cleanly():
+@pytest.fixture
+def python_sigint():
+    """Python's own SIGINT handler for the test, whatever the process inherited. A pytest
+    started in the background by a shell without job control (`cmd &` in a script) inherits
+    SIGINT ignored, and Python then leaves it ignored: the signal these tests send would
+    never arrive (both failed so, and looked flaky). The handler before is put back after."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_real_sigint_stops_threaded_chains_cleanly(python_sigint):
     # A real SIGINT sent while the worker threads are inside XLA: the main thread sees it
     # when it next runs Python (at a chunk boundary), the pool is drained, and the draws of
     # the whole chunks done so far come back. Should the run finish before the signal lands
@@ -186,7 +200,7 @@ def test_real_sigint_stops_threaded_chains_cleanly():
     assert threading.active_count() == threads_before  # no worker left running
 
 
-def test_a_sigint_whose_keyboard_interrupt_was_lost_still_stops_the_run():
+def test_a_sigint_whose_keyboard_interrupt_was_lost_still_stops_the_run(python_sigint):
     # Python runs the handler at the main thread's next bytecode, which may be inside a
     # finalizer or C++ that drops the KeyboardInterrupt: here a callback swallows it. The
     # run must still stop at the chunk boundary, and the default handler be back after it.
