@@ -2,7 +2,7 @@
 
 Why a table computed in Python: the whole run's schedule becomes per-iteration flags
 (`ScheduleRow`), so that a chunk of warmup and sampling runs as one `lax.scan` with no Python
-in the loop (inference/adaptation.py reads the rows, inference/mcmc.py cuts them in chunks).
+in the loop (inference/adaptive_step.py reads the rows, inference/mcmc.py cuts them in chunks).
 Stan's windows (`warmup_schedule`'s defaults) for every metric but "low-rank", which starts
 its slow windows early (`LOW_RANK_WINDOWS`).
 """
