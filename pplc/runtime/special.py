@@ -20,6 +20,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 __all__ = ["integrate", "DEFAULT_NUM_NODES", "DEFAULT_NUM_NODES_INFINITE"]
 
@@ -167,49 +168,104 @@ def integrate(f: Callable[..., Array], a, b, *args, num_nodes: int | None = None
     if num_nodes is None:
         num_nodes = DEFAULT_NUM_NODES if cls is None else DEFAULT_NUM_NODES_INFINITE
     t_np, w_np = _leggauss(num_nodes)
+    if cls is None:
+        # NumPy constants: the rule's custom derivative must not close over traced values
+        return _finite(f, t_np.astype(dtype).reshape((-1,) + (1,) * len(shape)),
+                       w_np.astype(dtype), shape, a_j, b_j, args)
     t = jnp.asarray(t_np, dtype).reshape((-1,) + (1,) * len(shape))
     w = jnp.asarray(w_np, dtype)
 
-    if cls is None:
-        # x = c + h t, dx = h dt: the common case, with no infinite limits.
-        c, h = (a_j + b_j) / 2, (b_j - a_j) / 2
-        x, jac = c + h * t, jnp.broadcast_to(h, t.shape[:1] + shape)
-        sign = None
-    else:
-        kind, sign_np, take_a = cls
-        def fin(v):  # keep inf out of the branches that jnp.select discards
-            return jnp.where(jnp.isfinite(v), v, 0.0)
+    kind, sign_np, take_a = cls
+    def fin(v):  # keep inf out of the branches that jnp.select discards
+        return jnp.where(jnp.isfinite(v), v, 0.0)
 
-        a_f, b_f = jnp.broadcast_to(fin(a_j), shape), jnp.broadcast_to(fin(b_j), shape)
-        p = jnp.where(take_a, a_f, b_f)                  # the finite limit of a half-line
-        c, h = (a_f + b_f) / 2, (b_f - a_f) / 2
-        s = (1 + t) / 2                                  # s in (0, 1)
-        u = s / (1 - s)
-        half_line_jac = 0.5 / (1 - s) ** 2               # ds = dt / 2
-        x_whole = t / (1 - t * t)                        # t in (-1, 1)
-        jac_whole = (1 + t * t) / (1 - t * t) ** 2
-        x = jnp.select([kind == _FINITE, kind == _UPPER_INF, kind == _LOWER_INF,
-                        kind == _BOTH_INF],
-                       [c + h * t, p + u, p - u, x_whole], 0.0)
-        jac = jnp.select([kind == _FINITE, (kind == _UPPER_INF) | (kind == _LOWER_INF),
-                          kind == _BOTH_INF],
-                         [jnp.broadcast_to(h, x.shape), half_line_jac, jac_whole], 0.0)
-        jac = jnp.broadcast_to(jac, x.shape)
-        sign = jnp.asarray(sign_np, dtype)
-
+    a_f, b_f = jnp.broadcast_to(fin(a_j), shape), jnp.broadcast_to(fin(b_j), shape)
+    p = jnp.where(take_a, a_f, b_f)                  # the finite limit of a half-line
+    c, h = (a_f + b_f) / 2, (b_f - a_f) / 2
+    s = (1 + t) / 2                                  # s in (0, 1)
+    u = s / (1 - s)
+    half_line_jac = 0.5 / (1 - s) ** 2               # ds = dt / 2
+    x_whole = t / (1 - t * t)                        # t in (-1, 1)
+    jac_whole = (1 + t * t) / (1 - t * t) ** 2
+    x = jnp.select([kind == _FINITE, kind == _UPPER_INF, kind == _LOWER_INF,
+                    kind == _BOTH_INF],
+                   [c + h * t, p + u, p - u, x_whole], 0.0)
+    jac = jnp.select([kind == _FINITE, (kind == _UPPER_INF) | (kind == _LOWER_INF),
+                      kind == _BOTH_INF],
+                     [jnp.broadcast_to(h, x.shape), half_line_jac, jac_whole], 0.0)
+    jac = jnp.broadcast_to(jac, x.shape)
+    sign = jnp.asarray(sign_np, dtype)
     values = jax.vmap(lambda xi: jnp.asarray(f(xi, *args)))(x)
-    if cls is None:
-        # The same h at every node: applied once to the sum, not at each node (on the
-        # supernova model a [32, 580] product fewer each way of the gradient).
-        out = jnp.tensordot(w.astype(jnp.result_type(values.dtype, h.dtype)), values, axes=1)
-        return out * jnp.reshape(jnp.broadcast_to(h, shape),
-                                 shape + (1,) * (out.ndim - len(shape)))
     jac = jac.reshape(jac.shape + (1,) * (values.ndim - jac.ndim))
     integrand = jac * values
-    if cls is not None:
-        # A node at which the weight is zero (an empty range) must not spread a NaN or inf.
-        integrand = jnp.where(jac == 0, 0.0, integrand)
+    # A node at which the weight is zero (an empty range) must not spread a NaN or inf.
+    integrand = jnp.where(jac == 0, 0.0, integrand)
     out = jnp.tensordot(w.astype(integrand.dtype), integrand, axes=1)
-    if sign is not None:
-        out = sign.reshape(sign.shape + (1,) * (out.ndim - sign.ndim)) * out
-    return out
+    return sign.reshape(sign.shape + (1,) * (out.ndim - sign.ndim)) * out
+
+
+def _nodes_values(f, t, a, b, args):
+    """f at the rule's nodes on [a, b]: x = c + h t (dx = h dt), one row per node."""
+    c, h = (a + b) / 2, (b - a) / 2
+    return jax.vmap(lambda xi: jnp.asarray(f(xi, *args)))(c + h * t)
+
+
+def _weighted_sum(w, values, a, b, shape):
+    """h sum_i w_i values[i]. The same h at every node: applied once to the sum, not at each
+    node (on the supernova model a [32, 580] product fewer each way of the gradient)."""
+    h = (b - a) / 2
+    out = jnp.tensordot(jnp.asarray(w, jnp.result_type(values.dtype, h.dtype)), values,
+                        axes=1)
+    return out * jnp.reshape(jnp.broadcast_to(h, shape), shape + (1,) * (out.ndim - len(shape)))
+
+
+def _finite(f, t, w, shape, a, b, args):
+    """The rule on a finite range, with a derivative in which a scalar argument's tangent is
+    the rule applied to df/ds, computed in the forward pass.
+
+    Why: differentiated as written, a scalar argument s of f (Om in the supernova model) is
+    broadcast onto the [nodes, batch] grid, and the backward pass sums the grid's cotangent
+    back to a scalar. XLA:CPU turns that full reduction into a YNNPACK library fusion, and a
+    while loop holding one is not compiled as one function, so a sampler's loop over this
+    gradient ran fusion by fusion (benchmarks/profile_notes.md, "The supernova's gradient
+    loop"). Here d out = h sum_i w_i (df/ds)(x_i) ds, with df/ds from a forward-mode
+    derivative at the nodes beside the values: the backward pass sums over the batch only.
+    The limits and the other arguments (arrays, integers) keep the derivative of the rule as
+    written. The value is the same expression as without the rule, so the same number.
+    """
+    # Values f closes over that a derivative flows through become arguments of the rule.
+    f_closed, consts = jax.closure_convert(f, jnp.zeros(shape, a.dtype), *args)
+
+    def value(a, b, *rest):
+        return _weighted_sum(w, _nodes_values(f_closed, t, a, b, rest), a, b, shape)
+
+    def with_(primals, moved: dict):
+        return [moved.get(i, p) for i, p in enumerate(primals)]
+
+    def value_jvp(primals, tangents):
+        a, b, *rest = primals
+        moving = [i for i, d in enumerate(tangents) if not isinstance(d, SymbolicZero)]
+        scalar = [i for i in moving if i >= 2 and jnp.ndim(primals[i]) == 0
+                  and jnp.issubdtype(jnp.result_type(primals[i]), jnp.floating)]
+        plain = [i for i in moving if i not in scalar]
+        out = d_out = None
+        if plain:
+            out, d_out = jax.jvp(lambda *v: value(*with_(primals, dict(zip(plain, v)))),
+                                 [primals[i] for i in plain], [tangents[i] for i in plain])
+        for i in scalar:
+            def nodes(v, i=i):
+                full = with_(primals, {i: v})
+                return _nodes_values(f_closed, t, full[0], full[1], full[2:])
+            values, d_values = jax.jvp(nodes, (primals[i],), (jnp.ones_like(primals[i]),))
+            if out is None:  # the sum from these values: f evaluated once at the nodes
+                out = _weighted_sum(w, values, a, b, shape)
+            term = _weighted_sum(w, d_values, a, b, shape) * tangents[i]
+            d_out = term if d_out is None else d_out + term
+        if out is None:  # nothing moves
+            out = value(*primals)
+            return out, jnp.zeros_like(out)
+        return out, jnp.broadcast_to(d_out, out.shape).astype(out.dtype)
+
+    rule = jax.custom_jvp(value)
+    rule.defjvp(value_jvp, symbolic_zeros=True)
+    return rule(a, b, *args, *consts)
