@@ -259,7 +259,9 @@ def test_posterior_of_hierarchical_logistic_matches_the_unsharded_run():
 def test_every_chain_method_samples_with_split_data():
     # 8 devices, 2 chains: vectorized on a (chain 2 x data 4) mesh; sequential and
     # parallel on the (data 8) mesh. Short runs: that they run and give finite draws (the
-    # posterior itself is compared above, the meshes below).
+    # posterior itself is compared above, the meshes below). Here and in the posterior
+    # and end-to-end runs metric diag: the split is the point, and the diagonal program
+    # compiles faster than the low-rank one auto picks (25 parameters).
     r = run_on_devices(8, "methods")
     assert r == {m: [2, 30, True] for m in ("vectorized", "sequential", "parallel")}, r
 
@@ -270,7 +272,7 @@ def test_pplc_sample_shard_data_end_to_end(tmp_path):
            "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-m", "pplc.cli", "sample", str(HIER), "--data",
                            str(HIER.parent / "data.json"), "--shard-data", "--chains", "2",
-                           "--warmup", "50", "--draws", "50", "--quiet",
+                           "--warmup", "50", "--draws", "50", "--metric", "diag", "--quiet",
                            "--summary", str(tmp_path / "s.json")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -306,21 +308,15 @@ def _density() -> dict:
                       int(np.shape(conditioned.data[a])[axes[a]])) for a in axes}
         out[name] = {"value_rel": float(abs(value - value_s) / abs(value)),
                      "grad_rel": float(np.max(np.abs(grad - grad_s)) / np.max(np.abs(grad))),
-                     "shards": shards, "collectives": _collectives(conditioned, axes)}
+                     "shards": shards, "collectives": _collectives(split, u)}
     return {"devices": len(jax.devices()), "models": out}
 
 
-def _collectives(conditioned, axes) -> list[tuple[str, str, int]]:
-    """(op, element type, elements) of each collective of the compiled split program."""
+def _collectives(split, u) -> list[tuple[str, str, int]]:
+    """(op, element type, elements) of each collective of the split program that
+    `split(u)` ran (its text, not a second compilation of it)."""
     import re
-    import jax
-    from pplc.inference.sharding import Placement
-    placement = Placement.make(axes, conditioned.data)
-    fn = jax.jit(jax.value_and_grad(
-        lambda u, d: conditioned._log_density(u, placement.trim(d))),
-        in_shardings=(placement.replicated, placement.shardings(conditioned.data)))
-    text = fn.lower(jax.device_put(np.zeros(conditioned.dim), placement.replicated),
-                    placement.place(conditioned.data)).compile().as_text()
+    text = split.compiled_text(u)
     out = []
     for op, shapes in re.findall(r"= (.*?) (all-gather|all-reduce|all-to-all|"
                                  r"collective-permute|reduce-scatter)\(", text):
@@ -348,11 +344,11 @@ def _even() -> dict:
         axes = dict(conditioned.lowered.plan.sharding.axes)
         u = np.random.default_rng(1).normal(size=conditioned.dim) * 0.5
         value, grad = conditioned.value_and_grad(u)
-        value_s, grad_s = sharded_value_and_grad(conditioned._log_density, conditioned.data,
-                                                 axes)(u)
+        split = sharded_value_and_grad(conditioned._log_density, conditioned.data, axes)
+        value_s, grad_s = split(u)
         out[name] = {"value_rel": float(abs(value - value_s) / abs(value)),
                      "grad_rel": float(np.max(np.abs(grad - grad_s)) / np.max(np.abs(grad))),
-                     "collectives": _collectives(conditioned, axes)}
+                     "collectives": _collectives(split, u)}
     return out
 
 
@@ -387,7 +383,7 @@ def _posterior() -> dict:
     name, model, data = models()[0]
     conditioned = model.condition(data)
     runs = [conditioned.sample(chains=4, warmup=300, draws=300, seed=3, progress=False,
-                               chain_method="vectorized", shard_data=shard)
+                               chain_method="vectorized", shard_data=shard, metric="diag")
             for shard in (False, True)]
     out = {}
     for var in ("mu_a", "sigma_a", "beta"):
@@ -407,7 +403,7 @@ def _methods() -> dict:
     out = {}
     for method in ("vectorized", "sequential", "parallel"):
         posterior = conditioned.sample(chains=2, warmup=30, draws=30, seed=0, progress=False,
-                                       chain_method=method, shard_data=True)
+                                       chain_method=method, shard_data=True, metric="diag")
         draws = np.asarray(posterior["alpha"])
         out[method] = [draws.shape[0], draws.shape[1], bool(np.isfinite(draws).all())]
     return out

@@ -182,13 +182,22 @@ def _split(value, axis: int, parts: int, sharding: NamedSharding) -> jax.Array:
 def sharded_value_and_grad(log_density: Callable, data: Mapping[str, Any],
                            axes: Mapping[str, int], devices=None) -> Callable:
     """u -> (log density, gradient) with the data split as the plan says, on a one-axis
-    mesh of `devices` (default: all): for checking against one device, and benchmarks."""
+    mesh of `devices` (default: all): for checking against one device, and benchmarks.
+    Its `compiled_text(u)` is the text of the program a call compiled (JAX's AOT lowering
+    finds it compiled: no second compilation), where the collectives XLA inserted can be
+    read."""
     placement = Placement.make(axes, data, devices=devices)
     placed = placement.place(data)
     fn = jax.jit(jax.value_and_grad(lambda u, d: log_density(u, placement.trim(d))),
                  in_shardings=(placement.replicated, placement.shardings(data)))
-    return lambda u: fn(jax.device_put(np.asarray(u, np.float64), placement.replicated),
-                        placed)
+    replicated = lambda u: jax.device_put(np.asarray(u, np.float64), placement.replicated)
+
+    def value_and_grad(u):
+        return fn(replicated(u), placed)
+
+    value_and_grad.compiled_text = (
+        lambda u: fn.lower(replicated(u), placed).compile().as_text())
+    return value_and_grad
 
 
 def split_density(log_density: Callable, data: Mapping[str, Any], axes: Mapping[str, int]
