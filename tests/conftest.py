@@ -42,20 +42,31 @@ import os
 import shutil
 import tempfile
 
-# CPU seconds of the longest tests, measured one file at a time (benchmarks/suite_time.md);
+# CPU seconds of the longest tests (test + children), from the fifth session's whole-suite
+# profile and the helpers' per-file reruns after their cuts (benchmarks/suite_time.md);
 # a node id prefix matches each parametrized case. Only the order depends on these.
 LONGEST = {
-    "tests/test_conformance.py::test_reproduces_reference_posterior[hudson_lynx_hare-": 18,
-    "tests/test_benchmarks_smoke.py::test_whole_quick_run_with_numpyro": 60,
-    "tests/test_examples_more.py::test_damped_oscillator_": 11,
-    "tests/test_conformance.py::test_reproduces_reference_posterior[kidiq-": 43,
-    "tests/test_build_command.py::test_language_features_": 39,
-    "tests/test_build_command.py::test_every_example_module_": 38,
-    "tests/test_build_command.py::test_every_conformance_module_": 37,
-    "tests/test_conformance.py::test_reproduces_reference_posterior[gp_pois_regr-": 25,
-    "tests/inference/test_sbc.py::test_nuts_is_calibrated[hierarchical]": 20,
-    "tests/inference/test_sbc.py::test_nuts_is_calibrated[logistic]": 18,
-    "tests/inference/test_sbc.py::test_nuts_is_calibrated[normal]": 15,
+    "tests/test_benchmarks_smoke.py::test_whole_quick_run_with_numpyro": 90,
+    "tests/test_distributed.py::test_four_processes_from_python_": 62,
+    "tests/test_distributed.py::test_two_processes_write_the_draws_": 50,
+    "tests/test_distributed.py::test_vectorized_chains_across_processes_": 39,
+    "tests/test_build_command.py::test_language_features_": 26,
+    "tests/test_conformance.py::test_reproduces_reference_posterior[gp_pois_regr-": 22,
+    "tests/test_build_command.py::test_every_example_module_": 22,
+    "tests/passes/test_partial_noncentering.py::test_radon_style_groups_": 21,
+    "tests/test_build_command.py::test_every_conformance_module_": 20,
+    "tests/test_sharding.py::test_posterior_of_hierarchical_logistic_": 20,
+    "tests/test_distributed.py::test_each_process_reads_and_holds_": 20,
+    "tests/passes/test_marginalize.py::test_marginalized_mixture_reproduces_": 19,
+    "tests/test_conformance.py::test_reproduces_reference_posterior[kidiq-": 16,
+    "tests/passes/test_reparameterize.py::test_centered_choice_is_at_least_": 15,
+    "tests/test_sharding.py::test_every_chain_method_samples_with_split_data": 14,
+    "tests/inference/test_sbc.py::test_nuts_is_calibrated[hierarchical]": 13,
+    "tests/test_examples_more.py::test_damped_oscillator_": 13,
+    "tests/test_conformance.py::test_reproduces_reference_posterior[low_dim_gauss_mix-": 12,
+    "tests/inference/test_sbc.py::test_nuts_is_calibrated[logistic]": 12,
+    "tests/test_conformance.py::test_reproduces_reference_posterior[hudson_lynx_hare-": 11,
+    "tests/inference/test_sbc.py::test_nuts_is_calibrated[normal]": 10,
 }
 SLOW_MARKED = 15   # a test marked slow takes more than ~10 s (pyproject.toml's markers)
 
