@@ -166,7 +166,7 @@ def bernoulli_logits_lp(k, logits):
     # select over the rows, whose transpose cost hier_logistic_5000_G50's in-loop gradient
     # 48 -> 34 us (benchmarks/profile_notes.md, "Summed-out mixture").
     ok = (k == 0) | (k == 1)
-    flipped = jnp.where(jnp.where(ok, k, 0.0) == 1, -logits, logits)
+    flipped = jnp.where(k == 1, -logits, logits)
     return -softplus(flipped) + jnp.where(ok, 0.0, -jnp.inf)
 
 
