@@ -117,7 +117,7 @@ def pplc_breakdown(config: dict) -> dict:
     out["sampler_compile_s"] = result.compile_seconds
     out["warmup_s"] = result.warmup_seconds
     out["sampling_s"] = result.sampling_seconds
-    phase("constrain", lambda: cm._constrain_draws(result.positions))
+    phase("constrain", lambda: cm.constrain_draws(result.positions))
     out["first_draw_at_s"] = clock()
     out["total_xla"] = counter.since(0)
     return out

@@ -218,7 +218,7 @@ class ConditionedModel(Prediction):
                             bound.source.path if bound.source else "the data given",
                             self.graph.source.text)
             if getattr(bound, "shares", None):   # refused now, not after the sampling
-                self._constrain_draws(np.zeros((1, 1, self.dim)))
+                self.constrain_draws(np.zeros((1, 1, self.dim)))
         started = time.perf_counter()
         init_key, run_key = seed_keys(seed)
         log_density = self._log_density
@@ -395,7 +395,7 @@ class ConditionedModel(Prediction):
 
     def _posterior(self, positions, stats, n_grad_evals, compile_seconds, seconds,
                    attrs, observed: list[str] | None = None) -> Posterior:
-        draws = self._constrain_draws(positions)
+        draws = self.constrain_draws(positions)
         # A summed-out discrete latent comes back as log P(value | rest) per draw: draw its
         # values jointly for each draw (a chain's whole path), and keep the probabilities
         # as NAME_prob (pplc/inference/discrete.py).

@@ -158,7 +158,7 @@ class Prediction:
 
         chains, n, _ = positions.shape
         log_lik, unsplit = summed_out_log_likelihood(
-            written.graph, self.graph, self._constrain_draws(positions), self.data,
+            written.graph, self.graph, self.constrain_draws(positions), self.data,
             (chains, n), written.shapes)
         latents = [v.name for v in written.graph.of_kind(Kind.LATENT)]
         missing = [name for name in latents if name not in posterior.draws]
@@ -447,8 +447,23 @@ class Prediction:
         return ({k: reshape(v) for k, v in predictions.items()},
                 {k: reshape(v) for k, v in log_lik.items()})
 
-    def _constrain_draws(self, positions: np.ndarray) -> dict[str, np.ndarray]:
-        """(chain, draw, dim) unconstrained -> name -> (chain, draw, *shape) constrained."""
+    def constrain_draws(self, positions) -> dict[str, np.ndarray]:
+        """Unconstrained positions (chains, draws, dim), in the layout of `param_names`, as
+        the model's named draws: name -> (chains, draws, *shape), each latent as written
+        and each recorded deterministic, as `sample` and `fit` put them in their
+        Posterior's `draws` (its `attrs["_positions"]` are such positions).
+
+        Why public: draws made outside `sample` (another sampler over
+        `unconstrained_log_density`, a benchmark timing this step) become the model's
+        values the way pplc's own do, in one compiled call for all of them. A summed-out
+        discrete latent is not among them: `sample` draws its values given these, at
+        random. Positions of another shape are refused."""
+        positions = np.asarray(positions, np.float64)
+        if positions.ndim != 3 or positions.shape[2] != self.dim:
+            raise error(f"expected unconstrained positions of shape (chains, draws, "
+                        f"{self.dim}), got {tuple_text(positions.shape)}",
+                        hint="one row of param_names' layout per draw, e.g. a Posterior's "
+                             "attrs['_positions']")
         chains, n, dim = positions.shape
         flat = jnp.asarray(positions.reshape(chains * n, dim))
         shares = getattr(self.lowered.data, "shares", {})   # a run: no process has them all

@@ -157,6 +157,32 @@ def test_a_saved_fit_loads_back_whole(fit):
             "unconstrained_posterior"} <= set(idata.groups())
 
 
+def test_constrain_draws_gives_the_draws_sample_returned(fit):
+    """`constrain_draws` maps unconstrained positions (chains, draws, dim) to the model's
+    named draws: on the positions `sample` recorded, the draws `sample` returned, latents
+    and the deterministic alike; sigma is exp of its own column (a positive latent's log
+    transform) and mu is alpha + X beta by hand; positions of another shape are refused,
+    not reshaped."""
+    posterior, conditioned = fit["posterior"], fit["conditioned"]
+    positions = posterior.attrs["_positions"]
+    draws = conditioned.constrain_draws(positions)
+    assert set(draws) == set(posterior.draws) == {"alpha", "beta", "sigma", "mu"}
+    for name, value in draws.items():
+        np.testing.assert_array_equal(value, posterior[name])
+    sigma = next(b for b in conditioned.lowered.layout if b.name == "sigma")
+    np.testing.assert_allclose(draws["sigma"], np.exp(positions[..., sigma.offset]),
+                               rtol=1e-14)
+    X = np.asarray(fit["data"]["X"])
+    np.testing.assert_allclose(draws["mu"], draws["alpha"][..., None]
+                               + np.einsum("nk,cdk->cdn", X, draws["beta"]), rtol=1e-12,
+                               atol=1e-12)
+    some = conditioned.constrain_draws(positions[1:3, 5:9])   # any chains and draws
+    np.testing.assert_array_equal(some["beta"], posterior["beta"][1:3, 5:9])
+    for wrong in (positions[0], positions[..., :-1]):
+        with pytest.raises(PplcError, match=rf"shape \(chains, draws, {conditioned.dim}\)"):
+            conditioned.constrain_draws(wrong)
+
+
 def test_a_loaded_fit_continues(fit):
     """Continuing starts each chain at the fit's last draw: with a short warmup the new
     draws agree with the fit (|difference of means| < 5 x the combined MCSE)."""
