@@ -79,11 +79,12 @@ def initial_positions(
     radius_arr = np.asarray(radius, dtype=jnp.result_type(float))
     program, _ = programs.compiled(
         logdensity_fn,
-        ("initial-positions", int(dim), int(max_tries), int(num_chains)),
+        ("initial-positions", int(dim), int(max_tries), int(num_chains), "run-once"),
         lambda: _program(logdensity_fn, int(dim), int(max_tries), int(num_chains)),
         rng_key,
         radius_arr,
         data,
+        compiler_options=programs.RUN_ONCE,   # one call per run: compiled without LLVM's passes
     )
     x, ok, _ = program(rng_key, radius_arr, data)
     ok = np.asarray(ok)

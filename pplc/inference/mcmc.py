@@ -87,9 +87,10 @@ from jax.sharding import PartitionSpec as P
 
 from pplc.inference import programs
 from pplc.inference.adaptation import ChainState, initial_chain_state
-from pplc.inference.adaptive_step import build_adaptive_step, needs_lapack, scan_between_window_ends
+from pplc.inference.adaptive_step import (build_adaptive_step, needs_lapack, scan_between_window_ends,
+                                          window_end_program, window_end_rows)
 from pplc.inference.nuts import build_kernel
-from pplc.inference.schedule import ScheduleRow, build_schedule
+from pplc.inference.schedule import ScheduleRow, build_schedule, padded_chunks
 from pplc.inference.sharding import CHAIN, Placement
 from pplc.inference.sigint import counted_interrupts
 
@@ -154,10 +155,16 @@ def _chain_mesh(num_chains: int) -> Mesh | None:
 
 
 def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: float, batched: bool,
-                   mesh: Mesh | None = None, placement: Placement | None = None):
+                   mesh: Mesh | None = None, placement: Placement | None = None,
+                   update_apart: bool = False):
     # The metric (diag or dense) is not an argument: the step reads it from the shapes of
     # the chain state's inverse mass matrix at trace time.
-    """The function compiled per chunk: (chain state(s), schedule chunk, data) -> (state, outputs)."""
+    """The function compiled per chunk: (chain state(s), schedule chunk, data) -> (state, outputs).
+
+    `update_apart`: a dense or low-rank metric's window-end update is left to the driver,
+    which ends a chunk at each window's end and runs `adaptive_step.window_end_program`
+    there; the chunk is then a plain scan (see `sample_nuts`).
+    """
 
     def run_chain(cs: ChainState, rows: ScheduleRow, data: Any):
         if placement is not None:   # split data: their padding rows cut off (sharding.py)
@@ -181,7 +188,7 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
             )
             return cs, (nuts_state.position, stats)
 
-        if not lapack:
+        if not lapack or update_apart:
             return lax.scan(body, cs, rows)
         return scan_between_window_ends(body, cs, rows)
 
@@ -196,19 +203,6 @@ def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: 
     # Each device runs its block of chains locally; rows and data are replicated.
     return jax.shard_map(chains, mesh=mesh, in_specs=(P("chain"), P(), P()), out_specs=P("chain"),
                          check_vma=False)
-
-
-def _padded_chunks(rows: ScheduleRow, start: int, stop: int, chunk: int) -> list[tuple[ScheduleRow, int]]:
-    """Split rows[start:stop] into chunks of exactly `chunk` rows, padding the last one."""
-    out = []
-    for lo in range(start, stop, chunk):
-        hi = min(lo + chunk, stop)
-        part = jax.tree.map(lambda a: a[lo:hi], rows)
-        pad = chunk - (hi - lo)
-        if pad:
-            part = jax.tree.map(lambda a: np.concatenate([a, np.zeros(pad, a.dtype)]), part)
-        out.append((part, hi - lo))
-    return out
 
 
 def sample_nuts(
@@ -289,16 +283,24 @@ def sample_nuts(
         data = jax.device_put(data, replicated)
         jit_options["in_shardings"] = (by_chain, replicated, replicated)
 
-    static = ("nuts-chunk", int(max_tree_depth), float(target_accept), batched, chunk, metric,
-              mesh.devices.size if mesh is not None else 1, placement.key if placement else None)
     one = states if batched else jax.tree.map(lambda a: a[0], states)
-    example_rows = _padded_chunks(rows, 0, 1, chunk)[0][0] if len(rows.iteration) else None
+    # A dense or low-rank metric's window-end update (LAPACK) in a program of its own, run
+    # between chunks that stop at the windows' ends: the chunk program is then the plain
+    # scan, which compiles in about half the time of the scan with the update inside
+    # (benchmarks/startup.md, session 10). Kept inside on a mesh (one program there).
+    update_apart = needs_lapack(one) and mesh is None and placement is None
+    ends = window_end_rows(rows) if update_apart else frozenset()
+    static = ("nuts-chunk", int(max_tree_depth), float(target_accept), batched, chunk, metric,
+              mesh.devices.size if mesh is not None else 1, placement.key if placement else None,
+              update_apart)
+    example_rows = padded_chunks(rows, 0, 1, chunk)[0][0] if len(rows.iteration) else None
     if example_rows is None:  # nothing to do
         example_rows = jax.tree.map(lambda a: np.zeros(chunk, a.dtype), rows)
     program, compile_seconds = programs.compiled(
         logdensity_fn,
         static,
-        lambda: _chunk_program(logdensity_fn, max_tree_depth, target_accept, batched, mesh, placement),
+        lambda: _chunk_program(logdensity_fn, max_tree_depth, target_accept, batched, mesh, placement,
+                               update_apart),
         one,
         example_rows,
         data,
@@ -310,10 +312,21 @@ def sample_nuts(
         STAT_NAMES, (positions0.dtype, bool, np.int32, np.int32, positions0.dtype, positions0.dtype, positions0.dtype,
                      bool))}
     counters = {"n_steps": 0, "divergences": 0, "warmup_divergences": 0, "drawn": 0}
+    update: list = []   # the window-end program, compiled at the first window's end
+
+    def window_end(chain_states: list) -> list:
+        nonlocal compile_seconds
+        if not update:
+            executable, seconds = programs.compiled(
+                logdensity_fn, ("window-end-update", batched), lambda: window_end_program(batched),
+                one, np.bool_(True))
+            update.append(executable)
+            compile_seconds += seconds
+        return [update[0](s, np.bool_(True)) for s in chain_states]
 
     def run_phase(phase: str, start: int, stop: int, chain_states: list) -> tuple[list, bool]:
         """Run rows[start:stop] chunk by chunk: (chain states after the last whole chunk, interrupted)."""
-        chunks = _padded_chunks(rows, start, stop, chunk)
+        chunks = padded_chunks(rows, start, stop, chunk, ends)
         total = (stop - start) * num_chains
         done = 0
         counters["divergences"] = 0
@@ -348,6 +361,8 @@ def sample_nuts(
                                 stats[name][c, lo:hi] = x
                 # The chunk is complete for every chain: only now does it count.
                 chain_states = [r[0] for r in results]
+                if start + lo + n_real - 1 in ends:   # a window's end: the metric's update
+                    chain_states = window_end(chain_states)
                 lo += n_real
                 if phase == "sampling":
                     counters["drawn"] = lo

@@ -57,13 +57,22 @@ def signature(*args: Any) -> Hashable:
     return (treedef, tuple(_aval(leaf) for leaf in leaves))
 
 
+# For the initial points, a program run once per run: LLVM without optimization, which
+# more than halves its compile (eight schools 1.5 -> 0.6 CPU-s). Its output is uniform draws
+# (integer bit operations and an affine map, the same bits at any level: checked, and
+# benchmarks/startup.md, session 10); the log density there is only tested for finiteness.
+# Not for programs whose float results matter: the window-end update compiled so rounds
+# differently (the same check), and a loop that runs long would run slower.
+RUN_ONCE = {"xla_backend_optimization_level": 0}
+
+
 def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], *args: Any,
-             **jit_options: Any):
+             compiler_options: dict | None = None, **jit_options: Any):
     """Return (executable, compile seconds); compile seconds is 0.0 on a cache hit.
 
     `build()` returns the Python function to jit; it is only called on a miss.
-    `jit_options` (e.g. in_shardings) go to `jax.jit`; `static` must name whatever in them
-    changes the program.
+    `jit_options` (e.g. in_shardings) go to `jax.jit`, `compiler_options` (e.g. RUN_ONCE)
+    to XLA; `static` must name whatever in them changes the program.
     """
     key = (static, signature(*args))
     with _LOCK:
@@ -78,7 +87,7 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
         _COUNTS["loaded" if executable is not None else "compiled"] += 1
     if executable is None:
         xla_hits = _XLA_CACHE_HITS[0]
-        executable = jax.jit(build(), **jit_options).lower(*args).compile()
+        executable = jax.jit(build(), **jit_options).lower(*args).compile(compiler_options)
         # An executable that XLA's own cache supplied serializes without some of its
         # functions (running the loaded copy fails: "Function ... not found"): only a
         # freshly compiled one is written.

@@ -116,3 +116,22 @@ def build_schedule(num_warmup: int, num_samples: int, metric: str = "diag",
         in_window=np.concatenate([in_window, pad]),
         window_end=np.concatenate([window_end, pad]),
     )
+
+
+def padded_chunks(rows: ScheduleRow, start: int, stop: int, chunk: int,
+                  ends: frozenset = frozenset()) -> list[tuple[ScheduleRow, int]]:
+    """Split rows[start:stop] into chunks of exactly `chunk` rows, padding the last one (and
+    any chunk that stops early: a chunk also stops after each row index in `ends`, a window's
+    end whose metric update runs between chunks; mcmc.sample_nuts)."""
+    out = []
+    lo = start
+    while lo < stop:
+        hi = min(lo + chunk, stop)
+        hi = next((i + 1 for i in range(lo, hi) if i in ends), hi)
+        part = jax.tree.map(lambda a: a[lo:hi], rows)
+        pad = chunk - (hi - lo)
+        if pad:
+            part = jax.tree.map(lambda a: np.concatenate([a, np.zeros(pad, a.dtype)]), part)
+        out.append((part, hi - lo))
+        lo = hi
+    return out
