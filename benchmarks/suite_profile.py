@@ -54,7 +54,27 @@ def render(rows: dict[str, dict], sessions: float, top: int) -> str:
     for name, row in sorted(rows.items(), key=lambda kv: -total(kv[1]))[:top]:
         out.append(f"| `{name}` | {total(row):.1f} | {row['child_cpu']:.1f} | "
                    f"{row['compiles']} |")
-    return "\n".join(out)
+    return "\n".join(out + programs(rows, top))
+
+
+def programs(rows: dict[str, dict], top: int) -> list[str]:
+    """The in-process XLA compilations by program name (jit(run_chain), ...): count, CPU
+    seconds, and in how many tests; the children's compilations are not seen."""
+    names = defaultdict(lambda: [0, 0.0, 0])
+    for row in rows.values():
+        for name, (count, cpu) in row.get("programs", {}).items():
+            entry = names[name]
+            entry[0] += count
+            entry[1] += cpu
+            entry[2] += 1
+    if not names:
+        return []
+    out = ["", f"In-process compilations by program ({sum(e[1] for e in names.values()):.0f} "
+           f"CPU-s in all), the {top} costliest:", "",
+           "| program | compilations | CPU s | tests |", "|---|---|---|---|"]
+    for name, (count, cpu, tests) in sorted(names.items(), key=lambda kv: -kv[1][1])[:top]:
+        out.append(f"| `{name}` | {count} | {cpu:.1f} | {tests} |")
+    return out
 
 
 def main(argv=None) -> None:

@@ -24,6 +24,7 @@ import pytest
 _COMPILE = "/jax/core/compile/backend_compile_duration"
 _HIT = "/jax/compilation_cache/cache_hits"
 _now = {"compiles": 0, "compile_s": 0.0, "hits": 0}
+_programs: dict[str, list] = {}   # program name -> [compilations, CPU s] in the current test
 _session = {"written": False}
 
 
@@ -50,9 +51,34 @@ def _write(row: dict) -> None:
 
 def pytest_configure(config):
     import jax
+    from jax._src import dispatch
 
     jax.monitoring.register_event_duration_secs_listener(_on_duration)
     jax.monitoring.register_event_listener(_on_event)
+    dispatch.log_elapsed_time = _by_program(dispatch.log_elapsed_time, dispatch.BACKEND_COMPILE_EVENT)
+
+
+def _by_program(log_elapsed_time, compile_event):
+    """JAX's timing context manager, also adding each XLA compilation's process CPU seconds
+    to its program's name (jit(run_chain), ...): which programs the suite's compile time is."""
+
+    class Timed:
+        def __init__(self, fmt, fun_name, event=None):
+            self.inner = log_elapsed_time(fmt, fun_name=fun_name, event=event)
+            self.name = fun_name if event == compile_event else None
+
+        def __enter__(self):
+            self.cpu = time.process_time()
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc):
+            if self.name is not None:
+                entry = _programs.setdefault(self.name, [0, 0.0])
+                entry[0] += 1
+                entry[1] += time.process_time() - self.cpu
+            return self.inner.__exit__(*exc)
+
+    return Timed
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -62,6 +88,7 @@ def pytest_runtest_protocol(item, nextitem):
         _write({"test": "<session>", "cpu": time.process_time(), "child_cpu": _children_cpu(),
                 **_now})
     before = dict(_now)
+    _programs.clear()
     cpu, child, wall = time.process_time(), _children_cpu(), time.perf_counter()
     yield
     _write({
@@ -72,4 +99,5 @@ def pytest_runtest_protocol(item, nextitem):
         "compiles": _now["compiles"] - before["compiles"],
         "compile_s": round(_now["compile_s"] - before["compile_s"], 3),
         "hits": _now["hits"] - before["hits"],
+        "programs": {name: [n, round(cpu, 3)] for name, (n, cpu) in _programs.items()},
     })
