@@ -176,7 +176,7 @@ _BACKGROUND: list = []   # threads importing modules; joined before main returns
 
 
 def _import_in_background(*modules: str) -> None:
-    """Start importing slow modules (ArviZ: ~2 s) on a thread while XLA compiles.
+    """Start importing slow modules (xarray and h5netcdf: ~1 s) on a thread while XLA compiles.
 
     XLA compilation releases the GIL, so the import overlaps it; a later `import` of the
     same module simply waits for this one to finish (Python's import lock). `main` joins
@@ -214,12 +214,13 @@ def _prepare_run(args):
     conditioned = _condition(model, args)
     if args.vars:
         _check_vars(conditioned, args.vars)
-    # Only ArviZ's container (--output) needs ArviZ: the summary's diagnostics are pplc's
-    # own (inference/convergence.py). Only now that model and data are sound: a mistake
-    # is reported without waiting for it, and the import does not contend for the
+    # Only the netCDF file (--output) needs xarray and h5netcdf (not ArviZ itself:
+    # inference/saved.py writes ArviZ's groups with xarray); the summary's diagnostics are
+    # pplc's own (inference/convergence.py). Only now that model and data are sound: a
+    # mistake is reported without waiting for it, and the import does not contend for the
     # interpreter while the model is lowered.
     if getattr(args, "output", None):
-        _import_in_background("arviz")
+        _import_in_background("xarray", "h5netcdf")
     return conditioned, time.perf_counter() - started
 
 

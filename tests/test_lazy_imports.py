@@ -52,3 +52,29 @@ def test_pplc_sample_without_output_imports_neither_arviz_nor_xarray(tmp_path):
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "MODULES []" in out.stderr, out.stderr[-2000:]
+
+
+def test_pplc_sample_with_output_writes_arviz_groups_without_importing_arviz(tmp_path):
+    """ArviZ's import (its plots: SciPy, matplotlib) costs 2-3 CPU-s, and writing its groups
+    needs only xarray and h5netcdf (inference/saved.py): `--output` imports neither ArviZ,
+    SciPy nor matplotlib, and ArviZ reads the file it writes."""
+    import arviz
+
+    code = ("import runpy, sys, atexit\n"
+            "atexit.register(lambda: print('MODULES', sorted({m.split('.')[0] for m in sys.modules}"
+            " & {'arviz', 'scipy', 'matplotlib'}), file=sys.stderr))\n"
+            "sys.argv = ['pplc'] + sys.argv[1:]\n"
+            "runpy.run_module('pplc.cli', run_name='__main__')\n")
+    folder = ROOT / "examples" / "eight_schools"
+    path = tmp_path / "fit.nc"
+    out = subprocess.run([sys.executable, "-c", code, "sample", str(folder / "model.ppl"),
+                          "--data", str(folder / "data.json"), "--chains", "2", "--warmup",
+                          "50", "--draws", "30", "--quiet", "--metric", "diag",
+                          "--output", str(path)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "MODULES []" in out.stderr, out.stderr[-2000:]
+    data = arviz.from_netcdf(path)
+    assert {"posterior", "sample_stats", "observed_data"} <= set(data.groups())
+    assert data.posterior["theta"].shape == (2, 30, 8)
+    assert data.posterior.attrs["inference_library"] == "pplc"

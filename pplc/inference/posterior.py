@@ -112,26 +112,25 @@ class Posterior:
                                      self.compile_seconds, self.sampling_seconds, **extra)
 
     def to_arviz(self):
-        """ArviZ's container (InferenceData, or DataTree for ArviZ >= 1). Predictions at
-        new inputs put their drawn observations in the group `predictions`."""
+        """ArviZ's container (InferenceData, or DataTree for ArviZ >= 1) of `groups()`."""
+        return _summary.arviz_container(self.groups())
+
+    def groups(self) -> dict:
+        """ArviZ's groups of this fit, name -> xarray Dataset: `posterior` (or `prior`),
+        `sample_stats`, `observed_data`, `posterior_predictive` (`predictions` for
+        predictions at new inputs), `log_likelihood`, `log_prior`: what `to_arviz` holds
+        and `to_netcdf` writes."""
         attrs = {k: v for k, v in self.attrs.items() if not k.startswith("_")}
-        data = _summary.to_inference_data(self.draws, self.sample_stats, self.observed_data,
-                                          self.dims, attrs, self.posterior_predictive,
-                                          self.log_likelihood, prior=self.prior,
-                                          labels=self.labels)
+        groups = _summary.arviz_groups(self.draws, self.sample_stats, self.observed_data,
+                                       self.dims, attrs, self.posterior_predictive,
+                                       self.log_likelihood, prior=self.prior,
+                                       labels=self.labels)
         if self.log_prior:
-            data = _with_log_prior(data, self.log_prior, attrs)
+            groups["log_prior"] = _log_prior_group(self.log_prior, attrs)
         if self.predictions and self.posterior_predictive:
-            rename = lambda group: "predictions" if group == "posterior_predictive" \
-                else group  # noqa: E731
-            if hasattr(data, "groups"):            # ArviZ < 1: InferenceData
-                return type(data)(**{rename(g): getattr(data, g) for g in data.groups()})
-            import xarray as xr                    # ArviZ >= 1: a DataTree
-            renamed = xr.DataTree.from_dict({f"/{rename(name)}": node.to_dataset()
-                                             for name, node in data.children.items()})
-            renamed.attrs.update(data.attrs)
-            return renamed
-        return data
+            groups = {"predictions" if name == "posterior_predictive" else name: data
+                      for name, data in groups.items()}
+        return groups
 
     def to_netcdf(self, path) -> None:
         """Save to netCDF: ArviZ's groups, plus the unconstrained positions and what pplc
@@ -165,20 +164,15 @@ class Posterior:
                 f"{self.divergences} divergences)")
 
 
-def _with_log_prior(data, log_prior: dict[str, np.ndarray], attrs: dict):
+def _log_prior_group(log_prior: dict[str, np.ndarray], attrs: dict):
     """ArviZ's `log_prior` group (what `arviz.psens` reads): each latent's log prior,
-    (chain, draw), added to the container."""
+    (chain, draw)."""
     import xarray as xr
 
     chains, draws = next(iter(log_prior.values())).shape
-    group = xr.Dataset({name: (("chain", "draw"), np.asarray(v))
-                        for name, v in log_prior.items()}, coords={"chain": np.arange(chains), "draw": np.arange(draws)},
-                       attrs=dict(attrs))
-    if hasattr(data, "add_groups"):          # ArviZ < 1: InferenceData
-        data.add_groups({"log_prior": group})
-    else:                                    # ArviZ >= 1: a DataTree
-        data["log_prior"] = xr.DataTree(group)
-    return data
+    return xr.Dataset({name: (("chain", "draw"), np.asarray(v)) for name, v in log_prior.items()},
+                      coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+                      attrs=dict(attrs))
 
 
 # Every public method raises PplcError for a user's mistake, InternalError for pplc's.

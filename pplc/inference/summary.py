@@ -81,9 +81,17 @@ def _arviz():
     return arviz
 
 
+def _arviz_version() -> str:
+    """The installed ArviZ's version, read from its metadata: importing ArviZ (its plots,
+    SciPy and matplotlib with it) costs 2-3 CPU-s, which writing its groups does not need."""
+    from importlib.metadata import version
+
+    return version("arviz")
+
+
 def _arviz_major_version() -> int:
     """The installed ArviZ's major version: 1 and later hold draws in an xarray DataTree."""
-    return int(_arviz().__version__.split(".")[0])
+    return int(_arviz_version().split(".")[0])
 
 
 def to_inference_data(posterior: Mapping[str, np.ndarray], *args, **kwargs):
@@ -92,9 +100,14 @@ def to_inference_data(posterior: Mapping[str, np.ndarray], *args, **kwargs):
     arguments are `arviz_groups`'s (`dims` names the axes of each variable, the same names
     in every group; `labels` marks the variables whose draws are only their imputed
     entries)."""
-    groups = arviz_groups(posterior, *args, **kwargs)
+    return arviz_container(arviz_groups(posterior, *args, **kwargs))
+
+
+def arviz_container(groups: Mapping):
+    """ArviZ's container of `groups` (name -> xarray Dataset): InferenceData for ArviZ < 1,
+    an `xarray.DataTree` for ArviZ >= 1."""
     if _arviz_major_version() >= 1:
-        return _datatree(groups)
+        return datatree(groups)
     return _arviz().InferenceData(**groups)
 
 
@@ -119,7 +132,7 @@ def arviz_groups(posterior: Mapping[str, np.ndarray],
     """
     dims, labels = dict(dims or {}), dict(labels or {})
     attrs = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             "arviz_version": _arviz().__version__, **(attrs or {})}
+             "arviz_version": _arviz_version(), **(attrs or {})}
     missing_dims = {name: [f"{name}_missing"] for name in labels}
     missing_coords = {f"{name}_missing": [_index_text(label) for label in names]
                       for name, names in labels.items()}
@@ -179,9 +192,11 @@ def _index_text(element: str) -> str:
     return element[element.index("[") + 1:-1] if element.endswith("]") else element
 
 
-def _datatree(groups: Mapping):
+def datatree(groups: Mapping):
     """ArviZ 1's container: an xarray DataTree with one child node per group, and the
-    groups' attributes on the root too."""
+    first group's attributes on the root too. ArviZ 0.x reads the same file (its
+    `from_netcdf` opens each group), so `--output` writes this tree whatever the installed
+    ArviZ, without importing it."""
     import xarray as xr
 
     tree = xr.DataTree.from_dict({f"/{group}": data for group, data in groups.items()})
@@ -252,7 +267,7 @@ def write_json(path: str | Path, doc: Mapping) -> None:
 
 
 def write_netcdf(path: str | Path, data) -> None:
-    """ArviZ's container as netCDF, made in memory and then written as plain bytes: a disk
+    """ArviZ's container (or `datatree`'s) as netCDF, made in memory and then written as plain bytes: a disk
     that fills while HDF5 itself writes the file crashed the interpreter (a segmentation
     fault in h5py, the temporary file left behind); a plain write fails with OSError."""
     import xarray as xr
