@@ -150,6 +150,11 @@ def full_gradient(batch_density: Callable, fixed: Mapping[str, Any], source: Bat
                   for rows, _ in part]
         stacked = {k: np.stack([b[k] for b in blocks]) for k in blocks[0]}
         weights = np.asarray([w for _, w in part])
+        if total is not None:
+            # JAX dispatches asynchronously: without this wait a reader faster than the
+            # computation queues call after call, each holding its group of rows, so memory
+            # would grow with N. One call in flight while the next group is read.
+            total.block_until_ready()
         summed, prior = program(position, fixed, stacked, weights)
         total = summed if total is None else total + summed
     return np.asarray(total + prior), program
