@@ -94,15 +94,6 @@ def _arviz_major_version() -> int:
     return int(_arviz_version().split(".")[0])
 
 
-def to_inference_data(posterior: Mapping[str, np.ndarray], *args, **kwargs):
-    """Draws (each array (chain, draw, *shape)) -> ArviZ's container: InferenceData for
-    ArviZ < 1, an `xarray.DataTree` for ArviZ >= 1, with the same groups either way. The
-    arguments are `arviz_groups`'s (`dims` names the axes of each variable, the same names
-    in every group; `labels` marks the variables whose draws are only their imputed
-    entries)."""
-    return arviz_container(arviz_groups(posterior, *args, **kwargs))
-
-
 def arviz_container(groups: Mapping):
     """ArviZ's container of `groups` (name -> xarray Dataset): InferenceData for ArviZ < 1,
     an `xarray.DataTree` for ArviZ >= 1."""
