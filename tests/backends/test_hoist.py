@@ -2,6 +2,7 @@
 the same values and derivatives as the plain density, recomputed for new data, never
 where the data are split, and only where it pays."""
 
+import functools
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import pplc
 import pplc.conditioned
 from pplc.backends import hoist
+from pplc.errors import InternalError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SUPERNOVA = EXAMPLES / "supernova"
@@ -26,8 +28,13 @@ def supernova():
     return model, data
 
 
+@functools.lru_cache
+def _jitted(log_density):
+    return jax.jit(jax.value_and_grad(log_density))
+
+
 def plain_value_and_grad(cm, u):
-    return jax.jit(jax.value_and_grad(cm._log_density))(u, cm.data)
+    return _jitted(cm._log_density)(u, cm.data)
 
 
 def test_the_supernova_grid_is_computed_once_and_the_density_is_unchanged(supernova):
@@ -45,9 +52,10 @@ def test_the_supernova_grid_is_computed_once_and_the_density_is_unchanged(supern
         np.testing.assert_allclose(value, plain_value, rtol=1e-14)
         np.testing.assert_allclose(grad, plain_grad, rtol=1e-12, atol=1e-12)
     # second derivatives are those of the rest's own operations (a custom_jvp)
-    np.testing.assert_allclose(jax.hessian(density)(POINTS[0], bundle),
-                               jax.hessian(cm._log_density)(POINTS[0], cm.data), rtol=1e-10)
-    values = jax.vmap(density, (0, None))(jnp.stack(POINTS), bundle)
+    np.testing.assert_allclose(jax.jit(jax.hessian(density))(POINTS[0], bundle),
+                               jax.jit(jax.hessian(cm._log_density))(POINTS[0], cm.data),
+                               rtol=1e-10)
+    values = jax.jit(jax.vmap(density, (0, None)))(jnp.stack(POINTS), bundle)
     np.testing.assert_allclose(values, [plain_value_and_grad(cm, u)[0] for u in POINTS],
                                rtol=1e-14)
 
@@ -81,19 +89,25 @@ def test_a_tangent_in_the_data_is_refused_not_zero(supernova):
         jax.grad(lambda z: density(POINTS[0], ({**runtime, "z": z}, hoisted)))(runtime["z"])
 
 
-def test_samplers_get_the_hoisted_density_unless_the_data_are_split(supernova, monkeypatch):
-    model, data = supernova
-    cm = model.condition(data)
+def test_samplers_get_the_hoisted_density_unless_the_data_are_split(tmp_path, monkeypatch):
+    # exp(x) of 4096 data values: worth hoisting, and y can be split along N
+    (tmp_path / "m.ppl").write_text("data N: int\ndata x: real[N]\ndata y: real[N]\n"
+                                    "a ~ Normal(0, 1)\ny ~ Normal(a * exp(x), 1)\n")
+    x = np.linspace(-1.0, 1.0, 4096)
+    cm = pplc.compile(tmp_path / "m.ppl").condition({"N": 4096, "x": x, "y": 0.5 * np.exp(x)})
     seen = []
-    real = pplc.conditioned.sample_nuts
 
-    def spy(log_density, density_data, *args, **kwargs):
+    class Seen(Exception):
+        pass
+
+    def spy(log_density, density_data, *args, **kwargs):   # what sample() hands NUTS
         seen.append((log_density, density_data, kwargs.get("shard_data")))
-        return real(log_density, density_data, *args, **kwargs)
+        raise Seen   # (the supernova tests of test_examples sample the hoisted density)
 
     monkeypatch.setattr(pplc.conditioned, "sample_nuts", spy)
-    cm.sample(chains=1, warmup=30, draws=10, progress=False)
-    cm.sample(chains=1, warmup=30, draws=10, progress=False, shard_data=True)
+    for shard_data in (False, True):
+        with pytest.raises(InternalError, match="Seen"):   # (guard_public_methods wraps it)
+            cm.sample(chains=1, warmup=30, draws=10, progress=False, shard_data=shard_data)
     (hoisted, _, none), (plain, plain_data, axes) = seen
     assert isinstance(hoisted, hoist.HoistedDensity) and none is None
     assert axes and plain is cm._log_density and plain_data is cm.data
