@@ -13,7 +13,6 @@ from pplc.jax_x64 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends import hoist
 from pplc.backends.dims import variable_dims
 from pplc.backends.lower import LoweredModel
 from pplc import __version__
@@ -70,28 +69,6 @@ class ConditionedModel(Prediction):
         self._programs = programs.lowered
         self._log_density = programs.log_density
         self._shared = programs.cache
-
-    @functools.cached_property
-    def _hoisted(self) -> "tuple[Callable, Any] | None":
-        """The log density with its data-only work done once, here, on this model's data
-        (backends/hoist.py), and the data argument it reads; None when nothing pays.
-        The split is made once per compiled-program key (shared by models conditioned on
-        data of the same shapes, whose programs it keys); each model binds its own data,
-        so new data always get their own hoisted values."""
-        if "hoisting" not in self._shared:
-            self._shared["hoisting"] = hoist.split(self._log_density, self.dim, self.data) \
-                if self.dim and hoist.may_pay(self.data) else None
-        hoisting = self._shared["hoisting"]
-        return None if hoisting is None else (hoisting.density, hoisting.bind(self.data))
-
-    def _sampler_density(self, split_data: bool = False) -> tuple[Callable, Any]:
-        """(log density, its data argument) for a sampler: the hoisted density, except
-        where the data are split across devices or processes (`--shard-data`, a run of
-        several processes), whose hoisted values would be those of the whole data."""
-        if split_data or jax.process_count() > 1 or getattr(self.lowered.data, "shares", None) \
-                or self._hoisted is None:
-            return self._log_density, self.data
-        return self._hoisted
 
     @functools.cached_property
     def _values_per_draw(self) -> int:
@@ -244,11 +221,11 @@ class ConditionedModel(Prediction):
                 self.constrain_draws(np.zeros((1, 1, self.dim)))
         started = time.perf_counter()
         init_key, run_key = seed_keys(seed)
-        log_density, density_data = self._sampler_density(bool(shard_data))
+        log_density = self._log_density
         if init == "pathfinder":
             from pplc.inference.pathfinder import init_from_pathfinder, pathfinder
             starts = self._initial_positions(4, init_key)   # a located error if none
-            approx = pathfinder(log_density, density_data, starts, init_key)
+            approx = pathfinder(log_density, self.data, starts, init_key)
             init = init_from_pathfinder(approx, chains, init_key)
         elif isinstance(init, Posterior):
             init = self._continue_from(init, chains)
@@ -263,7 +240,7 @@ class ConditionedModel(Prediction):
                              "a dict of initial values")
         from pplc.inference.progress import progress_for
         with progress_for(progress) as callback:
-            result = sample_nuts(log_density, density_data, init, run_key, num_warmup=warmup,
+            result = sample_nuts(log_density, self.data, init, run_key, num_warmup=warmup,
                                  num_samples=draws, max_tree_depth=max_tree_depth,
                                  target_accept=target_accept, chain_method=chain_method,
                                  metric=metric, progress=callback,
@@ -330,7 +307,8 @@ class ConditionedModel(Prediction):
         if method == "pathfinder":
             from pplc.inference.pathfinder import pathfinder
             starts = self._initial_positions(4, init_key)   # a located error if none
-            result = pathfinder(*self._sampler_density(), starts, run_key, num_draws=draws)
+            result = pathfinder(self._log_density, self.data, starts, run_key,
+                                num_draws=draws)
             positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
             attrs = {"pareto_k": float(result.pareto_k), "num_paths": result.num_paths}
             if result.pareto_k > 0.7:
@@ -348,7 +326,7 @@ class ConditionedModel(Prediction):
                                        method=family, num_draws=draws, **options)
             else:
                 with progress_for(progress) as callback:
-                    result = fit_advi(*self._sampler_density(), init, run_key,
+                    result = fit_advi(self._log_density, self.data, init, run_key,
                                       method=family, num_draws=draws, progress=callback,
                                       **options)
             positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
@@ -492,12 +470,10 @@ class ConditionedModel(Prediction):
 
     @functools.cached_property
     def value_and_grad(self) -> Callable:
-        """jit(value_and_grad(log density)) with the data as a runtime argument, the
-        data-only work done once (the samplers' density, `_sampler_density`)."""
+        """jit(value_and_grad(log density)) with the data as a runtime argument."""
         self._refuse_if_predicting_only()
-        density, data = self._sampler_density()
-        fn = _jit_value_and_grad(density)
-        return lambda u: fn(self._flat(u), data)
+        fn = _jit_value_and_grad(self._log_density)
+        return lambda u: fn(self._flat(u), self.data)
 
 
 def svg_or_none(draw: Callable[[], str]) -> str | None:
