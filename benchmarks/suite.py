@@ -178,9 +178,9 @@ def _pplc_method(method: str, chains: int) -> str:
     if method != "auto":
         return method
     try:
-        from pplc.inference.mcmc import _auto_method
+        from pplc.inference.nuts_programs import auto_method
 
-        return f"auto ({_auto_method(chains)})"
+        return f"auto ({auto_method(chains)})"
     except (ImportError, TypeError):
         return "auto"
 

@@ -74,23 +74,21 @@ whose KeyboardInterrupt Python lost (inference/sigint.py) stops the run at the n
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, NamedTuple
 
 import jax
 import numpy as np
-from jax import lax
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from pplc.inference import programs
-from pplc.inference.adaptation import ChainState, initial_chain_state
-from pplc.inference.adaptive_step import (build_adaptive_step, needs_lapack, scan_between_window_ends,
-                                          window_end_program, window_end_rows)
-from pplc.inference.nuts import build_kernel
-from pplc.inference.schedule import ScheduleRow, build_schedule, padded_chunks
+from pplc.inference.adaptation import initial_chain_state
+from pplc.inference.adaptive_step import needs_lapack, window_end_rows
+from pplc.inference.nuts_programs import (DEFAULT_CHUNK_SIZE, auto_method, available_cores, chain_mesh,
+                                          chunk_spec, window_end_spec)
+from pplc.inference.schedule import build_schedule, padded_chunks
 from pplc.inference.sharding import CHAIN, Placement
 from pplc.inference.sigint import counted_interrupts
 
@@ -98,7 +96,6 @@ Array = jax.Array
 ProgressFn = Callable[[str, int, int, int], None]
 
 CHAIN_METHODS = ("vectorized", "sequential", "parallel", "auto")
-DEFAULT_CHUNK_SIZE = 100
 STAT_NAMES = ("lp", "diverging", "tree_depth", "n_steps", "acceptance_rate", "energy", "step_size",
               "reached_max_treedepth")
 METRICS = ("diag", "dense", "diag-grad", "low-rank")
@@ -128,81 +125,6 @@ class MCMCResult(NamedTuple):
     num_warmup_divergences: int
     complete: bool = True
     directions_kept: np.ndarray | None = None
-
-
-def _auto_method(num_chains: int) -> str:
-    """See the module docstring for the measurements behind this choice."""
-    if num_chains > 1 and _chain_mesh(num_chains) is not None:
-        return "vectorized"
-    if num_chains > 1 and available_cores() > 1:
-        return "parallel"
-    return "sequential"
-
-
-def available_cores() -> int:
-    """The CPU cores this process may run on (its affinity), not the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # no sched_getaffinity (macOS, Windows)
-        return os.cpu_count() or 1
-
-
-def _chain_mesh(num_chains: int) -> Mesh | None:
-    """A one-axis mesh over the most devices that divide `num_chains` (None for one device)."""
-    devices = jax.devices()
-    n = max(d for d in range(1, len(devices) + 1) if num_chains % d == 0)
-    return Mesh(np.array(devices[:n]), ("chain",)) if n > 1 else None
-
-
-def _chunk_program(logdensity_fn: Callable, max_tree_depth: int, target_accept: float, batched: bool,
-                   mesh: Mesh | None = None, placement: Placement | None = None,
-                   update_apart: bool = False):
-    # The metric (diag or dense) is not an argument: the step reads it from the shapes of
-    # the chain state's inverse mass matrix at trace time.
-    """The function compiled per chunk: (chain state(s), schedule chunk, data) -> (state, outputs).
-
-    `update_apart`: a dense or low-rank metric's window-end update is left to the driver,
-    which ends a chunk at each window's end and runs `adaptive_step.window_end_program`
-    there; the chunk is then a plain scan (see `sample_nuts`).
-    """
-
-    def run_chain(cs: ChainState, rows: ScheduleRow, data: Any):
-        if placement is not None:   # split data: their padding rows cut off (sharding.py)
-            data = placement.trim(data)
-        logdensity_and_grad = jax.value_and_grad(lambda x: logdensity_fn(x, data))
-        kernel = build_kernel(logdensity_and_grad, max_tree_depth=max_tree_depth)
-        lapack = needs_lapack(cs)
-        step = build_adaptive_step(kernel, logdensity_and_grad, target_accept, metric_update=not lapack)
-
-        def body(cs, row):
-            cs, (nuts_state, info, eps) = step(cs, row)
-            stats = (
-                nuts_state.logdensity,
-                info.is_divergent,
-                info.tree_depth,
-                info.num_steps,
-                info.acceptance_rate,
-                info.energy,
-                eps,
-                info.hit_max_depth,
-            )
-            return cs, (nuts_state.position, stats)
-
-        if not lapack or update_apart:
-            return lax.scan(body, cs, rows)
-        return scan_between_window_ends(body, cs, rows)
-
-    if not batched:
-        return run_chain
-    chains = jax.vmap(run_chain, in_axes=(0, None, None))
-    if mesh is None:
-        return chains
-    if placement is not None:   # manual over chains only: the partitioner splits the data
-        return jax.shard_map(chains, mesh=mesh, in_specs=(P(CHAIN), P(), P()), out_specs=P(CHAIN),
-                             axis_names={CHAIN}, check_vma=False)
-    # Each device runs its block of chains locally; rows and data are replicated.
-    return jax.shard_map(chains, mesh=mesh, in_specs=(P("chain"), P(), P()), out_specs=P("chain"),
-                         check_vma=False)
 
 
 def sample_nuts(
@@ -256,7 +178,7 @@ def sample_nuts(
     positions0 = programs.float_positions(init_positions, 2,
                                         "init_positions must have shape (num_chains, dim)")
     num_chains, dim = positions0.shape
-    method = _auto_method(num_chains) if chain_method == "auto" else chain_method
+    method = auto_method(num_chains) if chain_method == "auto" else chain_method
     chunk = int(chunk_size or DEFAULT_CHUNK_SIZE)
     data = programs.device_data(data)
     keys = jax.random.split(rng_key, num_chains)
@@ -265,7 +187,7 @@ def sample_nuts(
     states = initial_chain_state(positions0, keys, metric)
     rows = build_schedule(num_warmup, num_samples, metric)
     batched = method == "vectorized"
-    mesh = _chain_mesh(num_chains) if batched else None
+    mesh = chain_mesh(num_chains) if batched else None
     jit_options = {}
     placement = None
     if shard_data and len(jax.devices()) > 1:
@@ -290,22 +212,11 @@ def sample_nuts(
     # (benchmarks/startup.md, session 10). Kept inside on a mesh (one program there).
     update_apart = needs_lapack(one) and mesh is None and placement is None
     ends = window_end_rows(rows) if update_apart else frozenset()
-    static = ("nuts-chunk", int(max_tree_depth), float(target_accept), batched, chunk, metric,
-              mesh.devices.size if mesh is not None else 1, placement.key if placement else None,
-              update_apart)
-    example_rows = padded_chunks(rows, 0, 1, chunk)[0][0] if len(rows.iteration) else None
-    if example_rows is None:  # nothing to do
-        example_rows = jax.tree.map(lambda a: np.zeros(chunk, a.dtype), rows)
-    program, compile_seconds = programs.compiled(
-        logdensity_fn,
-        static,
-        lambda: _chunk_program(logdensity_fn, max_tree_depth, target_accept, batched, mesh, placement,
-                               update_apart),
-        one,
-        example_rows,
-        data,
-        **jit_options,
-    )
+    spec = chunk_spec(logdensity_fn, one, rows, data, chunk, max_tree_depth=max_tree_depth,
+                      target_accept=target_accept, batched=batched, metric=metric, mesh=mesh,
+                      placement=placement, update_apart=update_apart, jit_options=jit_options)
+    program, compile_seconds = programs.compiled(logdensity_fn, spec.static, spec.build, *spec.args,
+                                                 **spec.jit_options)
 
     positions = np.zeros((num_chains, num_samples, dim), positions0.dtype)
     stats = {name: np.zeros((num_chains, num_samples), dt) for name, dt in zip(
@@ -317,9 +228,8 @@ def sample_nuts(
     def window_end(chain_states: list) -> list:
         nonlocal compile_seconds
         if not update:
-            executable, seconds = programs.compiled(
-                logdensity_fn, ("window-end-update", batched), lambda: window_end_program(batched),
-                one, np.bool_(True))
+            spec = window_end_spec(one, batched)
+            executable, seconds = programs.compiled(logdensity_fn, spec.static, spec.build, *spec.args)
             update.append(executable)
             compile_seconds += seconds
         return [update[0](s, np.bool_(True)) for s in chain_states]

@@ -26,6 +26,7 @@ import pickle
 import threading
 import time
 import weakref
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
@@ -68,7 +69,8 @@ RUN_ONCE = {"xla_backend_optimization_level": 0}
 
 def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], *args: Any,
              compiler_options: dict | None = None, **jit_options: Any):
-    """Return (executable, compile seconds); compile seconds is 0.0 on a cache hit.
+    """Return (executable, compile seconds); compile seconds is 0.0 on a cache hit, and the
+    time waited for it when `compile_ahead` had started it.
 
     `build()` returns the Python function to jit; it is only called on a miss.
     `jit_options` (e.g. in_shardings) go to `jax.jit`, `compiler_options` (e.g. RUN_ONCE)
@@ -78,10 +80,63 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
     with _LOCK:
         per_fn = _CACHE.setdefault(fn_key, {})
         hit = per_fn.get(key)
+    if isinstance(hit, Future):   # compiling ahead: wait for it (its error is raised here)
+        start = time.perf_counter()
+        try:
+            executable = hit.result()
+        except BaseException:
+            with _LOCK:
+                if per_fn.get(key) is hit:
+                    del per_fn[key]
+            raise
+        return executable, time.perf_counter() - start
     if hit is not None:
         return hit, 0.0
     start = time.perf_counter()
-    path = None if jit_options else _disk_path(fn_key, static, key[1])
+    executable = _compile(fn_key, static, key[1], build, args, compiler_options, jit_options)
+    seconds = time.perf_counter() - start
+    with _LOCK:
+        per_fn[key] = executable
+    return executable, seconds
+
+
+def compile_ahead(fn_key: Callable, static: Hashable, build: Callable[[], Callable], *args: Any,
+                  compiler_options: dict | None = None, **jit_options: Any) -> None:
+    """Start `compiled(...)` of the same arguments on a thread of its own and return at once;
+    `compiled` then waits for it instead of compiling again.
+
+    `args` may be `jax.ShapeDtypeStruct`s where `compiled` will get arrays of those shapes
+    (strong dtypes, not sharded). XLA releases the interpreter lock while it compiles, so
+    several programs compile at once on several cores, and beside the caller's own work.
+    The thread is not a daemon: an interpreter that exits (a user error found meanwhile)
+    waits for it instead of aborting in finalization mid-compile.
+    """
+    key = (static, signature(*args))
+    future: Future = Future()
+    with _LOCK:
+        per_fn = _CACHE.setdefault(fn_key, {})
+        if key in per_fn:
+            return
+        per_fn[key] = future
+
+    def run() -> None:
+        try:
+            executable = _compile(fn_key, static, key[1], build, args, compiler_options, jit_options)
+        except BaseException as exc:   # noqa: BLE001 - handed to whoever waits for it
+            future.set_exception(exc)
+            return
+        with _LOCK:
+            if per_fn.get(key) is future:
+                per_fn[key] = executable
+        future.set_result(executable)
+
+    threading.Thread(target=run, name="pplc-compile-ahead").start()
+
+
+def _compile(fn_key: Callable, static: Hashable, arg_signature: Hashable, build: Callable, args: tuple,
+             compiler_options: dict | None, jit_options: dict):
+    """Load the executable from disk (`persist_executables`) or compile it (and store it)."""
+    path = None if jit_options else _disk_path(fn_key, static, arg_signature)
     executable = _load(path) if path is not None else None
     with _LOCK:
         _COUNTS["loaded" if executable is not None else "compiled"] += 1
@@ -90,13 +145,11 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
         executable = jax.jit(build(), **jit_options).lower(*args).compile(compiler_options)
         # An executable that XLA's own cache supplied serializes without some of its
         # functions (running the loaded copy fails: "Function ... not found"): only a
-        # freshly compiled one is written.
+        # freshly compiled one is written. (The count is the process's: a hit on another
+        # thread meanwhile also keeps this one from being written, which is only a miss.)
         if path is not None and _XLA_CACHE_HITS[0] == xla_hits:
             _store(path, executable)
-    seconds = time.perf_counter() - start
-    with _LOCK:
-        per_fn[key] = executable
-    return executable, seconds
+    return executable
 
 
 class ContentKeyed:

@@ -225,15 +225,15 @@ def test_a_sigint_whose_keyboard_interrupt_was_lost_still_stops_the_run(python_s
 def test_auto_runs_chains_one_after_another_on_a_process_given_one_core():
     """"auto" counts the cores the process may use (taskset, a cpuset, a test worker), not
     the machine's: two threads on one core only take turns."""
-    from pplc.inference import mcmc
+    from pplc.inference import mcmc, nuts_programs
 
     before = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, {min(before)})
         assert mcmc.available_cores() == 1
         # (several JAX devices make "auto" shard the chains over them instead)
-        expected = "sequential" if mcmc._chain_mesh(4) is None else "vectorized"
-        assert mcmc._auto_method(4) == expected
+        expected = "sequential" if nuts_programs.chain_mesh(4) is None else "vectorized"
+        assert nuts_programs.auto_method(4) == expected
     finally:
         os.sched_setaffinity(0, before)
     assert mcmc.available_cores() == len(before)

@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     """
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
-    from pplc.inference import mcmc
+    from pplc.inference import mcmc, nuts_programs
     from pplc.inference.mcmc import sample_nuts
 
     def logdensity(x, data):  # independent normals: mean mu, sd s
@@ -31,8 +31,8 @@ CHILD = textwrap.dedent(
     data = {"mu": np.array([0.0, 1.0, 2.0]), "s": np.array([1.0, 10.0, 0.1])}
     x0 = np.random.default_rng(0).uniform(-2, 2, (4, 3))
     out = {"devices": jax.device_count(),
-           "mesh": {n: (m.devices.size if (m := mcmc._chain_mesh(n)) else 1) for n in (1, 2, 3, 4, 6, 8)},
-           "auto": mcmc._auto_method(4)}
+           "mesh": {n: (m.devices.size if (m := nuts_programs.chain_mesh(n)) else 1) for n in (1, 2, 3, 4, 6, 8)},
+           "auto": nuts_programs.auto_method(4)}
 
     # Short runs with no warmup: sharded chains must equal unsharded ones to rounding.
     short = dict(num_warmup=0, num_samples=30)
