@@ -146,7 +146,8 @@ def window_end_spec(one: ChainState, batched: bool) -> ProgramSpec:
                        (one, np.bool_(True)), {})
 
 
-def compile_ahead(logdensity_fn: Callable, data: Any, num_chains: int, dim: int, rng_key: jax.Array, *,
+def compile_ahead(logdensity_fn: Callable, data: Any, num_chains: int, dim: int,
+                  rng_key: "jax.Array | jax.ShapeDtypeStruct", *,
                   num_warmup: int, num_samples: int, max_tree_depth: int = 10,
                   target_accept: float = 0.8, chain_method: str = "auto",
                   chunk_size: int | None = None, metric: str = "diag",
@@ -156,7 +157,8 @@ def compile_ahead(logdensity_fn: Callable, data: Any, num_chains: int, dim: int,
 
     Nothing is run and nothing is returned: `sample_nuts` finds the executables in
     `programs`' cache, and a compilation error is raised there, where it would have been.
-    Only shapes are read from `data` (no copy of it is made).
+    Only shapes are read from `data` (no copy of it is made) and from `rng_key`, which may
+    be a `jax.ShapeDtypeStruct` (`keys.key_type()`: the run's key before it is made).
     """
     method = auto_method(num_chains) if chain_method == "auto" else chain_method
     batched = method == "vectorized"
