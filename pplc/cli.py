@@ -15,7 +15,8 @@ A mistake in a model, its data or the options prints `FILE:LINE:COL: error: ...`
 source line and a caret, and exits with status 1; never a traceback. Any other exception
 is a bug in pplc, reported as such (status 2). This module parses the command line and
 turns exceptions and signals into exit statuses; the commands themselves are in
-commands.py.
+commands.py (its `COMMANDS` table), `sample` and `fit` in run_commands.py, and what they
+share in command_support.py.
 """
 
 from __future__ import annotations
