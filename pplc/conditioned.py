@@ -1,6 +1,10 @@
-"""A model with its data (`ConditionedModel`): its log densities as plain JAX functions,
-and sampling and fitting them. What it does with the draws (prediction, log-likelihoods,
-matching saved fits) is the `Prediction` mixin, in prediction.py.
+"""A model with its data (`ConditionedModel`): its log densities and values as plain JAX
+functions, and sampling them with NUTS. Its other jobs are mixins, one a module: fitting
+(ADVI, MAP, Laplace, Pathfinder) is `Fitting`, in fitting.py; building the `Posterior` from
+a run's positions, with the roles and dims ArviZ reads, is `PosteriorBuilding`, in
+posterior_building.py; what it does with the draws (prediction, log-likelihoods) is
+`Prediction`, in prediction.py, and matching saved fits to the model is `FitMatching`, in
+fit_matching.py.
 """
 
 from __future__ import annotations
@@ -13,10 +17,9 @@ from pplc.jax_x64 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pplc.backends.dims import variable_dims
 from pplc.backends.lower import LoweredModel
-from pplc import __version__
 from pplc.errors import PplcError, error, guard_public_methods
+from pplc.fitting import Fitting
 from pplc.inference.initialize import initial_positions
 from pplc.inference.keys import key_type, seed_keys
 from pplc.inference.mcmc import sample_nuts
@@ -26,6 +29,7 @@ from pplc.inference.distributed import check_distributed, check_same_data
 from pplc.inference.sharding import axes_to_split, should_split
 from pplc.ir.graph import Graph, Kind
 from pplc.options import check_options, check_params
+from pplc.posterior_building import PosteriorBuilding
 from pplc.prediction import Prediction, tuple_text
 from pplc.resources import check_run_size, recorded_values
 
@@ -51,7 +55,7 @@ class Programs(NamedTuple):
     cache: dict
 
 
-class ConditionedModel(Prediction):
+class ConditionedModel(Fitting, PosteriorBuilding, Prediction):
     """A model with its data: log densities as plain JAX functions, and sampling."""
 
     model: "Model | None" = None             # the Model conditioned (set by condition)
@@ -279,105 +283,6 @@ class ConditionedModel(Prediction):
         return np.stack([positions[c % fit_chains, -1 - (c // fit_chains) % n]
                          for c in range(chains)])
 
-    def fit(self, method: str = "advi", draws: int = 1000, seed: int = 0, *,
-            max_iterations: int | None = None, progress: "bool | Callable | None" = None,
-            batch_size: int | None = None) -> Posterior:
-        """Approximate the posterior: "advi" (mean-field), "fullrank", "map", "laplace" or
-        "pathfinder" (multi-path, 4 paths, with Pareto-smoothed importance resampling).
-
-        ADVI and the full-rank variant are Stan's (Gaussian on the unconstrained space,
-        convergence by relative ELBO change); "map" is the mode on the unconstrained space
-        (the density includes the log-Jacobian, as Stan's `jacobian=true`), returned as a
-        single draw; "laplace" draws from the Gaussian at that mode with the inverse
-        Hessian as covariance. The result has one chain, in the same format as `sample`.
-
-        `batch_size=B` (advi, fullrank): each step sees B random rows of the observations,
-        weighted N/B (inference/minibatch.py; docs/scaling.md).
-        """
-        from pplc.inference.advi import fit_advi
-        from pplc.inference.laplace import laplace
-        from pplc.inference.optimize import find_map
-
-        self._refuse_if_predicting_only()
-        options = check_options(method=method, draws=draws, seed=seed,
-                                max_iterations=max_iterations, batch_size=batch_size)
-        draws, seed, max_iterations, batch_size = (
-            options[k] for k in ("draws", "seed", "max_iterations", "batch_size"))
-        if batch_size is not None and method not in ("advi", "fullrank"):
-            raise error(f"batch_size is for method advi or fullrank, not {method}")
-        check_run_size(1, draws, self.dim, self._values_per_draw, self.lowered.data.sizes,
-                       kind="fitting and drawing")
-        started = time.perf_counter()
-        init_key, run_key = seed_keys(seed)
-        # Pathfinder draws its own four starts: no one-chain start to compile for it.
-        init = None if method == "pathfinder" else self._initial_positions(1, init_key)[0]
-        if method == "pathfinder":
-            from pplc.inference.pathfinder import pathfinder
-            starts = self._initial_positions(4, init_key)   # a located error if none
-            result = pathfinder(self._log_density, self.data, starts, run_key,
-                                num_draws=draws)
-            positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
-            attrs = {"pareto_k": float(result.pareto_k), "num_paths": result.num_paths}
-            if result.pareto_k > 0.7:
-                import warnings
-                warnings.warn(f"Pathfinder's Pareto k-hat is {result.pareto_k:.2f} (> 0.7): "
-                              "the approximation is unreliable; use NUTS", RuntimeWarning,
-                              stacklevel=2)
-        elif method in ("advi", "fullrank"):
-            options = {} if max_iterations is None else {"max_iterations": max_iterations}
-            from pplc.inference.progress import progress_for
-            family = "meanfield" if method == "advi" else "fullrank"
-            if batch_size is not None:
-                from pplc.inference.minibatch import minibatch_fit
-                result = minibatch_fit(self, self.data, batch_size, run_key, init, seed=seed,
-                                       method=family, num_draws=draws, **options)
-            else:
-                with progress_for(progress) as callback:
-                    result = fit_advi(self._log_density, self.data, init, run_key,
-                                      method=family, num_draws=draws, progress=callback,
-                                      **options)
-            positions, n_grad, seconds = result.draws, result.n_grad_evals, result.seconds
-            attrs = {"iterations": result.iterations, "converged": int(result.converged),
-                     "pareto_k": float(result.pareto_k)}
-        else:
-            options = {} if max_iterations is None else {"max_iterations": max_iterations}
-            # The mode of the model as written: a noncentered rewrite (a sampling choice)
-            # changes the Jacobian and so moves the mode; MAP and Laplace must not move.
-            written = self._parameterized_as_written
-            density = self._log_density if written is self.lowered else written.log_density
-            if written is not self.lowered:
-                init = written.unconstrain(self.constrain(init), self.data)
-            mode = find_map(density, self.data, init, **options)
-            if not mode.converged:
-                import warnings
-                warnings.warn(f"the optimizer stopped after {mode.iterations} iterations "
-                              f"without converging (gradient norm {mode.grad_norm:.3g})",
-                              RuntimeWarning, stacklevel=2)
-            n_grad, seconds = int(mode.iterations), mode.seconds
-            attrs = {"iterations": int(mode.iterations), "converged": int(mode.converged),
-                     "log_density_at_mode": float(mode.logdensity)}
-            if method == "map":
-                positions = np.asarray(mode.position)[None, :]
-            else:
-                approx = laplace(density, self.data, mode, run_key, num_draws=draws)
-                positions = approx.draws
-                attrs["pareto_k"] = float(approx.pareto_k)
-            if written is not self.lowered:   # back to the sampler's layout, for the output
-                to_sampler = jax.vmap(lambda w: self.lowered.unconstrain(
-                    written.constrain(w, self.data), self.data))
-                positions = np.asarray(to_sampler(jnp.asarray(positions)))
-        setup = time.perf_counter() - started - seconds
-        return self._posterior(np.asarray(positions)[None], {}, n_grad, setup, seconds,
-                               {"inference_method": method, "seed": seed, **attrs})
-
-    def posterior_of(self, positions, n_grad_evals: int, compile_seconds: float,
-                     seconds: float, attrs: Mapping[str, Any]) -> Posterior:
-        """Unconstrained draws (chains, draws, dim) made outside `fit`, as its Posterior: a
-        minibatch fit streamed from files (pplc/streaming.py) conditions the model on one
-        batch, whose rows are not the observations, so none are kept as observed data."""
-        return self._posterior(np.asarray(positions), {}, n_grad_evals, compile_seconds,
-                               seconds, dict(attrs), observed=[])
-
     def _initial_positions(self, chains: int, key) -> np.ndarray:
         """Stan's starting points; when none is finite, name the statement at fault."""
         from pplc.errors import PplcError
@@ -399,81 +304,6 @@ class ConditionedModel(Prediction):
                                 hint="check its data against the distribution's support, "
                                      "and bounds that parameters must respect") from None
             raise
-
-    def _posterior(self, positions, stats, n_grad_evals, compile_seconds, seconds,
-                   attrs, observed: list[str] | None = None) -> Posterior:
-        draws = self.constrain_draws(positions)
-        # A summed-out discrete latent comes back as log P(value | rest) per draw: draw its
-        # values jointly for each draw (a chain's whole path), and keep the probabilities
-        # as NAME_prob (pplc/inference/discrete.py).
-        from pplc.inference.discrete import draw_summed_out
-        draw_summed_out(self.graph, draws, self.data, tuple(np.shape(positions)[:2]),
-                        np.random.default_rng(attrs.get("seed", 0)))
-        # What another process needs to use these draws again (saved with them): the
-        # positions and their layout, the fingerprints of the model and data, the model.
-        attrs = {**attrs, "model_hash": self.model_hash, "data_hash": self.data_hash,
-                 "_positions": np.asarray(positions), "_layout": self._layout,
-                 "_model_source": self.graph.source.text,
-                 "_model_path": self.graph.source.path}
-        if observed is None:   # (in a run, not the split ones: no process holds them whole)
-            observed = [n for n in self.lowered.observed_names
-                        if n not in getattr(self.lowered.data, "shares", {})]
-        return Posterior(
-            draws=draws, sample_stats=stats,
-            n_grad_evals=n_grad_evals, compile_seconds=compile_seconds,
-            sampling_seconds=seconds,
-            observed_data={name: np.asarray(self.lowered.data.arrays.get(
-                name, self.lowered.data.sizes.get(name))) for name in observed},
-            labels={name: self.lowered.element_names(name)
-                    for name in self.lowered.data.missing},
-            dims={name: list(names) for name, names in self.dims.items()},
-            attrs={"inference_library": "pplc", "inference_library_version": __version__,
-                   **attrs},
-            roles=self.roles,
-        )
-
-    @functools.cached_property
-    def roles(self) -> dict[str, str]:
-        """Each recorded variable's role in the summary, "latent" or "deterministic", in
-        the order the model declares them (by the first statement that defines each).
-
-        Roles are those of the model as written: a noncentered `theta` is the user's
-        latent even though the sampler draws `theta_std`; imputed entries of partly
-        observed data are latents; a summed-out `z` is a latent and its probabilities
-        `z_prob` a deterministic. A pass's internal variables never appear."""
-        written = getattr(self, "unoptimized_graph", self.graph)
-
-        def variable(name):
-            return written[name] if name in written else self.graph[name]
-
-        def defined_at(name):  # its first `~` or `=` (for data with missing entries, the `~`)
-            spans = [piece.span for piece in variable(name).pieces] or [variable(name).span]
-            return min((span.line, span.column) for span in spans)
-
-        roles: dict[str, str] = {}
-        names = sorted(self.lowered.recorded_names, key=defined_at)
-        for name in names:
-            if variable(name).internal:
-                continue
-            latent = variable(name).kind is Kind.LATENT or name in self.lowered.data.missing
-            roles[name] = "latent" if latent else "deterministic"
-            if self.graph[name].marginalized:
-                roles[f"{name}_prob"] = "deterministic"
-        return roles
-
-    @functools.cached_property
-    def dims(self) -> dict[str, list[str]]:
-        """ArviZ dimension names of each variable's axes, named after the model's sizes
-        and loops (`pplc.backends.dims`), for every group of `Posterior.to_arviz`.
-
-        A summed-out discrete latent `z` is drawn as values (its dims without the last,
-        `z_value`) and recorded as probabilities `z_prob` (all of them)."""
-        dims = variable_dims(self.graph, self.lowered.shapes)
-        for variable in self.graph.variables():
-            if variable.marginalized and dims.get(variable.name):
-                dims[f"{variable.name}_prob"] = dims[variable.name]
-                dims[variable.name] = dims[variable.name][:-1]
-        return dims
 
     @functools.cached_property
     def value_and_grad(self) -> Callable:
