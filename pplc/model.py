@@ -6,8 +6,9 @@
 
 A `Model` is a checked graph without data; `condition` binds data (checked before
 anything is compiled), decides which `~` variables are observed, and lowers the model into
-a `ConditionedModel` (conditioned.py: densities, sampling, fitting; prediction.py: what it
-does with draws).
+a `ConditionedModel` (conditioned.py: densities and sampling; fitting.py: ADVI, MAP, Laplace,
+Pathfinder; posterior_building.py: a run's draws as a Posterior; prediction.py and
+fit_matching.py: what it does with draws).
 """
 
 from __future__ import annotations
