@@ -14,6 +14,10 @@ useful span: the variable, the distribution call or the argument. The rules:
    variate of a squared deviation) without the log-Jacobian (Stan warns on `log(x) ~ ...`);
 6. a `data` variable that nothing reads, and an observed `~` that no parameter reaches.
 
+This module holds the walk, the rules and their words; what the rules know of expressions,
+supports and the data is read by pedantic_values.py, and rule 5's reads of a factor are
+found by pedantic_variates.py.
+
     >>> import pplc
     >>> graph = pplc.compile("data y: real\\nmu ~ Normal(0, 1)\\ns ~ Normal(0, 1)\\n"
     ...                      "y ~ Normal(mu, s)\\n").graph
@@ -24,8 +28,6 @@ useful span: the variable, the distribution call or the argument. The rules:
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from typing import Iterator, Mapping
 
 import networkx as nx
@@ -33,20 +35,15 @@ import numpy as np
 
 from pplc.errors import Diagnostic, Span
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, PARAMETER_SUPPORTS, bind_arguments
+from pplc.frontend.library import PARAMETER_SUPPORTS
 from pplc.ir.graph import Graph, Kind, Variable
+from pplc.ir.pedantic_values import (arguments_by_name, constant_value, data_scale,
+                                     distribution_calls, lower_bound, scalar_env, variable_of)
+from pplc.ir.pedantic_variates import datalike_names, inline_functions, parameter_reads
 
 WIDE_UNIFORM = 1e3          # rule 1: a width above this is "very wide" whatever the data
 DATA_SCALE_FACTOR = 100.0   # rule 1 with data: two orders of magnitude beyond the data
 VAGUE_GAMMA = 0.1           # rule 4: both Gamma/InverseGamma parameters at most this
-
-# Declared types whose values are never below 0.
-_NONNEGATIVE_TYPES = frozenset({"positive", "positive_ordered", "unit", "simplex", "cov"})
-_NONNEGATIVE_SUPPORTS = frozenset({"positive", "unit", "simplex", "nonnegative_int", "boolean",
-                                   "nonnegative_int_vector"})
-# Calls linear in their arguments (rule 5): anything else of a parameter is nonlinear.
-_LINEAR_CALLS = frozenset({"sum", "cumsum", "transpose", "concat", "stack", "diag"})
-_MATH = {"exp": math.exp, "log": math.log, "sqrt": math.sqrt, "log10": math.log10}
 
 
 def pedantic(graph: Graph, data: Mapping[str, np.ndarray | int] | None = None
@@ -84,14 +81,14 @@ def _written(graph: Graph, *kinds: Kind) -> list[Variable]:
 
 def _wide_uniform(graph: Graph, data) -> Iterator[Diagnostic]:
     """Rule 1: Uniform(a, b) on a parameter with b - a > 1e3 (or >> the data's scale)."""
-    env = _scalar_env(data)
+    env = scalar_env(data)
     for variable in _written(graph, Kind.LATENT):
-        scale = _data_scale(graph, variable.name, data)
-        for call in _calls(variable):
+        scale = data_scale(graph, variable.name, data)
+        for call in distribution_calls(variable):
             if call.func != "Uniform":
                 continue
-            args = _bound(call)
-            low, high = _const(args.get("low"), env), _const(args.get("high"), env)
+            args = arguments_by_name(call)
+            low, high = constant_value(args.get("low"), env), constant_value(args.get("high"), env)
             if low is None or high is None or not high > low:
                 continue
             width = high - low
@@ -111,16 +108,16 @@ def _unused_parameter(graph: Graph, data) -> Iterator[Diagnostic]:
 
 def _positive_argument(graph: Graph, data) -> Iterator[Diagnostic]:
     """Rule 3: a positive-only argument that is a parameter whose support reaches below 0."""
-    env = _scalar_env(data)
+    env = scalar_env(data)
     for variable in _written(graph, Kind.LATENT, Kind.OBSERVED):
-        for call in _calls(variable):
-            for param, expr in _bound(call).items():
-                name = _variable_of(expr)
+        for call in distribution_calls(variable):
+            for param, expr in arguments_by_name(call).items():
+                name = variable_of(expr)
                 support = PARAMETER_SUPPORTS.get(call.func, {}).get(param)
                 if support is None or support.kind != "positive" or name is None \
                         or name not in graph or graph[name].kind is not Kind.LATENT:
                     continue
-                lower = _lower_bound(graph[name], env)
+                lower = lower_bound(graph[name], env)
                 if lower is not None and lower < 0:
                     yield _warn(graph, expr.span, *_msg_positive_argument(
                         name, param, call.func, graph[name]))
@@ -128,14 +125,15 @@ def _positive_argument(graph: Graph, data) -> Iterator[Diagnostic]:
 
 def _vague_scale_prior(graph: Graph, data) -> Iterator[Diagnostic]:
     """Rule 4: Gamma(eps, eps) or InverseGamma(eps, eps), eps <= 0.1, on a parameter."""
-    env = _scalar_env(data)
+    env = scalar_env(data)
     for variable in _written(graph, Kind.LATENT):
-        for call in _calls(variable):
+        for call in distribution_calls(variable):
             if call.func not in ("Gamma", "InverseGamma"):
                 continue
-            args = _bound(call)
+            args = arguments_by_name(call)
             second = "rate" if call.func == "Gamma" else "scale"
-            shape, other = _const(args.get("concentration"), env), _const(args.get(second), env)
+            shape = constant_value(args.get("concentration"), env)
+            other = constant_value(args.get(second), env)
             if shape is not None and other is not None and 0 < shape <= VAGUE_GAMMA \
                     and 0 < other <= VAGUE_GAMMA:
                 yield _warn(graph, call.span, *_msg_vague_prior(variable.name, call))
@@ -153,12 +151,12 @@ def _factor_jacobian(graph: Graph, data) -> Iterator[Diagnostic]:
     Jacobian `- log(x)` itself) silences the warning: the author handled x on purpose.
     """
     latents = {v.name for v in graph.of_kind(Kind.LATENT)}
-    datalike = _datalike(graph)
+    datalike = datalike_names(graph)
     variates: dict[str, tuple[Variable, ast.Expr]] = {}
     others: set[str] = set()
     for factor in _written(graph, Kind.FACTOR):
-        expr = _inline(factor.pieces[0].value, graph.functions)
-        for name, term, is_variate in _scan(expr, latents, datalike):
+        expr = inline_functions(factor.pieces[0].value, graph.functions)
+        for name, term, is_variate in parameter_reads(expr, latents, datalike):
             if is_variate:
                 variates.setdefault(name, (factor, term))
             else:
@@ -188,265 +186,6 @@ def _uninformed_observation(graph: Graph, data) -> Iterator[Diagnostic]:
 
 def _warn(graph: Graph, span: Span, message: str, hint: str) -> Diagnostic:
     return Diagnostic(message, graph.source, span, hint, severity="warning")
-
-
-def _calls(variable: Variable) -> Iterator[ast.Call]:
-    """Each piece's distribution call and, for `Truncated(D(...))`, the inner call too."""
-    for piece in variable.pieces:
-        call = piece.distribution
-        while isinstance(call, ast.Call):
-            yield call
-            info = DISTRIBUTIONS.get(call.func)
-            call = _bound(call).get("dist") if info is not None and info.wrapper else None
-
-
-def _bound(call: ast.Call) -> dict[str, ast.Expr]:
-    """A distribution call's arguments by parameter name ({} if it does not bind)."""
-    info = DISTRIBUTIONS.get(call.func)
-    if info is None:
-        return {}
-    try:
-        positional, _ = bind_arguments(info, len(call.args), [k.name for k in call.keywords])
-    except ValueError:
-        return {}
-    return {**dict(zip(positional, call.args)), **{k.name: k.value for k in call.keywords}}
-
-
-def _variable_of(expr: ast.Expr) -> str | None:
-    """`s` or `s[j]` -> "s"; anything else -> None."""
-    if isinstance(expr, ast.Index):
-        expr = expr.value
-    return expr.id if isinstance(expr, ast.Name) else None
-
-
-def _scalar_env(data) -> dict[str, float]:
-    env: dict[str, float] = {"pi": math.pi, "inf": math.inf}
-    for name, value in (data or {}).items():
-        array = np.asarray(value)
-        if array.ndim == 0 and np.issubdtype(array.dtype, np.number):
-            env[name] = float(array)
-    return env
-
-
-def _const(expr, env: Mapping[str, float]) -> float | None:
-    """The value of an expression of numbers (and scalar data), or None."""
-    if expr is None:
-        return None
-    if isinstance(expr, ast.Number):
-        return float(expr.value)
-    if isinstance(expr, ast.Name):
-        return env.get(expr.id)
-    if isinstance(expr, ast.UnaryOp) and expr.op in "+-":
-        value = _const(expr.operand, env)
-        return None if value is None else (value if expr.op == "+" else -value)
-    if isinstance(expr, ast.BinOp) and expr.op in ("+", "-", "*", "/", "**"):
-        left, right = _const(expr.left, env), _const(expr.right, env)
-        if left is None or right is None:
-            return None
-        try:
-            return {"+": left + right, "-": left - right, "*": left * right,
-                    "/": left / right if right else None, "**": left ** right}[expr.op]
-        except (OverflowError, ZeroDivisionError):
-            return None
-    if isinstance(expr, ast.Call) and expr.func in _MATH and len(expr.args) == 1 \
-            and not expr.keywords:
-        value = _const(expr.args[0], env)
-        try:
-            return None if value is None else _MATH[expr.func](value)
-        except (ValueError, OverflowError):
-            return None
-    return None
-
-
-def _data_scale(graph: Graph, name: str, data) -> float | None:
-    """The largest finite |value| among the observed variables that `name` reaches."""
-    if not data:
-        return None
-    scales = []
-    for other in nx.descendants(graph.dag, name):
-        if graph[other].kind is Kind.OBSERVED and other in data:
-            values = np.abs(np.asarray(data[other], dtype=float))
-            values = values[np.isfinite(values)]
-            if values.size:
-                scales.append(float(values.max()))
-    scale = max(scales, default=0.0)
-    return scale if scale > 0 else None
-
-
-def _lower_bound(variable: Variable, env) -> float | None:
-    """The lowest value a parameter can take (its support narrowed by its declared type),
-    or None when that depends on other variables."""
-    declared = variable.declared_type
-    if declared is not None:
-        if declared.base in _NONNEGATIVE_TYPES:
-            return 0.0
-        lower = next((b.value for b in declared.bounds if b.name == "lower"), None)
-        if lower is not None:
-            value = _const(lower, env)
-            if value is None or value >= 0:
-                return value
-    bounds = [_support_lower(piece.distribution, env) for piece in variable.pieces]
-    if not bounds or any(b is None for b in bounds):
-        return None
-    return min(bounds)
-
-
-def _support_lower(call, env) -> float | None:
-    info = DISTRIBUTIONS.get(call.func) if isinstance(call, ast.Call) else None
-    if info is None:
-        return None
-    kind = info.support.kind
-    if kind in _NONNEGATIVE_SUPPORTS:
-        return 0.0
-    if kind == "real":
-        return -math.inf
-    if kind in ("interval", "int_interval"):
-        args = _bound(call)
-        lower = info.support.lower
-        if isinstance(lower, str):
-            if lower in args:
-                return _const(args[lower], env)
-            if info.wrapper:  # Truncated with no lower bound: the inner support's own
-                return _support_lower(args.get("dist"), env)
-            return None
-        return float(lower) if isinstance(lower, (int, float)) else None
-    return None
-
-
-def _datalike(graph: Graph) -> set[str]:
-    """Data, observed variables, and deterministics computed from them alone."""
-    out = {v.name for v in graph.of_kind(Kind.DATA, Kind.OBSERVED)}
-    for variable in graph.of_kind(Kind.DETERMINISTIC):
-        if not any(graph[a].kind is Kind.LATENT for a in nx.ancestors(graph.dag, variable.name)):
-            out.add(variable.name)
-    return out
-
-
-def _substitute(node, env: Mapping[str, ast.Expr]):
-    """`node` with each Name in `env` replaced (spans of the replacements kept)."""
-    if isinstance(node, ast.Name):
-        return env.get(node.id, node)
-    if isinstance(node, tuple):
-        return tuple(_substitute(item, env) for item in node)
-    if dataclasses.is_dataclass(node) and not isinstance(node, Span):
-        changes = {f.name: _substitute(getattr(node, f.name), env)
-                   for f in dataclasses.fields(node) if f.name != "span"}
-        return dataclasses.replace(node, **changes)
-    return node
-
-
-def _inline(expr, functions: Mapping[str, ast.FunctionDef], depth: int = 0):
-    """User `def` calls replaced by their bodies (arguments substituted), recursively."""
-    if depth > 20 or not functions:
-        return expr
-    if isinstance(expr, ast.Call) and expr.func in functions and not expr.keywords \
-            and len(expr.args) == len(functions[expr.func].params):
-        fn = functions[expr.func]
-        env = dict(zip(fn.params, (_inline(a, functions, depth + 1) for a in expr.args)))
-        for local in fn.body:
-            env[local.name] = _substitute(local.value, env)
-        return _inline(_substitute(fn.result, env), functions, depth + 1)
-    if dataclasses.is_dataclass(expr) and not isinstance(expr, Span):
-        changes = {}
-        for f in dataclasses.fields(expr):
-            value = getattr(expr, f.name)
-            if isinstance(value, tuple):
-                changes[f.name] = tuple(_inline(v, functions, depth) for v in value)
-            elif f.name != "span" and dataclasses.is_dataclass(value):
-                changes[f.name] = _inline(value, functions, depth)
-        return dataclasses.replace(expr, **changes)
-    return expr
-
-
-def _deviation_base(node) -> ast.Expr | None:
-    """The base of `b ** 2k`, `pow(b, 2k)` or `abs(b)`, else None."""
-    if isinstance(node, ast.BinOp) and node.op == "**":
-        base, exponent = node.left, node.right
-    elif isinstance(node, ast.Call) and node.func == "pow" and len(node.args) == 2:
-        base, exponent = node.args
-    elif isinstance(node, ast.Call) and node.func == "abs" and len(node.args) == 1:
-        return node.args[0]
-    else:
-        return None
-    power = _const(exponent, {})
-    return base if power is not None and power > 0 and power % 2 == 0 else None
-
-
-def _terms(expr) -> tuple[list[ast.Expr], list[ast.Expr]]:
-    """A deviation's base split into additive terms of its numerator, and the rest."""
-    rest: list[ast.Expr] = []
-    while isinstance(expr, ast.BinOp) and expr.op == "/":
-        rest.append(expr.right)
-        expr = expr.left
-    terms: list[ast.Expr] = []
-
-    def split(e):
-        if isinstance(e, ast.BinOp) and e.op in ("+", "-"):
-            split(e.left)
-            split(e.right)
-        elif isinstance(e, ast.UnaryOp) and e.op in "+-":
-            split(e.operand)
-        else:
-            terms.append(e)
-
-    split(expr)
-    return terms, rest
-
-
-def _linear(expr, name: str) -> bool:
-    """Whether `expr` is affine in the variable `name` (or does not read it)."""
-    if not _reads(expr, name):
-        return True
-    if isinstance(expr, ast.Name):
-        return True
-    if isinstance(expr, ast.Index):
-        return _linear(expr.value, name) and not any(_reads(i, name) for i in expr.indices)
-    if isinstance(expr, ast.UnaryOp) and expr.op in "+-":
-        return _linear(expr.operand, name)
-    if isinstance(expr, ast.BinOp):
-        if expr.op in ("+", "-"):
-            return _linear(expr.left, name) and _linear(expr.right, name)
-        if expr.op in ("*", "@"):
-            one_side = not _reads(expr.left, name) or not _reads(expr.right, name)
-            return one_side and _linear(expr.left, name) and _linear(expr.right, name)
-        if expr.op == "/":
-            return not _reads(expr.right, name) and _linear(expr.left, name)
-        return False
-    if isinstance(expr, ast.Call):
-        if expr.func == "dot" or expr.func in _LINEAR_CALLS or expr.func == "mean":
-            return all(_linear(a, name) for a in expr.args) and (
-                expr.func != "dot" or not all(_reads(a, name) for a in expr.args))
-        return False
-    if isinstance(expr, ast.ListExpr):
-        return all(_linear(i, name) for i in expr.items)
-    return False
-
-
-def _reads(expr, name: str) -> bool:
-    return any(n.id == name for n in ast.names_in(expr))
-
-
-def _scan(expr, latents: set[str], datalike: set[str]) -> Iterator[tuple[str, ast.Expr, bool]]:
-    """(parameter, where, is_variate) for each read of a parameter in a factor expression."""
-    base = _deviation_base(expr)
-    if base is not None and not any(n.id in datalike for n in ast.names_in(base)):
-        terms, rest = _terms(base)
-        for term in terms:
-            read = {n.id for n in ast.names_in(term)} & latents
-            curved = sorted(n for n in read if not _linear(term, n))
-            for name in curved:
-                yield name, term, True
-            for name in sorted(read - set(curved)):
-                yield name, term, False
-        for other in rest:
-            yield from _scan(other, latents, datalike)
-        return
-    if isinstance(expr, ast.Name):
-        if expr.id in latents:
-            yield expr.id, expr, False
-        return
-    for child in ast.children(expr):
-        yield from _scan(child, latents, datalike)
 
 
 # ---------------------------------------------------------------- messages
@@ -492,7 +231,7 @@ def _msg_vague_prior(name: str, call: ast.Call) -> tuple[str, str]:
 def _msg_factor_jacobian(name: str, term: ast.Expr) -> tuple[str, str]:
     text = ast.to_source(term)
     jacobian = _JACOBIANS.get(term.func) if isinstance(term, ast.Call) and len(term.args) == 1 \
-        and _variable_of(term.args[0]) == name else None
+        and variable_of(term.args[0]) == name else None
     arg = ast.to_source(term.args[0]) if jacobian else name
     add = (f"the log-Jacobian ({jacobian.format(arg)})" if jacobian
            else f"the log-Jacobian log|d({text})/d{name}|")
