@@ -8,6 +8,11 @@ of the same shapes reuse the compiled program.
 The log density is Stan's: sum of the log densities of every `~` piece and every
 `factor`, at x = T(u) for the latents, plus log |dT/du| (Stan Reference Manual,
 "Constraint Transforms").
+
+This module holds the model's values and densities; `LoweredModel` gets the rest from
+mixins, split by job: each latent block's constraint transform, with bounds that move
+with other variables (latent_transforms.py), predictive draws, pointwise
+log-likelihoods and prior simulation (predictive.py), and recursions (recursions.py).
 """
 
 from __future__ import annotations
@@ -16,22 +21,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import jax
-import networkx as nx
 import jax.numpy as jnp
 import numpy as np
 
 from pplc.backends import recurrence
 from pplc.runtime import distributions as dists
 from pplc.backends.data import BoundData
-from pplc.backends.constraints import constraint_of
 from pplc.backends.evaluate import Evaluator, call_params
+from pplc.backends.latent_transforms import LatentTransforms
+from pplc.backends.predictive import PredictiveQuantities
 from pplc.backends.row_views import VIEWS, RowEvaluator, over_rows
 from pplc.backends.rows import covers
 from pplc.backends.plan import Block, Plan
 from pplc.backends.recursions import RecursionRunner
-from pplc.runtime.transforms import transform_for
 from pplc.frontend import ast
-from pplc.frontend.library import DISTRIBUTIONS, is_discrete, named_arguments
+from pplc.frontend.library import named_arguments
 from pplc.ir.graph import Graph, Kind, Piece, Variable
 
 Env = dict[str, Any]
@@ -48,7 +52,7 @@ class PieceInfo:
 
 
 @dataclass
-class LoweredModel(RecursionRunner):
+class LoweredModel(RecursionRunner, PredictiveQuantities, LatentTransforms):
     graph: Graph
     data: BoundData
     order: list[str]
@@ -215,25 +219,6 @@ class LoweredModel(RecursionRunner):
                 env[name] = self._deterministic(variable, env)
         return env, log_jacobian
 
-    def _transform(self, variable: Variable, block: Block, env: Env):
-        """The constraint transform of a block (constraints.py): a vector kind (simplex,
-        ...) or an interval whose bounds may move with other variables."""
-        kind = self.plan.constraints[variable.name].kind
-        if kind != "interval" and not block.imputed:
-            return transform_for(kind)
-        lower, upper = self._block_bounds(variable, block, env)
-        return transform_for("interval", lower, upper)
-
-    def _block_bounds(self, variable: Variable, block: Block, env: Env):
-        """The support bounds of a block: the whole latent's, or at the imputed entries."""
-        lower, upper = self._bounds(variable, env)
-        if not block.imputed:
-            return lower, upper
-        shape, index = self.shapes[variable.name], self.missing_indices(variable.name)
-        pick = lambda b: b if b is None or jnp.ndim(b) == 0 else \
-            jnp.ravel(jnp.broadcast_to(b, shape))[index]
-        return pick(lower), pick(upper)
-
     def _with_imputed(self, name: str, env: Env, values) -> jax.Array:
         """The observed array with its missing entries filled by `values`."""
         observed = jnp.asarray(env[name], jnp.float64)
@@ -280,111 +265,6 @@ class LoweredModel(RecursionRunner):
                 return jnp.sum(dist.log_prob(value, **params) if lp is None else lp)
         return jnp.sum(self._over(variable.name, i, body, env))
 
-    # ------------------------------------------------------------ predictive quantities
-    @property
-    def observed_names(self) -> list[str]:
-        return [v.name for v in self.graph.of_kind(Kind.OBSERVED)]
-
-    def log_likelihood(self, u: jax.Array, data: Mapping[str, jax.Array]) -> dict:
-        """Pointwise log-likelihood: for each observed variable, log p(y_i | parameters)
-        per element (the shape of the variable; 0 where no `~` covers an element), the
-        input of PSIS-LOO (`arviz.loo`)."""
-        env, _ = self._values(u, data, only_needed=True)
-        out = {}
-        for variable in self.graph.of_kind(Kind.OBSERVED):
-            # One log-likelihood per event: `y[n] ~ MultivariateNormal(...)` gives (N,).
-            event_ndim = max(DISTRIBUTIONS[p.distribution.func].event_ndim
-                             for p in variable.pieces)
-            shape = self.shapes[variable.name]
-            out[variable.name] = self._pointwise(variable, env, self._piece_pointwise_lp,
-                                                 shape[:len(shape) - event_ndim])
-        return out
-
-    def predict(self, key: jax.Array, u: jax.Array, data: Mapping[str, jax.Array]) -> dict:
-        """Posterior predictive draws: each observed variable drawn anew from its
-        distribution at the parameters u (one step ahead where it reads its own lags)."""
-        env, _ = self._values(u, data, only_needed=True)
-        return self._draw_observed(key, env)
-
-    def _draw_observed(self, key: jax.Array, env: Env) -> dict:
-        """Every observed variable drawn from its distribution at `env` (key j for the
-        j-th observed variable, then folded in per element)."""
-        out = {}
-        for j, variable in enumerate(self.graph.of_kind(Kind.OBSERVED)):
-            fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
-                self._piece_draw(v, i, piece, local, key)
-            out[variable.name] = self._pointwise(variable, env, fn)
-        return out
-
-    def predict_given(self, key: jax.Array, values: Mapping[str, jax.Array],
-                      data: Mapping[str, jax.Array]) -> dict:
-        """Posterior predictive draws of every observed variable given the latents' values
-        by name (constrained), on the model as written, where a summed-out discrete latent
-        is a latent again (`predict` at a position u cannot reach it). A latent that
-        `values` lack is drawn from its distribution given its parents: a new unit's
-        assignment at new inputs. Not for a latent that reads its own earlier elements
-        (`model.py` refuses it: it would have to be simulated step by step)."""
-        env: Env = {**self.data.sizes, **data, **values}
-        observed = self.graph.of_kind(Kind.OBSERVED)
-        for j, name in enumerate(self.order):
-            variable = self.graph[name]
-            if variable.kind is Kind.LATENT and name not in env:
-                fn = lambda v, i, piece, local, key=jax.random.fold_in(key, len(observed) + j): \
-                    self._piece_draw(v, i, piece, local, key)
-                value = self._pointwise(variable, env, fn)
-                discrete = any(is_discrete(p.distribution) for p in variable.pieces)
-                env[name] = value.astype(jnp.int64) if discrete else value
-            elif variable.kind is Kind.DETERMINISTIC and name not in env:
-                env[name] = self._deterministic(variable, env)
-        return self._draw_observed(key, env)
-
-    def simulate_prior(self, key: jax.Array, data: Mapping[str, jax.Array]) -> dict:
-        """One draw from the prior and prior predictive by forward simulation: every `~`
-        variable (latent or observed) drawn from its distribution given its parents, in
-        dependency order; deterministics computed as they come."""
-        env: Env = {**self.data.sizes, **data}
-        out = {}
-        for j, name in enumerate(nx.topological_sort(self.graph.dag)):
-            variable = self.graph[name]
-            if variable.stochastic:
-                fn = lambda v, i, piece, local, key=jax.random.fold_in(key, j): \
-                    self._piece_draw(v, i, piece, local, key)
-                env[name] = out[name] = self._pointwise(variable, env, fn)
-            elif variable.kind is Kind.DETERMINISTIC and name not in data:
-                env[name] = out[name] = self._deterministic(variable, env)
-        return out
-
-    def _pointwise(self, variable: Variable, env: Env, fn, shape: tuple | None = None
-                   ) -> jax.Array:
-        """Evaluate fn(variable, i, piece, env) -> element values over each piece's plates
-        and assemble them in `shape` (default: the variable's shape)."""
-        shape = self.shapes[variable.name] if shape is None else shape
-        result = jnp.zeros(shape)
-        for i, piece in enumerate(variable.pieces):
-            if piece.indices is None and not piece.plates:
-                result = jnp.broadcast_to(fn(variable, i, piece, env), shape).astype(float)
-                continue
-
-            def body(local, i=i, piece=piece):
-                return self._lhs(piece, local), fn(variable, i, piece, local)
-            lhs, values = self._over(variable.name, i, body, env)
-            result = result.at[lhs].set(values)
-        return result
-
-    def _piece_pointwise_lp(self, variable, i, piece, env):
-        params = self._params(variable, i, piece.distribution, env)
-        value = self._element(variable, piece, env)
-        return dists.get(piece.distribution.func).log_prob(value, **params)
-
-    def _piece_draw(self, variable, i, piece, env, key):
-        params = self._params(variable, i, piece.distribution, env)
-        element = self.shapes[variable.name][len(piece.indices or ()):]
-        value = jnp.zeros(element if piece.indices else self.shapes[variable.name])
-        index = [jnp.asarray(x) for x in (self._lhs(piece, env) if piece.indices else ())]
-        for x in index:  # a distinct random stream per element of the plate
-            key = jax.random.fold_in(key, x)
-        return dists.get(piece.distribution.func).sample(key, jnp.shape(value), **params)
-
     def _element(self, variable: Variable, piece: Piece, env: Env):
         value = env[variable.name]
         if piece.indices is None:
@@ -397,43 +277,6 @@ class LoweredModel(RecursionRunner):
     def _lhs(self, piece: Piece, env: Env) -> tuple:
         evaluate = self._evaluate
         return tuple(evaluate(i, env) for i in piece.indices)
-
-    def _bounds(self, variable: Variable, env: Env):
-        """The latent's (lower, upper), its plan's expressions evaluated and broadcast over
-        its shape where they vary: each piece's support bounds, narrowed by its type's."""
-        constraint = self.plan.constraints[variable.name]
-        if constraint.kind != "interval":   # an imputed entry of a vector: elementwise
-            constraint = constraint_of(variable, interval=True)
-        shape = self.shapes[variable.name]
-        sides = []
-        for bounds, typed, narrow in ((constraint.lower, constraint.type_lower, jnp.maximum),
-                                      (constraint.upper, constraint.type_upper, jnp.minimum)):
-            bound = _combine([self._piece_bound(variable, i, piece, expr, env, shape)
-                              for i, (piece, expr) in enumerate(zip(variable.pieces, bounds))],
-                             shape)
-            if typed is not None:
-                given = self._evaluate(typed, env)
-                bound = given if bound is None else narrow(bound, given)
-            sides.append(bound)
-        return sides[0], sides[1]
-
-    def _piece_bound(self, variable, i, piece, expr, env, shape):
-        """One piece's bound: a number as is, else its values over the piece's loops, set
-        into the whole variable's shape, NaN where other pieces define it (`_combine`)."""
-        if expr is None or isinstance(expr, ast.Number):
-            return None if expr is None else float(expr.value)
-        evaluate = self._evaluate
-        element = shape[len(piece.indices):] if piece.indices is not None else shape
-
-        def body(local):
-            lhs = self._lhs(piece, local) if piece.indices is not None else ()
-            return lhs, jnp.broadcast_to(jnp.asarray(evaluate(expr, local), jnp.float64),
-                                         element)
-
-        lhs, values = self._over(variable.name, i, body, env)
-        if piece.indices is None:
-            return values
-        return jnp.full(shape, jnp.nan).at[lhs].set(values)
 
     def _deterministic(self, variable: Variable, env: Env):
         name = variable.name
@@ -462,20 +305,3 @@ class LoweredModel(RecursionRunner):
                 array = self._recurrence(variable, i, env, array)
         return array
 
-
-def _combine(bounds: list, shape) -> Any:
-    """One bound array from the pieces' bounds (None = unbounded, NaN = another piece's)."""
-    if all(b is None for b in bounds):
-        return None
-    if any(b is None for b in bounds):
-        # Mixed bounded/unbounded pieces: analysis refuses this (see _check_supports).
-        raise AssertionError("mixed supports")
-    arrays = [b for b in bounds if not isinstance(b, (int, float))]
-    numbers = {b for b in bounds if isinstance(b, (int, float))}
-    if not arrays and len(numbers) == 1:
-        return numbers.pop()
-    out = jnp.full(shape, jnp.nan)
-    for b in bounds:
-        b = jnp.broadcast_to(jnp.asarray(b, jnp.float64), shape)
-        out = jnp.where(jnp.isnan(out), b, out)
-    return out
