@@ -232,6 +232,7 @@ class ConditionedModel(Fitting, PosteriorBuilding, Prediction):
                       num_samples=draws, max_tree_depth=max_tree_depth,
                       target_accept=target_accept, chain_method=chain_method, metric=metric,
                       shard_data=shard_data)
+        self._constrain_ahead(chains * draws)
         init_key, run_key = seed_keys(seed)
         if init == "pathfinder":
             from pplc.inference.pathfinder import init_from_pathfinder, pathfinder
