@@ -150,7 +150,8 @@ class FitMatching:
         without waiting for its compile."""
         flat = jax.ShapeDtypeStruct((count, self.dim), jnp.float64)
         data = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-            np.shape(x), x.dtype, weak_type=getattr(x, "weak_type", False)), self._constrain_data())
+            np.shape(x), x.dtype, weak_type=getattr(x, "weak_type", False)),
+            self._constrain_data())
         program = self._constrain_program()
         programs.compile_ahead(program, ("constrain-all",), lambda: program, flat, data)
 

@@ -163,13 +163,13 @@ def _lower_ahead() -> None:
         if executable is not None:
             done(lambda executable=executable: executable)
         else:
-            threading.Thread(target=done, name="pplc-compile-ahead", args=(
-                lambda lowered=lowered, path=path: _compile_lowered(lowered, path, compiler_options),
-            )).start()
+            def compile_it(lowered=lowered, path=path, options=compiler_options):
+                return _compile_lowered(lowered, path, options)
+            threading.Thread(target=done, args=(compile_it,), name="pplc-compile-ahead").start()
 
 
-def _compile(fn_key: Callable, static: Hashable, arg_signature: Hashable, build: Callable, args: tuple,
-             compiler_options: dict | None, jit_options: dict):
+def _compile(fn_key: Callable, static: Hashable, arg_signature: Hashable, build: Callable,
+             args: tuple, compiler_options: dict | None, jit_options: dict):
     """Load the executable from disk (`persist_executables`) or compile it (and store it)."""
     path, executable = _from_disk(fn_key, static, arg_signature, jit_options)
     if executable is not None:

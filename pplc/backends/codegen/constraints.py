@@ -88,7 +88,7 @@ def _bound(writer: ModuleWriter, body: Body, variable: Variable, per_piece, type
            pick: str) -> str | None:
     """One side's bound as text: the pieces' expressions (one expression where every
     piece has the same and it reads no loop index, else each piece's values scattered
-    into an array, as lower.py's _bounds evaluates them), narrowed by the type's."""
+    into an array, as latent_transforms.py's _bounds evaluates them), narrowed by the type's."""
     bound = None
     if any(e is not None for e in per_piece):
         texts = {ast.to_source(e) for e in per_piece}

@@ -1,6 +1,6 @@
 """The generated `sample_prior(key, data)`: forward simulation of the model as written.
 
-As backends/lower.py's `simulate_prior`: every variable in a topological order of all
+As backends/predictive.py's `simulate_prior`: every variable in a topological order of all
 dependencies, a `~` variable drawn from its distribution given its parents, from a random
 stream of its own (the key folded with its position in that order, then with each
 element's index), deterministics computed as they come. So the module draws what pplc's
@@ -50,7 +50,7 @@ def write_sample_prior(writer: ModuleWriter) -> str:
                     writer.read_data(body, reads) + lines + dict_lines("return ", entries))
 
 def _draw(writer: ModuleWriter, body: Body, variable: Variable, stream: int) -> list[str]:
-    """A random variable drawn from its distribution given its parents (lower.py's
+    """A random variable drawn from its distribution given its parents (predictive.py's
     simulate_prior: one random stream per variable, folded with each element's index)."""
     py = writer.names(variable.name)
     key = writer.names.fresh(f"key_{py}")
