@@ -21,9 +21,8 @@ from pplc.backends.lower import LoweredModel
 from pplc.errors import PplcError, error, guard_public_methods
 from pplc.fitting import Fitting
 from pplc.inference.initialize import initial_positions
-from pplc.inference.keys import key_type, seed_keys
+from pplc.inference.keys import seed_keys
 from pplc.inference.mcmc import sample_nuts
-from pplc.inference.nuts_programs import compile_ahead
 from pplc.inference.posterior import Posterior
 from pplc.inference.distributed import check_distributed, check_same_data
 from pplc.inference.sharding import axes_to_split, should_split
@@ -225,15 +224,8 @@ class ConditionedModel(Fitting, PosteriorBuilding, Prediction):
             if getattr(bound, "shares", None):   # refused now, not after the sampling
                 self.constrain_draws(np.zeros((1, 1, self.dim)))
         started = time.perf_counter()
-        log_density = self._log_density
-        # The sampler's programs compile on other threads while the keys are made and the
-        # starting points found (inference/nuts_programs.py): the same programs, sooner.
-        compile_ahead(log_density, self.data, chains, self.dim, key_type(), num_warmup=warmup,
-                      num_samples=draws, max_tree_depth=max_tree_depth,
-                      target_accept=target_accept, chain_method=chain_method, metric=metric,
-                      shard_data=shard_data)
-        self._constrain_ahead(chains * draws)
         init_key, run_key = seed_keys(seed)
+        log_density = self._log_density
         if init == "pathfinder":
             from pplc.inference.pathfinder import init_from_pathfinder, pathfinder
             starts = self._initial_positions(4, init_key)   # a located error if none

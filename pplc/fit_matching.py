@@ -17,14 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from pplc.errors import error, guard_public_methods
-from pplc.inference import programs
 from pplc.inference.posterior import Posterior
 from pplc.ir.graph import Kind
 
 
-def _constrain_all(constrain):
-    """(flat positions, data) -> named draws, 256 draws at a time."""
-    return lambda flat, data: jax.lax.map(lambda u: constrain(u, data), flat, batch_size=256)
+@functools.partial(jax.jit, static_argnums=0)
+def _constrain_all(constrain, flat, data):
+    return jax.lax.map(lambda u: constrain(u, data), flat, batch_size=256)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -144,28 +143,6 @@ class FitMatching:
                                      "keep the fitted values inside them")
         return flat.reshape(chains, n, self.dim)
 
-    def _constrain_ahead(self, count: int) -> None:
-        """Start compiling, on a thread of its own, the program that `constrain_draws` will
-        run on `count` draws (`programs.compile_ahead`): the draws of a run are then named
-        without waiting for its compile."""
-        flat = jax.ShapeDtypeStruct((count, self.dim), jnp.float64)
-        data = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
-            np.shape(x), x.dtype, weak_type=getattr(x, "weak_type", False)),
-            self._constrain_data())
-        program = self._constrain_program()
-        programs.compile_ahead(program, ("constrain-all",), lambda: program, flat, data)
-
-    def _constrain_program(self):
-        """The function `constrain_draws` compiles, one object for every model that shares
-        these programs (it keys them; never written to disk: it has no content key)."""
-        return self._shared.setdefault("constrain_all", _constrain_all(self._programs.constrain))
-
-    def _constrain_data(self) -> dict:
-        """The data the constraining reads: in a run of several processes, not the arrays
-        split over them (no process holds them whole)."""
-        shares = getattr(self.lowered.data, "shares", {})
-        return {k: v for k, v in self.data.items() if k not in shares}
-
     def constrain_draws(self, positions) -> dict[str, np.ndarray]:
         """Unconstrained positions (chains, draws, dim), in the layout of `param_names`, as
         the model's named draws: name -> (chains, draws, *shape), each latent as written
@@ -185,14 +162,11 @@ class FitMatching:
                              "attrs['_positions']")
         chains, n, dim = positions.shape
         flat = jnp.asarray(positions.reshape(chains * n, dim))
+        shares = getattr(self.lowered.data, "shares", {})   # a run: no process has them all
         try:
-            program = self._constrain_program()
-            data = self._constrain_data()
-            executable, _ = programs.compiled(program, ("constrain-all",), lambda: program,
-                                              flat, data)
-            values = executable(flat, data)
+            values = _constrain_all(self._programs.constrain, flat,
+                                    {k: v for k, v in self.data.items() if k not in shares})
         except KeyError as e:
-            shares = getattr(self.lowered.data, "shares", {})
             if not shares:
                 raise
             raise error(f"a recorded value reads {e}, split over the processes of the run, "

@@ -31,9 +31,3 @@ def seed_keys(seed: int) -> tuple[jax.Array, jax.Array]:
         True
     """
     return _split_seed(np.int64(seed))
-
-
-def key_type() -> jax.ShapeDtypeStruct:
-    """The shape and dtype of `seed_keys`' keys, found without compiling or running
-    anything (for `nuts_programs.compile_ahead`, which starts before the keys are made)."""
-    return jax.eval_shape(_split_seed, np.int64(0))[1]

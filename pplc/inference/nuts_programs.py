@@ -1,20 +1,7 @@
-"""The XLA programs a NUTS run needs, decided from shapes and settings alone, and compiled
-ahead of the run on background threads.
-
-Why ahead: a short run of a small model spends most of its wall time compiling, one
-program after another on one core: the chunk program (eight schools: ~1.7 s), the
-dense/low-rank window-end update (~0.5 s, until now compiled when the first window ended),
-while the initial points are compiled and searched on the same thread. None of them depends
-on another's result, only on shapes: the chain states' shapes follow from (chains,
-dimension, metric), the schedule's from (warmup, draws, metric), the data's from the data.
-`compile_ahead` starts them on threads (XLA's compiler releases the interpreter lock) as
-soon as the run's settings are known; `mcmc.sample_nuts` then finds each one in
-`programs`' cache, waiting only for what is not finished. The executables are the ones
-`sample_nuts` would compile itself, under the same keys, so the draws are the same bits.
-
-Only the plain case is compiled ahead: one process, data whole, no mesh of devices. The
-others place chain states and data on a mesh before compiling, and are left to
-`sample_nuts` (nothing is lost there but the overlap).
+"""The XLA programs a NUTS run needs, decided from the run's shapes and settings: the chunk
+program (a `lax.scan` of NUTS iterations; `chunk_program`) and a dense or low-rank metric's
+window-end update, each as a `ProgramSpec` that `programs.compiled` takes, with the chain
+method "auto" resolves to and the device mesh it uses. Split from mcmc.py, which runs them.
 """
 
 from __future__ import annotations
@@ -28,12 +15,11 @@ from jax import lax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from pplc.inference import programs
-from pplc.inference.adaptation import ChainState, initial_chain_state
+from pplc.inference.adaptation import ChainState
 from pplc.inference.adaptive_step import (build_adaptive_step, needs_lapack, scan_between_window_ends,
-                                          window_end_program, window_end_rows)
+                                          window_end_program)
 from pplc.inference.nuts import build_kernel
-from pplc.inference.schedule import ScheduleRow, build_schedule, padded_chunks
+from pplc.inference.schedule import ScheduleRow, padded_chunks
 from pplc.inference.sharding import CHAIN, Placement
 
 DEFAULT_CHUNK_SIZE = 100
@@ -144,44 +130,3 @@ def window_end_spec(one: ChainState, batched: bool) -> ProgramSpec:
     """The dense/low-rank metric's window-end update, run between chunks."""
     return ProgramSpec(("window-end-update", batched), lambda: window_end_program(batched),
                        (one, np.bool_(True)), {})
-
-
-def compile_ahead(logdensity_fn: Callable, data: Any, num_chains: int, dim: int,
-                  rng_key: "jax.Array | jax.ShapeDtypeStruct", *,
-                  num_warmup: int, num_samples: int, max_tree_depth: int = 10,
-                  target_accept: float = 0.8, chain_method: str = "auto",
-                  chunk_size: int | None = None, metric: str = "diag",
-                  shard_data: dict | None = None) -> None:
-    """Start compiling, on background threads, the programs that `mcmc.sample_nuts` called
-    with these arguments will run (the plain case only; see the module docstring).
-
-    Nothing is run and nothing is returned: `sample_nuts` finds the executables in
-    `programs`' cache, and a compilation error is raised there, where it would have been.
-    Only shapes are read from `data` (no copy of it is made) and from `rng_key`, which may
-    be a `jax.ShapeDtypeStruct` (`keys.key_type()`: the run's key before it is made).
-    """
-    method = auto_method(num_chains) if chain_method == "auto" else chain_method
-    batched = method == "vectorized"
-    if shard_data or jax.process_count() > 1 or (batched and chain_mesh(num_chains) is not None):
-        return
-    keys = jax.eval_shape(lambda k: jax.random.split(k, num_chains), rng_key)
-    if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
-        return   # typed keys are device arrays in the run: its own compile will do
-    positions0 = np.zeros((num_chains, dim), jax.numpy.result_type(float))
-    states = initial_chain_state(positions0, np.zeros(keys.shape, keys.dtype), metric)
-    one = states if batched else jax.tree.map(lambda a: a[0], states)
-    update_apart = needs_lapack(one)
-    shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), _dtype(x)), data)
-    rows = build_schedule(num_warmup, num_samples, metric)
-    specs = [chunk_spec(logdensity_fn, one, rows, shapes, int(chunk_size or DEFAULT_CHUNK_SIZE),
-                        max_tree_depth=max_tree_depth, target_accept=target_accept,
-                        batched=batched, metric=metric, update_apart=update_apart)]
-    if update_apart and window_end_rows(rows):
-        specs.append(window_end_spec(one, batched))
-    for spec in specs:
-        programs.compile_ahead(logdensity_fn, spec.static, spec.build, *spec.args, **spec.jit_options)
-
-
-def _dtype(x: Any) -> np.dtype:
-    """The dtype `programs.device_data` gives `x` on the device."""
-    return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype

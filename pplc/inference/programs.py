@@ -26,7 +26,6 @@ import pickle
 import threading
 import time
 import weakref
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable, Hashable
 
@@ -69,8 +68,7 @@ RUN_ONCE = {"xla_backend_optimization_level": 0}
 
 def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], *args: Any,
              compiler_options: dict | None = None, **jit_options: Any):
-    """Return (executable, compile seconds); compile seconds is 0.0 on a cache hit, and the
-    time waited for it when `compile_ahead` had started it.
+    """Return (executable, compile seconds); compile seconds is 0.0 on a cache hit.
 
     `build()` returns the Python function to jit; it is only called on a miss.
     `jit_options` (e.g. in_shardings) go to `jax.jit`, `compiler_options` (e.g. RUN_ONCE)
@@ -80,122 +78,25 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
     with _LOCK:
         per_fn = _CACHE.setdefault(fn_key, {})
         hit = per_fn.get(key)
-    if isinstance(hit, Future):   # compiling ahead: wait for it (its error is raised here)
-        start = time.perf_counter()
-        try:
-            executable = hit.result()
-        except BaseException:
-            with _LOCK:
-                if per_fn.get(key) is hit:
-                    del per_fn[key]
-            raise
-        return executable, time.perf_counter() - start
     if hit is not None:
         return hit, 0.0
     start = time.perf_counter()
-    executable = _compile(fn_key, static, key[1], build, args, compiler_options, jit_options)
+    path = None if jit_options else _disk_path(fn_key, static, key[1])
+    executable = _load(path) if path is not None else None
+    with _LOCK:
+        _COUNTS["loaded" if executable is not None else "compiled"] += 1
+    if executable is None:
+        xla_hits = _XLA_CACHE_HITS[0]
+        executable = jax.jit(build(), **jit_options).lower(*args).compile(compiler_options)
+        # An executable that XLA's own cache supplied serializes without some of its
+        # functions (running the loaded copy fails: "Function ... not found"): only a
+        # freshly compiled one is written.
+        if path is not None and _XLA_CACHE_HITS[0] == xla_hits:
+            _store(path, executable)
     seconds = time.perf_counter() - start
     with _LOCK:
         per_fn[key] = executable
     return executable, seconds
-
-
-def compile_ahead(fn_key: Callable, static: Hashable, build: Callable[[], Callable], *args: Any,
-                  compiler_options: dict | None = None, **jit_options: Any) -> None:
-    """Start `compiled(...)` of the same arguments in the background and return at once;
-    `compiled` then waits for it instead of compiling again.
-
-    `args` may be `jax.ShapeDtypeStruct`s where `compiled` will get arrays of those shapes
-    (strong dtypes, not sharded). One thread traces and lowers the programs asked for, in
-    the order asked (tracing is Python, which runs one thread at a time: the first program
-    asked for is traced first and alone, not slowed by the others), and hands each to a
-    thread of its own for XLA's compile, which releases the interpreter lock: several
-    programs compile at once on several cores, and beside the caller's own work. The
-    threads are not daemons: an interpreter that exits (a user error found meanwhile)
-    waits for them instead of aborting in finalization mid-compile.
-    """
-    key = (static, signature(*args))
-    future: Future = Future()
-    with _LOCK:
-        per_fn = _CACHE.setdefault(fn_key, {})
-        if key in per_fn:
-            return
-        per_fn[key] = future
-        _AHEAD.append((future, per_fn, key, fn_key, build, args, compiler_options, jit_options))
-        if _AHEAD_LOWERING:
-            return
-        _AHEAD_LOWERING.append(True)
-    threading.Thread(target=_lower_ahead, name="pplc-compile-ahead").start()
-
-
-_AHEAD: list[tuple] = []          # programs asked for ahead, not yet lowered, in order
-_AHEAD_LOWERING: list[bool] = []  # non-empty while the lowering thread runs
-
-
-def _lower_ahead() -> None:
-    """The lowering thread: each program asked for ahead, loaded from disk or lowered and
-    then compiled on a thread of its own; its Future gets the executable or the error."""
-    while True:
-        with _LOCK:
-            if not _AHEAD:
-                _AHEAD_LOWERING.clear()
-                return
-            future, per_fn, key, fn_key, build, args, compiler_options, jit_options = _AHEAD.pop(0)
-
-        def done(make: Callable[[], Any], future=future, per_fn=per_fn, key=key) -> None:
-            try:
-                executable = make()
-            except BaseException as exc:   # noqa: BLE001 - handed to whoever waits for it
-                future.set_exception(exc)
-                return
-            with _LOCK:
-                if per_fn.get(key) is future:
-                    per_fn[key] = executable
-            future.set_result(executable)
-
-        try:
-            path, executable = _from_disk(fn_key, key[0], key[1], jit_options)
-            if executable is None:
-                lowered = jax.jit(build(), **jit_options).lower(*args)
-        except BaseException as exc:   # noqa: BLE001
-            future.set_exception(exc)
-            continue
-        if executable is not None:
-            done(lambda executable=executable: executable)
-        else:
-            def compile_it(lowered=lowered, path=path, options=compiler_options):
-                return _compile_lowered(lowered, path, options)
-            threading.Thread(target=done, args=(compile_it,), name="pplc-compile-ahead").start()
-
-
-def _compile(fn_key: Callable, static: Hashable, arg_signature: Hashable, build: Callable,
-             args: tuple, compiler_options: dict | None, jit_options: dict):
-    """Load the executable from disk (`persist_executables`) or compile it (and store it)."""
-    path, executable = _from_disk(fn_key, static, arg_signature, jit_options)
-    if executable is not None:
-        return executable
-    return _compile_lowered(jax.jit(build(), **jit_options).lower(*args), path, compiler_options)
-
-
-def _from_disk(fn_key: Callable, static: Hashable, arg_signature: Hashable, jit_options: dict):
-    """(where the executable persists or None, the executable loaded from there or None)."""
-    path = None if jit_options else _disk_path(fn_key, static, arg_signature)
-    executable = _load(path) if path is not None else None
-    with _LOCK:
-        _COUNTS["loaded" if executable is not None else "compiled"] += 1
-    return path, executable
-
-
-def _compile_lowered(lowered, path: Path | None, compiler_options: dict | None):
-    xla_hits = _XLA_CACHE_HITS[0]
-    executable = lowered.compile(compiler_options)
-    # An executable that XLA's own cache supplied serializes without some of its
-    # functions (running the loaded copy fails: "Function ... not found"): only a
-    # freshly compiled one is written. (The count is the process's: a hit on another
-    # thread meanwhile also keeps this one from being written, which is only a miss.)
-    if path is not None and _XLA_CACHE_HITS[0] == xla_hits:
-        _store(path, executable)
-    return executable
 
 
 class ContentKeyed:
