@@ -162,3 +162,57 @@ def test_the_second_pplc_sample_loads_its_programs_and_prints_the_same_summary(t
     kept = list((tmp_path / "cache").glob("*/executables/*.executable"))
     assert kept, "the first run kept no executable"
     assert first["parameters"] == second["parameters"]
+
+
+def test_a_copy_without_its_machine_code_is_neither_written_nor_loaded(tmp_path, monkeypatch):
+    """The second guard alone (the hit count is blinded: no event listener hears XLA's
+    cache): a program that XLA's cache supplied is not written, and such a copy put on
+    disk under a program's key is not loaded: the program is compiled anew and runs."""
+    import pickle
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import pytest
+    from jax._src import monitoring
+    from jax.experimental import serialize_executable
+
+    if not jax.config.jax_compilation_cache_dir:
+        pytest.skip("the session runs without a persistent compilation cache")
+    if jax.default_backend() != "cpu":
+        pytest.skip("object code in the serialized bytes is XLA:CPU's format")
+    x = np.linspace(0.0, 1.0, 11)
+
+    def build():   # a new function object each call: only XLA's disk cache can answer
+        def f(u, data):   # a program of its own: no other test compiles it
+            return jnp.cumsum(jnp.tanh(u * data) * 2.71828) + u[::-1]
+        return f
+
+    def fn_key():  # a fresh log density each time: pplc's in-memory cache misses
+        f = build()
+        return programs.ContentKeyed(f, lambda: (x, x))
+
+    jax.jit(build()).lower(x, x).compile()           # into XLA's cache
+    supplied = jax.jit(build()).lower(x, x).compile()  # out of it
+    serialized, in_tree, out_tree = serialize_executable.serialize(supplied)
+    assert b"\x7fELF" not in serialized, "XLA's cache kept the object code: nothing to test"
+
+    folder = tmp_path / "executables"
+    programs.persist_executables(folder)
+    try:
+        monkeypatch.setattr(monitoring, "_event_listeners", [])   # the hit goes unheard
+        programs.compiled(fn_key(), ("machine code",), build, x, x)
+        assert not folder.exists() or not any(folder.iterdir()), "a copy without code was written"
+        monkeypatch.undo()
+
+        fresh = fn_key()   # a key of its own, compiled fresh and written ...
+        programs.compiled(fresh, ("fresh",), lambda: lambda u, d: build()(u, d) + 1.0, x, x)
+        (entry,) = folder.iterdir()
+        entry.write_bytes(pickle.dumps((serialized, in_tree, out_tree)))   # ... then poisoned
+        before = programs.counts()
+        executable, _ = programs.compiled(fn_key(), ("fresh",),
+                                          lambda: lambda u, d: build()(u, d) + 1.0, x, x)
+        assert programs.counts()["loaded"] == before["loaded"]
+        np.testing.assert_allclose(executable(x, x), build()(x, x) + 1.0)
+    finally:
+        programs.persist_executables(None)
