@@ -58,6 +58,7 @@ from pplc.inference.integrator import (
     velocity,
     velocity_verlet,
 )
+from pplc.inference.loop_primitives import set_row, uniform_from_counter
 
 Array = jax.Array
 
@@ -146,50 +147,6 @@ class _Loop(NamedTuple):
     is_diverging: Array
 
 
-def _mix32(x: Array) -> Array:
-    """Wellons' "lowbias32" integer hash: a bijection of uint32 with full avalanche."""
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def _uniform(seed: Array, counter: Array, dtype) -> Array:
-    """A uniform in (0, 1) from a per-transition seed and an integer counter.
-
-    Why not `jax.random`: each threefry call inlines a few hundred HLO ops, and a NUTS
-    transition needs one uniform per leaf and two per doubling; with threefry everywhere the
-    kernel's XLA compile took 1.4 s for a 3-d Gaussian, most of it random-number code. The
-    seed itself comes from threefry once per transition; the counters are distinct for every
-    draw within a transition, and the hash of (seed, counter) is a counter-based generator
-    in the spirit of Philox/threefry, with 32 bits per draw, ample for accept/reject tests.
-    """
-    c = counter.astype(jnp.uint32)
-    h = _mix32(seed[0] ^ _mix32(c * jnp.uint32(0x9E3779B9) + seed[1]))
-    return (h.astype(dtype) + 0.5) * (1.0 / 4294967296.0)
-
-
-@jax.custom_batching.custom_vmap
-def _set_row(arr: Array, r: Array, x: Array) -> Array:
-    """arr.at[r].set(x): one row written in place (a dynamic-update-slice)."""
-    return arr.at[r].set(x)
-
-
-@_set_row.def_vmap
-def _set_row_batched(axis_size, in_batched, arr, r, x):
-    """Under vmap (chain_method="vectorized") each chain writes its own row, which JAX would
-    make a scatter; XLA:CPU never compiles a loop holding a scatter as one function
-    (pplc/jax_x64.py), so the batched write is a select over the rows instead."""
-    arr_b, r_b, x_b = in_batched
-    arr = arr if arr_b else jnp.broadcast_to(arr, (axis_size, *arr.shape))
-    r = r if r_b else jnp.broadcast_to(r, (axis_size,))
-    x = x if x_b else jnp.broadcast_to(x, (axis_size, *arr.shape[2:]))
-    hit = jnp.arange(arr.shape[1])[None, :] == r[:, None]
-    hit = hit.reshape(hit.shape + (1,) * (arr.ndim - 2))
-    return jnp.where(hit, x[:, None], arr), True
-
-
 def _no_uturn(v_left: Array, v_right: Array, rho: Array) -> Array:
     """Generalized criterion (Betancourt 2017, A.4.2): keep going while both ends move apart."""
     return (jnp.dot(v_left, rho) > 0) & (jnp.dot(v_right, rho) > 0)
@@ -227,8 +184,9 @@ def build_kernel(
         ok_b = ck.mid_ok[r] & _no_uturn(ck.mid_prev_velocity[r], v, rho_b)
         return ok & (is_half | ok_b)
 
-    # Counters for _uniform: doubling d uses 2d (direction) and 2d + 1 (top-level accept);
-    # leaf i of doubling d uses 2 * max_depth + 2^d - 1 + i, distinct over the transition.
+    # Counters for uniform_from_counter: doubling d uses 2d (direction) and 2d + 1
+    # (top-level accept); leaf i of doubling d uses 2 * max_depth + 2^d - 1 + i, distinct
+    # over the transition.
     def build_subtree(seed, start, start_velocity, ckpt, direction, depth, step_size, inv_mass, h0):
         """Append 2**depth leaves after `start`; stop early at a U-turn or divergence."""
         dtype = start.position.dtype
@@ -267,7 +225,7 @@ def build_kernel(
             # Multinomial sampling within the subtree: after leaf i, each leaf so far is the
             # proposal with probability w_leaf / sum(w), as Stan's uniform merge gives.
             log_weight = jnp.logaddexp(sub.log_weight, log_w_leaf)
-            u = _uniform(seed, leaf_counter0 + i, dtype)
+            u = uniform_from_counter(seed, leaf_counter0 + i, dtype)
             take = u < jnp.exp(log_w_leaf - log_weight)
             point = NUTSState(leaf.position, leaf.logdensity, leaf.logdensity_grad)
             proposal = jax.tree.map(lambda a, b: jnp.where(take, a, b), point, sub.proposal)
@@ -288,17 +246,17 @@ def build_kernel(
             is_even = (i & 1) == 0
             is_mid = is_even & (i > 0)
             srow = jnp.where(is_even, row, spare)
-            velocities = _set_row(ck.velocity, srow, v)
-            sums_before = _set_row(ck.sum_before, srow, rho_before)
+            velocities = set_row(ck.velocity, srow, v)
+            sums_before = set_row(ck.sum_before, srow, rho_before)
             mrow = jnp.where(is_mid, row - 1, spare)
             rho_a = rho - sums_before[mrow]  # left half + leaf i
             ok_a = _no_uturn(velocities[mrow], v, rho_a)
             ck = _Checkpoints(
                 velocity=velocities,
                 sum_before=sums_before,
-                mid_ok=_set_row(ck.mid_ok, mrow, ok_a),
-                mid_prev_velocity=_set_row(ck.mid_prev_velocity, mrow, sub.edge_velocity),
-                mid_sum_before_prev=_set_row(ck.mid_sum_before_prev, mrow, rho_before - prev.momentum),
+                mid_ok=set_row(ck.mid_ok, mrow, ok_a),
+                mid_prev_velocity=set_row(ck.mid_prev_velocity, mrow, sub.edge_velocity),
+                mid_sum_before_prev=set_row(ck.mid_sum_before_prev, mrow, rho_before - prev.momentum),
             )
 
             # Odd leaf i closes the trees of sizes 2, 4, ..., 2^t starting at rows
@@ -363,7 +321,7 @@ def build_kernel(
 
         def body(loop: _Loop) -> _Loop:
             traj = loop.trajectory
-            forward = _uniform(seed, 2 * loop.depth, dtype) < 0.5
+            forward = uniform_from_counter(seed, 2 * loop.depth, dtype) < 0.5
             direction = jnp.where(forward, 1.0, -1.0).astype(dtype)
             near = jax.tree.map(lambda r, l: jnp.where(forward, r, l), traj.right, traj.left)
             far = jax.tree.map(lambda r, l: jnp.where(forward, l, r), traj.right, traj.left)
@@ -373,7 +331,7 @@ def build_kernel(
 
             # Biased progressive sampling at the top level (Betancourt 2017, A.3.2): move to
             # the new subtree's proposal with probability min(1, W_new / W_old).
-            u = _uniform(seed, 2 * loop.depth + 1, dtype)
+            u = uniform_from_counter(seed, 2 * loop.depth + 1, dtype)
             take = valid & (u < jnp.exp(sub.log_weight - traj.log_weight))
             proposal = jax.tree.map(lambda a, b: jnp.where(take, a, b), sub.proposal, traj.proposal)
             proposal_energy = jnp.where(take, sub.proposal_energy, traj.proposal_energy)
