@@ -36,9 +36,9 @@ _SPLIT = "split the expression into named parts (x1 = ..., then x2 = ... x1 ...)
 def check_nesting(statements: Iterable[object], source: Source) -> None:
     """Refuse an expression deeper than MAX_DEPTH or loops deeper than MAX_LOOPS.
 
-    `statements` are as the parser's transformer leaves them (before `_finish`, which is
-    recursive): AST statements and the parser's helper objects for loops, defs, returns and
-    misplaced decorators. Iterative, so that any depth is measured without recursion."""
+    `statements` are as the parser's transformer leaves them (before
+    `parsed_forms.finish_program`, which is recursive): AST statements and the parser's
+    helper objects for loops, defs, returns and misplaced decorators. Iterative, so that any depth is measured without recursion."""
     pending: list[tuple[object, int]] = [(s, 0) for s in reversed(tuple(statements))]
     while pending:
         statement, loops = pending.pop()

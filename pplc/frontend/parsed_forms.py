@@ -10,16 +10,10 @@ so its recursive walk of expressions stays within Python's stack.
 
 from __future__ import annotations
 
-from lark import Token
-
 from pplc.errors import Diagnostics, Source, Span
 from pplc.frontend import ast
+from pplc.frontend.syntax_errors import token_span
 from pplc.frontend.tilde_on_expression import OnExpression, declarations, refuse
-
-
-def token_span(token: Token) -> Span:
-    """Where a token is: the transformer's names and this module's `range` check use it."""
-    return Span(token.line, token.column, token.end_line, token.end_column)
 
 
 class CallParts(ast.Call):

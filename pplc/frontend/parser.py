@@ -25,8 +25,8 @@ from pplc.errors import Source, Span, error
 from pplc.frontend import ast
 from pplc.frontend.nesting import check_nesting
 from pplc.frontend.parsed_forms import (CallParts, DefHeader, ForHeader, Misplaced, Return,
-                                        finish_program, token_span)
-from pplc.frontend.syntax_errors import dedent_error, syntax_error
+                                        finish_program)
+from pplc.frontend.syntax_errors import dedent_error, syntax_error, token_span
 from pplc.frontend.text import check_indentation, decode, normalize
 from pplc.frontend.tilde_on_expression import OnExpression
 

@@ -22,7 +22,9 @@ _TYPE_NAMES = {"real", "int", "positive", "unit", "simplex", "ordered", "positiv
                "corr_cholesky", "cov", "vector", "row_vector", "matrix", "array"}
 
 
-def _tspan(token: Token) -> Span:
+def token_span(token: Token) -> Span:
+    """Where a token is: the parser's transformer, its loosely read forms and the syntax
+    errors here all locate names and tokens by it."""
     return Span(token.line, token.column, token.end_line, token.end_column)
 
 
@@ -140,13 +142,13 @@ def syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
     previous = history[-1] if history else None
     if previous is not None and previous.type == "NAME" and str(previous) in _NOT_IN_THE_LANGUAGE:
         message, hint = _NOT_IN_THE_LANGUAGE[str(previous)]
-        return error(message, source, _tspan(previous), hint=hint)
+        return error(message, source, token_span(previous), hint=hint)
     header = source.line(token.line - 1).split("#", 1)[0].rstrip() if token.line else ""
     header_indent = len(header) - len(header.lstrip())
     body_missing = header.endswith(":") and (token.column or 1) <= header_indent + 1
     if ("_INDENT" in exc.expected or body_missing) \
             and token.type not in ("_INDENT", "_DEDENT", "_NEWLINE", "$END"):
-        return error(f"unexpected {_describe_token(token)}", source, _tspan(token),
+        return error(f"unexpected {_describe_token(token)}", source, token_span(token),
                      hint="the body of a `for` or `def` must be indented under its header")
     expected = sorted(_TOKEN_WORDS.get(t, f"'{t}'" if len(t) < 3 else t.lower())
                       for t in exc.expected if not t.startswith("__"))
@@ -170,7 +172,7 @@ def syntax_error(exc: UnexpectedInput, source: Source) -> PplcError:
         elif expected:
             hint = "expected " + _join(expected)
         return error(message, source, Span.point(line, col), hint=hint)
-    span = _tspan(token)
+    span = token_span(token)
     message = f"unexpected {_describe_token(token)}"
     hint = "expected " + _join(expected) if 0 < len(expected) <= 6 else None
     if token.type == "EQUAL" and "TILDE" in exc.expected:
@@ -268,7 +270,7 @@ def _angle_brackets(source: Source, token: Token, text: str) -> PplcError | None
     bounds = re.match(r"<([^>]*)>(.*)", after)
     if bounds is None:
         return error("bounds are written in parentheses: real(lower=..., upper=...)", source,
-                     _tspan(token), hint="or use the types positive and unit")
+                     token_span(token), hint="or use the types positive and unit")
     message, hint = habits.angle_bounds(base[1], bounds[1], bounds[2].strip())
     return error(message, source, Span(token.line, token.column, token.line,
                                        token.column + len(bounds[1]) + 2), hint=hint)
