@@ -1,14 +1,15 @@
 """The runtime a generated module carries: pplc's own functions, copied as source text.
 
 A generated module must not import pplc, yet its numbers must be pplc's to rounding. So the
-distribution densities and samplers (runtime/distributions.py), the constraint transforms
-(runtime/elementwise_transforms.py, runtime/vector_transforms.py), `integrate`
-(runtime/special.py), `ode` (runtime/ode.py, its solver runtime/tsit5.py) and the passes'
-helpers (runtime/functions.py) are copied into it by source: `Runtime.require` finds a
-top-level definition in its module, copies it with the definitions and imports it reads
-(transitively, dependencies first), and nothing else, so a module carries only what its
-model uses. A copied import must be of jax, numpy or the standard library (a built module
-runs where only jax and numpy are installed); anything else is a bug here (`InternalError`).
+distribution densities and samplers (runtime/distributions.py, truncation in
+runtime/truncation.py), the constraint transforms (runtime/elementwise_transforms.py,
+runtime/vector_transforms.py), `integrate` (runtime/special.py), `ode` (runtime/ode.py, its
+solver runtime/tsit5.py) and the passes' helpers (runtime/functions.py) are copied into it
+by source: `Runtime.require` finds a top-level definition in its module, copies it with the
+definitions and imports it reads (transitively, dependencies first), and nothing else, so a
+module carries only what its model uses. A copied import must be of jax, numpy or the
+standard library (a built module runs where only jax and numpy are installed); anything else
+is a bug here (`InternalError`).
 
 The helpers only generated code needs (`_over`, `_assemble`, ...) live in
 codegen/helpers.py and are copied the same way. Nothing is written out by hand here.
@@ -27,7 +28,7 @@ from pplc.errors import InternalError
 # Modules whose source may be copied, and modules a copied import may name.
 HELPERS = "pplc.backends.codegen.helpers"
 SOURCES = (HELPERS, "pplc.runtime.numerics", "pplc.runtime.densities", "pplc.runtime.multivariate",
-           "pplc.runtime.cdfs", "pplc.runtime.distributions",
+           "pplc.runtime.cdfs", "pplc.runtime.distributions", "pplc.runtime.truncation",
            "pplc.runtime.elementwise_transforms", "pplc.runtime.vector_transforms",
            "pplc.runtime.transforms", "pplc.runtime.special", "pplc.runtime.tsit5",
            "pplc.runtime.ode", "pplc.runtime.functions", "pplc.runtime.scans")
