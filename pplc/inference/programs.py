@@ -17,10 +17,12 @@ same key loads it and traces nothing. Whatever is not plainly named (a function 
 content key, settings that are not plain values, shardings, several processes) is never
 written, and an unreadable entry is compiled anew: a miss costs time, never a wrong program.
 
-An executable that XLA's own cache supplied is never written: on CPU it no longer holds
-the object code of its kernels, so its serialized copy loads but fails when run ("Function
-wrapped_copy not found"). Two guards, either enough: no XLA-cache hit while it compiled,
-and (CPU) object code in the bytes themselves, which is checked again when an entry is read.
+Only an executable that XLA compiled is written, never one that a cache supplied: XLA's
+persistent cache, or JAX's in-memory one handing back such a program. On CPU that copy no
+longer holds its kernels' object code, and its serialized copy loads but fails when run
+("Function wrapped_copy not found"). Two guards, each enough for it: JAX's events on the
+compiling thread (a compile, and no cache hit), and, on CPU, object code in the bytes
+themselves, which is checked again when an entry is read.
 """
 
 from __future__ import annotations
@@ -91,12 +93,10 @@ def compiled(fn_key: Callable, static: Hashable, build: Callable[[], Callable], 
     with _LOCK:
         _COUNTS["loaded" if executable is not None else "compiled"] += 1
     if executable is None:
-        xla_hits = _XLA_CACHE_HITS[0]
-        executable = jax.jit(build(), **jit_options).lower(*args).compile(compiler_options)
-        # An executable that XLA's own cache supplied serializes without some of its
-        # functions (running the loaded copy fails: "Function ... not found"): only a
-        # freshly compiled one is written.
-        if path is not None and _XLA_CACHE_HITS[0] == xla_hits:
+        lowered = jax.jit(build(), **jit_options).lower(*args)
+        seen = _compile_events()
+        executable = lowered.compile(compiler_options)
+        if path is not None and _freshly_compiled(seen):
             _store(path, executable)
     seconds = time.perf_counter() - start
     with _LOCK:
@@ -138,19 +138,43 @@ class ContentKeyed:
 
 def persist_executables(folder: str | Path | None) -> None:
     """Write compiled executables under `folder` and load them from there (None: stop)."""
-    if not _XLA_CACHE_LISTENING:
-        jax.monitoring.register_event_listener(_count_xla_cache_hits)
-        _XLA_CACHE_LISTENING.append(True)
+    if not _LISTENING:
+        jax.monitoring.register_event_listener(_on_event)
+        jax.monitoring.register_event_duration_secs_listener(_on_duration)
+        _LISTENING.append(True)
     _FOLDER[:] = [Path(folder)] if folder is not None else []
 
 
-_XLA_CACHE_HITS = [0]          # programs JAX's persistent cache supplied in this process
-_XLA_CACHE_LISTENING: list[bool] = []
+# What JAX did for the programs this thread asked it to compile. JAX reports both events
+# synchronously on the compiling thread, so counting per thread is exact whatever other
+# threads compile meanwhile. An executable that XLA's persistent cache supplied (its hit
+# event), or that JAX's in-memory cache handed back without compiling (no backend-compile
+# event: `jax.jit` of a function object it has lowered before, which may itself have come
+# from XLA's cache, measured: then neither event fires), is not written.
+_EVENTS = threading.local()
+_LISTENING: list[bool] = []
+_XLA_CACHE_HIT = "/jax/compilation_cache/cache_hits"
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
 
 
-def _count_xla_cache_hits(event: str, **kwargs: Any) -> None:
-    if event == "/jax/compilation_cache/cache_hits":
-        _XLA_CACHE_HITS[0] += 1
+def _on_event(event: str, **kwargs: Any) -> None:
+    if event == _XLA_CACHE_HIT:
+        _EVENTS.hits = getattr(_EVENTS, "hits", 0) + 1
+
+
+def _on_duration(event: str, duration: float, **kwargs: Any) -> None:
+    if event == _BACKEND_COMPILE:
+        _EVENTS.compiles = getattr(_EVENTS, "compiles", 0) + 1
+
+
+def _compile_events() -> tuple[int, int]:
+    return getattr(_EVENTS, "compiles", 0), getattr(_EVENTS, "hits", 0)
+
+
+def _freshly_compiled(before: tuple[int, int]) -> bool:
+    """Whether XLA compiled, on this thread since `before`, and took nothing from a cache."""
+    compiles, hits = _compile_events()
+    return compiles > before[0] and hits == before[1]
 
 
 def _plain(value: Any) -> bool:

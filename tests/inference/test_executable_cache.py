@@ -216,3 +216,43 @@ def test_a_copy_without_its_machine_code_is_neither_written_nor_loaded(tmp_path,
         np.testing.assert_allclose(executable(x, x), build()(x, x) + 1.0)
     finally:
         programs.persist_executables(None)
+
+
+def test_a_program_that_jax_hands_back_from_memory_is_not_written(tmp_path, monkeypatch):
+    """The first guard alone (the bytes' check switched off): `jax.jit` of a function object
+    JAX has compiled before returns that executable without compiling and without any
+    event; when it came from XLA's cache, its copy would lack its code. That is what a
+    second model's run met for a program not tied to its density (the window-end update):
+    so only a program JAX reported compiling, on this thread, is written."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import pytest
+
+    if not jax.config.jax_compilation_cache_dir:
+        pytest.skip("the session runs without a persistent compilation cache")
+    monkeypatch.setattr(programs, "_holds_machine_code", lambda serialized: True)
+    x = np.linspace(-1.0, 1.0, 9)
+
+    def make():
+        def f(u, data):   # a program of its own: no other test compiles it
+            return jnp.cumprod(jnp.cos(u - data) * 1.61803) - u[::-1]
+        return f
+
+    jax.jit(make()).lower(x, x).compile()   # into XLA's cache
+    f = make()
+    jax.jit(f).lower(x, x).compile()        # out of it, and kept in JAX's memory for f
+    folder = tmp_path / "executables"
+    programs.persist_executables(folder)
+    try:
+        executable, _ = programs.compiled(programs.ContentKeyed(f, lambda: (x, x)),
+                                          ("from memory",), lambda: f, x, x)
+        assert not folder.exists() or not any(folder.iterdir()), "a copy from memory was written"
+        np.testing.assert_allclose(executable(x, x), f(x, x))
+
+        def g(u, data):   # a control: a program compiled here is written
+            return jnp.cumprod(jnp.sin(u - data) * 1.32471) - u[::-1]
+        programs.compiled(programs.ContentKeyed(g, lambda: (x, x)), ("compiled",), lambda: g, x, x)
+        assert len(list(folder.iterdir())) == 1
+    finally:
+        programs.persist_executables(None)
