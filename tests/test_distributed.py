@@ -35,13 +35,15 @@ HIER = ROOT / "examples" / "hierarchical_logistic"
 ROWS = 999
 
 
-def _data(tmp_path: Path) -> Path:
+def _first_rows() -> dict:
+    """The hierarchical logistic's data cut to its first ROWS rows."""
     data = json.loads((HIER / "data.json").read_text())
-    for name in ("g", "X", "y"):
-        data[name] = data[name][:ROWS]
-    data["N"] = ROWS
+    return {**data, **{name: data[name][:ROWS] for name in ("g", "X", "y")}, "N": ROWS}
+
+
+def _data(tmp_path: Path) -> Path:
     path = tmp_path / "data.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(_first_rows()))
     return path
 
 
@@ -54,9 +56,7 @@ def _one_device(seed: int) -> dict:
     reuses its compiled sampler."""
     import pplc
     if "model" not in _ONE_DEVICE:
-        data = json.loads((HIER / "data.json").read_text())
-        data = {**data, **{name: data[name][:ROWS] for name in ("g", "X", "y")}, "N": ROWS}
-        _ONE_DEVICE["model"] = pplc.compile(HIER / "model.ppl").condition(data)
+        _ONE_DEVICE["model"] = pplc.compile(HIER / "model.ppl").condition(_first_rows())
     if seed not in _ONE_DEVICE:
         fit = _ONE_DEVICE["model"].sample(chains=2, warmup=30, draws=20, seed=seed,
                                           progress=False, chain_method="sequential",
