@@ -231,7 +231,7 @@ def _holds_machine_code(serialized: bytes) -> bool:
     cache supplied has none left (measured: 0 of 12 such copies held one, every freshly
     compiled one did, and every copy without failed when run). A program with no kernel at
     all is refused too: it is cheap to compile. Other platforms serialize otherwise and
-    rely on the hit count alone."""
+    rely on JAX's events alone (`_freshly_compiled`)."""
     return jax.default_backend() != "cpu" or b"\x7fELF" in serialized
 
 

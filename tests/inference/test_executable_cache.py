@@ -13,9 +13,17 @@ processes, as a user does.
 """
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax._src import monitoring
+from jax.experimental import serialize_executable
 
 import pplc
 from pplc.inference import programs
@@ -168,15 +176,6 @@ def test_a_copy_without_its_machine_code_is_neither_written_nor_loaded(tmp_path,
     """The second guard alone (the hit count is blinded: no event listener hears XLA's
     cache): a program that XLA's cache supplied is not written, and such a copy put on
     disk under a program's key is not loaded: the program is compiled anew and runs."""
-    import pickle
-
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    import pytest
-    from jax._src import monitoring
-    from jax.experimental import serialize_executable
-
     if not jax.config.jax_compilation_cache_dir:
         pytest.skip("the session runs without a persistent compilation cache")
     if jax.default_backend() != "cpu":
@@ -224,11 +223,6 @@ def test_a_program_that_jax_hands_back_from_memory_is_not_written(tmp_path, monk
     event; when it came from XLA's cache, its copy would lack its code. That is what a
     second model's run met for a program not tied to its density (the window-end update):
     so only a program JAX reported compiling, on this thread, is written."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-    import pytest
-
     if not jax.config.jax_compilation_cache_dir:
         pytest.skip("the session runs without a persistent compilation cache")
     monkeypatch.setattr(programs, "_holds_machine_code", lambda serialized: True)
