@@ -241,16 +241,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("PPLC_TRACEBACK") and exc.__cause__ is not None:
             import traceback   # what a user's extern function raised, where
             traceback.print_exception(exc.__cause__)
+        _leave_if_a_peer_is_gone(exc.__cause__)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         status = _signalled(EXIT_INTERRUPTED)
         print("terminated" if status == 128 + signal.SIGTERM else "interrupted",
               file=sys.stderr)
         return status
-    except InternalError as exc:
-        _internal(exc)
-        return EXIT_INTERNAL_ERROR
     except Exception as exc:  # noqa: BLE001 - anything else is a pplc bug
+        if _lost_peer(exc):
+            return EXIT_USER_ERROR
         _internal(exc)
         return EXIT_INTERNAL_ERROR
     finally:
@@ -273,6 +273,35 @@ def _signalled(status: int) -> int:
     if received is not None:
         return 128 + received
     return status
+
+
+def _lost_peer(exc: BaseException) -> bool:
+    """In a run of several processes, an error of JAX's (perhaps wrapped as pplc's
+    InternalError) that says another process is gone is reported as that
+    (pplc.inference.distributed.lost_peer), not as a pplc bug."""
+    if "pplc.inference.distributed" not in sys.modules:   # never joined a run
+        return False
+    from pplc.inference import distributed
+    cause = exc.__cause__ if isinstance(exc, InternalError) and exc.__cause__ else exc
+    lost = distributed.lost_peer(cause)
+    if lost is None:
+        return False
+    print(lost.render(), file=sys.stderr)
+    _leave_if_a_peer_is_gone(cause)
+    return True
+
+
+def _leave_if_a_peer_is_gone(cause: BaseException | None) -> None:
+    """If another process's connection closed, that process is no more, and JAX's shutdown
+    at exit would wait for it until its heartbeat timeout, then abort with a C++ stack
+    trace: this process ends now instead, with the error it printed."""
+    if cause is None or "pplc.inference.distributed" not in sys.modules:
+        return
+    from pplc.inference import distributed
+    if distributed.peer_gone(cause):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_USER_ERROR)
 
 
 def _internal(exc: BaseException) -> None:

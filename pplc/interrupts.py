@@ -19,6 +19,13 @@ Two regimes, switched by the CLI:
   (called by the CLI's progress callback after each chunk) raises KeyboardInterrupt
   again should the first one have been swallowed; the exit status says it either way.
 
+- In a run of several processes (`defer`, once the process joined), the signal stops
+  nothing by itself: it is recorded, and the sampler's processes agree at each chunk
+  boundary to stop together (`check`, inference/mcmc.py), process 0 keeping the draws. One
+  process leaving alone would leave the others waiting in the next chunk's collectives
+  (measured before: both processes hung 5 minutes, then aborted). A second signal ends the
+  process at once, as before the first chunk.
+
 The Python API installs none of this: a library must not take a program's signals. (While
 its chunks run, the sampler only puts a counting twin of Python's default SIGINT handler
 in place of that default, so that a lost KeyboardInterrupt still stops it: inference/sigint.py.)
@@ -31,7 +38,7 @@ import signal
 import threading
 
 _MESSAGES = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
-_state = {"signal": None, "keep_draws": False}
+_state = {"signal": None, "keep_draws": False, "deferred": False, "count": 0}
 _exiting = threading.Lock()
 
 
@@ -53,12 +60,17 @@ def _watch(read: int) -> None:
         for signum in data:
             if signum in _MESSAGES:
                 _state["signal"] = _state["signal"] or signum
-                if not _state["keep_draws"]:
+                _state["count"] += 1   # here only: the handler sees the same signal
+                if _state["deferred"] and _state["count"] > 1:
+                    exit_now(signum)
+                if not (_state["keep_draws"] or _state["deferred"]):
                     exit_now(signum)
 
 
 def _handler(signum, frame) -> None:
     _state["signal"] = _state["signal"] or signum
+    if _state["deferred"]:
+        return   # the watcher counts it; the sampler's processes agree to stop (`check`)
     if not _state["keep_draws"]:
         exit_now(signum)
     raise KeyboardInterrupt
@@ -77,6 +89,12 @@ def exit_now(signum: int) -> None:
         finally:
             os._exit(128 + signum)
     threading.Event().wait()
+
+
+def defer() -> None:
+    """A run of several processes: a first signal is only recorded, for the processes to
+    stop together at a chunk boundary (`check`); a second one ends this process at once."""
+    _state["deferred"] = True
 
 
 def keep_draws() -> None:

@@ -18,6 +18,7 @@ from typing import Sequence
 
 from pplc.command_support import (EXIT_INTERRUPTED, check_outputs, condition_model,
                                   import_in_background, load_model)
+from pplc import interrupts
 from pplc.errors import error
 
 
@@ -53,7 +54,11 @@ def cmd_sample(args) -> int:
         or bool(os.environ.get("JAX_COORDINATOR_ADDRESS"))
     if joined:   # before JAX makes any array; only process 0 writes and prints
         from pplc.inference import distributed
+        if distributed.process_id(args.process_id) == 0:
+            check_outputs(args, "summary", "output")   # refused before the others wait for it
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+        if distributed.joined()[1] > 1:
+            interrupts.defer()   # a signal stops every process at one chunk (pplc.interrupts)
         if not distributed.is_lead():
             args.quiet, args.output, args.summary = True, None, None
     conditioned, frontend_seconds = _prepare_run(args)
@@ -71,15 +76,20 @@ def cmd_sample(args) -> int:
             max_tree_depth=args.max_tree_depth, target_accept=args.target_accept,
             chain_method=args.chain_method, init=init, metric=args.metric,
             progress=progress, shard_data=args.shard_data)
-    if joined and not distributed.is_lead():
-        return 0   # the same draws as process 0, which writes them
-    posterior.compile_seconds += frontend_seconds
     complete = bool(posterior.attrs.get("complete", 1))
+    received = interrupts.received()
+    how = ("terminated" if received == signal.SIGTERM else "interrupted" if received or not joined
+           else "stopped, as another process of the run was interrupted")
+    if joined and not distributed.is_lead():   # the same draws as process 0, which writes them
+        if complete:
+            return 0
+        print(f"{how}: every process of the run stopped at the same iteration; process 0 "
+              "keeps the draws", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    posterior.compile_seconds += frontend_seconds
     if args.predict and complete:
         conditioned.predictive(posterior, seed=args.seed)
     if not complete:
-        from pplc import interrupts
-        how = "terminated" if interrupts.received() == signal.SIGTERM else "interrupted"
         print(f"{how}: keeping the {posterior.num_draws} draws per chain taken so far, "
               "marked incomplete", file=sys.stderr)
         if posterior.num_draws == 0:
@@ -146,7 +156,6 @@ def _init(text: str):
 def _keeping_draws(bar):
     """The sampler's progress callback: from its first chunk on, Ctrl-C and SIGTERM stop
     the run at the next chunk and keep the draws (`pplc.interrupts`)."""
-    from pplc import interrupts
 
     def progress(*report):
         interrupts.keep_draws()

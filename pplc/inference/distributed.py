@@ -22,8 +22,9 @@ import socket
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -58,8 +59,18 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     if process_id != 0:
         _wait_for(coordinator, timeout)
     import jax
+    if jax.config.jax_share_binary_between_hosts:
+        raise error("pplc's runs of several processes cannot use JAX_SHARE_BINARY_BETWEEN_HOSTS "
+                    "(jax_share_binary_between_hosts): JAX sends an executable only when "
+                    "process 0 missed its own compile cache, so the other processes, each "
+                    "with its own cache, wait for one that never comes",
+                    hint="unset JAX_SHARE_BINARY_BETWEEN_HOSTS; each process compiles its "
+                         "own program")
     # the CPU client's collectives across processes (the default has none); GPUs use NCCL
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    # JAX's preemption service takes SIGTERM (and then ignores it): pplc stops the run on
+    # it instead, every process at the same chunk (inference/mcmc.py, pplc/interrupts.py)
+    jax.config.update("jax_enable_preemption_service", False)
     done = threading.Event()
     threading.Thread(target=_watch, args=(done, coordinator, num_processes, process_id,
                                           timeout), daemon=True).start()
@@ -139,6 +150,67 @@ def is_lead() -> bool:
     """Whether this process writes the output: process 0, or the only one."""
     import jax
     return jax.process_index() == 0
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is true in any process of the run: the sampler's agreement to stop
+    at a chunk boundary (a signal reaches one process; every process must stop at the
+    same chunk, or the others wait in the next chunk's collectives for ever)."""
+    from jax.experimental import multihost_utils
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(flag))).any())
+
+
+# What JAX's errors say when another process of the run is gone (gloo's sockets, the
+# coordination service): its peer crashed, was killed, or stopped with an error of its own.
+_LOST = ("gloo", "connection reset by peer", "connection closed by peer",
+         "coordination service", "heartbeat")
+
+
+def lost_peer(exc: BaseException):
+    """A PplcError for a JAX error that means another process of the run is gone, or None.
+
+    Not a pplc bug, which is what any other exception is reported as: the message says
+    that this process stops because another did, and where to look for why."""
+    if not _JOINED or _JOINED[0][1] < 2:
+        return None
+    text = str(exc)
+    if not any(sign in text.lower() for sign in _LOST):
+        return None
+    _, num_processes, process_id = _JOINED[0]
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return error(f"process {process_id} of {num_processes} lost another process of the run, "
+                 f"which stopped (an error, a signal or a crash), and stops too: {first}",
+                 hint="the reason is in the other processes' output (the first of them to "
+                      "stop)")
+
+
+@contextmanager
+def naming_lost_peers() -> Iterator[None]:
+    """Within: an error of JAX's that means another process of the run is gone is raised as
+    `lost_peer`'s PplcError (chained to JAX's), for the Python API as for the CLI."""
+    try:
+        yield
+    except Exception as exc:   # noqa: BLE001 (JAX's runtime errors have no public class)
+        lost = lost_peer(exc)
+        if lost is None:
+            raise
+        raise lost from exc
+
+
+def peer_gone(exc: BaseException) -> bool:
+    """Whether a lost peer's error says its connection was closed, i.e. that process is no
+    more: JAX's shutdown barrier at exit would then wait for it until the heartbeat timeout
+    and abort (a C++ stack trace), so the CLI leaves without it (`os._exit`). A peer that
+    never came to the collectives (a deadline) may instead be alive at that barrier, which
+    only completes if this process reaches it too."""
+    text = str(exc).lower()
+    return "connection reset by peer" in text or "connection closed by peer" in text
+
+
+def process_id(given: int | None) -> int | None:
+    """This process's id in the run as `initialize` will take it (given, or JAX's
+    environment variable), before joining: None if neither says."""
+    return given if given is not None else _int_env(ENV[2])
 
 
 def _int_env(name: str) -> int | None:

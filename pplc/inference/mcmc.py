@@ -83,7 +83,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from pplc.inference import programs
+from pplc.inference import distributed, programs
 from pplc.inference.adaptation import initial_chain_state
 from pplc.inference.adaptive_step import needs_lapack, window_end_rows
 from pplc.inference.nuts_programs import (DEFAULT_CHUNK_SIZE, auto_method, available_cores, chain_mesh,
@@ -245,42 +245,52 @@ def sample_nuts(
             return jax.block_until_ready(program(s, part, data))
 
         pool = ThreadPoolExecutor(max_workers=min(num_chains, available_cores())) if method == "parallel" else None
+
+        def one_chunk(chain_states: list, part, n_real: int, lo: int) -> list:
+            """Every chain through one chunk; its draws (from `lo`) and counts kept."""
+            if pool is None:
+                results = [call(s, part) for s in chain_states]
+            else:
+                futures = [pool.submit(call, s, part) for s in chain_states]
+                results = [f.result() for f in futures]
+            for c, (_, (pos, st)) in enumerate(results):
+                st = [np.asarray(x)[..., :n_real] for x in st]
+                counters["n_steps"] += int(st[3].sum())
+                counters["divergences"] += int(st[1].sum())
+                if phase == "sampling":
+                    where = (slice(None) if batched else c, slice(lo, lo + n_real))
+                    positions[where] = np.asarray(pos)[..., :n_real, :]
+                    for name, x in zip(STAT_NAMES, st):
+                        stats[name][where] = x
+            return [r[0] for r in results]
+
+        def report(done: int) -> None:
+            if progress is not None:
+                progress(phase, done, total, counters["divergences"])
+            if interrupts.count:   # a Ctrl-C whose KeyboardInterrupt Python lost
+                raise KeyboardInterrupt
+
         try:
             lo = 0  # first draw of this chunk within the phase
             for part, n_real in chunks:
-                if pool is None:
-                    results = [call(s, part) for s in chain_states]
-                else:
-                    futures = [pool.submit(call, s, part) for s in chain_states]
-                    results = [f.result() for f in futures]
-                for c, (_, (pos, st)) in enumerate(results):
-                    st = [np.asarray(x)[..., :n_real] for x in st]
-                    n_steps = st[3].sum()
-                    div = int(st[1].sum())
-                    counters["n_steps"] += int(n_steps)
-                    counters["divergences"] += div
-                    if phase == "sampling":
-                        hi = lo + n_real
-                        if batched:
-                            positions[:, lo:hi] = np.asarray(pos)[:, :n_real]
-                            for name, x in zip(STAT_NAMES, st):
-                                stats[name][:, lo:hi] = x
-                        else:
-                            positions[c, lo:hi] = np.asarray(pos)[:n_real]
-                            for name, x in zip(STAT_NAMES, st):
-                                stats[name][c, lo:hi] = x
                 # The chunk is complete for every chain: only now does it count.
-                chain_states = [r[0] for r in results]
+                chain_states = one_chunk(chain_states, part, n_real, lo)
                 if start + lo + n_real - 1 in ends:   # a window's end: the metric's update
                     chain_states = window_end(chain_states)
                 lo += n_real
                 if phase == "sampling":
                     counters["drawn"] = lo
                 done += n_real * num_chains
-                if progress is not None:
-                    progress(phase, done, total, counters["divergences"])
-                if interrupts.count:   # a Ctrl-C whose KeyboardInterrupt Python lost
-                    raise KeyboardInterrupt
+                if not agree:
+                    report(done)
+                    continue
+                try:   # several processes: signals are only recorded (check, count)
+                    report(done)
+                    stop = False
+                except KeyboardInterrupt:
+                    stop = True
+                if distributed.any_process(stop):   # every process stops at this chunk
+                    return chain_states, True
         except KeyboardInterrupt:
             return chain_states, True
         finally:
@@ -289,7 +299,11 @@ def sample_nuts(
         return chain_states, False
 
     chain_states = [states] if batched else [jax.tree.map(lambda a, c=c: a[c], states) for c in range(num_chains)]
-    with counted_interrupts() as interrupts:
+    # Several processes: a signal in one is only recorded, and all stop at the same chunk
+    # boundary (one process leaving alone would leave the others in the next chunk's
+    # collectives): one all-gather of a flag per chunk.
+    agree = placement is not None and jax.process_count() > 1
+    with counted_interrupts(raising=not agree) as interrupts, distributed.naming_lost_peers():
         t0 = time.perf_counter()
         chain_states, interrupted = run_phase("warmup", 0, num_warmup, chain_states)
         t1 = time.perf_counter()

@@ -23,17 +23,21 @@ from typing import Iterator
 class Interrupts:
     """How many SIGINTs arrived during the run (0 where the program's handler was kept)."""
 
-    def __init__(self) -> None:
+    def __init__(self, raising: bool = True) -> None:
         self.count = 0
+        self.raising = raising
 
     def _handler(self, signum, frame) -> None:
         self.count += 1
-        raise KeyboardInterrupt
+        if self.raising:
+            raise KeyboardInterrupt
 
 
 @contextmanager
-def counted_interrupts() -> Iterator[Interrupts]:
-    record = Interrupts()
+def counted_interrupts(raising: bool = True) -> Iterator[Interrupts]:
+    """`raising=False`: the signal is only counted, for a run of several processes whose
+    driver stops at a chunk boundary agreed by all of them (inference/mcmc.py)."""
+    record = Interrupts(raising)
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield record
