@@ -128,8 +128,11 @@ def test_sigterm_to_one_process_stops_every_process_at_one_iteration_keeping_the
 
     (first, second), seconds = _run_and_signal(work, 1, signal.SIGTERM)
     assert first[0] == 130 and second[0] == 143, (first[2][-2000:], second[2][-2000:])
-    assert second[2].startswith("terminated: every process of the run stopped at the same "
-                                "iteration; process 0 keeps the draws"), second[2]
+    assert second[2].splitlines() == [   # at once, then when the run stopped
+        "terminated: every process of the run stops at the end of the current chunk of "
+        "iterations (once more to stop this process now)",
+        "terminated: every process of the run stopped at the same iteration; process 0 "
+        "keeps the draws"], second[2]
     assert first[2].startswith("stopped, as another process of the run was interrupted: "
                                "keeping the "), first[2]
     assert "marked incomplete" in first[2]
