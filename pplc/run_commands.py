@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from pplc import interrupts
 from pplc.command_support import (EXIT_INTERRUPTED, check_outputs, condition_model,
                                   import_in_background, load_model)
-from pplc import interrupts
 from pplc.errors import error
 
 
