@@ -162,7 +162,7 @@ def any_process(flag: bool) -> bool:
 
 # What JAX's errors say when another process of the run is gone (gloo's sockets, the
 # coordination service): its peer crashed, was killed, or stopped with an error of its own.
-_LOST = ("gloo", "connection reset by peer", "connection closed by peer",
+_LOST = ("gloo", "connection reset by peer", "connection closed by peer", "broken pipe",
          "coordination service", "heartbeat")
 
 
@@ -204,7 +204,12 @@ def peer_gone(exc: BaseException) -> bool:
     never came to the collectives (a deadline) may instead be alive at that barrier, which
     only completes if this process reaches it too."""
     text = str(exc).lower()
-    return "connection reset by peer" in text or "connection closed by peer" in text
+    return any(sign in text for sign in _GONE)
+
+
+# gloo's words (tcp/pair.cc) for a socket whose other end is closed: a read that gets
+# ECONNRESET or end of file, a write that gets EPIPE
+_GONE = ("connection reset by peer", "connection closed by peer", "broken pipe")
 
 
 def process_id(given: int | None) -> int | None:
