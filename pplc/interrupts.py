@@ -61,13 +61,13 @@ def _watch(read: int) -> None:
             if signum in _MESSAGES:
                 _state["signal"] = _state["signal"] or signum
                 _state["count"] += 1   # here only: the handler sees the same signal
-                if _state["deferred"] and _state["count"] > 1:
-                    exit_now(signum)
                 if _state["deferred"]:
+                    if _state["count"] > 1:
+                        exit_now(signum)
                     os.write(2, f"{_MESSAGES[signum]}: every process of the run stops at the "
                                 "end of the current chunk of iterations (once more to stop "
                                 "this process now)\n".encode())
-                if not (_state["keep_draws"] or _state["deferred"]):
+                elif not _state["keep_draws"]:
                     exit_now(signum)
 
 

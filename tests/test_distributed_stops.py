@@ -12,10 +12,10 @@ Each case was a hang or a C++ abort before (measured, two processes over loopbac
 - process 0 refusing its existing --output did so after joining, so the others waited
   30 s for it and reported an internal error.
 
-The runs sample a two-parameter model with an extern function (`marker.f`) that prints
-RUNNING from inside the compiled sampler once sampling is under way (after 3000 density
-evaluations; the warmup of 10 iterations of at most 8 steps takes fewer), the signal is
-sent then, and the draws (100000 asked) cannot finish first.
+The runs sample test_faults' two-parameter model with its extern function (`marker.f`),
+which prints RUNNING from inside the compiled sampler once sampling is under way (after
+MARK_AT = 3000 density evaluations; the warmup of 10 iterations of at most 8 steps takes
+fewer), the signal is sent then, and the draws (100000 asked) cannot finish first.
 """
 
 from __future__ import annotations
@@ -30,44 +30,16 @@ import time
 from pathlib import Path
 
 import pytest
+from test_faults import EXTERNS, MODEL   # the model with test_faults' RUNNING marker
 
 ROOT = Path(__file__).resolve().parents[1]
-
-MODEL = """\
-extern def f(x)
-data N: int
-data y: real[N]
-mu ~ Normal(0, 1)
-sigma ~ HalfNormal(1)
-y ~ Normal(f(mu), sigma)
-"""
-
-MARKER = """\
-import sys
-
-import jax
-
-_count = [0]
-
-
-def _tick(x):
-    _count[0] += 1
-    if _count[0] == 3000:
-        sys.stdout.write("RUNNING\\n")
-        sys.stdout.flush()
-
-
-def f(x):
-    jax.debug.callback(_tick, x)
-    return x
-"""
 
 
 @pytest.fixture
 def work(tmp_path):
     (tmp_path / "m.ppl").write_text(MODEL)
     (tmp_path / "d.json").write_text(json.dumps({"N": 7, "y": [0.1, 0.2, 0.3, -0.4, 0.5, 0.0, 0.9]}))
-    (tmp_path / "marker.py").write_text(MARKER)
+    (tmp_path / "marker.py").write_text(EXTERNS)
     return tmp_path
 
 
@@ -79,8 +51,8 @@ def _free_port() -> int:
 
 def _env(work: Path, **extra: str) -> dict:
     return {**os.environ, "PYTHONPATH": f"{work}{os.pathsep}{ROOT}", "PYTHONUNBUFFERED": "1",
-            "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
-            **extra}
+            "MARK_AT": "3000", "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=1", **extra}
 
 
 def _sample(work: Path, port: int, process_id: int, *extra: str) -> list[str]:
